@@ -1,0 +1,236 @@
+// Package wire is the framing that parent and child speak over their pipes:
+// a frame is a 4-byte little-endian payload length, a 1-byte kind, and the
+// payload. It also holds the encodings of the payloads both sides exchange
+// (invocations, task errors).
+//
+// The framing is the same in both directions and for every kind, so one
+// decoder serves the parent's non-blocking reads and the child's blocking
+// ones.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// HeaderSize is the size of a frame's header: length (4 bytes) and kind (1).
+const HeaderSize = 5
+
+// DefaultMaxPayload is the payload size limit used where none is set: 1 GiB.
+const DefaultMaxPayload = 1 << 30
+
+// Kind says what a frame carries.
+type Kind uint8
+
+// The kinds of frame. Parent to child: Invocation, Stop. Child to parent:
+// Answer, TaskFailed, Heartbeat, Progress.
+const (
+	KindInvocation Kind = 1 // an encoded [Invocation]
+	KindAnswer     Kind = 2 // the task's encoded result
+	KindTaskFailed Kind = 3 // an encoded [Failure]
+	KindHeartbeat  Kind = 4 // the child is alive; empty payload
+	KindProgress   Kind = 5 // free-form progress from the task
+	KindStop       Kind = 6 // parent asks the child to finish; empty payload
+)
+
+// Terminal reports whether a frame of kind k ends the task in flight (an
+// answer or a failure).
+func (k Kind) Terminal() bool { return k == KindAnswer || k == KindTaskFailed }
+
+func (k Kind) String() string {
+	switch k {
+	case KindInvocation:
+		return "invocation"
+	case KindAnswer:
+		return "answer"
+	case KindTaskFailed:
+		return "task-failed"
+	case KindHeartbeat:
+		return "heartbeat"
+	case KindProgress:
+		return "progress"
+	case KindStop:
+		return "stop"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+func (k Kind) valid() bool { return k >= KindInvocation && k <= KindStop }
+
+// FrameTooLargeError is returned for a frame whose declared payload is over
+// the limit. The stream cannot be resynchronised after it.
+type FrameTooLargeError struct {
+	Size  uint64 // the declared payload size
+	Limit int    // the limit in force
+}
+
+func (e *FrameTooLargeError) Error() string {
+	return fmt.Sprintf("wire: frame of %d bytes is over the limit of %d bytes", e.Size, e.Limit)
+}
+
+// ErrBadKind is returned for a frame header whose kind is unknown: what was
+// read is not a frame (garbage on the pipe).
+var ErrBadKind = errors.New("wire: unknown frame kind (not a frame: garbage on the pipe?)")
+
+// AppendHeader appends the header of a frame of kind k with a payload of n
+// bytes to dst.
+func AppendHeader(dst []byte, k Kind, n int) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
+	return append(dst, byte(k))
+}
+
+// AppendFrame appends a whole frame to dst.
+func AppendFrame(dst []byte, k Kind, payload []byte) []byte {
+	return append(AppendHeader(dst, k, len(payload)), payload...)
+}
+
+// ParseHeader reads a header from h (at least HeaderSize bytes) and checks it
+// against limit.
+func ParseHeader(h []byte, limit int) (Kind, int, error) {
+	n := binary.LittleEndian.Uint32(h)
+	k := Kind(h[4])
+	if !k.valid() {
+		return 0, 0, fmt.Errorf("%w: header % x", ErrBadKind, h[:HeaderSize])
+	}
+	if limit <= 0 {
+		limit = DefaultMaxPayload
+	}
+	if uint64(n) > uint64(limit) {
+		return 0, 0, &FrameTooLargeError{Size: uint64(n), Limit: limit}
+	}
+	return k, int(n), nil
+}
+
+// WriteFrame writes one frame to w, with one write for small frames.
+func WriteFrame(w io.Writer, k Kind, payload []byte) error {
+	if len(payload) <= 64<<10 {
+		var buf [64<<10 + HeaderSize]byte
+		_, err := w.Write(AppendFrame(buf[:0], k, payload))
+		return err
+	}
+	var h [HeaderSize]byte
+	if _, err := w.Write(AppendHeader(h[:0], k, len(payload))); err != nil {
+		return err
+	}
+	_, err := w.Write(payload)
+	return err
+}
+
+// ReadFrame reads one frame from r, blocking. It returns io.EOF at a clean
+// end (no byte of a new frame read), and io.ErrUnexpectedEOF when the stream
+// ends inside a frame.
+func ReadFrame(r io.Reader, limit int) (Kind, []byte, error) {
+	var h [HeaderSize]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, err
+	}
+	k, n, err := ParseHeader(h[:], limit)
+	if err != nil {
+		return 0, nil, err
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r, p); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, err
+	}
+	return k, p, nil
+}
+
+// Decoder takes bytes as they arrive, in pieces of any size, and gives back
+// whole frames. The zero value is ready to use with [DefaultMaxPayload].
+//
+// A large payload is read straight into its own buffer: [Decoder.Buffer]
+// hands out the place the next read should go, so a 64 MiB answer is copied
+// once, from the pipe into the slice that the receiver keeps.
+type Decoder struct {
+	// Limit is the largest payload accepted; 0 means DefaultMaxPayload.
+	Limit int
+
+	scratch []byte // small reads land here
+	start   int    // first unconsumed byte in scratch
+	end     int    // one past the last byte read into scratch
+
+	big     []byte // payload of a frame larger than scratch, being filled
+	bigKind Kind
+	bigFill int
+}
+
+// scratchSize is the size of the buffer small frames are read into.
+const scratchSize = 64 << 10
+
+// Buffer returns where the next read should go. It is never empty.
+func (d *Decoder) Buffer() []byte {
+	if d.big != nil {
+		return d.big[d.bigFill:]
+	}
+	if d.scratch == nil {
+		d.scratch = make([]byte, scratchSize)
+	}
+	if d.start == d.end {
+		d.start, d.end = 0, 0
+	} else if d.end == len(d.scratch) {
+		// Move the partial frame to the front to make room.
+		d.end = copy(d.scratch, d.scratch[d.start:d.end])
+		d.start = 0
+	}
+	return d.scratch[d.end:]
+}
+
+// Advance records that n bytes were read into the slice Buffer returned.
+func (d *Decoder) Advance(n int) {
+	if d.big != nil {
+		d.bigFill += n
+		return
+	}
+	d.end += n
+}
+
+// Next returns the next whole frame, if there is one. The payload belongs to
+// the caller. ok is false when more bytes are needed. After an error the
+// stream is broken and Next keeps returning it.
+func (d *Decoder) Next() (k Kind, payload []byte, ok bool, err error) {
+	if d.big != nil {
+		if d.bigFill < len(d.big) {
+			return 0, nil, false, nil
+		}
+		k, payload = d.bigKind, d.big
+		d.big, d.bigFill = nil, 0
+		return k, payload, true, nil
+	}
+	avail := d.end - d.start
+	if avail < HeaderSize {
+		return 0, nil, false, nil
+	}
+	k, n, err := ParseHeader(d.scratch[d.start:d.end], d.Limit)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	if avail-HeaderSize >= n {
+		p := make([]byte, n)
+		copy(p, d.scratch[d.start+HeaderSize:])
+		d.start += HeaderSize + n
+		return k, p, true, nil
+	}
+	if HeaderSize+n <= len(d.scratch) {
+		return 0, nil, false, nil // it will fit: wait for the rest
+	}
+	// Too big for scratch: give it its own buffer and read into that.
+	d.big = make([]byte, n)
+	d.bigKind = k
+	d.bigFill = copy(d.big, d.scratch[d.start+HeaderSize:d.end])
+	d.start, d.end = 0, 0
+	return d.Next()
+}
+
+// Pending reports how many bytes of an unfinished frame the decoder holds.
+// At the end of a stream it is the size of the truncated frame's start.
+func (d *Decoder) Pending() int {
+	if d.big != nil {
+		return HeaderSize + d.bigFill
+	}
+	return d.end - d.start
+}

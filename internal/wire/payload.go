@@ -1,0 +1,159 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Invocation is what the parent sends to run one task in a child.
+type Invocation struct {
+	Task     string    // the registered name
+	Arg      []byte    // the encoded argument
+	Deadline time.Time // zero: none
+	LockDir  string    // the dispatcher's lock directory; empty: none
+	Last     bool      // the child exits after answering this one (its limit)
+}
+
+// Failure is what a child sends when a task fails.
+type Failure struct {
+	Message  string
+	Stack    string // where it panicked; empty for a returned error
+	Panicked bool
+}
+
+// ErrMalformed is returned for a payload that does not decode.
+var ErrMalformed = errors.New("wire: malformed payload")
+
+const (
+	invocationVersion = 1
+	flagLast          = 1 << 0
+	flagPanicked      = 1 << 0
+)
+
+// AppendInvocation appends the encoding of inv to dst.
+func AppendInvocation(dst []byte, inv *Invocation) []byte {
+	var flags byte
+	if inv.Last {
+		flags |= flagLast
+	}
+	dst = append(dst, invocationVersion, flags)
+	dst = appendString(dst, inv.Task)
+	var dl int64
+	if !inv.Deadline.IsZero() {
+		dl = inv.Deadline.UnixNano()
+	}
+	dst = binary.AppendVarint(dst, dl)
+	dst = appendString(dst, inv.LockDir)
+	dst = binary.AppendUvarint(dst, uint64(len(inv.Arg)))
+	return append(dst, inv.Arg...)
+}
+
+// DecodeInvocation decodes an invocation. The argument aliases p.
+func DecodeInvocation(p []byte) (*Invocation, error) {
+	d := decoder{p: p}
+	if v := d.byte(); v != invocationVersion && d.err == nil {
+		return nil, fmt.Errorf("%w: invocation version %d, want %d", ErrMalformed, v, invocationVersion)
+	}
+	inv := &Invocation{Last: d.byte()&flagLast != 0}
+	inv.Task = d.string()
+	if dl := d.varint(); dl != 0 {
+		inv.Deadline = time.Unix(0, dl)
+	}
+	inv.LockDir = d.string()
+	inv.Arg = d.bytes()
+	if err := d.finish("invocation"); err != nil {
+		return nil, err
+	}
+	return inv, nil
+}
+
+// AppendFailure appends the encoding of f to dst.
+func AppendFailure(dst []byte, f *Failure) []byte {
+	var flags byte
+	if f.Panicked {
+		flags |= flagPanicked
+	}
+	dst = append(dst, flags)
+	dst = appendString(dst, f.Message)
+	return appendString(dst, f.Stack)
+}
+
+// DecodeFailure decodes a task failure.
+func DecodeFailure(p []byte) (*Failure, error) {
+	d := decoder{p: p}
+	f := &Failure{Panicked: d.byte()&flagPanicked != 0}
+	f.Message = d.string()
+	f.Stack = d.string()
+	if err := d.finish("task failure"); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// decoder reads fields in order; the first error sticks.
+type decoder struct {
+	p   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrMalformed, what)
+	}
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil || len(d.p) < 1 {
+		d.fail("truncated")
+		return 0
+	}
+	b := d.p[0]
+	d.p = d.p[1:]
+	return b
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.p)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.p = d.p[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	if d.err != nil {
+		return nil
+	}
+	n, k := binary.Uvarint(d.p)
+	if k <= 0 || n > uint64(len(d.p)-k) {
+		d.fail("bad length")
+		return nil
+	}
+	b := d.p[k : k+int(n) : k+int(n)]
+	d.p = d.p[k+int(n):]
+	return b
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+func (d *decoder) finish(what string) error {
+	if d.err == nil && len(d.p) != 0 {
+		d.fail(fmt.Sprintf("%d bytes after the %s", len(d.p), what))
+	}
+	if d.err != nil {
+		return fmt.Errorf("decoding %s: %w", what, d.err)
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+package procman
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/procrastinate-go/procrastinate/internal/wire"
+)
+
+// The cookie that marks a process as a child of a Manager. Its value names
+// the protocol version, so that an executable from another version refuses
+// to run as a child instead of misreading the pipes.
+const (
+	cookieKey   = "PROCRASTINATE_CHILD"
+	cookieValue = "procrastinate-go.v1"
+)
+
+// The child's protocol fds.
+const (
+	invocationFD = 3
+	messageFD    = 4
+)
+
+// IsChild reports whether this process was started as a child by a Manager
+// and has not yet been served (Serve removes the mark).
+func IsChild() bool {
+	_, ok := os.LookupEnv(cookieKey)
+	return ok
+}
+
+// Serve is the child's entry. In a process that was not started by a
+// Manager it returns at once and does nothing. In a child it removes the
+// cookie from the environment (so that the child may start children of its
+// own), checks its pipes, calls run with its end of them, and exits: with
+// status 0 when run returns nil, else with status 1 after printing run's
+// error on stderr. It never returns in a child.
+//
+// A process started by hand with the cookie but without the pipes exits
+// with status 2 and a one-line message on stderr.
+func Serve(run func(c *Child) error) {
+	v, ok := os.LookupEnv(cookieKey)
+	if !ok {
+		return
+	}
+	os.Unsetenv(cookieKey)
+	if v != cookieValue {
+		fail(fmt.Sprintf("started as a child of protocol %q, but this executable speaks %q; parent and child must be the same build", v, cookieValue))
+	}
+	c, err := newChild()
+	if err != nil {
+		fail(err.Error())
+	}
+	if err := run(c); err != nil {
+		fmt.Fprintf(os.Stderr, "procrastinate: child %d: %v\n", os.Getpid(), err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func fail(msg string) {
+	fmt.Fprintf(os.Stderr, "procrastinate: %s\n", msg)
+	os.Exit(2)
+}
+
+// Child is a child's end of its pipes: invocations come in through Next,
+// frames go out through Send. Its methods are safe for concurrent use.
+//
+// A goroutine reads the invocation pipe ahead of the task. When the pipe
+// ends while an invocation is in flight (taken by Next and not yet answered
+// with a terminal frame), the parent is gone: the child kills its own
+// process group at once, so that no orphan outlives its parent.
+type Child struct {
+	in, out *os.File
+	wmu     sync.Mutex
+	inv     chan []byte
+	stop    chan struct{}
+	stopped sync.Once
+	pending atomic.Int64 // invocations received and not yet answered
+	err     error        // why the invocation stream ended; read after inv is closed
+}
+
+func newChild() (*Child, error) {
+	for _, fd := range []int{invocationFD, messageFD} {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+			return nil, fmt.Errorf("started as a child (%s is set) but fd %d is not a pipe from a parent; this program is meant to be started by its dispatcher, not by hand", cookieKey, fd)
+		}
+		// What the task starts must not inherit the protocol pipes.
+		syscall.CloseOnExec(fd)
+	}
+	c := &Child{
+		in:   os.NewFile(invocationFD, "invocations"),
+		out:  os.NewFile(messageFD, "messages"),
+		inv:  make(chan []byte, 1),
+		stop: make(chan struct{}),
+	}
+	go c.readLoop()
+	return c, nil
+}
+
+func (c *Child) readLoop() {
+	defer close(c.inv)
+	for {
+		k, payload, err := wire.ReadFrame(c.in, wire.DefaultMaxPayload)
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+				if c.pending.Load() > 0 {
+					lifeline()
+				}
+			}
+			c.err = err
+			return
+		}
+		switch k {
+		case wire.KindInvocation:
+			c.pending.Add(1)
+			c.inv <- payload
+		case wire.KindStop:
+			c.stopped.Do(func() { close(c.stop) })
+		default:
+			c.err = fmt.Errorf("procman: unexpected %v frame on the invocation pipe", k)
+			return
+		}
+	}
+}
+
+// lifeline ends the child and everything in its group: the parent is gone.
+func lifeline() {
+	_ = syscall.Kill(0, syscall.SIGKILL)
+	os.Exit(3) // not reached
+}
+
+// Next waits for the next invocation and returns its payload. It returns
+// io.EOF when the parent has no more work for this child (the pipe ended
+// while nothing was in flight), and another error when the stream broke.
+func (c *Child) Next() ([]byte, error) {
+	p, ok := <-c.inv
+	if ok {
+		return p, nil
+	}
+	if c.err != nil {
+		return nil, fmt.Errorf("procman: reading invocations: %w", c.err)
+	}
+	return nil, io.EOF
+}
+
+// Send writes one frame to the parent. A terminal frame (an answer or a
+// failure) ends the invocation in flight.
+func (c *Child) Send(kind wire.Kind, payload []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := wire.WriteFrame(c.out, kind, payload); err != nil {
+		return fmt.Errorf("procman: writing a %v frame: %w", kind, err)
+	}
+	if kind.Terminal() {
+		c.pending.Add(-1)
+	}
+	return nil
+}
+
+// Stopped is closed when the parent asks the child to finish (a stop frame).
+func (c *Child) Stopped() <-chan struct{} { return c.stop }

@@ -1,0 +1,50 @@
+// Package procman starts child processes, watches them, reads what they
+// send, reaps them and kills them. It decides nothing: when a child starts,
+// and what it is given to do, is the caller's business (the dispatcher's, in
+// this module). It is the Go form of the Ruby gem procrastinate's
+// ProcessManager: "only low level unixy manipulation here, no strategy".
+//
+// # Children
+//
+// A child is a fresh start of the running executable with a cookie in its
+// environment, not a fork: Go cannot go on running Go code in a forked child.
+// The program must call [Serve] (through procrastinate.Main) first thing in
+// main and in TestMain; in a child, Serve strips the cookie from the
+// environment, hands the invocation pipe to the code that runs tasks, and
+// exits with what it returns.
+//
+// Each child holds fds 0 (/dev/null), 1 and 2 (the parent's, or what
+// [Spec] names) and two pipes: invocations come in on fd 3, frames go out
+// on fd 4. Nothing else crosses. The child leads its own process group, so a
+// signal from [Manager.KillProcesses] or [Process.Signal] reaches what it
+// started, and when the child exits whatever it left in its group is
+// killed. The invocation pipe is the child's lifeline: when the parent dies
+// the pipe reaches end of file and a child with work in flight kills its own
+// group at once (see [Child]); with [WithPdeathsig] the kernel sends a signal
+// too.
+//
+// # The manager
+//
+// A [Manager] holds one epoll set with a pidfd and a message pipe for every
+// child and an eventfd for [Manager.Wakeup]. [Manager.Step] sleeps in
+// epoll_wait with no polling timeout (it wakes at a deadline only when the
+// caller set one with [Manager.SetDeadline]), reads every ready message,
+// reaps every exited child with waitid on its pidfd, and delivers what it
+// found to each child's [Handler]. Nothing here waits on "any child", so
+// os/exec in the same program keeps its exit statuses, and several managers
+// live side by side in one process.
+//
+// A child moves through the states of [State]: new, running, stopped (its
+// exit was seen), removable (its message pipe was read to the end and its
+// handler told). [Handler.Exited] comes only after every frame the child
+// wrote has been delivered to [Handler.Message], so a child that answered
+// and exited is never reported dead before its answer.
+//
+// # Ownership
+//
+// A Manager belongs to one goroutine: Setup, Step, CreateProcess,
+// KillProcesses, WaitForAllChildren, Teardown and the methods of [Process]
+// must all be called from it (handlers run on it too, and may call them).
+// Only [Manager.Wakeup] is safe from any goroutine. Concurrent use is
+// detected where it is cheap, and panics.
+package procman

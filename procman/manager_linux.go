@@ -1,0 +1,793 @@
+//go:build linux
+
+package procman
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/procrastinate-go/procrastinate/internal/wire"
+)
+
+// Manager starts, watches, reads, feeds and reaps child processes. Create
+// one with New, call Setup, then Step in a loop; Teardown ends it. See the
+// package documentation for the rules of ownership.
+type Manager struct {
+	opts options
+	log  hclog.Logger
+
+	busy atomic.Int32 // 1 while the owner goroutine is inside a call
+
+	state   int // 0 new, 1 set up, 2 torn down
+	epfd    int
+	devnull int
+	argv    []string
+
+	wakeMu sync.RWMutex // guards evfd against Teardown closing it under Wakeup
+	evfd   int          // -1 once closed
+	woken  atomic.Bool  // a wakeup is pending in evfd: later Wakeups need not write
+
+	nextID   uint32
+	procs    map[uint32]*Process
+	events   []unix.EpollEvent
+	deadline time.Time // the caller's, from SetDeadline
+	hungup   int       // processes waiting out their hangup grace
+	finished []*Process
+}
+
+// Process is one child of a Manager. Its methods belong to the manager's
+// goroutine.
+type Process struct {
+	m       *Manager
+	id      uint32
+	name    string
+	h       Handler
+	pid     int
+	pidfd   int
+	msgfd   int // read end of the message pipe; -1 once at EOF
+	invfd   int // write end of the invocation pipe; -1 once closed
+	state   State
+	started time.Time
+	dec     wire.Decoder
+
+	out      [][]byte // frames waiting to be written to invfd
+	outOff   int      // bytes of out[0] already written
+	watchOut bool     // invfd is in the epoll set for EPOLLOUT
+
+	hangupAt time.Time // when a child that hung up gets killed; zero: not hung up
+	exitErr  error     // a protocol error or ErrHungUp, for Exit.Err
+	exit     *Exit
+}
+
+// epoll event roles, kept in the event's Pad field beside the process id.
+const (
+	roleWake = iota
+	roleMsg
+	roleInv
+	rolePid
+)
+
+// New returns a Manager configured by opts. Call Setup before using it.
+func New(opts ...Option) *Manager {
+	m := &Manager{epfd: -1, evfd: -1, devnull: -1, procs: make(map[uint32]*Process)}
+	m.opts = options{pipeSize: 1 << 20, hangupWait: 2 * time.Second, maxPayload: wire.DefaultMaxPayload}
+	for _, o := range opts {
+		o.apply(&m.opts)
+	}
+	m.log = m.opts.logger
+	if m.log == nil {
+		m.log = hclog.NewNullLogger()
+	}
+	return m
+}
+
+// enter marks the start of a call by the owner goroutine; it panics when
+// another goroutine is inside one.
+func (m *Manager) enter() {
+	if !m.busy.CompareAndSwap(0, 1) {
+		panic("procman: Manager used from two goroutines at once; only its owner goroutine may call it (Wakeup is the exception)")
+	}
+}
+
+func (m *Manager) leave() { m.busy.Store(0) }
+
+// Setup opens the manager's epoll set and wakeup eventfd. It must be called
+// once, before anything else.
+func (m *Manager) Setup() (err error) {
+	m.enter()
+	defer m.leave()
+	switch m.state {
+	case 1:
+		return errors.New("procman: Setup called twice")
+	case 2:
+		return ErrTornDown
+	}
+	if m.opts.path == "" {
+		if m.opts.path, err = os.Executable(); err != nil {
+			return fmt.Errorf("procman: finding the running executable: %w", err)
+		}
+	}
+	m.argv = []string{os.Args[0]}
+	defer func() {
+		if err != nil {
+			m.closeFDs()
+		}
+	}()
+	if m.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return fmt.Errorf("procman: epoll_create1: %w", err)
+	}
+	if m.evfd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return fmt.Errorf("procman: eventfd: %w", err)
+	}
+	if m.devnull, err = unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		return fmt.Errorf("procman: opening %s: %w", os.DevNull, err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: 0, Pad: roleWake}
+	if err = unix.EpollCtl(m.epfd, unix.EPOLL_CTL_ADD, m.evfd, &ev); err != nil {
+		return fmt.Errorf("procman: adding the eventfd to epoll: %w", err)
+	}
+	m.events = make([]unix.EpollEvent, 128)
+	m.state = 1
+	return nil
+}
+
+// Wakeup makes a Step that sleeps, or the next one, return. It is safe from
+// any goroutine, and cheap when a wakeup is already pending. After Teardown
+// it returns ErrTornDown.
+func (m *Manager) Wakeup() error {
+	if m.woken.Swap(true) {
+		return nil
+	}
+	m.wakeMu.RLock()
+	defer m.wakeMu.RUnlock()
+	if m.evfd < 0 {
+		if m.state == 0 {
+			return ErrNotSetUp
+		}
+		return ErrTornDown
+	}
+	one := [8]byte{1}
+	for {
+		_, err := unix.Write(m.evfd, one[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN { // the counter is full: a wakeup is pending anyway
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("procman: writing the wakeup eventfd: %w", err)
+		}
+		return nil
+	}
+}
+
+// SetDeadline makes Step return no later than t even when nothing happens;
+// the zero time removes the deadline. This is for the caller's own timers
+// (task deadlines, grace periods); Step never polls without one.
+func (m *Manager) SetDeadline(t time.Time) { m.deadline = t }
+
+// ProcessCount returns the number of children the manager holds: started
+// and not yet removable, that is, counted until their handler has been told
+// of their exit.
+func (m *Manager) ProcessCount() int { return len(m.procs) }
+
+// Processes returns the children the manager holds, in no order.
+func (m *Manager) Processes() []*Process {
+	ps := make([]*Process, 0, len(m.procs))
+	for _, p := range m.procs {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+func (m *Manager) check() error {
+	switch m.state {
+	case 0:
+		return ErrNotSetUp
+	case 2:
+		return ErrTornDown
+	}
+	return nil
+}
+
+// CreateProcess starts a child as spec says and reports what it sends and
+// how it ends to h. It returns once the child is started; it never waits
+// for the child to do anything. An error means no child was started and h
+// will not be called; a *StartError says why the executable could not run.
+func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
+	m.enter()
+	defer m.leave()
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, errors.New("procman: CreateProcess with a nil Handler")
+	}
+	var inv, msg [2]int
+	if err := unix.Pipe2(inv[:], unix.O_CLOEXEC); err != nil {
+		return nil, &StartError{Path: m.opts.path, Err: fmt.Errorf("creating the invocation pipe: %w", err)}
+	}
+	if err := unix.Pipe2(msg[:], unix.O_CLOEXEC); err != nil {
+		unix.Close(inv[0])
+		unix.Close(inv[1])
+		return nil, &StartError{Path: m.opts.path, Err: fmt.Errorf("creating the message pipe: %w", err)}
+	}
+	// The parent's ends never block; the child's ends do.
+	_ = unix.SetNonblock(inv[1], true)
+	_ = unix.SetNonblock(msg[0], true)
+	if m.opts.pipeSize > 0 {
+		_, _ = unix.FcntlInt(uintptr(msg[0]), unix.F_SETPIPE_SZ, m.opts.pipeSize)
+	}
+	stdout, stderr := uintptr(1), uintptr(2)
+	if spec.Stdout != nil {
+		stdout = spec.Stdout.Fd()
+	}
+	if spec.Stderr != nil {
+		stderr = spec.Stderr.Fd()
+	}
+	pidfd := -1
+	attr := &syscall.ProcAttr{
+		Dir:   spec.Dir,
+		Env:   childEnv(spec.Env),
+		Files: []uintptr{uintptr(m.devnull), stdout, stderr, uintptr(inv[0]), uintptr(msg[1])},
+		Sys: &syscall.SysProcAttr{
+			Setpgid:   true,
+			Pdeathsig: m.opts.pdeathsig,
+			PidFD:     &pidfd,
+		},
+	}
+	start := time.Now()
+	pid, _, err := syscall.StartProcess(m.opts.path, m.argv, attr)
+	unix.Close(inv[0])
+	unix.Close(msg[1])
+	if err == nil && pidfd < 0 {
+		// Go started it but the kernel gave no pidfd (Linux before 5.3):
+		// without one it could not be reaped safely.
+		_ = unix.Kill(pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		_, _ = unix.Wait4(pid, &ws, 0, nil)
+		err = ErrUnsupported
+	}
+	if err != nil {
+		unix.Close(inv[1])
+		unix.Close(msg[0])
+		m.log.Warn("child failed to start", "path", m.opts.path, "error", err)
+		return nil, &StartError{Path: m.opts.path, Err: err}
+	}
+	m.nextID++
+	p := &Process{
+		m: m, id: m.nextID, name: spec.Name, h: h,
+		pid: pid, pidfd: pidfd, msgfd: msg[0], invfd: inv[1],
+		state: StateRunning, started: start,
+	}
+	p.dec.Limit = m.opts.maxPayload
+	m.procs[p.id] = p
+	if err := m.watch(pidfd, p.id, rolePid, unix.EPOLLIN); err != nil {
+		m.log.Error("watching a child's pidfd", "pid", pid, "error", err)
+	}
+	if err := m.watch(p.msgfd, p.id, roleMsg, unix.EPOLLIN); err != nil {
+		m.log.Error("watching a child's message pipe", "pid", pid, "error", err)
+	}
+	m.log.Debug("child started", "pid", pid, "name", spec.Name)
+	if spec.Invocation != nil {
+		_ = p.send(wire.KindInvocation, spec.Invocation)
+	}
+	return p, nil
+}
+
+func (m *Manager) watch(fd int, id uint32, role int32, events uint32) error {
+	ev := unix.EpollEvent{Events: events, Fd: int32(id), Pad: role}
+	return unix.EpollCtl(m.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
+}
+
+func (m *Manager) unwatch(fd int) {
+	_ = unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+}
+
+// Step waits until a wakeup, a child event or the deadline set with
+// SetDeadline, then reads every ready message, writes what the children
+// can take, reaps every exited child and tells the handlers. It returns
+// after one round; call it in a loop.
+func (m *Manager) Step() error {
+	m.enter()
+	defer m.leave()
+	if err := m.check(); err != nil {
+		return err
+	}
+	n, err := m.wait()
+	if err != nil {
+		return err
+	}
+	for _, ev := range m.events[:n] {
+		if ev.Pad == roleWake {
+			m.drainWakeup()
+			continue
+		}
+		p := m.procs[uint32(ev.Fd)]
+		if p == nil || p.state != StateRunning {
+			continue // finished earlier in this round
+		}
+		switch ev.Pad {
+		case roleMsg:
+			p.read(false)
+		case roleInv:
+			p.flush()
+		case rolePid:
+			p.reap(false)
+		}
+	}
+	if m.hungup > 0 {
+		m.killHungUp()
+	}
+	m.deliverFinished()
+	return nil
+}
+
+// wait sleeps in epoll_wait until an event or the earliest deadline.
+func (m *Manager) wait() (int, error) {
+	for {
+		timeout := -1
+		if t := m.nextDeadline(); !t.IsZero() {
+			d := time.Until(t)
+			if d <= 0 {
+				timeout = 0
+			} else {
+				timeout = int((d + time.Millisecond - 1) / time.Millisecond)
+			}
+		}
+		n, err := unix.EpollWait(m.epfd, m.events, timeout)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("procman: epoll_wait: %w", err)
+		}
+		return n, nil
+	}
+}
+
+func (m *Manager) nextDeadline() time.Time {
+	t := m.deadline
+	if m.hungup > 0 {
+		for _, p := range m.procs {
+			if !p.hangupAt.IsZero() && (t.IsZero() || p.hangupAt.Before(t)) {
+				t = p.hangupAt
+			}
+		}
+	}
+	return t
+}
+
+func (m *Manager) drainWakeup() {
+	// Clear the flag before reading, so that a Wakeup racing with us
+	// writes again rather than being lost.
+	m.woken.Store(false)
+	var buf [8]byte
+	_, _ = unix.Read(m.evfd, buf[:])
+}
+
+func (m *Manager) killHungUp() {
+	now := time.Now()
+	for _, p := range m.procs {
+		if p.state == StateRunning && !p.hangupAt.IsZero() && !now.Before(p.hangupAt) {
+			p.hangupAt = time.Time{}
+			m.hungup--
+			p.exitErr = ErrHungUp
+			m.log.Warn("child closed its message pipe and kept running; killing it", "pid", p.pid)
+			_ = p.Signal(unix.SIGKILL)
+		}
+	}
+}
+
+// read reads what the child's message pipe holds and delivers whole frames.
+// Unless final, it stops after a fair share so that one chatty child
+// cannot starve the others (epoll reports the rest next round).
+func (p *Process) read(final bool) {
+	const share = 4 << 20
+	got := 0
+	for p.msgfd >= 0 && (final || got < share) {
+		buf := p.dec.Buffer()
+		n, err := unix.Read(p.msgfd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return
+		}
+		if err != nil || n == 0 {
+			p.hangup(err)
+			return
+		}
+		got += n
+		p.dec.Advance(n)
+		for {
+			k, payload, ok, err := p.dec.Next()
+			if err != nil {
+				p.protocolError(err)
+				return
+			}
+			if !ok {
+				break
+			}
+			p.m.callMessage(p, k, payload)
+		}
+	}
+}
+
+// hangup handles the end of the message pipe (err is a read error, or nil
+// at end of file).
+func (p *Process) hangup(err error) {
+	p.closeMsg()
+	if n := p.dec.Pending(); n > 0 {
+		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("the stream ended inside a frame, %d bytes into it", n)})
+	} else if err != nil {
+		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("reading the message pipe: %w", err)})
+	}
+	if p.state == StateRunning && p.exitErr == nil {
+		// Usually the child is exiting and its pidfd fires next; if it
+		// is still running after the grace period it is killed.
+		p.hangupAt = time.Now().Add(p.m.opts.hangupWait)
+		p.m.hungup++
+	}
+}
+
+func (p *Process) protocolError(err error) {
+	p.closeMsg()
+	p.recordError(&ProtocolError{Pid: p.pid, Err: err})
+	if p.state == StateRunning {
+		_ = p.Signal(unix.SIGKILL)
+	}
+}
+
+func (p *Process) recordError(err error) {
+	if p.exitErr == nil {
+		p.exitErr = err
+		p.m.log.Warn("protocol error", "pid", p.pid, "name", p.name, "error", err)
+	}
+}
+
+func (p *Process) closeMsg() {
+	if p.msgfd >= 0 {
+		p.m.unwatch(p.msgfd)
+		unix.Close(p.msgfd)
+		p.msgfd = -1
+	}
+}
+
+// siginfo is the part of siginfo_t that waitid fills for a child.
+type siginfo struct {
+	signo  int32
+	errno  int32
+	code   int32
+	_      int32
+	pid    int32
+	uid    uint32
+	status int32
+	_      [128 - 28]byte
+}
+
+// From <sys/wait.h> and <signal.h>.
+const (
+	pPIDFD    = 3 // P_PIDFD, Linux 5.4
+	cldExited = 1 // CLD_EXITED
+	cldDumped = 3 // CLD_DUMPED
+)
+
+// reap collects the child's exit status. Unless block is set it returns
+// without doing anything when the child has not exited yet.
+func (p *Process) reap(block bool) {
+	opts := unix.WEXITED
+	if !block {
+		opts |= unix.WNOHANG
+		// Peek first, so that the group is killed while the zombie still
+		// holds the pid (and so the group id) against reuse.
+		var peek siginfo
+		if err := waitid(p.pidfd, &peek, opts|unix.WNOWAIT, nil); err != nil || peek.pid == 0 {
+			return
+		}
+	}
+	// Whatever the child left running in its group goes with it.
+	_ = unix.Kill(-p.pid, unix.SIGKILL)
+	var info siginfo
+	var ru unix.Rusage
+	if err := waitid(p.pidfd, &info, opts, &ru); err != nil {
+		p.m.log.Error("waitid on a child's pidfd", "pid", p.pid, "error", err)
+		return
+	}
+	if info.pid == 0 {
+		return
+	}
+	e := &Exit{
+		Pid:        p.pid,
+		Duration:   time.Since(p.started),
+		UserTime:   time.Duration(ru.Utime.Nano()),
+		SystemTime: time.Duration(ru.Stime.Nano()),
+		MaxRSS:     ru.Maxrss * 1024,
+	}
+	switch info.code {
+	case cldExited:
+		e.ExitCode = int(info.status)
+	default: // CLD_KILLED, CLD_DUMPED
+		e.ExitCode = -1
+		e.Signal = syscall.Signal(info.status)
+		e.Core = info.code == cldDumped
+	}
+	p.state = StateStopped
+	p.m.unwatch(p.pidfd)
+	unix.Close(p.pidfd)
+	p.pidfd = -1
+	// Every byte the child wrote is in the pipe now: read to the end (or
+	// to EAGAIN, when something it started still holds the pipe open).
+	p.read(true)
+	if n := p.dec.Pending(); n > 0 {
+		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("the child exited inside a frame, %d bytes into it", n)})
+	}
+	p.closeMsg()
+	p.closeInput()
+	if !p.hangupAt.IsZero() {
+		p.hangupAt = time.Time{}
+		p.m.hungup--
+	}
+	e.Err = p.exitErr
+	p.exit = e
+	p.m.finished = append(p.m.finished, p)
+	if e.Signal != 0 {
+		p.m.log.Debug("child exited", "pid", p.pid, "name", p.name, "signal", e.Signal.String(), "duration", e.Duration)
+	} else {
+		p.m.log.Debug("child exited", "pid", p.pid, "name", p.name, "code", e.ExitCode, "duration", e.Duration)
+	}
+}
+
+func waitid(pidfd int, info *siginfo, opts int, ru *unix.Rusage) error {
+	for {
+		_, _, e := unix.Syscall6(unix.SYS_WAITID, pPIDFD, uintptr(pidfd), uintptr(unsafe.Pointer(info)), uintptr(opts), uintptr(unsafe.Pointer(ru)), 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return e
+		}
+		return nil
+	}
+}
+
+// deliverFinished removes the children reaped in this round and tells their
+// handlers.
+func (m *Manager) deliverFinished() {
+	for len(m.finished) > 0 {
+		p := m.finished[0]
+		m.finished = m.finished[1:]
+		p.state = StateRemovable
+		delete(m.procs, p.id)
+		m.callExited(p, p.exit)
+	}
+	m.finished = m.finished[:0]
+}
+
+// callMessage and callExited run a handler with the manager released, so
+// that the handler may call the manager's methods.
+func (m *Manager) callMessage(p *Process, k wire.Kind, payload []byte) {
+	m.leave()
+	defer m.enter()
+	p.h.Message(p, k, payload)
+}
+
+func (m *Manager) callExited(p *Process, e *Exit) {
+	m.leave()
+	defer m.enter()
+	p.h.Exited(p, e)
+}
+
+// KillProcesses sends sig to the process group of every child that has
+// not exited yet. A child that is already gone is not an error.
+func (m *Manager) KillProcesses(sig syscall.Signal) error {
+	m.enter()
+	defer m.leave()
+	if err := m.check(); err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range m.procs {
+		if err := p.Signal(sig); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// WaitForAllChildren runs Step until the manager holds no child.
+func (m *Manager) WaitForAllChildren() error {
+	for m.ProcessCount() > 0 {
+		if err := m.Step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Teardown kills every child that is left (SIGKILL to its group), reaps it,
+// tells its handler, and closes the manager's fds. After it returns no child
+// of this manager is alive or a zombie. Calling it again does nothing.
+func (m *Manager) Teardown() error {
+	m.enter()
+	defer m.leave()
+	if m.state == 2 {
+		return nil
+	}
+	for _, p := range m.procs {
+		if p.state == StateRunning {
+			_ = p.Signal(unix.SIGKILL)
+			p.reap(true)
+		}
+	}
+	m.deliverFinished()
+	m.state = 2
+	m.closeFDs()
+	return nil
+}
+
+func (m *Manager) closeFDs() {
+	m.wakeMu.Lock()
+	if m.evfd >= 0 {
+		unix.Close(m.evfd)
+		m.evfd = -1
+	}
+	m.wakeMu.Unlock()
+	for _, fd := range []*int{&m.epfd, &m.devnull} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
+// Pid returns the child's process id. It is also its process group id.
+func (p *Process) Pid() int { return p.pid }
+
+// Name returns the Spec.Name the child was started with.
+func (p *Process) Name() string { return p.name }
+
+// State returns where the child is in its life.
+func (p *Process) State() State { return p.state }
+
+// Started returns when the child was started.
+func (p *Process) Started() time.Time { return p.started }
+
+// Exit returns how the child ended, or nil while it runs.
+func (p *Process) Exit() *Exit { return p.exit }
+
+// Send queues a frame for the child's invocation pipe and writes as much of
+// it as the pipe takes now; the rest is written as the child reads. It
+// never blocks. The payload is kept until written and must not be changed.
+// It returns ErrInputClosed once the pipe is closed.
+func (p *Process) Send(kind wire.Kind, payload []byte) error {
+	p.m.enter()
+	defer p.m.leave()
+	return p.send(kind, payload)
+}
+
+func (p *Process) send(kind wire.Kind, payload []byte) error {
+	if p.invfd < 0 {
+		return ErrInputClosed
+	}
+	p.out = append(p.out, wire.AppendHeader(make([]byte, 0, wire.HeaderSize), kind, len(payload)))
+	if len(payload) > 0 {
+		p.out = append(p.out, payload)
+	}
+	p.flush()
+	if p.invfd < 0 {
+		return ErrInputClosed
+	}
+	return nil
+}
+
+// flush writes queued frames until the pipe is full, then waits for
+// EPOLLOUT.
+func (p *Process) flush() {
+	for len(p.out) > 0 && p.invfd >= 0 {
+		iov := p.out
+		if len(iov) > 64 {
+			iov = iov[:64]
+		}
+		first := iov[0]
+		iov[0] = first[p.outOff:]
+		n, err := unix.Writev(p.invfd, iov)
+		iov[0] = first
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			// EPIPE: the child stopped reading or exited; what it did
+			// not read is lost, and its exit will say the rest.
+			p.m.log.Debug("child's invocation pipe broke", "pid", p.pid, "error", err)
+			p.closeInput()
+			return
+		}
+		n += p.outOff
+		for n > 0 && len(p.out) > 0 && n >= len(p.out[0]) {
+			n -= len(p.out[0])
+			p.out[0] = nil
+			p.out = p.out[1:]
+		}
+		p.outOff = n
+	}
+	want := len(p.out) > 0 && p.invfd >= 0
+	if want != p.watchOut {
+		if want {
+			_ = p.m.watch(p.invfd, p.id, roleInv, unix.EPOLLOUT)
+		} else if p.invfd >= 0 {
+			p.m.unwatch(p.invfd)
+		}
+		p.watchOut = want
+	}
+	if len(p.out) == 0 {
+		p.out, p.outOff = nil, 0
+	}
+}
+
+// CloseInput closes the child's invocation pipe. A child waiting for work
+// sees the end and exits; a child with work in flight takes it as its
+// parent's death and kills its group. Calling it twice does nothing.
+func (p *Process) CloseInput() {
+	p.m.enter()
+	defer p.m.leave()
+	p.closeInput()
+}
+
+func (p *Process) closeInput() {
+	if p.invfd < 0 {
+		return
+	}
+	if p.watchOut {
+		p.m.unwatch(p.invfd)
+		p.watchOut = false
+	}
+	unix.Close(p.invfd)
+	p.invfd = -1
+	p.out, p.outOff = nil, 0
+}
+
+// Signal sends sig to the child's process group, which the child leads. It
+// is a no-op once the child has been reaped; a child that has exited but
+// is not reaped yet is not an error.
+func (p *Process) Signal(sig syscall.Signal) error {
+	if p.state != StateRunning {
+		return nil
+	}
+	// The pid cannot be reused before we reap it, so the group id is ours.
+	err := unix.Kill(-p.pid, sig)
+	if err == unix.ESRCH {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("procman: signalling child %d: %w", p.pid, err)
+	}
+	return nil
+}
+
+// childEnv is the parent's environment with the child cookie, then extra.
+func childEnv(extra []string) []string {
+	env := os.Environ()
+	out := make([]string, 0, len(env)+1+len(extra))
+	for _, kv := range env {
+		if len(kv) > len(cookieKey) && kv[:len(cookieKey)] == cookieKey && kv[len(cookieKey)] == '=' {
+			continue
+		}
+		out = append(out, kv)
+	}
+	out = append(out, cookieKey+"="+cookieValue)
+	return append(out, extra...)
+}

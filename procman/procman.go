@@ -1,0 +1,210 @@
+package procman
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/procrastinate-go/procrastinate/internal/wire"
+)
+
+// Errors returned by the Manager. Compare with errors.Is.
+var (
+	// ErrNotSetUp is returned by calls made before Setup.
+	ErrNotSetUp = errors.New("procman: manager is not set up (call Setup first)")
+	// ErrTornDown is returned by calls made after Teardown.
+	ErrTornDown = errors.New("procman: manager was torn down")
+	// ErrUnsupported is returned by Setup where pidfds and epoll are missing.
+	ErrUnsupported = errors.New("procman: this platform is not supported (Linux 5.4 or later is needed for pidfds)")
+	// ErrInputClosed is returned by Process.Send once the child's invocation
+	// pipe is closed: the child exited, stopped reading, or CloseInput was called.
+	ErrInputClosed = errors.New("procman: the child's invocation pipe is closed")
+	// ErrHungUp is the cause in Exit.Err for a child that closed its
+	// message pipe and went on running; the manager killed it.
+	ErrHungUp = errors.New("procman: child closed its message pipe but kept running; it was killed")
+)
+
+// ProtocolError is the cause in Exit.Err for a child whose message stream
+// broke: a frame over the size limit, bytes that are not a frame, or a frame
+// cut off by the child's exit. The manager stops reading such a child and
+// kills it; no other child is affected.
+type ProtocolError struct {
+	Pid int
+	Err error // what the decoder said, for instance a *wire.FrameTooLargeError
+}
+
+func (e *ProtocolError) Error() string {
+	return fmt.Sprintf("procman: child %d broke the protocol: %v", e.Pid, e.Err)
+}
+
+func (e *ProtocolError) Unwrap() error { return e.Err }
+
+// StartError is returned by CreateProcess when the child could not be
+// started (the executable is missing, not executable, or the system is out
+// of processes or fds).
+type StartError struct {
+	Path string
+	Err  error
+}
+
+func (e *StartError) Error() string {
+	return fmt.Sprintf("procman: starting %s: %v", e.Path, e.Err)
+}
+
+func (e *StartError) Unwrap() error { return e.Err }
+
+// State is where a child is in its life.
+type State int
+
+// The states of a child, in order.
+const (
+	StateNew       State = iota // created, not yet started
+	StateRunning                // started; its exit has not been seen
+	StateStopped                // exited; its message pipe may still hold frames
+	StateRemovable              // message pipe read to the end, handler told; gone from the manager
+)
+
+func (s State) String() string {
+	switch s {
+	case StateNew:
+		return "new"
+	case StateRunning:
+		return "running"
+	case StateStopped:
+		return "stopped"
+	case StateRemovable:
+		return "removable"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Spec says how to start one child. The zero value starts the running
+// executable with the parent's environment, working directory, stdout and
+// stderr.
+type Spec struct {
+	// Name labels the child in logs.
+	Name string
+	// Env holds extra KEY=VALUE entries, added after the parent's environment.
+	Env []string
+	// Dir is the child's working directory; empty means the parent's.
+	Dir string
+	// Stdout and Stderr are the child's fds 1 and 2; nil means the parent's.
+	Stdout, Stderr *os.File
+	// Invocation, when non-nil, is sent as the child's first invocation
+	// frame as it starts, so that it needs no second trip through the
+	// manager. The manager keeps the slice until it is written; the caller
+	// must not change it.
+	Invocation []byte
+}
+
+// Handler receives what a child sends and its end. Its methods run on the
+// manager's goroutine, inside Step or Teardown, and must not block.
+type Handler interface {
+	// Message is called for every frame the child sends, in order. The
+	// payload belongs to the handler.
+	Message(p *Process, kind wire.Kind, payload []byte)
+	// Exited is called once, after the last Message, when the child has
+	// been reaped and its message pipe read to the end.
+	Exited(p *Process, e *Exit)
+}
+
+// Exit is how a child ended.
+type Exit struct {
+	Pid      int
+	ExitCode int            // the exit status, or -1 when a signal killed it
+	Signal   syscall.Signal // the signal that killed it, or 0
+	Core     bool           // it dumped core
+	Duration time.Duration  // from start to the moment its exit was seen
+	// UserTime and SystemTime are the CPU the child (and its reaped
+	// descendants) used; MaxRSS is its peak resident set, in bytes.
+	UserTime, SystemTime time.Duration
+	MaxRSS               int64
+	// Err is set when the manager itself ended the child: a *ProtocolError,
+	// or ErrHungUp.
+	Err error
+}
+
+// Success reports whether the child exited with status 0 and no protocol
+// error.
+func (e *Exit) Success() bool { return e.ExitCode == 0 && e.Signal == 0 && e.Err == nil }
+
+func (e *Exit) String() string {
+	var s string
+	if e.Signal != 0 {
+		s = fmt.Sprintf("child %d killed by signal %d (%v)", e.Pid, int(e.Signal), e.Signal)
+		if e.Core {
+			s += ", core dumped"
+		}
+	} else {
+		s = fmt.Sprintf("child %d exited with code %d", e.Pid, e.ExitCode)
+	}
+	s += fmt.Sprintf(" after %v", e.Duration.Round(time.Microsecond))
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Option configures a Manager.
+type Option interface{ apply(*options) }
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+type options struct {
+	logger     hclog.Logger
+	maxPayload int
+	path       string
+	pdeathsig  syscall.Signal
+	pipeSize   int
+	hangupWait time.Duration
+}
+
+// WithLogger sends the manager's log (children started and exited,
+// protocol errors) to l. The default is silent.
+func WithLogger(l hclog.Logger) Option {
+	return optionFunc(func(o *options) { o.logger = l })
+}
+
+// WithMaxPayload sets the largest frame payload accepted from a child;
+// a larger one is a protocol error. The default is wire.DefaultMaxPayload
+// (1 GiB).
+func WithMaxPayload(n int) Option {
+	return optionFunc(func(o *options) { o.maxPayload = n })
+}
+
+// WithExecutable starts children from path instead of the running
+// executable (os.Executable). The program at path must call Serve.
+func WithExecutable(path string) Option {
+	return optionFunc(func(o *options) { o.path = path })
+}
+
+// WithPdeathsig asks the kernel to send sig to each child when the thread
+// that started it exits. Linux ties this to the thread, not the process:
+// use it only when every call that starts children (CreateProcess) runs on
+// a goroutine locked to its thread (runtime.LockOSThread) for as long as
+// the children may live. The dispatcher does so.
+func WithPdeathsig(sig syscall.Signal) Option {
+	return optionFunc(func(o *options) { o.pdeathsig = sig })
+}
+
+// WithPipeSize sets the capacity of each child's message pipe
+// (F_SETPIPE_SZ), so that large answers move in fewer reads. The default is
+// 1 MiB; the kernel caps it (/proc/sys/fs/pipe-max-size), and a refusal
+// keeps the kernel's default. 0 keeps the kernel's default.
+func WithPipeSize(n int) Option {
+	return optionFunc(func(o *options) { o.pipeSize = n })
+}
+
+// WithHangupWait sets how long a child that closed its message pipe may go
+// on running before the manager kills it (its exit usually follows at
+// once: the kernel closes the pipe just before the exit is reported). The
+// default is 2 seconds.
+func WithHangupWait(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.hangupWait = d })
+}

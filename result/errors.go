@@ -1,0 +1,115 @@
+package result
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// ChildDeath is the error of a future whose child process ended before it
+// answered: it exited, was killed by a signal, or broke the protocol and
+// was stopped. Callers pick it out with errors.As.
+type ChildDeath struct {
+	Task     string         // the task's registered name
+	Pid      int            // the child's process id
+	ExitCode int            // the exit status if it exited, -1 if a signal killed it
+	Signal   syscall.Signal // the signal that killed it, 0 if it exited
+	Duration time.Duration  // from start to exit
+	Stderr   []byte         // the tail of what the child wrote to its stderr, when captured; may be nil
+	Err      error          // a cause beyond the exit, for instance a protocol error; may be nil
+}
+
+// stderrTail is about how much of a child's stderr ChildDeath.Error quotes.
+const stderrTail = 200
+
+// Error returns a one-line description, such as
+//
+//	result: task "square": child 1234 died before answering: killed by signal 9 (killed) after 12ms
+//
+// followed by ": " and Err if Err is not nil, and by the last lines of
+// Stderr (at most about 200 bytes, quoted) if Stderr is not empty.
+func (e *ChildDeath) Error() string {
+	var b strings.Builder
+	b.WriteString("result: ")
+	if e.Task != "" {
+		fmt.Fprintf(&b, "task %q: ", e.Task)
+	}
+	fmt.Fprintf(&b, "child %d died before answering: ", e.Pid)
+	if e.Signal != 0 {
+		fmt.Fprintf(&b, "killed by signal %d (%v)", int(e.Signal), e.Signal)
+	} else {
+		fmt.Fprintf(&b, "exited with code %d", e.ExitCode)
+	}
+	if e.Duration > 0 {
+		fmt.Fprintf(&b, " after %v", roundDuration(e.Duration))
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if tail := lastLines(e.Stderr, stderrTail); len(tail) > 0 {
+		fmt.Fprintf(&b, "; its stderr ended with: %q", tail)
+	}
+	return b.String()
+}
+
+// Unwrap returns e.Err, so that errors.Is and errors.As see the cause.
+func (e *ChildDeath) Unwrap() error {
+	return e.Err
+}
+
+// roundDuration keeps three or four significant digits: 12ms, 1.234s.
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Millisecond:
+		return d.Round(time.Millisecond)
+	case d >= time.Microsecond:
+		return d.Round(time.Microsecond)
+	}
+	return d
+}
+
+// lastLines returns the end of b without trailing white space, at most n
+// bytes of it, starting at a line boundary if the cut leaves one, and
+// otherwise at a rune boundary.
+func lastLines(b []byte, n int) []byte {
+	b = bytes.TrimRight(b, " \t\r\n")
+	if len(b) <= n {
+		return b
+	}
+	b = b[len(b)-n:]
+	if i := bytes.IndexByte(b, '\n'); i >= 0 && i < len(b)-1 {
+		return b[i+1:]
+	}
+	for len(b) > 0 && !utf8.RuneStart(b[0]) {
+		b = b[1:]
+	}
+	return b
+}
+
+// TaskError is the error of a future whose task ran and failed: it
+// returned an error or panicked, or the child did not know its name or
+// could not decode its argument. Callers pick it out with errors.As.
+type TaskError struct {
+	Task     string // the task's registered name
+	Pid      int    // the child that ran it
+	Message  string // the error's text, or the panic value
+	Panicked bool   // whether the task panicked rather than returned an error
+	Stack    string // the goroutine stack where it panicked; empty for a returned error
+}
+
+// Error returns `result: task "square" failed: <Message>`, or
+// `result: task "square" panicked: <Message>` if it panicked. The stack is
+// not part of it; read the Stack field.
+func (e *TaskError) Error() string {
+	how := "failed"
+	if e.Panicked {
+		how = "panicked"
+	}
+	if e.Task == "" {
+		return fmt.Sprintf("result: task %s: %s", how, e.Message)
+	}
+	return fmt.Sprintf("result: task %q %s: %s", e.Task, how, e.Message)
+}
