@@ -1,0 +1,27 @@
+// Package dispatcher runs scheduled tasks in child processes: it keeps the
+// queue, asks its strategy when to start a child, hands each child its
+// invocation, and resolves every future exactly once. It is the Go form of
+// the Ruby gem procrastinate's Scheduler.
+//
+// # Life of a dispatcher
+//
+// [Start] returns a running dispatcher with a goroutine of its own that
+// owns all its state; [Dispatcher.Submit] (reached through
+// task.Def.Schedule), [Dispatcher.Join], [Dispatcher.Shutdown] and
+// [Dispatcher.Close] talk to it through a queue and a wakeup, and never
+// wait for a child. Several dispatchers live side by side in one process.
+//
+// [Dispatcher.Shutdown] takes no more work and lets what is queued and
+// running finish; [Dispatcher.Close] resolves what is queued with
+// [ErrClosed] and ends the running children with SIGTERM, then SIGKILL
+// after a grace period. After either returns, nothing of the dispatcher is
+// left: no child, zombie, fd or goroutine.
+//
+// # What a future resolves to
+//
+//   - the task's value;
+//   - a *result.TaskError: the task returned an error or panicked;
+//   - a *result.ChildDeath: its child ended before answering (a crash,
+//     os.Exit, a signal, a protocol error, or Close);
+//   - [ErrClosed]: the dispatcher closed before the task started.
+package dispatcher

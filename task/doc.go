@@ -1,0 +1,29 @@
+// Package task defines the work that child processes run: named, typed
+// functions registered in every copy of the program, and the child-side
+// loop that runs them.
+//
+// # Defining a task
+//
+//	var square = task.Define("square", func(ctx context.Context, n int) (int, error) {
+//		return n * n, nil
+//	})
+//
+// Define runs at package level, so that the parent and every child (a fresh
+// start of the same executable) register the same names. A closure cannot
+// cross a process boundary: a task is its name and its encoded argument.
+// Arguments and results are encoded with [Gob] unless the definition says
+// otherwise ([WithJSON], [WithCodec]).
+//
+// # Scheduling
+//
+// [Def.Schedule] hands a call to a [Scheduler] (a *dispatcher.Dispatcher)
+// and returns a *result.Result at once. An argument that cannot be encoded
+// fails the future at once with the encoder's error.
+//
+// # In the child
+//
+// [Serve] is the child's loop; procrastinate.Main runs it. A task that
+// returns an error or panics resolves its future with a *result.TaskError
+// (with the panic's stack); a task name the child does not know is a
+// TaskError too, never a hang.
+package task

@@ -1,0 +1,220 @@
+package task
+
+import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/procrastinate-go/procrastinate/result"
+)
+
+// Codec turns arguments and results into bytes and back. Gob is the
+// default; JSON is the other one offered. A Codec must be usable from
+// several goroutines at once.
+type Codec interface {
+	Marshal(v any) ([]byte, error)
+	Unmarshal(data []byte, v any) error
+	// Name labels the codec in errors.
+	Name() string
+}
+
+// Gob is the default Codec: encoding/gob, one self-describing stream per
+// value. It encodes most Go values, including unexported-field-free
+// structs, maps and slices; interface values need gob.Register.
+var Gob Codec = gobCodec{}
+
+// JSON is the Codec of encoding/json.
+var JSON Codec = jsonCodec{}
+
+type gobCodec struct{}
+
+func (gobCodec) Marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	if err := gob.NewEncoder(&b).Encode(v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func (gobCodec) Unmarshal(data []byte, v any) error {
+	return gob.NewDecoder(bytes.NewReader(data)).Decode(v)
+}
+
+func (gobCodec) Name() string { return "gob" }
+
+type jsonCodec struct{}
+
+func (jsonCodec) Marshal(v any) ([]byte, error)      { return json.Marshal(v) }
+func (jsonCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+func (jsonCodec) Name() string                       { return "json" }
+
+// Option configures a task definition.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	codec Codec
+}
+
+// WithCodec encodes the task's argument and result with c instead of Gob.
+func WithCodec(c Codec) Option {
+	return optionFunc(func(cfg *config) { cfg.codec = c })
+}
+
+// WithJSON encodes the task's argument and result as JSON.
+func WithJSON() Option { return WithCodec(JSON) }
+
+// Func is the shape of a task: it gets a context that ends when the task
+// is cancelled, its deadline passes, or the child is asked to stop, and
+// its argument; it returns a result or an error.
+type Func[A, R any] func(ctx context.Context, arg A) (R, error)
+
+// Def is a defined task: a name known to every copy of the program, and
+// the typed function behind it. Get one from Define. It is safe for
+// concurrent use.
+type Def[A, R any] struct {
+	name  string
+	codec Codec
+	fn    Func[A, R]
+}
+
+// entry is a definition without its types, as the child runs it.
+type entry struct {
+	name  string
+	where string // file:line of the Define call
+	run   func(ctx context.Context, arg []byte) ([]byte, error)
+}
+
+// The registry: the one package-level state of the module besides the
+// documented default dispatcher. It is filled by Define, which runs at
+// package initialisation in every copy of the program.
+var (
+	regMu    sync.RWMutex
+	registry = map[string]*entry{}
+)
+
+// Define registers fn under name and returns its handle. Call it at package
+// level (var square = task.Define(...)), so that it runs in the parent and
+// in every child alike: a child knows a task only if the same Define ran in
+// it. Define panics when name is empty, fn is nil, or the name is taken:
+// those are mistakes in the program, found at start-up.
+func Define[A, R any](name string, fn Func[A, R], opts ...Option) *Def[A, R] {
+	if name == "" {
+		panic("task: Define with an empty name")
+	}
+	if fn == nil {
+		panic(fmt.Sprintf("task: Define(%q) with a nil function", name))
+	}
+	cfg := config{codec: Gob}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if cfg.codec == nil {
+		panic(fmt.Sprintf("task: Define(%q) with a nil codec", name))
+	}
+	d := &Def[A, R]{name: name, codec: cfg.codec, fn: fn}
+	where := "unknown place"
+	if _, file, line, ok := runtime.Caller(1); ok {
+		where = fmt.Sprintf("%s:%d", file, line)
+	}
+	regMu.Lock()
+	defer regMu.Unlock()
+	if prev, ok := registry[name]; ok {
+		panic(fmt.Sprintf("task: Define(%q) at %s: the name is already defined at %s; task names must be unique in a program", name, where, prev.where))
+	}
+	registry[name] = &entry{name: name, where: where, run: d.runEncoded}
+	return d
+}
+
+// Name returns the name the task was defined with.
+func (d *Def[A, R]) Name() string { return d.name }
+
+// Codec returns the codec of the task's argument and result.
+func (d *Def[A, R]) Codec() Codec { return d.codec }
+
+// runEncoded is the child's side of one call: decode, run, encode.
+func (d *Def[A, R]) runEncoded(ctx context.Context, data []byte) ([]byte, error) {
+	var arg A
+	if err := d.codec.Unmarshal(data, &arg); err != nil {
+		return nil, fmt.Errorf("task %q: decoding the argument (%s): %w", d.name, d.codec.Name(), err)
+	}
+	r, err := d.fn(ctx, arg)
+	if err != nil {
+		return nil, err
+	}
+	out, err := d.codec.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("task %q: encoding the result (%s): %w", d.name, d.codec.Name(), err)
+	}
+	return out, nil
+}
+
+func (d *Def[A, R]) decode(data []byte) (R, error) {
+	var r R
+	if err := d.codec.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("task %q: decoding the result (%s): %w", d.name, d.codec.Name(), err)
+	}
+	return r, nil
+}
+
+// Call is one scheduled run of a task, as a Scheduler receives it: the
+// task's name, its encoded argument, and the resolver of its future. The
+// Scheduler must resolve it exactly once.
+type Call struct {
+	Task     string
+	Arg      []byte
+	Resolver *result.Resolver
+}
+
+// Scheduler takes calls to run in child processes. *dispatcher.Dispatcher
+// is one. Submit must not block on children, and must resolve the call
+// (at once, with an error, when it takes no more work).
+type Scheduler interface {
+	Submit(c *Call)
+}
+
+// ErrNilScheduler is the error of a future scheduled on a nil Scheduler.
+var ErrNilScheduler = errors.New("task: Schedule on a nil dispatcher")
+
+// Schedule encodes arg, hands the call to s and returns its future at once:
+// it never waits for a child. An argument that cannot be encoded resolves
+// the future at once with the codec's error, and s never sees it.
+func (d *Def[A, R]) Schedule(s Scheduler, arg A) *result.Result[R] {
+	if s == nil {
+		return result.Failed[R](ErrNilScheduler)
+	}
+	data, err := d.codec.Marshal(arg)
+	if err != nil {
+		return result.Failed[R](fmt.Errorf("task %q: encoding the argument (%s): %w", d.name, d.codec.Name(), err))
+	}
+	r, res := result.New(d.decode)
+	s.Submit(&Call{Task: d.name, Arg: data, Resolver: res})
+	return r
+}
+
+// Names returns the names of all defined tasks, sorted.
+func Names() []string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func lookup(name string) *entry {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	return registry[name]
+}
