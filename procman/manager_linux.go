@@ -32,9 +32,10 @@ type Manager struct {
 	devnull int
 	argv    []string
 
-	wakeMu sync.RWMutex // guards evfd against Teardown closing it under Wakeup
-	evfd   int          // -1 once closed
-	woken  atomic.Bool  // a wakeup is pending in evfd: later Wakeups need not write
+	wakeMu     sync.RWMutex // guards evfd and wakeClosed against Setup and Teardown
+	evfd       int          // -1 before Setup and after Teardown
+	wakeClosed bool         // Teardown closed evfd
+	woken      atomic.Bool  // a wakeup is pending in evfd: later Wakeups need not write
 
 	nextID   uint32
 	procs    map[uint32]*Process
@@ -125,9 +126,13 @@ func (m *Manager) Setup() (err error) {
 	if m.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return fmt.Errorf("procman: epoll_create1: %w", err)
 	}
-	if m.evfd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
 		return fmt.Errorf("procman: eventfd: %w", err)
 	}
+	m.wakeMu.Lock()
+	m.evfd = evfd
+	m.wakeMu.Unlock()
 	if m.devnull, err = unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 		return fmt.Errorf("procman: opening %s: %w", os.DevNull, err)
 	}
@@ -150,24 +155,23 @@ func (m *Manager) Wakeup() error {
 	m.wakeMu.RLock()
 	defer m.wakeMu.RUnlock()
 	if m.evfd < 0 {
-		if m.state == 0 {
-			return ErrNotSetUp
+		m.woken.Store(false)
+		if m.wakeClosed {
+			return ErrTornDown
 		}
-		return ErrTornDown
+		return ErrNotSetUp
 	}
 	one := [8]byte{1}
 	for {
 		_, err := unix.Write(m.evfd, one[:])
-		if err == unix.EINTR {
+		switch err {
+		case nil, unix.EAGAIN: // EAGAIN: the counter is full, a wakeup is pending anyway
+			return nil
+		case unix.EINTR:
 			continue
 		}
-		if err == unix.EAGAIN { // the counter is full: a wakeup is pending anyway
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("procman: writing the wakeup eventfd: %w", err)
-		}
-		return nil
+		m.woken.Store(false)
+		return fmt.Errorf("procman: writing the wakeup eventfd: %w", err)
 	}
 }
 
@@ -369,11 +373,14 @@ func (m *Manager) nextDeadline() time.Time {
 }
 
 func (m *Manager) drainWakeup() {
-	// Clear the flag before reading, so that a Wakeup racing with us
-	// writes again rather than being lost.
-	m.woken.Store(false)
+	// Read, then clear the flag. A Wakeup that finds the flag still set
+	// (and so does not write) came before the clear, and what its caller
+	// did before it is seen once this Step returns. Clearing first would
+	// let a racing Wakeup's write be swallowed by our read while the flag
+	// stays set, and every later Wakeup would then skip its write.
 	var buf [8]byte
 	_, _ = unix.Read(m.evfd, buf[:])
+	m.woken.Store(false)
 }
 
 func (m *Manager) killHungUp() {
@@ -642,6 +649,7 @@ func (m *Manager) closeFDs() {
 		unix.Close(m.evfd)
 		m.evfd = -1
 	}
+	m.wakeClosed = m.state == 2
 	m.wakeMu.Unlock()
 	for _, fd := range []*int{&m.epfd, &m.devnull} {
 		if *fd >= 0 {
