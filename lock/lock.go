@@ -1,0 +1,331 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// ErrHeld is returned by [Dir.TryLock] when another holder, in this process
+// or another, has the lock.
+var ErrHeld = errors.New("lock: held by another holder")
+
+// errNoDir is returned by the methods of a Dir that was not made by Create
+// or Open.
+var errNoDir = errors.New("lock: Dir has no directory (make it with Create or Open)")
+
+// dirPattern is the name of a directory that Create makes; the last '*' is
+// replaced by a random string.
+const dirPattern = "procrastinate-locks-*"
+
+// maxNameLen is the longest name a lock may have: NAME_MAX on Linux and
+// the BSDs.
+const maxNameLen = 255
+
+// The pauses of a waiting Lock: the first, and the longest.
+const (
+	minPause = 200 * time.Microsecond
+	maxPause = 10 * time.Millisecond
+)
+
+// Dir is a directory of lock files, one file for each lock name. A Dir
+// holds only the directory's path: it is safe for concurrent use, and holds
+// no file descriptor, so a Dir that is dropped needs no closing. The zero
+// Dir has no directory; its methods return an error.
+type Dir struct {
+	path string
+
+	// onWait, if not nil, is called when a Lock call finds the lock held
+	// and starts to wait for it (once per call). Tests use it.
+	onWait func(name string)
+}
+
+// Create makes a new private lock directory, named procrastinate-locks-
+// and a random string, under parent (os.TempDir() if parent is ""). The
+// directory has mode 0700 whatever the umask. Its path, [Dir.Path], is
+// absolute, ready to be handed to other processes for [Open]. The caller
+// removes it with [Dir.Remove] when done.
+func Create(parent string) (*Dir, error) {
+	path, err := os.MkdirTemp(parent, dirPattern)
+	if err != nil {
+		return nil, fmt.Errorf("lock: create directory: %w", err)
+	}
+	// MkdirTemp asks for 0700, but the umask may take bits away.
+	if err := os.Chmod(path, 0o700); err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("lock: create directory: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("lock: create directory: %w", err)
+	}
+	return &Dir{path: abs}, nil
+}
+
+// Open uses an existing lock directory: a child opens the one that its
+// parent made with [Create]. Open creates nothing. It refuses path if it is
+// not a directory (a symbolic link to one is refused too: the path itself
+// must be the directory), if it is owned by another user, or if its group
+// or others may write to it (they could plant files under lock names).
+// A relative path is made absolute.
+func Open(path string) (*Dir, error) {
+	if path == "" {
+		return nil, errors.New("lock: open directory: empty path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("lock: open directory: %w", err)
+	}
+	fi, err := os.Lstat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("lock: open directory: %w", err)
+	}
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return nil, fmt.Errorf("lock: open directory %s: is a symbolic link; want the directory itself", abs)
+	case !fi.IsDir():
+		return nil, fmt.Errorf("lock: open directory %s: not a directory (mode %v)", abs, fi.Mode())
+	case fi.Mode().Perm()&0o022 != 0:
+		return nil, fmt.Errorf("lock: open directory %s: writable by group or others (mode %v); want a private directory", abs, fi.Mode().Perm())
+	}
+	if err := checkOwner(fi); err != nil {
+		return nil, fmt.Errorf("lock: open directory %s: %w", abs, err)
+	}
+	return &Dir{path: abs}, nil
+}
+
+// Path returns the directory's absolute path ("" for the zero Dir).
+func (d *Dir) Path() string {
+	return d.path
+}
+
+// Remove deletes the directory and its lock files; the process that made
+// the directory calls it when all work is done (the dispatcher, at
+// shutdown). A directory that is already gone is not an error.
+//
+// Locks held when the directory is removed keep working: a holder keeps
+// its lock, and keeps excluding the others who had opened the same file,
+// until it releases it (flock works on a file that has been unlinked), and
+// its Unlock succeeds. Lock and TryLock calls made after Remove fail.
+func (d *Dir) Remove() error {
+	if d.path == "" {
+		return errNoDir
+	}
+	if err := os.RemoveAll(d.path); err != nil {
+		return fmt.Errorf("lock: remove directory: %w", err)
+	}
+	return nil
+}
+
+// Lock takes the named lock, waiting until it is free or ctx ends. It
+// returns an error that wraps ctx.Err() if ctx ends first (and fails
+// without taking the lock if ctx has already ended when it is called),
+// a [*NameError] if name is not a plain file name, and an error wrapping
+// the system's error if the lock file cannot be opened or locked.
+//
+// Lock waits by polling, with a pause that starts near 200µs and doubles
+// up to 10ms, rather than in a blocking flock: a blocking flock cannot be
+// interrupted from Go, so a Lock that gave up when ctx ended would leave a
+// goroutine and an OS thread blocked until the lock came free. Waiters are
+// not served in any order.
+func (d *Dir) Lock(ctx context.Context, name string) (*Lock, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, waitError(ctx, name)
+	}
+	fd, err := d.open(name)
+	if err != nil {
+		return nil, err
+	}
+	var timer *time.Timer
+	pause := minPause
+	for {
+		ok, err := tryFlock(fd)
+		if err != nil {
+			closeFile(fd)
+			return nil, fmt.Errorf("lock: %q: flock: %w", name, err)
+		}
+		if ok {
+			return newLock(name, fd), nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(pause)
+			defer timer.Stop()
+			if d.onWait != nil {
+				d.onWait(name)
+			}
+		} else {
+			timer.Reset(pause)
+		}
+		select {
+		case <-ctx.Done():
+			closeFile(fd)
+			return nil, waitError(ctx, name)
+		case <-timer.C:
+		}
+		pause = min(2*pause, maxPause)
+	}
+}
+
+// waitError is the error of a Lock whose ctx ended: it wraps ctx.Err(),
+// and the cause too if the context was cancelled with one.
+func waitError(ctx context.Context, name string) error {
+	err := ctx.Err()
+	if cause := context.Cause(ctx); cause != nil && cause != err {
+		return fmt.Errorf("lock: waiting for %q: %w (%w)", name, err, cause)
+	}
+	return fmt.Errorf("lock: waiting for %q: %w", name, err)
+}
+
+// TryLock takes the named lock if it is free now, and never waits. If
+// another holder has it, in this process or another, TryLock returns
+// [ErrHeld]. Its other errors are those of [Dir.Lock].
+func (d *Dir) TryLock(name string) (*Lock, error) {
+	fd, err := d.open(name)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := tryFlock(fd)
+	if err != nil {
+		closeFile(fd)
+		return nil, fmt.Errorf("lock: %q: flock: %w", name, err)
+	}
+	if !ok {
+		closeFile(fd)
+		return nil, ErrHeld
+	}
+	return newLock(name, fd), nil
+}
+
+// Do runs f while holding the named lock: it takes the lock as [Dir.Lock]
+// does, runs f, and releases the lock when f returns or panics (the panic
+// goes on). It returns the error of taking the lock, or else f's error, or
+// else the error of releasing it. This is the gem's synchronize.
+func (d *Dir) Do(ctx context.Context, name string, f func() error) (err error) {
+	l, err := d.Lock(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if uerr := l.Unlock(); err == nil {
+			err = uerr
+		}
+	}()
+	return f()
+}
+
+// open validates name and opens (creating if need be) its lock file.
+func (d *Dir) open(name string) (int, error) {
+	if d.path == "" {
+		return -1, errNoDir
+	}
+	if err := checkName(name); err != nil {
+		return -1, err
+	}
+	path := filepath.Join(d.path, name)
+	fd, err := openFile(path)
+	if err != nil {
+		perr := &fs.PathError{Op: "open", Path: path, Err: err}
+		if isLoop(err) {
+			return -1, fmt.Errorf("lock: %q: %w (a symbolic link stands where the lock file should be; it is not followed)", name, perr)
+		}
+		return -1, fmt.Errorf("lock: %q: %w", name, perr)
+	}
+	return fd, nil
+}
+
+// Lock is a held lock, from [Dir.Lock] or [Dir.TryLock]. It holds an open
+// file descriptor until [Lock.Unlock] releases it; a Lock that is dropped
+// without Unlock stays held until the process ends (it is not released by
+// the garbage collector).
+//
+// A Lock must not be copied. Its methods are safe for concurrent use, and
+// Unlock may be called from any goroutine, not only the one that took the
+// lock. The zero Lock holds nothing.
+type Lock struct {
+	name string
+	fd   atomic.Int64 // the file descriptor plus one; 0 once released, or in the zero Lock
+}
+
+func newLock(name string, fd int) *Lock {
+	l := &Lock{name: name}
+	l.fd.Store(int64(fd) + 1)
+	return l
+}
+
+// Name returns the lock's name ("" for a nil Lock).
+func (l *Lock) Name() string {
+	if l == nil {
+		return ""
+	}
+	return l.name
+}
+
+// Unlock releases the lock and closes its file. Calling it again, from any
+// goroutine, or on a nil Lock does nothing and returns nil; when calls
+// race, exactly one of them releases the lock. Once Unlock has returned the
+// lock is free for others to take.
+func (l *Lock) Unlock() error {
+	if l == nil {
+		return nil
+	}
+	fd := l.fd.Swap(0) - 1
+	if fd < 0 {
+		return nil
+	}
+	if err := release(int(fd)); err != nil {
+		return fmt.Errorf("lock: unlock %q: %w", l.name, err)
+	}
+	return nil
+}
+
+// NameError is the error for a lock name that is not a plain file name.
+// Callers pick it out with errors.As.
+type NameError struct {
+	Name   string // the name as given
+	Reason string // what is wrong with it, such as "contains '/'"
+}
+
+// maxQuoted is about how much of a name NameError.Error quotes.
+const maxQuoted = 64
+
+// Error returns a one-line description, such as
+//
+//	lock: bad lock name "a/b": contains '/'
+//
+// A name longer than about 64 bytes is cut short, and ends in "...".
+func (e *NameError) Error() string {
+	name := e.Name
+	if len(name) > maxQuoted {
+		name = strings.ToValidUTF8(name[:maxQuoted], "") + "..."
+	}
+	return fmt.Sprintf("lock: bad lock name %q: %s", name, e.Reason)
+}
+
+// checkName returns a *NameError if name cannot be a lock file's name.
+func checkName(name string) error {
+	reason := ""
+	switch {
+	case name == "":
+		reason = "empty"
+	case name == ".":
+		reason = `is "."`
+	case name == "..":
+		reason = `is ".."`
+	case len(name) > maxNameLen:
+		reason = fmt.Sprintf("%d bytes long; at most %d allowed", len(name), maxNameLen)
+	case strings.IndexByte(name, '/') >= 0:
+		reason = "contains '/'"
+	case strings.IndexByte(name, 0) >= 0:
+		reason = "contains a NUL byte"
+	default:
+		return nil
+	}
+	return &NameError{Name: name, Reason: reason}
+}
