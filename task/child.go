@@ -59,7 +59,15 @@ func Serve(c *procman.Child) error {
 		if err != nil {
 			return fmt.Errorf("the parent sent an invocation that does not decode (are parent and child the same build?): %w", err)
 		}
-		kind, out := runOne(root, inv)
+		kind, out := runOne(root, inv, func(kind wire.Kind, out []byte) {
+			// The task called runtime.Goexit. It ends this goroutine,
+			// the child's main one, whatever is done here; answer, so
+			// that the future resolves, and end the child, which has no
+			// goroutine left to serve its invocations.
+			err := c.Send(kind, out)
+			fmt.Fprintf(os.Stderr, "procrastinate: child %d: task %q called runtime.Goexit; the child ends (answering: %v)\n", os.Getpid(), inv.Task, err)
+			os.Exit(1)
+		})
 		if err := c.Send(kind, out); err != nil {
 			return err
 		}
@@ -70,8 +78,10 @@ func Serve(c *procman.Child) error {
 	}
 }
 
-// runOne runs one invocation and returns the frame to answer with.
-func runOne(root context.Context, inv *wire.Invocation) (wire.Kind, []byte) {
+// runOne runs one invocation and returns the frame to answer with. If the
+// task calls runtime.Goexit, runOne does not return: it calls goexit with
+// the frame instead, while the goroutine unwinds.
+func runOne(root context.Context, inv *wire.Invocation, goexit func(wire.Kind, []byte)) (wire.Kind, []byte) {
 	e := lookup(inv.Task)
 	if e == nil {
 		return failure(fmt.Sprintf("task: no task named %q is defined in this program (Define it at package level, so that it is defined in every copy of the program)", inv.Task), "", false)
@@ -82,7 +92,9 @@ func runOne(root context.Context, inv *wire.Invocation) (wire.Kind, []byte) {
 		ctx, cancel = context.WithDeadline(root, inv.Deadline)
 		defer cancel()
 	}
-	out, err, panicked, stack := protect(ctx, e, inv.Arg)
+	out, err, panicked, stack := protect(ctx, e, inv.Arg, func(stack string) {
+		goexit(failure(fmt.Sprintf("task %q called runtime.Goexit instead of returning", inv.Task), stack, false))
+	})
 	if panicked {
 		return failure(err.Error(), stack, true)
 	}
@@ -92,13 +104,22 @@ func runOne(root context.Context, inv *wire.Invocation) (wire.Kind, []byte) {
 	return wire.KindAnswer, out
 }
 
-func protect(ctx context.Context, e *entry, arg []byte) (out []byte, err error, panicked bool, stack string) {
+// protect runs e, turning a panic into an error with its stack. A task
+// that calls runtime.Goexit neither returns nor panics: protect then calls
+// goexited with the stack where it was called, and does not return.
+func protect(ctx context.Context, e *entry, arg []byte, goexited func(stack string)) (out []byte, err error, panicked bool, stack string) {
+	returned := false
 	defer func() {
 		if v := recover(); v != nil {
 			err, panicked, stack = fmt.Errorf("%v", v), true, string(debug.Stack())
+			return
+		}
+		if !returned {
+			goexited(string(debug.Stack()))
 		}
 	}()
 	out, err = e.run(ctx, arg)
+	returned = true
 	return out, err, false, ""
 }
 

@@ -25,5 +25,6 @@
 // [Serve] is the child's loop; procrastinate.Main runs it. A task that
 // returns an error or panics resolves its future with a *result.TaskError
 // (with the panic's stack); a task name the child does not know is a
-// TaskError too, never a hang.
+// TaskError too, never a hang, and so is a task that calls runtime.Goexit
+// (which also ends its child).
 package task

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime"
 	"sort"
 	"sync"
@@ -26,7 +27,9 @@ type Codec interface {
 
 // Gob is the default Codec: encoding/gob, one self-describing stream per
 // value. It encodes most Go values, including unexported-field-free
-// structs, maps and slices; interface values need gob.Register.
+// structs, maps and slices; interface values need gob.Register. A nil
+// pointer cannot be encoded as the whole value: Marshal returns an error
+// for it (where gob itself would panic).
 var Gob Codec = gobCodec{}
 
 // JSON is the Codec of encoding/json.
@@ -35,6 +38,13 @@ var JSON Codec = jsonCodec{}
 type gobCodec struct{}
 
 func (gobCodec) Marshal(v any) ([]byte, error) {
+	// gob panics on a nil pointer instead of returning an error. Make it
+	// an error, so that Schedule fails the future instead of crashing the
+	// caller, and a task that returns a nil pointer fails as "encoding the
+	// result" instead of being reported as a panic of the task.
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+		return nil, fmt.Errorf("gob: cannot encode nil pointer of type %s", rv.Type())
+	}
 	var b bytes.Buffer
 	if err := gob.NewEncoder(&b).Encode(v); err != nil {
 		return nil, err
@@ -182,14 +192,17 @@ type Scheduler interface {
 	Submit(c *Call)
 }
 
-// ErrNilScheduler is the error of a future scheduled on a nil Scheduler.
+// ErrNilScheduler is the error of a future scheduled on a nil Scheduler:
+// a nil interface, or a nil pointer such as the *dispatcher.Dispatcher
+// that a failed dispatcher.Start returns.
 var ErrNilScheduler = errors.New("task: Schedule on a nil dispatcher")
 
 // Schedule encodes arg, hands the call to s and returns its future at once:
 // it never waits for a child. An argument that cannot be encoded resolves
-// the future at once with the codec's error, and s never sees it.
+// the future at once with the codec's error, and s never sees it. A nil s
+// (or a nil pointer in s) resolves it with [ErrNilScheduler].
 func (d *Def[A, R]) Schedule(s Scheduler, arg A) *result.Result[R] {
-	if s == nil {
+	if isNil(s) {
 		return result.Failed[R](ErrNilScheduler)
 	}
 	data, err := d.codec.Marshal(arg)
@@ -199,6 +212,16 @@ func (d *Def[A, R]) Schedule(s Scheduler, arg A) *result.Result[R] {
 	r, res := result.New(d.decode)
 	s.Submit(&Call{Task: d.name, Arg: data, Resolver: res})
 	return r
+}
+
+// isNil reports whether s is nil or holds a nil pointer, whose Submit
+// would crash the caller.
+func isNil(s Scheduler) bool {
+	if s == nil {
+		return true
+	}
+	rv := reflect.ValueOf(s)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // Names returns the names of all defined tasks, sorted.
