@@ -108,8 +108,8 @@ type stopReq struct{ mode stopMode }
 
 // child is one child process of the dispatcher.
 type child struct {
-	d    *Dispatcher
-	p    *procman.Process
+	d   *Dispatcher
+	p   *procman.Process
 	job *job // in flight, or nil
 }
 
@@ -218,6 +218,11 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	case <-d.done:
 		return nil
 	case <-ctx.Done():
+		if d.closed() {
+			// Both were ready and select chose ctx: the work was done,
+			// nothing was cut short.
+			return nil
+		}
 	}
 	d.request(killing)
 	<-d.done
@@ -265,8 +270,12 @@ func (d *Dispatcher) run(started chan<- error) {
 	for {
 		d.intake()
 		d.assign()
-		if d.stop == running || d.stop == draining {
-			d.wakeAt = time.Time{}
+		// A draining dispatcher asks its strategy only while work is
+		// queued: with none, all the strategy could start is spares, which
+		// would be retired at once, and the next Step would start them
+		// again, for ever.
+		d.wakeAt = time.Time{}
+		if d.stop == running || (d.stop == draining && len(d.pending) > 0) {
 			d.strat.Step(pool)
 			d.assign()
 		}
@@ -291,12 +300,19 @@ func (d *Dispatcher) run(started chan<- error) {
 	}
 }
 
+// nextDeadline is when the manager goroutine must wake even if nothing
+// happens: the Step its strategy asked for, or, once it is killing, the end
+// of the grace period. A killing dispatcher calls its strategy no more, so
+// the strategy's last After is void: were it kept, it would pass during the
+// grace period, and every wait after it would return at once.
 func (d *Dispatcher) nextDeadline() time.Time {
-	t := d.wakeAt
-	if d.stop == killing && !d.killed && (t.IsZero() || d.killAt.Before(t)) {
-		t = d.killAt
+	if d.stop == killing {
+		if d.killed {
+			return time.Time{}
+		}
+		return d.killAt
 	}
-	return t
+	return d.wakeAt
 }
 
 // intake moves what other goroutines queued into the manager's state.
@@ -416,6 +432,11 @@ func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
 
 // spawn starts one child; it takes the first queued job, or waits idle.
 func (d *Dispatcher) spawn() error {
+	if d.stop != running && len(d.pending) == 0 {
+		// No spares once Shutdown was called: they would only be
+		// retired (see run).
+		return ErrClosed
+	}
 	c := &child{d: d}
 	var spec procman.Spec
 	var j *job
