@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
+	"io"
+	"os"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
-	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/strategy"
 	"github.com/procrastinate-go/procrastinate/task"
 )
@@ -34,9 +33,12 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	logger hclog.Logger
-	grace  time.Duration
-	pm     []procman.Option
+	logger     hclog.Logger
+	grace      time.Duration
+	termSig    syscall.Signal
+	stderr     io.Writer
+	stderrTail int
+	pm         []procman.Option
 }
 
 // WithLogger sends the dispatcher's log, and its process manager's, to l.
@@ -45,10 +47,35 @@ func WithLogger(l hclog.Logger) Option {
 	return optionFunc(func(c *config) { c.logger = l })
 }
 
-// WithGracePeriod sets how long Close waits after SIGTERM before it sends
-// SIGKILL to children that are still running. The default is 5 seconds.
+// WithGracePeriod sets how long the termination sequence waits after its
+// first signal (SIGTERM) before it sends SIGKILL to a child that is still
+// running: when Close ends the children, and when a task's context or
+// timeout ends. The default is 5 seconds.
 func WithGracePeriod(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.grace = d })
+}
+
+// WithStderr sends what children write to their stderr to w, as it comes,
+// instead of to the parent's stderr; nil discards it. Either way its tail
+// is kept for *result.ChildDeath (see WithStderrTail). w is written on the
+// dispatcher's goroutine and must not block for long.
+func WithStderr(w io.Writer) Option {
+	return optionFunc(func(c *config) { c.stderr = w })
+}
+
+// WithStderrTail sets how much of the end of a child's stderr is kept for
+// *result.ChildDeath.Stderr: 64 KiB by default. 0 turns the capture off:
+// children then write straight to the parent's stderr, and WithStderr has
+// no effect.
+func WithStderrTail(n int) Option {
+	return optionFunc(func(c *config) { c.stderrTail = n })
+}
+
+// WithTermSignal sets the first signal of the termination sequence (the
+// default is SIGTERM, which task contexts in the child turn into
+// cancellation); SIGKILL follows after the grace period.
+func WithTermSignal(sig syscall.Signal) Option {
+	return optionFunc(func(c *config) { c.termSig = sig })
 }
 
 // WithProcmanOptions passes options to the dispatcher's process manager
@@ -62,10 +89,14 @@ func WithProcmanOptions(opts ...procman.Option) Option {
 // use. One goroutine of its own owns its state; Submit, Join, Shutdown and
 // Close talk to it through a queue and a wakeup.
 type Dispatcher struct {
-	strat strategy.Strategy
-	log   hclog.Logger
-	grace time.Duration
-	pm    *procman.Manager
+	strat   strategy.Strategy
+	policy  strategy.Policy
+	log     hclog.Logger
+	grace   time.Duration
+	termSig syscall.Signal
+	stderr  io.Writer
+	tail    int
+	pm      *procman.Manager
 
 	mu      sync.Mutex
 	inbox   []any // *task.Call, *joinReq, stopReq
@@ -74,20 +105,17 @@ type Dispatcher struct {
 	done    chan struct{} // closed when the manager goroutine has ended
 
 	// Owned by the manager goroutine.
-	pending    []*job
+	pending    []*job // queued, in order
 	idle       []*child
-	unresolved int
+	unresolved int // jobs taken in and not yet resolved
+	waiting    int // jobs waiting out a retry delay
 	joins      []*joinReq
+	timers     timerHeap
 	stop       stopMode
 	killAt     time.Time // Close: when SIGKILL follows SIGTERM
 	killed     bool
-	wakeAt     time.Time // asked for by the strategy
 	termSent   bool
-}
-
-type job struct {
-	call *task.Call
-	seq  uint64
+	wakeAt     time.Time // asked for by the strategy
 }
 
 type joinReq struct {
@@ -106,11 +134,11 @@ const (
 
 type stopReq struct{ mode stopMode }
 
-// child is one child process of the dispatcher.
-type child struct {
-	d   *Dispatcher
-	p   *procman.Process
-	job *job // in flight, or nil
+// cancelReq says that a job's context ended; it comes from the goroutine
+// that context.AfterFunc starts.
+type cancelReq struct {
+	j     *job
+	cause error
 }
 
 // Start starts a dispatcher that runs its manager goroutine until Shutdown
@@ -125,7 +153,7 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 			return nil, fmt.Errorf("dispatcher: refusing the strategy: %w", err)
 		}
 	}
-	cfg := config{grace: 5 * time.Second}
+	cfg := config{grace: 5 * time.Second, termSig: syscall.SIGTERM, stderr: os.Stderr, stderrTail: 64 << 10}
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
@@ -133,10 +161,14 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 		cfg.logger = hclog.NewNullLogger()
 	}
 	d := &Dispatcher{
-		strat: s,
-		log:   cfg.logger,
-		grace: cfg.grace,
-		done:  make(chan struct{}),
+		strat:   s,
+		policy:  strategy.PolicyOf(s),
+		log:     cfg.logger,
+		grace:   cfg.grace,
+		termSig: cfg.termSig,
+		stderr:  cfg.stderr,
+		tail:    cfg.stderrTail,
+		done:    make(chan struct{}),
 	}
 	pmOpts := append([]procman.Option{
 		procman.WithLogger(cfg.logger.Named("procman")),
@@ -162,7 +194,7 @@ func (d *Dispatcher) Submit(c *task.Call) {
 		return
 	}
 	d.seq++
-	d.inbox = append(d.inbox, &job{call: c, seq: d.seq})
+	d.inbox = append(d.inbox, newJob(c, d.seq))
 	d.mu.Unlock()
 	d.wakeup()
 }
@@ -252,297 +284,3 @@ func (d *Dispatcher) request(m stopMode) {
 
 // Done returns a channel that is closed when the dispatcher has ended.
 func (d *Dispatcher) Done() <-chan struct{} { return d.done }
-
-// run is the manager goroutine.
-func (d *Dispatcher) run(started chan<- error) {
-	// Children are started on this thread only, and the thread ends with
-	// the goroutine: that makes Pdeathsig safe (see procman.WithPdeathsig).
-	runtime.LockOSThread()
-	if err := d.pm.Setup(); err != nil {
-		close(d.done)
-		started <- fmt.Errorf("dispatcher: %w", err)
-		return
-	}
-	started <- nil
-	defer close(d.done)
-	defer d.finish()
-	pool := poolView{d}
-	for {
-		d.intake()
-		d.assign()
-		// A draining dispatcher asks its strategy only while work is
-		// queued: with none, all the strategy could start is spares, which
-		// would be retired at once, and the next Step would start them
-		// again, for ever.
-		d.wakeAt = time.Time{}
-		if d.stop == running || (d.stop == draining && len(d.pending) > 0) {
-			d.strat.Step(pool)
-			d.assign()
-		}
-		if d.stop == draining && len(d.pending) == 0 {
-			d.retireIdle()
-		}
-		if d.stop == killing {
-			d.kill()
-		}
-		if d.stop != running && len(d.pending) == 0 && d.pm.ProcessCount() == 0 {
-			return
-		}
-		d.pm.SetDeadline(d.nextDeadline())
-		if err := d.pm.Step(); err != nil {
-			d.log.Error("process manager step failed; closing", "error", err)
-			d.mu.Lock()
-			d.closing = true
-			d.mu.Unlock()
-			d.stop = killing
-			_ = d.pm.Teardown()
-		}
-	}
-}
-
-// nextDeadline is when the manager goroutine must wake even if nothing
-// happens: the Step its strategy asked for, or, once it is killing, the end
-// of the grace period. A killing dispatcher calls its strategy no more, so
-// the strategy's last After is void: were it kept, it would pass during the
-// grace period, and every wait after it would return at once.
-func (d *Dispatcher) nextDeadline() time.Time {
-	if d.stop == killing {
-		if d.killed {
-			return time.Time{}
-		}
-		return d.killAt
-	}
-	return d.wakeAt
-}
-
-// intake moves what other goroutines queued into the manager's state.
-func (d *Dispatcher) intake() {
-	d.mu.Lock()
-	inbox := d.inbox
-	d.inbox = nil
-	d.mu.Unlock()
-	for _, x := range inbox {
-		switch x := x.(type) {
-		case *job:
-			d.pending = append(d.pending, x)
-			d.unresolved++
-		case *joinReq:
-			x.left = d.unresolved
-			if x.left == 0 {
-				close(x.done)
-			} else {
-				d.joins = append(d.joins, x)
-			}
-		case stopReq:
-			if x.mode > d.stop {
-				d.stop = x.mode
-				if x.mode == killing {
-					d.killAt = time.Now().Add(d.grace)
-				}
-			}
-		}
-	}
-}
-
-// assign hands queued jobs to idle children.
-func (d *Dispatcher) assign() {
-	for len(d.pending) > 0 && len(d.idle) > 0 {
-		c := d.idle[len(d.idle)-1]
-		d.idle = d.idle[:len(d.idle)-1]
-		j := d.pending[0]
-		d.pending = d.pending[1:]
-		c.give(j)
-	}
-}
-
-// retireIdle tells idle children there is no more work.
-func (d *Dispatcher) retireIdle() {
-	for _, c := range d.idle {
-		c.p.CloseInput()
-	}
-	d.idle = nil
-}
-
-// kill fails the queue and ends the children: SIGTERM first, SIGKILL when
-// the grace period is over.
-func (d *Dispatcher) kill() {
-	for _, j := range d.pending {
-		d.resolve(j, nil, ErrClosed)
-	}
-	d.pending = nil
-	d.retireIdle()
-	if !d.termSent {
-		d.termSent = true
-		_ = d.pm.KillProcesses(syscall.SIGTERM)
-	}
-	if !d.killed && !time.Now().Before(d.killAt) {
-		d.killed = true
-		_ = d.pm.KillProcesses(syscall.SIGKILL)
-	}
-}
-
-// finish runs when the manager goroutine ends.
-func (d *Dispatcher) finish() {
-	if err := d.pm.Teardown(); err != nil {
-		d.log.Error("tearing down the process manager", "error", err)
-	}
-	d.mu.Lock()
-	inbox := d.inbox
-	d.inbox = nil
-	d.mu.Unlock()
-	for _, x := range inbox {
-		if j, ok := x.(*job); ok {
-			j.call.Resolver.Fail(ErrClosed)
-		}
-	}
-	for _, j := range d.pending {
-		j.call.Resolver.Fail(ErrClosed)
-	}
-	d.pending = nil
-	for _, jr := range d.joins {
-		close(jr.done)
-	}
-	d.joins = nil
-}
-
-// resolve settles a job with an answer or an error, and counts it for Join.
-func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
-	if err != nil {
-		j.call.Resolver.Fail(err)
-	} else {
-		j.call.Resolver.Resolve(payload)
-	}
-	d.unresolved--
-	if len(d.joins) == 0 {
-		return
-	}
-	kept := d.joins[:0]
-	for _, jr := range d.joins {
-		if j.seq <= jr.bound {
-			jr.left--
-		}
-		if jr.left == 0 {
-			close(jr.done)
-		} else {
-			kept = append(kept, jr)
-		}
-	}
-	d.joins = kept
-}
-
-// spawn starts one child; it takes the first queued job, or waits idle.
-func (d *Dispatcher) spawn() error {
-	if d.stop != running && len(d.pending) == 0 {
-		// No spares once Shutdown was called: they would only be
-		// retired (see run).
-		return ErrClosed
-	}
-	c := &child{d: d}
-	var spec procman.Spec
-	var j *job
-	if len(d.pending) > 0 {
-		j = d.pending[0]
-		spec.Name = j.call.Task
-		spec.Invocation = d.invocation(j)
-	}
-	p, err := d.pm.CreateProcess(spec, c)
-	if err != nil {
-		d.log.Error("starting a child", "error", err)
-		if j != nil {
-			// Fail the job rather than retry forever: a binary that
-			// cannot start will not start the next time either.
-			d.pending = d.pending[1:]
-			d.resolve(j, nil, fmt.Errorf("dispatcher: task %q: %w", j.call.Task, err))
-		}
-		return err
-	}
-	c.p = p
-	if j != nil {
-		d.pending = d.pending[1:]
-		c.job = j
-	} else {
-		d.idle = append(d.idle, c)
-	}
-	return nil
-}
-
-func (d *Dispatcher) invocation(j *job) []byte {
-	return wire.AppendInvocation(nil, &wire.Invocation{Task: j.call.Task, Arg: j.call.Arg, Last: true})
-}
-
-// give sends j to an idle child.
-func (c *child) give(j *job) {
-	c.job = j
-	if err := c.p.Send(wire.KindInvocation, c.d.invocation(j)); err != nil {
-		// The child is gone or going; its exit resolves the job.
-		c.d.log.Debug("sending an invocation failed", "pid", c.p.Pid(), "error", err)
-	}
-}
-
-// Message implements procman.Handler.
-func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
-	d := c.d
-	switch k {
-	case wire.KindAnswer, wire.KindTaskFailed:
-		j := c.job
-		if j == nil {
-			d.log.Warn("protocol error: a child answered with no task in flight; ignored", "pid", p.Pid(), "kind", k.String())
-			return
-		}
-		c.job = nil
-		if k == wire.KindAnswer {
-			d.resolve(j, payload, nil)
-			return
-		}
-		f, err := wire.DecodeFailure(payload)
-		if err != nil {
-			d.resolve(j, nil, &result.TaskError{Task: j.call.Task, Pid: p.Pid(), Message: fmt.Sprintf("the child's failure report does not decode: %v", err)})
-			return
-		}
-		d.resolve(j, nil, &result.TaskError{Task: j.call.Task, Pid: p.Pid(), Message: f.Message, Panicked: f.Panicked, Stack: f.Stack})
-	default:
-		// Heartbeats and progress have no reader yet.
-	}
-}
-
-// Exited implements procman.Handler.
-func (c *child) Exited(p *procman.Process, e *procman.Exit) {
-	d := c.d
-	for i, x := range d.idle {
-		if x == c {
-			d.idle = append(d.idle[:i], d.idle[i+1:]...)
-			break
-		}
-	}
-	if c.job == nil {
-		return
-	}
-	j := c.job
-	c.job = nil
-	cause := e.Err
-	if cause == nil && d.stop == killing {
-		cause = ErrKilled
-	}
-	d.resolve(j, nil, &result.ChildDeath{
-		Task:     j.call.Task,
-		Pid:      e.Pid,
-		ExitCode: e.ExitCode,
-		Signal:   e.Signal,
-		Duration: e.Duration,
-		Err:      cause,
-	})
-}
-
-// poolView is the dispatcher as its strategy sees it.
-type poolView struct{ d *Dispatcher }
-
-func (v poolView) Queued() int   { return len(v.d.pending) }
-func (v poolView) Children() int { return v.d.pm.ProcessCount() }
-func (v poolView) Idle() int     { return len(v.d.idle) }
-func (v poolView) Spawn() error  { return v.d.spawn() }
-func (v poolView) After(dur time.Duration) {
-	t := time.Now().Add(dur)
-	if v.d.wakeAt.IsZero() || t.Before(v.d.wakeAt) {
-		v.d.wakeAt = t
-	}
-}

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
@@ -35,9 +38,10 @@ func IsChild() bool {
 // Serve is the child's entry. In a process that was not started by a
 // Manager it returns at once and does nothing. In a child it removes the
 // cookie from the environment (so that the child may start children of its
-// own), checks its pipes, calls run with its end of them, and exits: with
-// status 0 when run returns nil, else with status 1 after printing run's
-// error on stderr. It never returns in a child.
+// own), checks its pipes, closes any other fd it inherited, calls run with
+// its end of the pipes, and exits: with status 0 when run returns nil, else
+// with status 1 after printing run's error on stderr. It never returns in a
+// child.
 //
 // A process started by hand with the cookie but without the pipes exits
 // with status 2 and a one-line message on stderr.
@@ -92,6 +96,7 @@ func newChild() (*Child, error) {
 		// What the task starts must not inherit the protocol pipes.
 		syscall.CloseOnExec(fd)
 	}
+	closeInherited()
 	c := &Child{
 		in:   os.NewFile(invocationFD, "invocations"),
 		out:  os.NewFile(messageFD, "messages"),
@@ -100,6 +105,38 @@ func newChild() (*Child, error) {
 	}
 	go c.readLoop()
 	return c, nil
+}
+
+// closeInherited closes every fd above the protocol pipes that came to
+// this process through exec. The Go runtime and the program open theirs
+// close-on-exec, so at this point an fd without the flag is one that the
+// parent's own launcher (a shell, a CI runner) leaked to the parent, which
+// passed it on without knowing: a child holds fds 0 to 4 and nothing else
+// of its parent's world. Best effort: without /proc/self/fd it does nothing.
+func closeInherited() {
+	dir, err := syscall.Open("/proc/self/fd", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	var names []string
+	buf := make([]byte, 4096)
+	for {
+		n, err := syscall.ReadDirent(dir, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
+	}
+	syscall.Close(dir)
+	for _, name := range names {
+		fd, err := strconv.Atoi(name)
+		if err != nil || fd <= messageFD || fd == dir {
+			continue
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			syscall.Close(fd)
+		}
+	}
 }
 
 func (c *Child) readLoop() {

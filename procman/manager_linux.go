@@ -5,6 +5,7 @@ package procman
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,7 @@ type Process struct {
 	pid     int
 	pidfd   int
 	msgfd   int // read end of the message pipe; -1 once at EOF
+	errfd   int // read end of the stderr pipe, when captured; else -1
 	invfd   int // write end of the invocation pipe; -1 once closed
 	state   State
 	started time.Time
@@ -63,6 +65,10 @@ type Process struct {
 	out      [][]byte // frames waiting to be written to invfd
 	outOff   int      // bytes of out[0] already written
 	watchOut bool     // invfd is in the epoll set for EPOLLOUT
+
+	tail    []byte    // the end of what the child wrote to stderr
+	tailMax int       // how much of it to keep
+	errCopy io.Writer // where captured stderr goes as it comes; nil: nowhere
 
 	hangupAt time.Time // when a child that hung up gets killed; zero: not hung up
 	exitErr  error     // a protocol error or ErrHungUp, for Exit.Err
@@ -75,6 +81,7 @@ const (
 	roleMsg
 	roleInv
 	rolePid
+	roleErr
 )
 
 // New returns a Manager configured by opts. Call Setup before using it.
@@ -239,6 +246,20 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	if spec.Stderr != nil {
 		stderr = spec.Stderr.Fd()
 	}
+	errfd := -1
+	if spec.StderrTail > 0 {
+		var errp [2]int
+		if err := unix.Pipe2(errp[:], unix.O_CLOEXEC); err != nil {
+			unix.Close(inv[0])
+			unix.Close(inv[1])
+			unix.Close(msg[0])
+			unix.Close(msg[1])
+			return nil, &StartError{Path: m.opts.path, Err: fmt.Errorf("creating the stderr pipe: %w", err)}
+		}
+		_ = unix.SetNonblock(errp[0], true)
+		errfd, stderr = errp[0], uintptr(errp[1])
+		defer unix.Close(errp[1])
+	}
 	pidfd := -1
 	attr := &syscall.ProcAttr{
 		Dir:   spec.Dir,
@@ -265,13 +286,31 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	if err != nil {
 		unix.Close(inv[1])
 		unix.Close(msg[0])
+		if errfd >= 0 {
+			unix.Close(errfd)
+		}
 		m.log.Warn("child failed to start", "path", m.opts.path, "error", err)
+		return nil, &StartError{Path: m.opts.path, Err: err}
+	}
+	if err := applyLimits(pid, spec); err != nil {
+		// A child that would run unbounded must not run at all.
+		_ = unix.Kill(-pid, unix.SIGKILL)
+		var info siginfo
+		_ = waitid(pidfd, &info, unix.WEXITED, nil)
+		unix.Close(pidfd)
+		unix.Close(inv[1])
+		unix.Close(msg[0])
+		if errfd >= 0 {
+			unix.Close(errfd)
+		}
+		m.log.Warn("child's limits could not be set; it was killed", "pid", pid, "error", err)
 		return nil, &StartError{Path: m.opts.path, Err: err}
 	}
 	m.nextID++
 	p := &Process{
 		m: m, id: m.nextID, name: spec.Name, h: h,
-		pid: pid, pidfd: pidfd, msgfd: msg[0], invfd: inv[1],
+		pid: pid, pidfd: pidfd, msgfd: msg[0], invfd: inv[1], errfd: errfd,
+		tailMax: spec.StderrTail, errCopy: spec.StderrCopy,
 		state: StateRunning, started: start,
 	}
 	p.dec.Limit = m.opts.maxPayload
@@ -282,11 +321,34 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	if err := m.watch(p.msgfd, p.id, roleMsg, unix.EPOLLIN); err != nil {
 		m.log.Error("watching a child's message pipe", "pid", pid, "error", err)
 	}
+	if errfd >= 0 {
+		if err := m.watch(errfd, p.id, roleErr, unix.EPOLLIN); err != nil {
+			m.log.Error("watching a child's stderr pipe", "pid", pid, "error", err)
+		}
+	}
 	m.log.Debug("child started", "pid", pid, "name", spec.Name)
 	if spec.Invocation != nil {
 		_ = p.send(wire.KindInvocation, spec.Invocation)
 	}
 	return p, nil
+}
+
+// applyLimits sets spec's resource limits and nice level on a child that
+// has not read its first invocation yet.
+func applyLimits(pid int, spec Spec) error {
+	for _, l := range spec.Rlimits {
+		if err := unix.Prlimit(pid, l.Resource, &unix.Rlimit{Cur: l.Cur, Max: l.Max}, nil); err != nil {
+			return fmt.Errorf("setting resource limit %d to %d/%d: %w", l.Resource, l.Cur, l.Max, err)
+		}
+	}
+	if spec.Nice != 0 {
+		// PRIO_PGRP reaches every thread of every process in the group;
+		// PRIO_PROCESS would reach only the main thread.
+		if err := unix.Setpriority(unix.PRIO_PGRP, pid, spec.Nice); err != nil {
+			return fmt.Errorf("setting the nice level to %d: %w", spec.Nice, err)
+		}
+	}
+	return nil
 }
 
 func (m *Manager) watch(fd int, id uint32, role int32, events uint32) error {
@@ -326,6 +388,8 @@ func (m *Manager) Step() error {
 			p.read(false)
 		case roleInv:
 			p.flush()
+		case roleErr:
+			p.readStderr()
 		case rolePid:
 			p.reap(false)
 		}
@@ -436,7 +500,7 @@ func (p *Process) read(final bool) {
 func (p *Process) hangup(err error) {
 	p.closeMsg()
 	if n := p.dec.Pending(); n > 0 {
-		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("the stream ended inside a frame, %d bytes into it", n)})
+		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("the stream ended inside a frame, %d bytes into it: %w", n, io.ErrUnexpectedEOF)})
 	} else if err != nil {
 		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("reading the message pipe: %w", err)})
 	}
@@ -499,7 +563,12 @@ func (p *Process) reap(block bool) {
 		// Peek first, so that the group is killed while the zombie still
 		// holds the pid (and so the group id) against reuse.
 		var peek siginfo
-		if err := waitid(p.pidfd, &peek, opts|unix.WNOWAIT, nil); err != nil || peek.pid == 0 {
+		err := waitid(p.pidfd, &peek, opts|unix.WNOWAIT, nil)
+		if err == unix.ECHILD {
+			p.lostExit()
+			return
+		}
+		if err != nil || peek.pid == 0 {
 			return
 		}
 	}
@@ -508,6 +577,10 @@ func (p *Process) reap(block bool) {
 	var info siginfo
 	var ru unix.Rusage
 	if err := waitid(p.pidfd, &info, opts, &ru); err != nil {
+		if err == unix.ECHILD {
+			p.lostExit()
+			return
+		}
 		p.m.log.Error("waitid on a child's pidfd", "pid", p.pid, "error", err)
 		return
 	}
@@ -529,6 +602,24 @@ func (p *Process) reap(block bool) {
 		e.Signal = syscall.Signal(info.status)
 		e.Core = info.code == cldDumped
 	}
+	p.finish(e)
+}
+
+// lostExit finishes a child whose exit status someone else took: the
+// program ignores SIGCHLD (the kernel then reaps children itself) or waits
+// on any child. Its pidfd stays readable, so without this every Step would
+// find it again and WaitForAllChildren would spin for ever.
+func (p *Process) lostExit() {
+	if p.exitErr == nil {
+		p.exitErr = fmt.Errorf("procman: child %d was reaped by someone else and its exit status is lost (is SIGCHLD ignored, or does the program wait on any child?): %w", p.pid, unix.ECHILD)
+	}
+	p.m.log.Warn("a child's exit status was taken by someone else", "pid", p.pid, "name", p.name)
+	p.finish(&Exit{Pid: p.pid, ExitCode: -1, Duration: time.Since(p.started)})
+}
+
+// finish records the end of a reaped child, reads what is left in its
+// message pipe, closes its fds and queues it for its handler.
+func (p *Process) finish(e *Exit) {
 	p.state = StateStopped
 	p.m.unwatch(p.pidfd)
 	unix.Close(p.pidfd)
@@ -537,15 +628,19 @@ func (p *Process) reap(block bool) {
 	// to EAGAIN, when something it started still holds the pipe open).
 	p.read(true)
 	if n := p.dec.Pending(); n > 0 {
-		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("the child exited inside a frame, %d bytes into it", n)})
+		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("the child exited inside a frame, %d bytes into it: %w", n, io.ErrUnexpectedEOF)})
 	}
 	p.closeMsg()
+	p.readStderr()
+	p.closeStderr()
 	p.closeInput()
 	if !p.hangupAt.IsZero() {
 		p.hangupAt = time.Time{}
 		p.m.hungup--
 	}
 	e.Err = p.exitErr
+	e.Stderr = p.tail
+	p.tail = nil
 	p.exit = e
 	p.m.finished = append(p.m.finished, p)
 	if e.Signal != 0 {
@@ -631,6 +726,10 @@ func (m *Manager) Teardown() error {
 	if m.state == 2 {
 		return nil
 	}
+	// Torn down from here on: a handler told of an exit below that calls
+	// CreateProcess (a strategy keeping N workers would) gets ErrTornDown
+	// instead of starting a child that nothing would reap.
+	m.state = 2
 	for _, p := range m.procs {
 		if p.state == StateRunning {
 			_ = p.Signal(unix.SIGKILL)
@@ -638,7 +737,6 @@ func (m *Manager) Teardown() error {
 		}
 	}
 	m.deliverFinished()
-	m.state = 2
 	m.closeFDs()
 	return nil
 }
@@ -798,4 +896,44 @@ func childEnv(extra []string) []string {
 	}
 	out = append(out, cookieKey+"="+cookieValue)
 	return append(out, extra...)
+}
+
+// readStderr reads what the child wrote to its captured stderr, keeps the
+// tail and passes it on to Spec.StderrCopy.
+func (p *Process) readStderr() {
+	if p.errfd < 0 {
+		return
+	}
+	var buf [32 << 10]byte
+	for {
+		n, err := unix.Read(p.errfd, buf[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			if err != unix.EAGAIN {
+				p.closeStderr() // end of file: the child and all it started are done with it
+			}
+			return
+		}
+		if p.errCopy != nil {
+			_, _ = p.errCopy.Write(buf[:n])
+		}
+		p.tail = append(p.tail, buf[:n]...)
+		if len(p.tail) > 2*p.tailMax {
+			p.tail = append(p.tail[:0:0], p.tail[len(p.tail)-p.tailMax:]...)
+		}
+	}
+}
+
+func (p *Process) closeStderr() {
+	if p.errfd < 0 {
+		return
+	}
+	p.m.unwatch(p.errfd)
+	unix.Close(p.errfd)
+	p.errfd = -1
+	if len(p.tail) > p.tailMax {
+		p.tail = append(p.tail[:0:0], p.tail[len(p.tail)-p.tailMax:]...)
+	}
 }

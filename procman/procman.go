@@ -3,6 +3,7 @@ package procman
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"syscall"
 	"time"
@@ -94,11 +95,34 @@ type Spec struct {
 	Dir string
 	// Stdout and Stderr are the child's fds 1 and 2; nil means the parent's.
 	Stdout, Stderr *os.File
+	// StderrTail, when above 0, captures the child's stderr through a
+	// pipe (Stderr is then not used): the manager keeps its last
+	// StderrTail bytes for Exit.Stderr, and passes all of it on to
+	// StderrCopy as it arrives. StderrCopy is written on the manager's
+	// goroutine: a writer that blocks holds up every child.
+	StderrTail int
+	StderrCopy io.Writer
+	// Rlimits are set on the child (prlimit) as soon as it is started,
+	// before its first invocation is written, so they hold for every task
+	// it runs.
+	Rlimits []Rlimit
+	// Nice, when not zero, is the child's nice level, set on its process
+	// group (setpriority(PRIO_PGRP), which reaches every thread) before its
+	// first invocation is written. Above 0 lowers its priority; below 0
+	// needs privilege. Zero leaves the level it inherits.
+	Nice int
 	// Invocation, when non-nil, is sent as the child's first invocation
 	// frame as it starts, so that it needs no second trip through the
 	// manager. The manager keeps the slice until it is written; the caller
 	// must not change it.
 	Invocation []byte
+}
+
+// Rlimit is one resource limit for a child: a unix.RLIMIT_* resource and
+// its soft and hard values.
+type Rlimit struct {
+	Resource int
+	Cur, Max uint64
 }
 
 // Handler receives what a child sends and its end. Its methods run on the
@@ -115,7 +139,7 @@ type Handler interface {
 // Exit is how a child ended.
 type Exit struct {
 	Pid      int
-	ExitCode int            // the exit status, or -1 when a signal killed it
+	ExitCode int            // the exit status, or -1 when a signal killed it or the status was lost
 	Signal   syscall.Signal // the signal that killed it, or 0
 	Core     bool           // it dumped core
 	Duration time.Duration  // from start to the moment its exit was seen
@@ -123,8 +147,13 @@ type Exit struct {
 	// descendants) used; MaxRSS is its peak resident set, in bytes.
 	UserTime, SystemTime time.Duration
 	MaxRSS               int64
+	// Stderr is the end of what the child wrote to its stderr, when
+	// Spec.StderrTail captured it.
+	Stderr []byte
 	// Err is set when the manager itself ended the child: a *ProtocolError,
-	// or ErrHungUp.
+	// or ErrHungUp. It wraps syscall.ECHILD when someone else took the
+	// child's exit status (the program ignores SIGCHLD, or waits on any
+	// child); ExitCode is -1 and Signal 0 then.
 	Err error
 }
 

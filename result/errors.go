@@ -20,6 +20,10 @@ type ChildDeath struct {
 	Duration time.Duration  // from start to exit
 	Stderr   []byte         // the tail of what the child wrote to its stderr, when captured; may be nil
 	Err      error          // a cause beyond the exit, for instance a protocol error; may be nil
+	// Limit names the resource limit the child ran into, where the kernel
+	// or the runtime tells (SIGXCPU for CPU time; the Go runtime's "out of
+	// memory" under an address-space limit); empty otherwise.
+	Limit string
 }
 
 // stderrTail is about how much of a child's stderr ChildDeath.Error quotes.
@@ -45,6 +49,9 @@ func (e *ChildDeath) Error() string {
 	}
 	if e.Duration > 0 {
 		fmt.Fprintf(&b, " after %v", roundDuration(e.Duration))
+	}
+	if e.Limit != "" {
+		fmt.Fprintf(&b, " (over its %s limit)", e.Limit)
 	}
 	if e.Err != nil {
 		fmt.Fprintf(&b, ": %v", e.Err)
@@ -112,4 +119,79 @@ func (e *TaskError) Error() string {
 		return fmt.Sprintf("result: task %s: %s", how, e.Message)
 	}
 	return fmt.Sprintf("result: task %q %s: %s", e.Task, how, e.Message)
+}
+
+// CancelError is the error of a future whose context ended (it was
+// cancelled, or its deadline or timeout passed) before the task answered.
+// A task still queued never starts; a running one is stopped with the
+// dispatcher's termination sequence, and the future resolves only once
+// its child has answered or ended, so nothing is left running.
+// errors.Is(err, context.DeadlineExceeded) and errors.Is(err,
+// context.Canceled) work through Unwrap.
+type CancelError struct {
+	Task    string
+	Cause   error            // ctx.Err(), or context.DeadlineExceeded for a timeout
+	Started bool             // the task had started in a child
+	Pid     int              // the child it ran in, when Started
+	Sent    []syscall.Signal // what was sent to the child, in order
+}
+
+// Error says what ended and what was done, such as
+//
+//	result: task "crunch" stopped: context deadline exceeded; sent it terminated, then killed
+func (e *CancelError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "result: task %q ", e.Task)
+	if !e.Started {
+		fmt.Fprintf(&b, "never started: %v", e.Cause)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "stopped in child %d: %v", e.Pid, e.Cause)
+	for i, s := range e.Sent {
+		if i == 0 {
+			b.WriteString("; sent it ")
+		} else {
+			b.WriteString(", then ")
+		}
+		fmt.Fprintf(&b, "%v (signal %d)", s, int(s))
+	}
+	return b.String()
+}
+
+// Unwrap returns the context's error.
+func (e *CancelError) Unwrap() error { return e.Cause }
+
+// RetryError is the error of a future whose task was tried more than once
+// (task.WithRetries) and whose every child died before answering. Deaths
+// holds what each try died of, in order; errors.As finds the first
+// *ChildDeath through Unwrap.
+type RetryError struct {
+	Task   string
+	Deaths []*ChildDeath
+}
+
+func (e *RetryError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "result: task %q failed %d tries", e.Task, len(e.Deaths))
+	for i, d := range e.Deaths {
+		fmt.Fprintf(&b, "; try %d: child %d ", i+1, d.Pid)
+		if d.Signal != 0 {
+			fmt.Fprintf(&b, "killed by signal %d (%v)", int(d.Signal), d.Signal)
+		} else {
+			fmt.Fprintf(&b, "exited with code %d", d.ExitCode)
+		}
+		if d.Err != nil {
+			fmt.Fprintf(&b, " (%v)", d.Err)
+		}
+	}
+	return b.String()
+}
+
+// Unwrap returns the deaths, so that errors.As and errors.Is look into each.
+func (e *RetryError) Unwrap() []error {
+	errs := make([]error, len(e.Deaths))
+	for i, d := range e.Deaths {
+		errs[i] = d
+	}
+	return errs
 }

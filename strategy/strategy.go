@@ -66,20 +66,25 @@ func Limit(s Strategy) (int, bool) {
 // Simple returns a strategy that starts a child for every queued task at
 // once, with no limit on the children alive (the gem's Simple). Tasks that
 // idle children will take (Pool.Idle) start no child of their own. Its
-// String method returns "Simple"; it has no Validate method, since it
-// cannot be misconfigured.
-func Simple() Strategy {
-	return simple{}
+// String method returns "Simple"; its Validate method checks the options.
+func Simple(opts ...Option) Strategy {
+	return &simple{policy: newPolicy(opts)}
 }
 
-type simple struct{}
+type simple struct{ policy Policy }
 
-// Step starts one child for each queued task that no idle child will take.
-func (simple) Step(p Pool) {
-	spawn(p, math.MaxInt)
+// Step starts one child for each queued task that no idle child will take,
+// and spares up to Policy.Spares.
+func (s *simple) Step(p Pool) {
+	spawn(p, math.MaxInt, s.policy.Spares)
 }
 
-func (simple) String() string { return "Simple" }
+func (s *simple) String() string { return "Simple" + s.policy.suffix() }
+
+func (s *simple) childPolicy() Policy { return s.policy }
+
+// Validate reports an error for options out of range.
+func (s *simple) Validate() error { return s.policy.validate() }
 
 // Throttled returns a strategy that never has more than n children alive
 // (the gem's Throttled). On each Step it starts one child for each queued
@@ -90,8 +95,8 @@ func (simple) String() string { return "Simple" }
 // An n below 1 gives a strategy whose Validate method returns an error
 // ("strategy: Throttled(0): the limit must be at least 1"), so that
 // dispatcher.Start refuses it; its Step starts nothing.
-func Throttled(n int) Strategy {
-	return &throttled{n: n}
+func Throttled(n int, opts ...Option) Strategy {
+	return &throttled{n: n, policy: newPolicy(opts)}
 }
 
 // Default returns Throttled(runtime.NumCPU() * 3): the gem's Default, which
@@ -99,8 +104,8 @@ func Throttled(n int) Strategy {
 // CPUs is read once, when Default is called; it is the number this process
 // may run on (its affinity mask), which may be fewer than the machine has.
 // Its String method returns, say, "Default(8 cpus × 3 = 24)".
-func Default() Strategy {
-	return DefaultWithFactor(defaultFactor)
+func Default(opts ...Option) Strategy {
+	return DefaultWithFactor(defaultFactor, opts...)
 }
 
 // defaultFactor is the gem's workload_factor.
@@ -110,13 +115,13 @@ const defaultFactor = 3
 // waits more (a larger f) or less (f = 1 for pure CPU work) than the
 // default assumes. An f below 1 gives a strategy whose Validate method
 // returns an error and whose Step starts nothing, as with [Throttled].
-func DefaultWithFactor(f int) Strategy {
+func DefaultWithFactor(f int, opts ...Option) Strategy {
 	cpus := runtime.NumCPU()
 	n := math.MaxInt
 	if f <= math.MaxInt/cpus {
 		n = cpus * f
 	}
-	return &throttled{n: n, cpus: cpus, factor: f}
+	return &throttled{n: n, cpus: cpus, factor: f, policy: newPolicy(opts)}
 }
 
 // throttled is Throttled, Default and DefaultWithFactor. cpus is zero for
@@ -125,6 +130,7 @@ type throttled struct {
 	n      int
 	cpus   int
 	factor int
+	policy Policy
 }
 
 // Step starts one child for each queued task that no idle child will take,
@@ -134,11 +140,16 @@ func (t *throttled) Step(p Pool) {
 	if t.Validate() != nil {
 		return
 	}
-	spawn(p, t.n)
+	spawn(p, t.n, t.policy.Spares)
 }
+
+func (t *throttled) childPolicy() Policy { return t.policy }
 
 // Validate reports an error if the limit or the factor is below 1.
 func (t *throttled) Validate() error {
+	if err := t.policy.validate(); err != nil {
+		return err
+	}
 	switch {
 	case t.cpus == 0 && t.n < 1:
 		return fmt.Errorf("strategy: Throttled(%d): the limit must be at least 1", t.n)
@@ -152,9 +163,9 @@ func (t *throttled) limit() int { return t.n }
 
 func (t *throttled) String() string {
 	if t.cpus == 0 {
-		return fmt.Sprintf("Throttled(%d)", t.n)
+		return fmt.Sprintf("Throttled(%d)", t.n) + t.policy.suffix()
 	}
-	return fmt.Sprintf("Default(%d cpus × %d = %d)", t.cpus, t.factor, t.n)
+	return fmt.Sprintf("Default(%d cpus × %d = %d)", t.cpus, t.factor, t.n) + t.policy.suffix()
 }
 
 // spawn starts one child for each queued task that no idle child will take,
@@ -162,11 +173,19 @@ func (t *throttled) String() string {
 // It calls Spawn at most as many times as there were tasks queued when it
 // began, so that a Pool whose Spawn does not take a task cannot make it
 // loop forever.
-func spawn(p Pool, n int) {
+func spawn(p Pool, n, spares int) {
 	for budget := p.Queued(); budget > 0; budget-- {
 		if p.Queued() <= p.Idle() || p.Children() >= n {
+			break
+		}
+		if err := p.Spawn(); err != nil {
 			return
 		}
+	}
+	// Spares: children started before work comes, so that a task's start
+	// costs a pipe write instead of an exec. Bounded by spares, so a Pool
+	// whose Spawn does not add an idle child cannot make this loop forever.
+	for budget := spares; budget > 0 && p.Queued() == 0 && p.Idle() < spares && p.Children() < n; budget-- {
 		if err := p.Spawn(); err != nil {
 			return
 		}

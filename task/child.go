@@ -34,6 +34,7 @@ func Serve(c *procman.Child) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	dieOnSIGXCPU()
 	go func() {
 		select {
 		case <-sigs:
@@ -68,11 +69,19 @@ func Serve(c *procman.Child) error {
 			fmt.Fprintf(os.Stderr, "procrastinate: child %d: task %q called runtime.Goexit; the child ends (answering: %v)\n", os.Getpid(), inv.Task, err)
 			os.Exit(1)
 		})
+		// Retiring goes before the answer, so that the parent knows not to
+		// hand this child more work by the time it sees the answer.
+		retire := inv.MaxRSS > 0 && peakRSS() > inv.MaxRSS
+		if retire {
+			if err := c.Send(wire.KindRetiring, nil); err != nil {
+				return err
+			}
+		}
 		if err := c.Send(kind, out); err != nil {
 			return err
 		}
 		busy.Store(false)
-		if inv.Last || root.Err() != nil {
+		if inv.Last || retire || root.Err() != nil {
 			return nil
 		}
 	}
@@ -125,4 +134,27 @@ func protect(ctx context.Context, e *entry, arg []byte, goexited func(stack stri
 
 func failure(msg, stack string, panicked bool) (wire.Kind, []byte) {
 	return wire.KindTaskFailed, wire.AppendFailure(nil, &wire.Failure{Message: msg, Stack: stack, Panicked: panicked})
+}
+
+// peakRSS is this process's peak resident set in bytes.
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return int64(ru.Maxrss) * 1024
+}
+
+// dieOnSIGXCPU makes the child die at once, saying why, when it passes its
+// CPU time limit. The Go runtime ignores SIGXCPU unless asked for it (and
+// signal.Reset gives back the runtime's handling, not the kernel's default),
+// so without this the child would run on to the hard limit, a second later.
+func dieOnSIGXCPU() {
+	xcpu := make(chan os.Signal, 1)
+	signal.Notify(xcpu, syscall.SIGXCPU)
+	go func() {
+		<-xcpu
+		fmt.Fprintf(os.Stderr, "procrastinate: child %d: CPU time limit exceeded (SIGXCPU)\n", os.Getpid())
+		_ = syscall.Kill(0, syscall.SIGKILL) // the child's group
+	}()
 }

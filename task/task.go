@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/procrastinate-go/procrastinate/result"
 )
@@ -183,6 +184,82 @@ type Call struct {
 	Task     string
 	Arg      []byte
 	Resolver *result.Resolver
+	CallOptions
+}
+
+// CallOptions are the settings of one call, filled by the CallOption
+// values given to Schedule. The zero value runs the task once, with no
+// deadline, no limits, and the parent's environment.
+type CallOptions struct {
+	// Ctx, when not nil, cancels the call when it ends: a queued call
+	// never starts, a running one is stopped (see WithContext).
+	Ctx context.Context
+	// Deadline, when not zero, is when the call is stopped; the earlier
+	// of it and Ctx's deadline holds.
+	Deadline time.Time
+	// Retries is how many more times the task is run when its child dies
+	// before answering; RetryDelay is the pause before the first retry,
+	// doubled for each further one.
+	Retries    int
+	RetryDelay time.Duration
+	// Limits, when not nil, are applied to the child that runs the call;
+	// such a call always gets a child of its own.
+	Limits *Limits
+}
+
+// Limits bound the child process that runs one call.
+type Limits struct {
+	// AddressSpace is RLIMIT_AS in bytes; 0 means no limit. The Go runtime
+	// reserves address space generously: allow a few hundred MiB more
+	// than the task needs.
+	AddressSpace uint64
+	// CPUTime is RLIMIT_CPU, rounded up to whole seconds; 0 means no limit.
+	// A child over it gets SIGXCPU.
+	CPUTime time.Duration
+	// Nice is the child's nice level: above 0 lowers its priority, below 0
+	// needs privilege, and 0 leaves the level it inherits.
+	Nice int
+	// Dir is the child's working directory; empty means the parent's.
+	Dir string
+	// Env holds extra KEY=VALUE entries for the child's environment.
+	Env []string
+}
+
+// CallOption configures one call to Schedule.
+type CallOption interface{ applyCall(*CallOptions) }
+
+type callOptionFunc func(*CallOptions)
+
+func (f callOptionFunc) applyCall(o *CallOptions) { f(o) }
+
+// WithContext ties the call to ctx. When ctx ends before the task answers,
+// a queued call never starts and a running one is stopped with the
+// dispatcher's termination sequence (SIGTERM, a grace period, SIGKILL);
+// either way the future resolves with a *result.CancelError that wraps
+// ctx.Err(). Inside the child, the task's own context ends on SIGTERM.
+func WithContext(ctx context.Context) CallOption {
+	return callOptionFunc(func(o *CallOptions) { o.Ctx = ctx })
+}
+
+// WithTimeout stops the call d after Schedule, as WithContext does with a
+// context whose deadline passed. The task's context in the child carries
+// the same deadline.
+func WithTimeout(d time.Duration) CallOption {
+	return callOptionFunc(func(o *CallOptions) { o.Deadline = time.Now().Add(d) })
+}
+
+// WithRetries runs the task again, up to n more times, when its child dies
+// before answering (a crash, a signal, os.Exit); not when the task returns
+// an error or panics, and not when it is cancelled. The first retry waits
+// delay, each further one twice as long as the one before. When every try
+// died, the future resolves with a *result.RetryError listing each death.
+func WithRetries(n int, delay time.Duration) CallOption {
+	return callOptionFunc(func(o *CallOptions) { o.Retries, o.RetryDelay = n, delay })
+}
+
+// WithLimits runs the call in a child of its own, bounded by l.
+func WithLimits(l Limits) CallOption {
+	return callOptionFunc(func(o *CallOptions) { o.Limits = &l })
 }
 
 // Scheduler takes calls to run in child processes. *dispatcher.Dispatcher
@@ -201,7 +278,7 @@ var ErrNilScheduler = errors.New("task: Schedule on a nil dispatcher")
 // it never waits for a child. An argument that cannot be encoded resolves
 // the future at once with the codec's error, and s never sees it. A nil s
 // (or a nil pointer in s) resolves it with [ErrNilScheduler].
-func (d *Def[A, R]) Schedule(s Scheduler, arg A) *result.Result[R] {
+func (d *Def[A, R]) Schedule(s Scheduler, arg A, opts ...CallOption) *result.Result[R] {
 	if isNil(s) {
 		return result.Failed[R](ErrNilScheduler)
 	}
@@ -210,7 +287,11 @@ func (d *Def[A, R]) Schedule(s Scheduler, arg A) *result.Result[R] {
 		return result.Failed[R](fmt.Errorf("task %q: encoding the argument (%s): %w", d.name, d.codec.Name(), err))
 	}
 	r, res := result.New(d.decode)
-	s.Submit(&Call{Task: d.name, Arg: data, Resolver: res})
+	c := &Call{Task: d.name, Arg: data, Resolver: res}
+	for _, o := range opts {
+		o.applyCall(&c.CallOptions)
+	}
+	s.Submit(c)
 	return r
 }
 

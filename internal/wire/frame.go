@@ -25,7 +25,7 @@ const DefaultMaxPayload = 1 << 30
 type Kind uint8
 
 // The kinds of frame. Parent to child: Invocation, Stop. Child to parent:
-// Answer, TaskFailed, Heartbeat, Progress.
+// Answer, TaskFailed, Heartbeat, Progress, Retiring.
 const (
 	KindInvocation Kind = 1 // an encoded [Invocation]
 	KindAnswer     Kind = 2 // the task's encoded result
@@ -33,6 +33,7 @@ const (
 	KindHeartbeat  Kind = 4 // the child is alive; empty payload
 	KindProgress   Kind = 5 // free-form progress from the task
 	KindStop       Kind = 6 // parent asks the child to finish; empty payload
+	KindRetiring   Kind = 7 // the child takes no more work after its next answer; empty payload
 )
 
 // Terminal reports whether a frame of kind k ends the task in flight (an
@@ -51,13 +52,15 @@ func (k Kind) String() string {
 		return "heartbeat"
 	case KindProgress:
 		return "progress"
+	case KindRetiring:
+		return "retiring"
 	case KindStop:
 		return "stop"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-func (k Kind) valid() bool { return k >= KindInvocation && k <= KindStop }
+func (k Kind) valid() bool { return k >= KindInvocation && k <= KindRetiring }
 
 // FrameTooLargeError is returned for a frame whose declared payload is over
 // the limit. The stream cannot be resynchronised after it.
@@ -106,8 +109,10 @@ func ParseHeader(h []byte, limit int) (Kind, int, error) {
 // WriteFrame writes one frame to w, with one write for small frames.
 func WriteFrame(w io.Writer, k Kind, payload []byte) error {
 	if len(payload) <= 64<<10 {
-		var buf [64<<10 + HeaderSize]byte
-		_, err := w.Write(AppendFrame(buf[:0], k, payload))
+		// Sized to the frame: w is an interface, so the buffer escapes to
+		// the heap, and a fixed 64 KiB array would be allocated and zeroed
+		// for every frame, however small.
+		_, err := w.Write(AppendFrame(make([]byte, 0, HeaderSize+len(payload)), k, payload))
 		return err
 	}
 	var h [HeaderSize]byte

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -11,9 +12,10 @@ import (
 type Invocation struct {
 	Task     string    // the registered name
 	Arg      []byte    // the encoded argument
-	Deadline time.Time // zero: none
+	Deadline time.Time // zero: none; sent in nanoseconds, clamped to the years 1678 to 2262
 	LockDir  string    // the dispatcher's lock directory; empty: none
 	Last     bool      // the child exits after answering this one (its limit)
+	MaxRSS   int64     // the child retires after this task if its peak RSS passed this many bytes; 0: never
 }
 
 // Failure is what a child sends when a task fails.
@@ -40,15 +42,38 @@ func AppendInvocation(dst []byte, inv *Invocation) []byte {
 	}
 	dst = append(dst, invocationVersion, flags)
 	dst = appendString(dst, inv.Task)
-	var dl int64
-	if !inv.Deadline.IsZero() {
-		dl = inv.Deadline.UnixNano()
-	}
-	dst = binary.AppendVarint(dst, dl)
+	dst = binary.AppendVarint(dst, deadlineNanos(inv.Deadline))
 	dst = appendString(dst, inv.LockDir)
+	dst = binary.AppendVarint(dst, inv.MaxRSS)
 	dst = binary.AppendUvarint(dst, uint64(len(inv.Arg)))
 	return append(dst, inv.Arg...)
 }
+
+// deadlineNanos is the deadline t as nanoseconds since the Unix epoch, the
+// form it travels in; 0 means none. A deadline outside what that holds (the
+// years 1678 to 2262) is clamped to its edge, rather than wrapping round as
+// t.UnixNano would (a deadline of time.Now().Add(math.MaxInt64) would
+// arrive as one in 1734, long expired). A deadline at the epoch itself is
+// sent 1 ns early, so that it is not taken for none.
+func deadlineNanos(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Before(minDeadline):
+		return math.MinInt64
+	case t.After(maxDeadline):
+		return math.MaxInt64
+	}
+	if ns := t.UnixNano(); ns != 0 {
+		return ns
+	}
+	return -1
+}
+
+var (
+	minDeadline = time.Unix(0, math.MinInt64)
+	maxDeadline = time.Unix(0, math.MaxInt64)
+)
 
 // DecodeInvocation decodes an invocation. The argument aliases p.
 func DecodeInvocation(p []byte) (*Invocation, error) {
@@ -62,6 +87,7 @@ func DecodeInvocation(p []byte) (*Invocation, error) {
 		inv.Deadline = time.Unix(0, dl)
 	}
 	inv.LockDir = d.string()
+	inv.MaxRSS = d.varint()
 	inv.Arg = d.bytes()
 	if err := d.finish("invocation"); err != nil {
 		return nil, err

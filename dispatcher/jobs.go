@@ -1,0 +1,199 @@
+package dispatcher
+
+import (
+	"context"
+	"time"
+
+	"github.com/procrastinate-go/procrastinate/result"
+	"github.com/procrastinate-go/procrastinate/task"
+)
+
+// job is one scheduled call, from Submit to its resolution. Its fields
+// other than call and seq belong to the manager goroutine.
+type job struct {
+	call     *task.Call
+	seq      uint64
+	deadline time.Time // the earlier of the call's and its context's; zero: none
+
+	stopCtx func() bool          // undoes context.AfterFunc
+	child   *child               // the child running it, or nil
+	cause   error                // why it is being stopped while it runs (a context's error)
+	deaths  []*result.ChildDeath // the tries that died, when it retries
+	waiting bool                 // waiting out a retry delay
+	done    bool                 // resolved
+}
+
+func newJob(c *task.Call, seq uint64) *job {
+	j := &job{call: c, seq: seq, deadline: c.Deadline}
+	if c.Ctx != nil {
+		if dl, ok := c.Ctx.Deadline(); ok && (j.deadline.IsZero() || dl.Before(j.deadline)) {
+			j.deadline = dl
+		}
+	}
+	return j
+}
+
+// needsOwnChild reports whether the job must run in a child started for it.
+func (j *job) needsOwnChild() bool { return j.call.Limits != nil }
+
+// admit takes a job in: it is queued, and its context and deadline are
+// watched.
+func (d *Dispatcher) admit(j *job) {
+	d.unresolved++
+	if ctx := j.call.Ctx; ctx != nil {
+		if err := ctx.Err(); err != nil {
+			d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: err})
+			return
+		}
+		j.stopCtx = context.AfterFunc(ctx, func() {
+			d.post(cancelReq{j: j, cause: ctx.Err()})
+		})
+	}
+	if !j.deadline.IsZero() {
+		if !time.Now().Before(j.deadline) {
+			d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: context.DeadlineExceeded})
+			return
+		}
+		d.timers.add(timer{at: j.deadline, j: j, kind: timerDeadline})
+	}
+	d.pending = append(d.pending, j)
+}
+
+// post queues x for the manager goroutine and wakes it.
+func (d *Dispatcher) post(x any) {
+	d.mu.Lock()
+	if d.closed() {
+		d.mu.Unlock()
+		return
+	}
+	d.inbox = append(d.inbox, x)
+	d.mu.Unlock()
+	d.wakeup()
+}
+
+// cancel stops j because cause (a context's error) happened. A queued job
+// is resolved at once and never starts; a running one is stopped with the
+// termination sequence and resolved when its child answers or ends.
+func (d *Dispatcher) cancel(j *job, cause error) {
+	if j.done {
+		return
+	}
+	if c := j.child; c != nil {
+		if j.cause == nil {
+			j.cause = cause
+			c.terminate()
+		}
+		return
+	}
+	if j.waiting {
+		j.waiting = false
+		d.waiting--
+	} else {
+		d.unqueue(j)
+	}
+	d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: cause})
+}
+
+// unqueue removes j from the queue.
+func (d *Dispatcher) unqueue(j *job) {
+	for i, x := range d.pending {
+		if x == j {
+			d.pending = append(d.pending[:i], d.pending[i+1:]...)
+			return
+		}
+	}
+}
+
+// died handles the death of the child that ran j: a retry when the call
+// allows one, else the end of the job.
+func (d *Dispatcher) died(j *job, death *result.ChildDeath) {
+	if j.cause != nil {
+		d.resolve(j, nil, d.cancelError(j, death.Pid, death.Err))
+		return
+	}
+	if len(j.deaths) < j.call.Retries && d.stop != killing {
+		j.deaths = append(j.deaths, death)
+		delay := j.call.RetryDelay << (len(j.deaths) - 1)
+		if delay < 0 || (j.call.RetryDelay > 0 && delay < j.call.RetryDelay) {
+			delay = time.Hour // the shift overflowed
+		}
+		j.waiting = true
+		d.waiting++
+		d.timers.add(timer{at: time.Now().Add(delay), j: j, kind: timerRetry})
+		d.log.Debug("task's child died; retrying", "task", j.call.Task, "try", len(j.deaths), "delay", delay, "death", death.Error())
+		return
+	}
+	d.resolve(j, nil, d.deathError(j, death))
+}
+
+// deathError is the error of a job whose last try died: the death itself,
+// or, after retries, all of them.
+func (d *Dispatcher) deathError(j *job, last *result.ChildDeath) error {
+	if len(j.deaths) == 0 {
+		if last == nil {
+			return ErrClosed
+		}
+		return last
+	}
+	deaths := j.deaths
+	if last != nil {
+		deaths = append(deaths, last)
+	}
+	return &result.RetryError{Task: j.call.Task, Deaths: deaths}
+}
+
+// cancelError is the error of a job stopped while it ran in child pid.
+func (d *Dispatcher) cancelError(j *job, pid int, _ error) error {
+	e := &result.CancelError{Task: j.call.Task, Cause: j.cause, Started: true, Pid: pid}
+	if c := j.child; c != nil {
+		e.Sent = append(e.Sent, c.sent...)
+	}
+	return e
+}
+
+// retry puts a job whose retry delay is over back at the head of the queue.
+func (d *Dispatcher) retry(j *job) {
+	if j.done || !j.waiting {
+		return
+	}
+	j.waiting = false
+	d.waiting--
+	if d.stop == killing {
+		d.resolve(j, nil, d.deathError(j, nil))
+		return
+	}
+	d.pending = append([]*job{j}, d.pending...)
+}
+
+// resolve settles a job with an answer or an error, and counts it for Join.
+func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
+	if j.done {
+		return
+	}
+	j.done = true
+	j.child = nil
+	if j.stopCtx != nil {
+		j.stopCtx()
+	}
+	if err != nil {
+		j.call.Resolver.Fail(err)
+	} else {
+		j.call.Resolver.Resolve(payload)
+	}
+	d.unresolved--
+	if len(d.joins) == 0 {
+		return
+	}
+	kept := d.joins[:0]
+	for _, jr := range d.joins {
+		if j.seq <= jr.bound {
+			jr.left--
+		}
+		if jr.left == 0 {
+			close(jr.done)
+		} else {
+			kept = append(kept, jr)
+		}
+	}
+	d.joins = kept
+}

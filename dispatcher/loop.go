@@ -1,0 +1,299 @@
+package dispatcher
+
+import (
+	"fmt"
+	"runtime"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/procrastinate-go/procrastinate/procman"
+	"github.com/procrastinate-go/procrastinate/task"
+)
+
+// run is the manager goroutine: it alone touches the dispatcher's state
+// below the inbox.
+func (d *Dispatcher) run(started chan<- error) {
+	// Children are started on this thread only, and the thread ends with
+	// the goroutine: that makes Pdeathsig safe (see procman.WithPdeathsig).
+	runtime.LockOSThread()
+	if err := d.pm.Setup(); err != nil {
+		close(d.done)
+		started <- fmt.Errorf("dispatcher: %w", err)
+		return
+	}
+	started <- nil
+	defer close(d.done)
+	defer d.finish()
+	pool := poolView{d}
+	for {
+		d.intake()
+		d.fireTimers()
+		d.assign()
+		// A draining dispatcher asks its strategy only while work is
+		// queued: with none, all the strategy could start is spares, which
+		// would be retired at once, and the next Step would start them
+		// again, for ever.
+		d.wakeAt = time.Time{}
+		if d.stop == running || (d.stop == draining && len(d.pending) > 0) {
+			d.strat.Step(pool)
+			d.assign()
+		}
+		if d.stop == draining && len(d.pending) == 0 {
+			d.retireIdle()
+		}
+		if d.stop == killing {
+			d.kill()
+		}
+		if d.stop != running && len(d.pending) == 0 && d.waiting == 0 && d.pm.ProcessCount() == 0 {
+			return
+		}
+		d.pm.SetDeadline(d.nextDeadline())
+		if err := d.pm.Step(); err != nil {
+			d.log.Error("process manager step failed; closing", "error", err)
+			d.mu.Lock()
+			d.closing = true
+			d.mu.Unlock()
+			d.stop = killing
+			_ = d.pm.Teardown()
+		}
+	}
+}
+
+// nextDeadline is when the manager goroutine must wake even if nothing
+// happens: the earliest timer, the Step its strategy asked for, or, once it
+// is killing, the end of the grace period. A killing dispatcher calls its
+// strategy no more, so the strategy's last After is void: were it kept, it
+// would pass during the grace period, and every wait after it would return
+// at once.
+func (d *Dispatcher) nextDeadline() time.Time {
+	t := d.timers.next()
+	var other time.Time
+	if d.stop == killing {
+		if !d.killed {
+			other = d.killAt
+		}
+	} else {
+		other = d.wakeAt
+	}
+	if t.IsZero() || (!other.IsZero() && other.Before(t)) {
+		t = other
+	}
+	return t
+}
+
+// intake moves what other goroutines queued into the manager's state.
+func (d *Dispatcher) intake() {
+	d.mu.Lock()
+	inbox := d.inbox
+	d.inbox = nil
+	d.mu.Unlock()
+	for _, x := range inbox {
+		switch x := x.(type) {
+		case *job:
+			d.admit(x)
+		case cancelReq:
+			d.cancel(x.j, x.cause)
+		case *joinReq:
+			x.left = d.unresolved
+			if x.left == 0 {
+				close(x.done)
+			} else {
+				d.joins = append(d.joins, x)
+			}
+		case stopReq:
+			if x.mode > d.stop {
+				d.stop = x.mode
+				if x.mode == killing {
+					d.killAt = time.Now().Add(d.grace)
+				}
+			}
+		}
+	}
+}
+
+// assign hands queued jobs to idle children, the most recently used
+// first (its pages are warm). Jobs that need a child of their own stay
+// queued for Spawn; children past their age are retired.
+func (d *Dispatcher) assign() {
+	if len(d.idle) == 0 || len(d.pending) == 0 {
+		return
+	}
+	now := time.Now()
+	kept := d.pending[:0]
+	for i, j := range d.pending {
+		if len(d.idle) == 0 {
+			kept = append(kept, d.pending[i:]...)
+			break
+		}
+		if j.needsOwnChild() {
+			kept = append(kept, j)
+			continue
+		}
+		c := d.takeIdle(now)
+		if c == nil {
+			kept = append(kept, d.pending[i:]...)
+			break
+		}
+		c.give(j)
+	}
+	clear(d.pending[len(kept):])
+	d.pending = kept
+}
+
+// takeIdle pops an idle child that may take work, retiring the ones that
+// are too old.
+func (d *Dispatcher) takeIdle(now time.Time) *child {
+	for len(d.idle) > 0 {
+		c := d.idle[len(d.idle)-1]
+		d.idle = d.idle[:len(d.idle)-1]
+		if c.tooOld(now) {
+			c.p.CloseInput()
+			continue
+		}
+		return c
+	}
+	return nil
+}
+
+// retireIdle tells idle children there is no more work.
+func (d *Dispatcher) retireIdle() {
+	for _, c := range d.idle {
+		c.p.CloseInput()
+	}
+	d.idle = nil
+}
+
+// kill fails the queue and ends the children: SIGTERM first, SIGKILL when
+// the grace period is over.
+func (d *Dispatcher) kill() {
+	for _, j := range d.pending {
+		d.resolve(j, nil, ErrClosed)
+	}
+	d.pending = nil
+	d.giveUpRetries()
+	d.retireIdle()
+	if !d.termSent {
+		d.termSent = true
+		_ = d.pm.KillProcesses(d.termSig)
+	}
+	if !d.killed && !time.Now().Before(d.killAt) {
+		d.killed = true
+		_ = d.pm.KillProcesses(syscall.SIGKILL)
+	}
+}
+
+// giveUpRetries resolves the jobs waiting to be tried again with what
+// their tries died of.
+func (d *Dispatcher) giveUpRetries() {
+	if d.waiting == 0 {
+		return
+	}
+	for _, t := range d.timers {
+		if t.kind == timerRetry && t.j.waiting {
+			t.j.waiting = false
+			d.waiting--
+			d.resolve(t.j, nil, d.deathError(t.j, nil))
+		}
+	}
+}
+
+// finish runs when the manager goroutine ends.
+func (d *Dispatcher) finish() {
+	if err := d.pm.Teardown(); err != nil {
+		d.log.Error("tearing down the process manager", "error", err)
+	}
+	d.mu.Lock()
+	inbox := d.inbox
+	d.inbox = nil
+	d.mu.Unlock()
+	for _, x := range inbox {
+		if j, ok := x.(*job); ok {
+			j.call.Resolver.Fail(ErrClosed)
+		}
+	}
+	for _, j := range d.pending {
+		d.resolve(j, nil, ErrClosed)
+	}
+	d.pending = nil
+	d.giveUpRetries()
+	d.timers = nil
+	for _, jr := range d.joins {
+		close(jr.done)
+	}
+	d.joins = nil
+}
+
+// spawn starts one child. It takes the first queued job, or waits idle as
+// a spare.
+func (d *Dispatcher) spawn() error {
+	if d.stop != running && len(d.pending) == 0 {
+		// No spares once Shutdown was called: they would only be
+		// retired (see run).
+		return ErrClosed
+	}
+	var j *job
+	if len(d.pending) > 0 {
+		j = d.pending[0]
+	}
+	c := d.newChild(j != nil && j.needsOwnChild())
+	spec := procman.Spec{StderrTail: d.tail, StderrCopy: d.stderr}
+	if j != nil {
+		spec.Name = j.call.Task
+		spec.Invocation = c.invocation(j)
+		if l := j.call.Limits; l != nil {
+			spec.Dir, spec.Env = l.Dir, l.Env
+			spec.Rlimits, spec.Nice = rlimits(l), l.Nice
+		}
+	}
+	p, err := d.pm.CreateProcess(spec, c)
+	if err != nil {
+		d.log.Error("starting a child", "error", err)
+		if j != nil {
+			// Fail the job rather than retry forever: a binary that
+			// cannot start will not start the next time either.
+			d.pending = d.pending[1:]
+			d.resolve(j, nil, fmt.Errorf("dispatcher: task %q: %w", j.call.Task, err))
+		}
+		return err
+	}
+	c.p = p
+	if j != nil {
+		d.pending = d.pending[1:]
+		c.job = j
+		j.child = c
+	} else {
+		d.idle = append(d.idle, c)
+	}
+	return nil
+}
+
+// poolView is the dispatcher as its strategy sees it.
+type poolView struct{ d *Dispatcher }
+
+func (v poolView) Queued() int   { return len(v.d.pending) }
+func (v poolView) Children() int { return v.d.pm.ProcessCount() }
+func (v poolView) Idle() int     { return len(v.d.idle) }
+func (v poolView) Spawn() error  { return v.d.spawn() }
+func (v poolView) After(dur time.Duration) {
+	t := time.Now().Add(dur)
+	if v.d.wakeAt.IsZero() || t.Before(v.d.wakeAt) {
+		v.d.wakeAt = t
+	}
+}
+
+// rlimits turns a call's limits into the process manager's.
+func rlimits(l *task.Limits) []procman.Rlimit {
+	var out []procman.Rlimit
+	if l.AddressSpace > 0 {
+		out = append(out, procman.Rlimit{Resource: unix.RLIMIT_AS, Cur: l.AddressSpace, Max: l.AddressSpace})
+	}
+	if l.CPUTime > 0 {
+		secs := uint64((l.CPUTime + time.Second - 1) / time.Second)
+		// SIGXCPU at the soft limit; the hard limit, a second later, is
+		// SIGKILL in case the child catches SIGXCPU.
+		out = append(out, procman.Rlimit{Resource: unix.RLIMIT_CPU, Cur: secs, Max: secs + 1})
+	}
+	return out
+}

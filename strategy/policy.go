@@ -1,0 +1,139 @@
+package strategy
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Policy says how the dispatcher treats the children a strategy starts:
+// how many tasks each serves, when it is replaced, and how many wait as
+// spares. The zero Policy is the gem's model, which stays the default: a
+// fresh process for every task (MaxTasks 1), no spares.
+type Policy struct {
+	// MaxTasks is how many tasks a child serves, one after another,
+	// before it exits: 1 is a fresh process per task; 0 in a Policy built
+	// by options means 1, and Reuse(0) means no limit (MaxTasks < 0).
+	MaxTasks int
+	// MaxAge, when not zero, retires a child older than this: it finishes
+	// the task it has and takes no other.
+	MaxAge time.Duration
+	// MaxRSS, when not zero, retires a child whose peak resident set
+	// passed this many bytes, after the task during which it did.
+	MaxRSS int64
+	// Spread varies each child's MaxTasks and MaxAge at random by up to
+	// this fraction (0.1: ±10%), so that children started together are not
+	// all replaced together.
+	Spread float64
+	// Spares is how many children the strategy keeps started and idle,
+	// waiting for their first task, within its limit.
+	Spares int
+}
+
+// Unlimited reports whether a child serves tasks until its input ends.
+func (p Policy) Unlimited() bool { return p.MaxTasks < 0 }
+
+// Option adjusts the Policy of a strategy of this package.
+type Option interface{ apply(*Policy) }
+
+type optionFunc func(*Policy)
+
+func (f optionFunc) apply(p *Policy) { f(p) }
+
+// Reuse lets each child serve up to n tasks before it exits; n = 0 means
+// no limit. A child that crashes takes only the task it was running with
+// it; the next tasks go to other children. Reuse trades isolation (a task
+// sees what earlier tasks in the same child left in memory) for
+// throughput: a task's start costs a pipe write instead of an exec.
+func Reuse(n int) Option {
+	return optionFunc(func(p *Policy) {
+		if n == 0 {
+			p.MaxTasks = -1
+		} else {
+			p.MaxTasks = n
+		}
+	})
+}
+
+// MaxAge retires children older than d (see Policy.MaxAge).
+func MaxAge(d time.Duration) Option { return optionFunc(func(p *Policy) { p.MaxAge = d }) }
+
+// MaxRSS retires children whose peak resident set passed bytes (see
+// Policy.MaxRSS).
+func MaxRSS(bytes int64) Option { return optionFunc(func(p *Policy) { p.MaxRSS = bytes }) }
+
+// Spread varies MaxTasks and MaxAge per child by up to fraction f (see
+// Policy.Spread).
+func Spread(f float64) Option { return optionFunc(func(p *Policy) { p.Spread = f }) }
+
+// Spares keeps k children started and idle, waiting for work (see
+// Policy.Spares). With a fresh process per task each spare serves one task
+// and a new spare is started in its place.
+func Spares(k int) Option { return optionFunc(func(p *Policy) { p.Spares = k }) }
+
+func newPolicy(opts []Option) Policy {
+	p := Policy{MaxTasks: 1}
+	for _, o := range opts {
+		o.apply(&p)
+	}
+	return p
+}
+
+func (p Policy) validate() error {
+	switch {
+	case p.MaxTasks == 0 || p.MaxTasks < -1:
+		return fmt.Errorf("strategy: Reuse(%d): the number of tasks must be at least 1, or 0 for no limit", p.MaxTasks)
+	case p.MaxAge < 0:
+		return fmt.Errorf("strategy: MaxAge(%v): the age must not be negative", p.MaxAge)
+	case p.MaxRSS < 0:
+		return fmt.Errorf("strategy: MaxRSS(%d): the size must not be negative", p.MaxRSS)
+	case p.Spread < 0 || p.Spread >= 1:
+		return fmt.Errorf("strategy: Spread(%v): the fraction must be at least 0 and below 1", p.Spread)
+	case p.Spares < 0:
+		return fmt.Errorf("strategy: Spares(%d): the number must not be negative", p.Spares)
+	}
+	return nil
+}
+
+// suffix describes the non-default parts of p for String methods.
+func (p Policy) suffix() string {
+	var parts []string
+	switch {
+	case p.MaxTasks < 0:
+		parts = append(parts, "reuse")
+	case p.MaxTasks > 1:
+		parts = append(parts, fmt.Sprintf("reuse %d", p.MaxTasks))
+	}
+	if p.MaxAge > 0 {
+		parts = append(parts, fmt.Sprintf("max age %v", p.MaxAge))
+	}
+	if p.MaxRSS > 0 {
+		parts = append(parts, fmt.Sprintf("max rss %d", p.MaxRSS))
+	}
+	if p.Spread > 0 {
+		parts = append(parts, fmt.Sprintf("spread %v", p.Spread))
+	}
+	if p.Spares > 0 {
+		parts = append(parts, fmt.Sprintf("%d spares", p.Spares))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " with " + strings.Join(parts, ", ")
+}
+
+// policyHolder is implemented by the strategies of this package.
+type policyHolder interface{ childPolicy() Policy }
+
+// PolicyOf returns the child policy of s: what its options set for the
+// strategies of this package, and the default (a fresh process per task)
+// for any other strategy, unless it has a method ChildPolicy() Policy.
+func PolicyOf(s Strategy) Policy {
+	switch h := s.(type) {
+	case policyHolder:
+		return h.childPolicy()
+	case interface{ ChildPolicy() Policy }:
+		return h.ChildPolicy()
+	}
+	return Policy{MaxTasks: 1}
+}
