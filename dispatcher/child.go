@@ -16,14 +16,16 @@ import (
 // child is one child process of the dispatcher. Its fields belong to the
 // manager goroutine.
 type child struct {
-	d      *Dispatcher
-	p      *procman.Process
-	job    *job      // in flight, or nil
-	limit  int       // tasks it may serve; < 0: no limit
-	served int       // tasks it answered
-	oldAt  time.Time // retire it once this passes; zero: never
-	last   bool      // it takes no more work: its current invocation was its last, or it is retiring
-	sent   []syscall.Signal
+	d        *Dispatcher
+	p        *procman.Process
+	inflight []*job    // sent and not answered, in order; the first is running
+	limit    int       // tasks it may be given; < 0: no limit
+	given    int       // tasks it was given
+	oldAt    time.Time // retire it once this passes; zero: never
+	last     bool      // it takes no more work: its last invocation is sent, it retires, or it is being stopped
+	retiring bool      // it said it exits after its current answer
+	ready    bool      // in d.ready
+	sent     []syscall.Signal
 }
 
 // newChild sets up the bookkeeping of a child under the dispatcher's
@@ -53,7 +55,8 @@ func spread(f float64) float64 {
 
 // invocation encodes j for c, marking it Last when c is to serve no more.
 func (c *child) invocation(j *job) []byte {
-	last := c.limit > 0 && c.served+1 >= c.limit
+	c.given++
+	last := c.limit > 0 && c.given >= c.limit
 	if !c.oldAt.IsZero() && !time.Now().Before(c.oldAt) {
 		last = true
 	}
@@ -67,14 +70,36 @@ func (c *child) invocation(j *job) []byte {
 	})
 }
 
-// give sends j to c, an idle child.
+// canTake reports whether c may be given j now. A job that can be
+// cancelled runs alone in its child, so that the termination sequence that
+// stops it stops nothing else; other jobs are pipelined up to the policy's
+// depth.
+func (c *child) canTake(j *job) bool {
+	if c.last {
+		return false
+	}
+	if len(c.inflight) == 0 {
+		return true
+	}
+	return !j.cancellable() && !c.inflight[0].cancellable() && len(c.inflight) < c.d.depth
+}
+
+// give sends j to c, a ready child.
 func (c *child) give(j *job) {
-	c.job = j
+	c.inflight = append(c.inflight, j)
 	j.child = c
 	if err := c.p.Send(wire.KindInvocation, c.invocation(j)); err != nil {
 		// The child is gone or going; its exit resolves the job.
 		c.d.log.Debug("sending an invocation failed", "pid", c.p.Pid(), "error", err)
 	}
+}
+
+// running returns the job c is running, or nil.
+func (c *child) running() *job {
+	if len(c.inflight) == 0 {
+		return nil
+	}
+	return c.inflight[0]
 }
 
 // tooOld reports whether c has passed its age.
@@ -89,6 +114,7 @@ func (c *child) terminate() {
 		return
 	}
 	c.last = true
+	c.d.unready(c)
 	c.signal(c.d.termSig)
 	c.d.timers.add(timer{at: time.Now().Add(c.d.grace), kind: timerKill, c: c})
 }
@@ -113,13 +139,13 @@ func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
 	d := c.d
 	switch k {
 	case wire.KindAnswer, wire.KindTaskFailed:
-		j := c.job
+		j := c.running()
 		if j == nil {
 			d.log.Warn("protocol error: a child answered with no task in flight; ignored", "pid", p.Pid(), "kind", k.String())
 			return
 		}
-		c.job = nil
-		c.served++
+		c.inflight[0] = nil
+		c.inflight = c.inflight[1:]
 		switch {
 		case j.cause == nil && k == wire.KindTaskFailed && !j.deadline.IsZero() && !time.Now().Before(j.deadline):
 			// The task saw its deadline in the child (its context carries
@@ -133,11 +159,10 @@ func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
 		default:
 			d.resolve(j, nil, taskError(j, p.Pid(), payload))
 		}
-		if !c.last && d.stop != killing {
-			d.idle = append(d.idle, c)
-		}
+		d.makeReady(c)
 	case wire.KindRetiring:
-		c.last = true
+		c.last, c.retiring = true, true
+		d.unready(c)
 	default:
 		// Heartbeats and progress have no reader yet.
 	}
@@ -154,12 +179,25 @@ func taskError(j *job, pid int, payload []byte) error {
 // Exited implements procman.Handler.
 func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	d := c.d
-	d.dropIdle(c)
-	j := c.job
-	if j == nil {
+	c.last = true
+	d.unready(c)
+	if len(c.inflight) == 0 {
 		return
 	}
-	c.job = nil
+	inflight := c.inflight
+	c.inflight = nil
+	// The jobs behind the first never started: they go back to the head
+	// of the queue. The first died with the child, unless the child
+	// retired cleanly, in which case it never started either.
+	first := inflight[0]
+	if c.retiring && e.Success() {
+		first = nil
+	}
+	d.requeue(inflight, first)
+	if first == nil {
+		return
+	}
+	j := first
 	cause := e.Err
 	if cause == nil && d.stop == killing {
 		cause = ErrKilled
@@ -195,12 +233,44 @@ func limitHit(j *job, e *procman.Exit) string {
 	return ""
 }
 
-// dropIdle removes c from the idle children.
-func (d *Dispatcher) dropIdle(c *child) {
-	for i, x := range d.idle {
+// makeReady lists c among the children that may take work, if it may.
+func (d *Dispatcher) makeReady(c *child) {
+	if c.ready || c.last || d.stop == killing || c.p == nil {
+		return
+	}
+	if len(c.inflight) > 0 && (c.inflight[0].cancellable() || len(c.inflight) >= d.depth) {
+		return
+	}
+	c.ready = true
+	d.ready = append(d.ready, c)
+}
+
+// unready takes c off the list of children that may take work.
+func (d *Dispatcher) unready(c *child) {
+	if !c.ready {
+		return
+	}
+	c.ready = false
+	for i, x := range d.ready {
 		if x == c {
-			d.idle = append(d.idle[:i], d.idle[i+1:]...)
+			d.ready = append(d.ready[:i], d.ready[i+1:]...)
 			return
 		}
+	}
+}
+
+// requeue puts the jobs of a dead child that never started (all of them
+// but skip) back at the head of the queue, in their order.
+func (d *Dispatcher) requeue(jobs []*job, skip *job) {
+	var back []*job
+	for _, j := range jobs {
+		if j == skip || j.done {
+			continue
+		}
+		j.child = nil
+		back = append(back, j)
+	}
+	if len(back) > 0 {
+		d.pending = append(back, d.pending...)
 	}
 }

@@ -105,10 +105,11 @@ type Dispatcher struct {
 	done    chan struct{} // closed when the manager goroutine has ended
 
 	// Owned by the manager goroutine.
-	pending    []*job // queued, in order
-	idle       []*child
-	unresolved int // jobs taken in and not yet resolved
-	waiting    int // jobs waiting out a retry delay
+	pending    []*job   // queued, in order
+	ready      []*child // children that may take work
+	depth      int      // jobs a child may have in flight (strategy.Pipeline)
+	unresolved int      // jobs taken in and not yet resolved
+	waiting    int      // jobs waiting out a retry delay
 	joins      []*joinReq
 	timers     timerHeap
 	stop       stopMode
@@ -163,6 +164,7 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 	d := &Dispatcher{
 		strat:   s,
 		policy:  strategy.PolicyOf(s),
+		depth:   max(1, strategy.PolicyOf(s).Pipeline),
 		log:     cfg.logger,
 		grace:   cfg.grace,
 		termSig: cfg.termSig,

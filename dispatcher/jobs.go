@@ -36,6 +36,10 @@ func newJob(c *task.Call, seq uint64) *job {
 // needsOwnChild reports whether the job must run in a child started for it.
 func (j *job) needsOwnChild() bool { return j.call.Limits != nil }
 
+// cancellable reports whether the job may be stopped while it runs: it then
+// runs alone in its child.
+func (j *job) cancellable() bool { return j.call.Ctx != nil || !j.deadline.IsZero() }
+
 // admit takes a job in: it is queued, and its context and deadline are
 // watched.
 func (d *Dispatcher) admit(j *job) {
@@ -85,6 +89,7 @@ func (d *Dispatcher) cancel(j *job, cause error) {
 		}
 		return
 	}
+	// Queued, or waiting out a retry delay.
 	if j.waiting {
 		j.waiting = false
 		d.waiting--

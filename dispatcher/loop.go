@@ -113,17 +113,19 @@ func (d *Dispatcher) intake() {
 	}
 }
 
-// assign hands queued jobs to idle children, the most recently used
-// first (its pages are warm). Jobs that need a child of their own stay
-// queued for Spawn; children past their age are retired.
+// assign hands queued jobs to ready children, most recently used first
+// (its pages are warm), and pipelined work to the child with the least in
+// flight. Jobs that need a child of their own stay queued for Spawn, and so
+// do cancellable jobs until a child is empty; children past their age are
+// retired.
 func (d *Dispatcher) assign() {
-	if len(d.idle) == 0 || len(d.pending) == 0 {
+	if len(d.ready) == 0 || len(d.pending) == 0 || d.stop == killing {
 		return
 	}
 	now := time.Now()
 	kept := d.pending[:0]
 	for i, j := range d.pending {
-		if len(d.idle) == 0 {
+		if len(d.ready) == 0 {
 			kept = append(kept, d.pending[i:]...)
 			break
 		}
@@ -131,38 +133,57 @@ func (d *Dispatcher) assign() {
 			kept = append(kept, j)
 			continue
 		}
-		c := d.takeIdle(now)
+		c := d.pick(j, now)
 		if c == nil {
-			kept = append(kept, d.pending[i:]...)
-			break
+			kept = append(kept, j)
+			continue
 		}
 		c.give(j)
+		if !c.canTake(j) || c.last {
+			d.unready(c)
+		}
 	}
 	clear(d.pending[len(kept):])
 	d.pending = kept
 }
 
-// takeIdle pops an idle child that may take work, retiring the ones that
-// are too old.
-func (d *Dispatcher) takeIdle(now time.Time) *child {
-	for len(d.idle) > 0 {
-		c := d.idle[len(d.idle)-1]
-		d.idle = d.idle[:len(d.idle)-1]
-		if c.tooOld(now) {
+// pick chooses the ready child for j: among those that can take it, the
+// one with the least in flight, the most recently readied on a tie.
+// Children past their age are retired on the way.
+func (d *Dispatcher) pick(j *job, now time.Time) *child {
+	var best *child
+	for i := len(d.ready) - 1; i >= 0; i-- {
+		c := d.ready[i]
+		if len(c.inflight) == 0 && c.tooOld(now) {
+			d.unready(c)
+			c.last = true
 			c.p.CloseInput()
 			continue
 		}
-		return c
+		if c.canTake(j) && (best == nil || len(c.inflight) < len(best.inflight)) {
+			best = c
+			if len(c.inflight) == 0 {
+				break
+			}
+		}
 	}
-	return nil
+	return best
 }
 
-// retireIdle tells idle children there is no more work.
+// retireIdle tells children with nothing in flight that there is no more
+// work.
 func (d *Dispatcher) retireIdle() {
-	for _, c := range d.idle {
-		c.p.CloseInput()
+	kept := d.ready[:0]
+	for _, c := range d.ready {
+		if len(c.inflight) == 0 {
+			c.ready, c.last = false, true
+			c.p.CloseInput()
+			continue
+		}
+		kept = append(kept, c)
 	}
-	d.idle = nil
+	clear(d.ready[len(kept):])
+	d.ready = kept
 }
 
 // kill fails the queue and ends the children: SIGTERM first, SIGKILL when
@@ -261,11 +282,10 @@ func (d *Dispatcher) spawn() error {
 	c.p = p
 	if j != nil {
 		d.pending = d.pending[1:]
-		c.job = j
+		c.inflight = append(c.inflight, j)
 		j.child = c
-	} else {
-		d.idle = append(d.idle, c)
 	}
+	d.makeReady(c)
 	return nil
 }
 
@@ -274,8 +294,16 @@ type poolView struct{ d *Dispatcher }
 
 func (v poolView) Queued() int   { return len(v.d.pending) }
 func (v poolView) Children() int { return v.d.pm.ProcessCount() }
-func (v poolView) Idle() int     { return len(v.d.idle) }
-func (v poolView) Spawn() error  { return v.d.spawn() }
+func (v poolView) Idle() int {
+	n := 0
+	for _, c := range v.d.ready {
+		if len(c.inflight) == 0 {
+			n++
+		}
+	}
+	return n
+}
+func (v poolView) Spawn() error { return v.d.spawn() }
 func (v poolView) After(dur time.Duration) {
 	t := time.Now().Add(dur)
 	if v.d.wakeAt.IsZero() || t.Before(v.d.wakeAt) {

@@ -1,6 +1,7 @@
 package procman
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -100,7 +101,7 @@ func newChild() (*Child, error) {
 	c := &Child{
 		in:   os.NewFile(invocationFD, "invocations"),
 		out:  os.NewFile(messageFD, "messages"),
-		inv:  make(chan []byte, 1),
+		inv:  make(chan []byte, readAhead),
 		stop: make(chan struct{}),
 	}
 	go c.readLoop()
@@ -141,8 +142,10 @@ func closeInherited() {
 
 func (c *Child) readLoop() {
 	defer close(c.inv)
+	// Buffered: invocations sent back to back arrive in one read.
+	in := bufio.NewReaderSize(c.in, 64<<10)
 	for {
-		k, payload, err := wire.ReadFrame(c.in, wire.DefaultMaxPayload)
+		k, payload, err := wire.ReadFrame(in, wire.DefaultMaxPayload)
 		if err != nil {
 			if err == io.EOF {
 				err = nil
@@ -202,3 +205,8 @@ func (c *Child) Send(kind wire.Kind, payload []byte) error {
 
 // Stopped is closed when the parent asks the child to finish (a stop frame).
 func (c *Child) Stopped() <-chan struct{} { return c.stop }
+
+// readAhead is how many invocations the child's reader takes off the pipe
+// ahead of the task, so that a parent pipelining work to a reused child
+// never finds it waiting on a read.
+const readAhead = 64

@@ -44,6 +44,7 @@ type Manager struct {
 	deadline time.Time // the caller's, from SetDeadline
 	hungup   int       // processes waiting out their hangup grace
 	finished []*Process
+	dirty    []*Process // sent frames not yet written
 }
 
 // Process is one child of a Manager. Its methods belong to the manager's
@@ -62,9 +63,11 @@ type Process struct {
 	started time.Time
 	dec     wire.Decoder
 
-	out      [][]byte // frames waiting to be written to invfd
-	outOff   int      // bytes of out[0] already written
-	watchOut bool     // invfd is in the epoll set for EPOLLOUT
+	out        [][]byte // frames waiting to be written to invfd
+	dirty      bool     // in Manager.dirty: sent to since the last flush
+	closeAfter bool     // CloseInput was called with frames still queued
+	outOff     int      // bytes of out[0] already written
+	watchOut   bool     // invfd is in the epoll set for EPOLLOUT
 
 	tail    []byte    // the end of what the child wrote to stderr
 	tailMax int       // how much of it to keep
@@ -328,7 +331,9 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	}
 	m.log.Debug("child started", "pid", pid, "name", spec.Name)
 	if spec.Invocation != nil {
+		// Written now, not at the next Step: the child needs it to start.
 		_ = p.send(wire.KindInvocation, spec.Invocation)
+		p.flush()
 	}
 	return p, nil
 }
@@ -370,6 +375,7 @@ func (m *Manager) Step() error {
 	if err := m.check(); err != nil {
 		return err
 	}
+	m.flushDirty()
 	n, err := m.wait()
 	if err != nil {
 		return err
@@ -772,10 +778,12 @@ func (p *Process) Started() time.Time { return p.started }
 // Exit returns how the child ended, or nil while it runs.
 func (p *Process) Exit() *Exit { return p.exit }
 
-// Send queues a frame for the child's invocation pipe and writes as much of
-// it as the pipe takes now; the rest is written as the child reads. It
-// never blocks. The payload is kept until written and must not be changed.
-// It returns ErrInputClosed once the pipe is closed.
+// Send queues a frame for the child's invocation pipe. The next Step
+// writes what the pipe takes before it sleeps, all frames sent to one child
+// in one writev; the rest is written as the child reads. Send never blocks.
+// The payload is kept until written and must not be changed. It returns
+// ErrInputClosed once the pipe is closed (a write that finds the child gone
+// drops what is queued; the child's exit tells the rest).
 func (p *Process) Send(kind wire.Kind, payload []byte) error {
 	p.m.enter()
 	defer p.m.leave()
@@ -790,11 +798,22 @@ func (p *Process) send(kind wire.Kind, payload []byte) error {
 	if len(payload) > 0 {
 		p.out = append(p.out, payload)
 	}
-	p.flush()
-	if p.invfd < 0 {
-		return ErrInputClosed
+	if !p.dirty {
+		p.dirty = true
+		p.m.dirty = append(p.m.dirty, p)
 	}
 	return nil
+}
+
+// flushDirty writes what was sent since the last round, one writev per
+// child however many frames it was sent.
+func (m *Manager) flushDirty() {
+	for i, p := range m.dirty {
+		p.dirty = false
+		p.flush()
+		m.dirty[i] = nil
+	}
+	m.dirty = m.dirty[:0]
 }
 
 // flush writes queued frames until the pipe is full, then waits for
@@ -841,15 +860,23 @@ func (p *Process) flush() {
 	}
 	if len(p.out) == 0 {
 		p.out, p.outOff = nil, 0
+		if p.closeAfter {
+			p.closeInput()
+		}
 	}
 }
 
-// CloseInput closes the child's invocation pipe. A child waiting for work
-// sees the end and exits; a child with work in flight takes it as its
-// parent's death and kills its group. Calling it twice does nothing.
+// CloseInput closes the child's invocation pipe once what was sent to it
+// is written. A child waiting for work sees the end and exits; a child
+// with work in flight takes it as its parent's death and kills its group.
+// Calling it twice does nothing.
 func (p *Process) CloseInput() {
 	p.m.enter()
 	defer p.m.leave()
+	if len(p.out) > 0 {
+		p.closeAfter = true
+		return
+	}
 	p.closeInput()
 }
 

@@ -28,6 +28,13 @@ type Policy struct {
 	// Spares is how many children the strategy keeps started and idle,
 	// waiting for their first task, within its limit.
 	Spares int
+	// Pipeline is how many tasks a reused child may be handed before it
+	// has answered the first (1 when 0): the child reads ahead while it
+	// works, so it never waits on the parent. A task with a context or a
+	// timeout is never pipelined, so that stopping it stops nothing else.
+	// When a child dies, the task it was running takes the blame and the
+	// ones behind it go back to the queue.
+	Pipeline int
 }
 
 // Unlimited reports whether a child serves tasks until its input ends.
@@ -71,6 +78,10 @@ func Spread(f float64) Option { return optionFunc(func(p *Policy) { p.Spread = f
 // and a new spare is started in its place.
 func Spares(k int) Option { return optionFunc(func(p *Policy) { p.Spares = k }) }
 
+// Pipeline lets each reused child have up to k tasks in flight (see
+// Policy.Pipeline). It matters only with Reuse.
+func Pipeline(k int) Option { return optionFunc(func(p *Policy) { p.Pipeline = k }) }
+
 func newPolicy(opts []Option) Policy {
 	p := Policy{MaxTasks: 1}
 	for _, o := range opts {
@@ -89,6 +100,8 @@ func (p Policy) validate() error {
 		return fmt.Errorf("strategy: MaxRSS(%d): the size must not be negative", p.MaxRSS)
 	case p.Spread < 0 || p.Spread >= 1:
 		return fmt.Errorf("strategy: Spread(%v): the fraction must be at least 0 and below 1", p.Spread)
+	case p.Pipeline < 0:
+		return fmt.Errorf("strategy: Pipeline(%d): the depth must not be negative", p.Pipeline)
 	case p.Spares < 0:
 		return fmt.Errorf("strategy: Spares(%d): the number must not be negative", p.Spares)
 	}
@@ -112,6 +125,9 @@ func (p Policy) suffix() string {
 	}
 	if p.Spread > 0 {
 		parts = append(parts, fmt.Sprintf("spread %v", p.Spread))
+	}
+	if p.Pipeline > 1 {
+		parts = append(parts, fmt.Sprintf("pipeline %d", p.Pipeline))
 	}
 	if p.Spares > 0 {
 		parts = append(parts, fmt.Sprintf("%d spares", p.Spares))
