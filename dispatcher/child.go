@@ -25,6 +25,10 @@ type child struct {
 	last     bool      // it takes no more work: its last invocation is sent, it retires, or it is being stopped
 	retiring bool      // it said it exits after its current answer
 	ready    bool      // in d.ready
+	worker   bool      // runs a server-mode worker (in d.workers)
+	stopping bool      // it was sent a stop frame
+	lastBeat time.Time // when it last sent a heartbeat, or was given its task
+	inactive bool      // it was killed for want of heartbeats
 	sent     []syscall.Signal
 }
 
@@ -65,6 +69,7 @@ func (c *child) invocation(j *job) []byte {
 		Task:     j.call.Task,
 		Arg:      j.call.Arg,
 		Deadline: j.deadline,
+		LockDir:  c.d.locks.Path(),
 		MaxRSS:   c.d.policy.MaxRSS,
 		Last:     last,
 	})
@@ -88,10 +93,36 @@ func (c *child) canTake(j *job) bool {
 func (c *child) give(j *job) {
 	c.inflight = append(c.inflight, j)
 	j.child = c
+	c.watchActivity(j)
 	if err := c.p.Send(wire.KindInvocation, c.invocation(j)); err != nil {
 		// The child is gone or going; its exit resolves the job.
 		c.d.log.Debug("sending an invocation failed", "pid", c.p.Pid(), "error", err)
 	}
+}
+
+// watchActivity starts the activity check for j, if its call has one.
+func (c *child) watchActivity(j *job) {
+	if a := j.call.Activity; a > 0 {
+		c.lastBeat = time.Now()
+		c.d.timers.add(timer{at: c.lastBeat.Add(a), kind: timerActivity, c: c, j: j})
+	}
+}
+
+// checkActivity kills c when j, still running in it, has sent no heartbeat
+// for its activity timeout, and looks again later otherwise.
+func (c *child) checkActivity(j *job) {
+	if j.done || c.running() != j || c.p.State() != procman.StateRunning {
+		return
+	}
+	due := c.lastBeat.Add(j.call.Activity)
+	if time.Now().Before(due) {
+		c.d.timers.add(timer{at: due, kind: timerActivity, c: c, j: j})
+		return
+	}
+	c.d.log.Warn("a task sent no heartbeat in time; killing its child", "task", j.call.Task, "pid", c.p.Pid(), "activity timeout", j.call.Activity)
+	c.inactive, c.last = true, true
+	c.d.unready(c)
+	c.signal(syscall.SIGKILL)
 }
 
 // running returns the job c is running, or nil.
@@ -160,6 +191,8 @@ func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
 			d.resolve(j, nil, taskError(j, p.Pid(), payload))
 		}
 		d.makeReady(c)
+	case wire.KindHeartbeat:
+		c.lastBeat = time.Now()
 	case wire.KindRetiring:
 		c.last, c.retiring = true, true
 		d.unready(c)
@@ -181,6 +214,7 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	d := c.d
 	c.last = true
 	d.unready(c)
+	delete(d.workers, c)
 	if len(c.inflight) == 0 {
 		return
 	}
@@ -199,7 +233,11 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	}
 	j := first
 	cause := e.Err
-	if cause == nil && d.stop == killing {
+	switch {
+	case cause != nil:
+	case c.inactive:
+		cause = ErrInactive
+	case d.stop == killing:
 		cause = ErrKilled
 	}
 	d.died(j, &result.ChildDeath{

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/procrastinate-go/procrastinate/lock"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/strategy"
 	"github.com/procrastinate-go/procrastinate/task"
@@ -20,6 +21,10 @@ import (
 // ErrClosed is the error of a task that never started because its
 // dispatcher was shut down or closed, and of Schedule after Shutdown.
 var ErrClosed = errors.New("dispatcher: closed; the task was not started")
+
+// ErrInactive is the cause (in a *result.ChildDeath) of a task whose child
+// was killed because it sent no heartbeat within its activity timeout.
+var ErrInactive = errors.New("dispatcher: the task sent no heartbeat within its activity timeout; its child was killed")
 
 // ErrKilled is the cause (in a *result.ChildDeath) of a task whose child
 // was killed by Close, or by Shutdown when its context ended.
@@ -97,6 +102,11 @@ type Dispatcher struct {
 	stderr  io.Writer
 	tail    int
 	pm      *procman.Manager
+	locks   *lock.Dir
+
+	failOnce sync.Once
+	failErr  error         // set once, before failed is closed
+	failed   chan struct{} // closed when the strategy gives up (Pool.Fail)
 
 	mu      sync.Mutex
 	inbox   []any // *task.Call, *joinReq, stopReq
@@ -105,11 +115,12 @@ type Dispatcher struct {
 	done    chan struct{} // closed when the manager goroutine has ended
 
 	// Owned by the manager goroutine.
-	pending    []*job   // queued, in order
-	ready      []*child // children that may take work
-	depth      int      // jobs a child may have in flight (strategy.Pipeline)
-	unresolved int      // jobs taken in and not yet resolved
-	waiting    int      // jobs waiting out a retry delay
+	pending    []*job              // queued, in order
+	ready      []*child            // children that may take work
+	workers    map[*child]struct{} // children running server-mode workers
+	depth      int                 // jobs a child may have in flight (strategy.Pipeline)
+	unresolved int                 // jobs taken in and not yet resolved
+	waiting    int                 // jobs waiting out a retry delay
 	joins      []*joinReq
 	timers     timerHeap
 	stop       stopMode
@@ -171,7 +182,14 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 		stderr:  cfg.stderr,
 		tail:    cfg.stderrTail,
 		done:    make(chan struct{}),
+		failed:  make(chan struct{}),
+		workers: make(map[*child]struct{}),
 	}
+	locks, err := lock.Create("")
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: making the lock directory: %w", err)
+	}
+	d.locks = locks
 	pmOpts := append([]procman.Option{
 		procman.WithLogger(cfg.logger.Named("procman")),
 		procman.WithPdeathsig(syscall.SIGKILL),
@@ -180,6 +198,7 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 	started := make(chan error, 1)
 	go d.run(started)
 	if err := <-started; err != nil {
+		_ = locks.Remove()
 		return nil, err
 	}
 	return d, nil
@@ -286,3 +305,42 @@ func (d *Dispatcher) request(m stopMode) {
 
 // Done returns a channel that is closed when the dispatcher has ended.
 func (d *Dispatcher) Done() <-chan struct{} { return d.done }
+
+// Failed returns a channel that is closed when the dispatcher's strategy
+// gives up, for instance when server mode passes its restart limit; Err
+// then says why. The dispatcher goes on running until Shutdown or Close.
+func (d *Dispatcher) Failed() <-chan struct{} { return d.failed }
+
+// Err returns why the strategy gave up (see Failed), or nil.
+func (d *Dispatcher) Err() error {
+	select {
+	case <-d.failed:
+		return d.failErr
+	default:
+		return nil
+	}
+}
+
+func (d *Dispatcher) fail(err error) {
+	d.failOnce.Do(func() {
+		d.failErr = err
+		d.log.Error("the strategy gave up", "strategy", fmt.Sprint(d.strat), "error", err)
+		close(d.failed)
+	})
+}
+
+// LockDir returns the path of the dispatcher's lock directory, shared with
+// its children (see Lock). It is removed when the dispatcher ends.
+func (d *Dispatcher) LockDir() string { return d.locks.Path() }
+
+// Lock takes the named lock that the dispatcher's children take with
+// task.Lock, waiting until it is free or ctx ends.
+func (d *Dispatcher) Lock(ctx context.Context, name string) (*lock.Lock, error) {
+	return d.locks.Lock(ctx, name)
+}
+
+// TryLock takes the named lock if it is free now; if another holder has
+// it, it returns lock.ErrHeld.
+func (d *Dispatcher) TryLock(name string) (*lock.Lock, error) {
+	return d.locks.TryLock(name)
+}

@@ -38,7 +38,9 @@ func (j *job) needsOwnChild() bool { return j.call.Limits != nil }
 
 // cancellable reports whether the job may be stopped while it runs: it then
 // runs alone in its child.
-func (j *job) cancellable() bool { return j.call.Ctx != nil || !j.deadline.IsZero() }
+func (j *job) cancellable() bool {
+	return j.call.Ctx != nil || !j.deadline.IsZero() || j.call.Activity > 0
+}
 
 // admit takes a job in: it is queued, and its context and deadline are
 // watched.

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/task"
 )
@@ -40,8 +41,11 @@ func (d *Dispatcher) run(started chan<- error) {
 			d.strat.Step(pool)
 			d.assign()
 		}
-		if d.stop == draining && len(d.pending) == 0 {
-			d.retireIdle()
+		if d.stop == draining {
+			d.stopWorkers()
+			if len(d.pending) == 0 {
+				d.retireIdle()
+			}
 		}
 		if d.stop == killing {
 			d.kill()
@@ -225,6 +229,9 @@ func (d *Dispatcher) finish() {
 	if err := d.pm.Teardown(); err != nil {
 		d.log.Error("tearing down the process manager", "error", err)
 	}
+	if err := d.locks.Remove(); err != nil {
+		d.log.Warn("removing the lock directory", "path", d.locks.Path(), "error", err)
+	}
 	d.mu.Lock()
 	inbox := d.inbox
 	d.inbox = nil
@@ -246,6 +253,22 @@ func (d *Dispatcher) finish() {
 	d.joins = nil
 }
 
+// stopWorkers asks the children running server-mode workers to finish: a
+// stop frame ends the worker's context; SIGKILL follows after the grace
+// period.
+func (d *Dispatcher) stopWorkers() {
+	for c := range d.workers {
+		if c.stopping {
+			continue
+		}
+		c.stopping, c.last = true, true
+		if err := c.p.Send(wire.KindStop, nil); err != nil {
+			d.log.Debug("sending a stop frame", "pid", c.p.Pid(), "error", err)
+		}
+		d.timers.add(timer{at: time.Now().Add(d.grace), kind: timerKill, c: c})
+	}
+}
+
 // spawn starts one child. It takes the first queued job, or waits idle as
 // a spare.
 func (d *Dispatcher) spawn() error {
@@ -258,7 +281,13 @@ func (d *Dispatcher) spawn() error {
 	if len(d.pending) > 0 {
 		j = d.pending[0]
 	}
-	c := d.newChild(j != nil && j.needsOwnChild())
+	return d.start(j, false)
+}
+
+// start starts a child for j, or a spare when j is nil. A worker's child
+// is started for it alone and is stopped at Shutdown.
+func (d *Dispatcher) start(j *job, worker bool) error {
+	c := d.newChild(worker || (j != nil && j.needsOwnChild()))
 	spec := procman.Spec{StderrTail: d.tail, StderrCopy: d.stderr}
 	if j != nil {
 		spec.Name = j.call.Task
@@ -274,16 +303,26 @@ func (d *Dispatcher) spawn() error {
 		if j != nil {
 			// Fail the job rather than retry forever: a binary that
 			// cannot start will not start the next time either.
-			d.pending = d.pending[1:]
+			if !worker {
+				d.pending = d.pending[1:]
+			}
 			d.resolve(j, nil, fmt.Errorf("dispatcher: task %q: %w", j.call.Task, err))
 		}
 		return err
 	}
 	c.p = p
 	if j != nil {
-		d.pending = d.pending[1:]
+		if !worker {
+			d.pending = d.pending[1:]
+		}
 		c.inflight = append(c.inflight, j)
 		j.child = c
+		c.watchActivity(j)
+	}
+	if worker {
+		c.worker = true
+		d.workers[c] = struct{}{}
+		return nil
 	}
 	d.makeReady(c)
 	return nil
@@ -304,6 +343,31 @@ func (v poolView) Idle() int {
 	return n
 }
 func (v poolView) Spawn() error { return v.d.spawn() }
+
+// SpawnCall starts a child for c alone: a server-mode worker. The call is
+// admitted like a scheduled one (its future resolves when the worker ends),
+// and the child is stopped at Shutdown. It fails with ErrClosed once
+// Shutdown or Close was called.
+func (v poolView) SpawnCall(c *task.Call) error {
+	d := v.d
+	if d.stop != running {
+		c.Resolver.Fail(ErrClosed)
+		return ErrClosed
+	}
+	d.mu.Lock()
+	d.seq++
+	j := newJob(c, d.seq)
+	d.mu.Unlock()
+	d.admit(j)
+	if j.done {
+		return nil
+	}
+	d.unqueue(j)
+	return d.start(j, true)
+}
+
+// Fail records that the strategy gave up (see Dispatcher.Failed).
+func (v poolView) Fail(err error) { v.d.fail(err) }
 func (v poolView) After(dur time.Duration) {
 	t := time.Now().Add(dur)
 	if v.d.wakeAt.IsZero() || t.Before(v.d.wakeAt) {

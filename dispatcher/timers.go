@@ -24,6 +24,7 @@ const (
 	timerDeadline timerKind = iota // j's deadline
 	timerRetry                     // j may run again
 	timerKill                      // c's grace period is over
+	timerActivity                  // time to check c's heartbeats for j
 )
 
 // timerHeap is a min-heap of timers by time.
@@ -75,6 +76,8 @@ func (d *Dispatcher) fireTimers() {
 			d.retry(t.j)
 		case timerKill:
 			t.c.kill()
+		case timerActivity:
+			t.c.checkActivity(t.j)
 		}
 	}
 }

@@ -28,7 +28,7 @@ import (
 // context returns cleanly. A SIGTERM while the child is idle ends it at
 // once.
 func Serve(c *procman.Child) error {
-	root, cancel := context.WithCancel(context.Background())
+	root, cancel := context.WithCancel(context.WithValue(context.Background(), childKey, c))
 	defer cancel()
 	var busy atomic.Bool
 	sigs := make(chan os.Signal, 1)
@@ -96,6 +96,9 @@ func runOne(root context.Context, inv *wire.Invocation, goexit func(wire.Kind, [
 		return failure(fmt.Sprintf("task: no task named %q is defined in this program (Define it at package level, so that it is defined in every copy of the program)", inv.Task), "", false)
 	}
 	ctx := root
+	if inv.LockDir != "" {
+		ctx = context.WithValue(ctx, lockDirKey, inv.LockDir)
+	}
 	if !inv.Deadline.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(root, inv.Deadline)

@@ -119,6 +119,14 @@ var (
 // it. Define panics when name is empty, fn is nil, or the name is taken:
 // those are mistakes in the program, found at start-up.
 func Define[A, R any](name string, fn Func[A, R], opts ...Option) *Def[A, R] {
+	if fn == nil {
+		panic(fmt.Sprintf("task: Define(%q) with a nil function", name))
+	}
+	return defineAt(name, fn, opts, 2)
+}
+
+// defineAt is Define for a caller skip frames up.
+func defineAt[A, R any](name string, fn Func[A, R], opts []Option, skip int) *Def[A, R] {
 	if name == "" {
 		panic("task: Define with an empty name")
 	}
@@ -134,7 +142,7 @@ func Define[A, R any](name string, fn Func[A, R], opts ...Option) *Def[A, R] {
 	}
 	d := &Def[A, R]{name: name, codec: cfg.codec, fn: fn}
 	where := "unknown place"
-	if _, file, line, ok := runtime.Caller(1); ok {
+	if _, file, line, ok := runtime.Caller(skip); ok {
 		where = fmt.Sprintf("%s:%d", file, line)
 	}
 	regMu.Lock()
@@ -205,6 +213,9 @@ type CallOptions struct {
 	// Limits, when not nil, are applied to the child that runs the call;
 	// such a call always gets a child of its own.
 	Limits *Limits
+	// Activity, when not zero, kills the call's child when the task sends
+	// no Heartbeat for longer than this.
+	Activity time.Duration
 }
 
 // Limits bound the child process that runs one call.
@@ -255,6 +266,14 @@ func WithTimeout(d time.Duration) CallOption {
 // died, the future resolves with a *result.RetryError listing each death.
 func WithRetries(n int, delay time.Duration) CallOption {
 	return callOptionFunc(func(o *CallOptions) { o.Retries, o.RetryDelay = n, delay })
+}
+
+// WithActivityTimeout kills the call's child when the task sends no
+// Heartbeat for longer than d (the gem's activity check: a lazy worker is
+// a hung one). The future then resolves with a *result.ChildDeath whose
+// cause is the dispatcher's ErrInactive. The call runs alone in its child.
+func WithActivityTimeout(d time.Duration) CallOption {
+	return callOptionFunc(func(o *CallOptions) { o.Activity = d })
 }
 
 // WithLimits runs the call in a child of its own, bounded by l.

@@ -1,0 +1,243 @@
+package strategy
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/procrastinate-go/procrastinate/result"
+	"github.com/procrastinate-go/procrastinate/task"
+)
+
+// ServerPool is the part of the dispatcher that server mode needs beyond
+// Pool; *dispatcher.Dispatcher's pool provides it.
+type ServerPool interface {
+	Pool
+	// SpawnCall starts a child for c alone and runs it there; c's future
+	// resolves when the worker ends. It fails once the dispatcher shuts
+	// down.
+	SpawnCall(c *task.Call) error
+	// Fail reports that the strategy gave up; the dispatcher's Failed
+	// channel closes and its Err returns err.
+	Fail(err error)
+}
+
+// RestartLimitError is the error of a server whose workers died more
+// often than its restart limit allows (MaxRestarts): it stops restarting
+// them, and the dispatcher reports it through Failed and Err.
+type RestartLimitError struct {
+	Worker   string        // the worker task's name
+	Restarts int           // the restarts allowed ...
+	Period   time.Duration // ... within this period
+	Last     error         // how the last worker ended; nil if it returned nil
+}
+
+func (e *RestartLimitError) Error() string {
+	s := fmt.Sprintf("strategy: server %q: workers ended more than %d times in %v; not restarting them", e.Worker, e.Restarts, e.Period)
+	if e.Last != nil {
+		s += ": the last: " + e.Last.Error()
+	}
+	return s
+}
+
+// Unwrap returns how the last worker ended.
+func (e *RestartLimitError) Unwrap() error { return e.Last }
+
+// ServerOption configures SpawnN.
+type ServerOption interface{ applyServer(*server) }
+
+type serverOptionFunc func(*server)
+
+func (f serverOptionFunc) applyServer(s *server) { f(s) }
+
+// MaxRestarts lets workers be restarted at most r times within any period
+// p (OTP's supervisor intensity). Past it the server gives up: it restarts
+// nothing more and reports a *RestartLimitError. The default is 10
+// restarts in 1 minute.
+func MaxRestarts(r int, p time.Duration) ServerOption {
+	return serverOptionFunc(func(s *server) { s.maxRestarts, s.period = r, p })
+}
+
+// Backoff sets the pause before a slot's worker is restarted: base after
+// its first quick death, doubling for each further one up to max. A worker
+// that ran for at least max before it ended is not counted as quick, and
+// its slot starts again from base. The defaults are 100 ms and 10 s.
+func Backoff(base, max time.Duration) ServerOption {
+	return serverOptionFunc(func(s *server) { s.backoffBase, s.backoffMax = base, max })
+}
+
+// ActivityTimeout kills and replaces a worker that sends no task.Heartbeat
+// for longer than d (the gem's activity check). Without it no worker is
+// ever killed for being quiet.
+func ActivityTimeout(d time.Duration) ServerOption {
+	return serverOptionFunc(func(s *server) { s.activity = d })
+}
+
+// SpawnN is server mode (the gem's Server#spawn_workers): it keeps n
+// children alive, each running worker with arg until it returns or dies,
+// and replaces each that ends, with a growing pause for a slot that keeps
+// dying and a limit on restarts (MaxRestarts, Backoff). Workers learn of
+// Shutdown through their context; the dispatcher waits its grace period
+// for them and kills what is left. It starts nothing for scheduled tasks:
+// use a second dispatcher for those.
+//
+// An arg that cannot be encoded, or n below 1, gives a strategy whose
+// Validate method returns the error, so dispatcher.Start refuses it.
+func SpawnN[A any](n int, worker *task.Def[A, struct{}], arg A, opts ...ServerOption) Strategy {
+	s := &server{
+		n:           n,
+		maxRestarts: 10,
+		period:      time.Minute,
+		backoffBase: 100 * time.Millisecond,
+		backoffMax:  10 * time.Second,
+		now:         time.Now,
+	}
+	for _, o := range opts {
+		o.applyServer(s)
+	}
+	if worker == nil {
+		s.err = errors.New("strategy: SpawnN with a nil worker")
+		return s
+	}
+	s.name = worker.Name()
+	data, err := worker.Codec().Marshal(arg)
+	if err != nil {
+		s.err = fmt.Errorf("strategy: SpawnN(%q): encoding the argument: %w", s.name, err)
+		return s
+	}
+	s.call = func() (*task.Call, *result.Result[struct{}]) {
+		r, res := result.New(func([]byte) (struct{}, error) { return struct{}{}, nil })
+		c := &task.Call{Task: s.name, Arg: data, Resolver: res}
+		c.Activity = s.activity
+		return c, r
+	}
+	s.slots = make([]slot, max(n, 0))
+	return s
+}
+
+type server struct {
+	n           int
+	name        string
+	call        func() (*task.Call, *result.Result[struct{}])
+	maxRestarts int
+	period      time.Duration
+	backoffBase time.Duration
+	backoffMax  time.Duration
+	activity    time.Duration
+	now         func() time.Time
+	err         error // misconfigured
+
+	slots    []slot
+	restarts []time.Time // when restarts happened, within the last period
+	gaveUp   error
+}
+
+// slot is one of the n places a worker runs in.
+type slot struct {
+	r       *result.Result[struct{}] // the running worker's future; nil when none runs
+	started time.Time
+	quick   int       // deaths in a row that came soon after a start
+	nextAt  time.Time // do not restart before this
+	ended   bool      // a worker ran here before (so the next start is a restart)
+	last    error     // how the last worker here ended
+}
+
+// Validate reports a misconfigured server.
+func (s *server) Validate() error {
+	switch {
+	case s.err != nil:
+		return s.err
+	case s.n < 1:
+		return fmt.Errorf("strategy: SpawnN(%d): the number of workers must be at least 1", s.n)
+	case s.maxRestarts < 0 || s.period <= 0:
+		return fmt.Errorf("strategy: MaxRestarts(%d, %v): the count must not be negative and the period must be positive", s.maxRestarts, s.period)
+	case s.backoffBase < 0 || s.backoffMax < s.backoffBase:
+		return fmt.Errorf("strategy: Backoff(%v, %v): the base must not be negative, nor above the maximum", s.backoffBase, s.backoffMax)
+	case s.activity < 0:
+		return fmt.Errorf("strategy: ActivityTimeout(%v): the timeout must not be negative", s.activity)
+	}
+	return nil
+}
+
+func (s *server) String() string { return fmt.Sprintf("SpawnN(%d, %q)", s.n, s.name) }
+
+func (s *server) limit() int { return s.n }
+
+// Step notes the workers that ended, and starts workers in empty slots
+// whose pause is over, as long as the restart limit allows.
+func (s *server) Step(p Pool) {
+	sp, ok := p.(ServerPool)
+	if !ok || s.Validate() != nil || s.gaveUp != nil {
+		return
+	}
+	now := s.now()
+	for i := range s.slots {
+		sl := &s.slots[i]
+		if sl.r != nil && sl.r.Ready() {
+			s.ended(sl, now)
+		}
+		if sl.r != nil {
+			continue
+		}
+		if now.Before(sl.nextAt) {
+			p.After(sl.nextAt.Sub(now))
+			continue
+		}
+		if sl.ended && !s.allowRestart(sp, now, sl) {
+			return
+		}
+		c, r := s.call()
+		if err := sp.SpawnCall(c); err != nil {
+			// Counted like a worker that died at once.
+			sl.ended = true
+			sl.quick++
+			sl.nextAt = now.Add(s.backoff(sl.quick))
+			p.After(sl.nextAt.Sub(now))
+			continue
+		}
+		sl.r, sl.started = r, now
+	}
+}
+
+// ended records the end of a slot's worker and sets its pause.
+func (s *server) ended(sl *slot, now time.Time) {
+	sl.ended = true
+	if now.Sub(sl.started) < s.backoffMax {
+		sl.quick++
+	} else {
+		sl.quick = 0
+	}
+	sl.nextAt = now.Add(s.backoff(sl.quick))
+	sl.last = sl.r.Err()
+	sl.r = nil
+}
+
+// backoff is the pause after the k-th quick death in a row.
+func (s *server) backoff(k int) time.Duration {
+	if k <= 0 {
+		return 0
+	}
+	d := s.backoffBase
+	for i := 1; i < k && d < s.backoffMax; i++ {
+		d *= 2
+	}
+	return min(d, s.backoffMax)
+}
+
+// allowRestart counts a restart against the limit, or gives up.
+func (s *server) allowRestart(sp ServerPool, now time.Time, sl *slot) bool {
+	kept := s.restarts[:0]
+	for _, t := range s.restarts {
+		if now.Sub(t) < s.period {
+			kept = append(kept, t)
+		}
+	}
+	s.restarts = kept
+	if len(s.restarts) >= s.maxRestarts {
+		s.gaveUp = &RestartLimitError{Worker: s.name, Restarts: s.maxRestarts, Period: s.period, Last: sl.last}
+		sp.Fail(s.gaveUp)
+		return false
+	}
+	s.restarts = append(s.restarts, now)
+	return true
+}
