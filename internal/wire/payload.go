@@ -29,7 +29,7 @@ type Failure struct {
 var ErrMalformed = errors.New("wire: malformed payload")
 
 const (
-	invocationVersion = 1
+	invocationVersion = 2
 	flagLast          = 1 << 0
 	flagPanicked      = 1 << 0
 )
