@@ -120,6 +120,7 @@ type Dispatcher struct {
 	workers    map[*child]struct{} // children running server-mode workers
 	depth      int                 // jobs a child may have in flight (strategy.Pipeline)
 	unresolved int                 // jobs taken in and not yet resolved
+	workerJobs int                 // of which server-mode workers, which Join does not wait for
 	waiting    int                 // jobs waiting out a retry delay
 	joins      []*joinReq
 	timers     timerHeap

@@ -20,6 +20,7 @@ type job struct {
 	cause   error                // why it is being stopped while it runs (a context's error)
 	deaths  []*result.ChildDeath // the tries that died, when it retries
 	waiting bool                 // waiting out a retry delay
+	worker  bool                 // a server-mode worker: Join does not wait for it
 	done    bool                 // resolved
 }
 
@@ -188,6 +189,10 @@ func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
 		j.call.Resolver.Resolve(payload)
 	}
 	d.unresolved--
+	if j.worker {
+		d.workerJobs--
+		return
+	}
 	if len(d.joins) == 0 {
 		return
 	}

@@ -100,7 +100,7 @@ func (d *Dispatcher) intake() {
 		case cancelReq:
 			d.cancel(x.j, x.cause)
 		case *joinReq:
-			x.left = d.unresolved
+			x.left = d.unresolved - d.workerJobs
 			if x.left == 0 {
 				close(x.done)
 			} else {
@@ -358,6 +358,8 @@ func (v poolView) SpawnCall(c *task.Call) error {
 	d.seq++
 	j := newJob(c, d.seq)
 	d.mu.Unlock()
+	j.worker = true
+	d.workerJobs++
 	d.admit(j)
 	if j.done {
 		return nil
