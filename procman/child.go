@@ -194,11 +194,18 @@ func (c *Child) Next() ([]byte, error) {
 func (c *Child) Send(kind wire.Kind, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if err := wire.WriteFrame(c.out, kind, payload); err != nil {
-		return fmt.Errorf("procman: writing a %v frame: %w", kind, err)
-	}
+	// The invocation is over before its answer is written: once the
+	// parent has the answer it may close the pipe at once (CloseInput on
+	// a worker it retires), and the reader must not take that end for
+	// the parent's death.
 	if kind.Terminal() {
 		c.pending.Add(-1)
+	}
+	if err := wire.WriteFrame(c.out, kind, payload); err != nil {
+		if kind.Terminal() {
+			c.pending.Add(1) // not delivered: still in flight
+		}
+		return fmt.Errorf("procman: writing a %v frame: %w", kind, err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 )
@@ -24,6 +25,7 @@ func invocation(task string, arg []byte) []byte {
 }
 
 func TestEcho(t *testing.T) {
+	leakcheck.Check(t)
 	m := procman.New()
 	require.NoError(t, m.Setup())
 	defer m.Teardown()

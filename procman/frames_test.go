@@ -1,0 +1,226 @@
+package procman_test
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
+	"github.com/procrastinate-go/procrastinate/internal/wire"
+	"github.com/procrastinate-go/procrastinate/procman"
+)
+
+// randomBytes returns n bytes that a dropped or reordered piece would show.
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(uint64(n), 7))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// startEchoes starts n children that each answer their index, and steps
+// until all of them have exited, checking each answer.
+func startEchoes(t *testing.T, m *procman.Manager, n int) {
+	t.Helper()
+	cs := make([]*child, n)
+	for i := range cs {
+		_, cs[i] = start(t, m, procman.Spec{Invocation: work("echo", strconv.Itoa(i), true)})
+	}
+	stepUntil(t, m, func() bool {
+		for _, c := range cs {
+			if c.exit == nil {
+				return false
+			}
+		}
+		return true
+	})
+	for i, c := range cs {
+		require.True(t, c.exit.Success(), "echo child %d: %v", i, c.exit)
+		require.Equal(t, [][]byte{[]byte(strconv.Itoa(i))}, c.answers(), "echo child %d", i)
+	}
+}
+
+func TestChildThatNeverReadsItsInvocationDoesNotHoldUpOthers(t *testing.T) {
+	big := work("echo", string(randomBytes(8<<20)), true)
+	for _, tc := range []struct {
+		name string
+		// startStuck starts a child that leaves most of an 8 MiB
+		// invocation unread in its pipe.
+		startStuck func(t *testing.T, m *procman.Manager) (*procman.Process, *child)
+	}{
+		{"SleepsBeforeServe", func(t *testing.T, m *procman.Manager) (*procman.Process, *child) {
+			// It never reads a byte: the 8 MiB is its first invocation.
+			return start(t, m, procman.Spec{Env: []string{envSleepEarly + "=1"}, Invocation: big})
+		}},
+		{"ReaderStalledBehindABusyTask", func(t *testing.T, m *procman.Manager) (*procman.Process, *child) {
+			// A Child reads invocations ahead of its task, on a
+			// goroutine, into a channel (64 deep today). The first
+			// frame names "block", which Next hands to the task,
+			// which never asks for more. The reader fills the
+			// channel with the small frames that follow, takes one
+			// more into its hands and waits for room for good; the
+			// 8 MiB behind them stays in the pipe (but for what the
+			// pipe and the reader's 64 KiB buffer hold) and in the
+			// manager's queue. 200 small frames outnumber any
+			// read-ahead the child may have.
+			p, c := start(t, m, procman.Spec{Invocation: work("block", "", false)})
+			waitHeard(t, m, c, wire.KindProgress)
+			for range 200 {
+				require.NoError(t, p.Send(wire.KindInvocation, work("noop", "", false)))
+			}
+			require.NoError(t, p.Send(wire.KindInvocation, big))
+			return p, c
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			m := procman.New()
+			require.NoError(t, m.Setup())
+			defer m.Teardown()
+			stuck, sc := tc.startStuck(t, m)
+
+			startEchoes(t, m, 20)
+			require.Equal(t, procman.StateRunning, stuck.State(), "the stuck child")
+			require.Equal(t, 1, m.ProcessCount())
+
+			require.NoError(t, m.Teardown())
+			require.NotNil(t, sc.exit, "Teardown tells the handler")
+			require.Equal(t, syscall.SIGKILL, sc.exit.Signal, "%v", sc.exit)
+			require.Zero(t, m.ProcessCount())
+		})
+	}
+}
+
+func TestLargeInvocationIsWrittenAsTheChildReads(t *testing.T) {
+	payload := randomBytes(8 << 20)
+	for _, tc := range []struct {
+		name  string
+		later bool // sent with Process.Send, not Spec.Invocation
+	}{
+		{"AsTheSpecInvocation", false},
+		{"SentLater", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			m := newManager(t)
+			var p *procman.Process
+			var c *child
+			if tc.later {
+				p, c = start(t, m, procman.Spec{})
+				require.NoError(t, p.Send(wire.KindInvocation, work("echo", string(payload), true)))
+			} else {
+				p, c = start(t, m, procman.Spec{Invocation: work("echo", string(payload), true)})
+			}
+			e := waitExit(t, m, c)
+			require.True(t, e.Success(), "%v", e)
+			require.Len(t, c.answers(), 1)
+			require.True(t, bytes.Equal(payload, c.answers()[0]), "the 8 MiB came back changed (%d bytes)", len(c.answers()[0]))
+		})
+	}
+}
+
+// startBadAmongGood starts a child that breaks the protocol with task,
+// among three well-behaved ones that run at the same time, and returns the
+// bad child's handler once all four have exited; the good ones are checked.
+func startBadAmongGood(t *testing.T, m *procman.Manager, task, arg string) (*procman.Process, *child) {
+	t.Helper()
+	p, bad := start(t, m, procman.Spec{Name: "bad", Invocation: work(task, arg, true)})
+	var good []*child
+	for i := range 3 {
+		_, c := start(t, m, procman.Spec{Invocation: work("echo", strconv.Itoa(i), true)})
+		good = append(good, c)
+	}
+	require.NoError(t, m.WaitForAllChildren())
+	for i, c := range good {
+		require.True(t, c.exit.Success(), "good child %d: %v", i, c.exit)
+		require.Equal(t, [][]byte{[]byte(strconv.Itoa(i))}, c.answers(), "good child %d", i)
+	}
+	require.NotNil(t, bad.exit)
+	require.Equal(t, 1, bad.exitCount)
+	require.False(t, bad.exit.Success())
+	return p, bad
+}
+
+func TestFrameOverTheLimitIsAProtocolError(t *testing.T) {
+	leakcheck.Check(t)
+	m := newManager(t, procman.WithMaxPayload(1024))
+	p, bad := startBadAmongGood(t, m, "big", "4096")
+	var pe *procman.ProtocolError
+	require.ErrorAs(t, bad.exit.Err, &pe)
+	require.Equal(t, p.Pid(), pe.Pid)
+	var tl *wire.FrameTooLargeError
+	require.ErrorAs(t, bad.exit.Err, &tl)
+	require.Equal(t, uint64(4096), tl.Size)
+	require.Equal(t, 1024, tl.Limit)
+	require.Empty(t, bad.msgs, "no part of the oversized frame is delivered")
+}
+
+func TestGarbageOnTheMessagePipeIsAProtocolError(t *testing.T) {
+	leakcheck.Check(t)
+	m := newManager(t)
+	p, bad := startBadAmongGood(t, m, "garbage", "")
+	var pe *procman.ProtocolError
+	require.ErrorAs(t, bad.exit.Err, &pe)
+	require.Equal(t, p.Pid(), pe.Pid)
+	require.ErrorIs(t, bad.exit.Err, wire.ErrBadKind)
+	require.Equal(t, syscall.SIGKILL, bad.exit.Signal, "the manager kills a child that writes garbage: %v", bad.exit)
+	require.Empty(t, bad.msgs)
+}
+
+func TestTruncatedFrameAtExitIsAProtocolError(t *testing.T) {
+	leakcheck.Check(t)
+	m := newManager(t)
+	p, bad := startBadAmongGood(t, m, "truncate", "")
+	var pe *procman.ProtocolError
+	require.ErrorAs(t, bad.exit.Err, &pe)
+	require.Equal(t, p.Pid(), pe.Pid)
+	require.ErrorIs(t, bad.exit.Err, io.ErrUnexpectedEOF)
+	require.Zero(t, bad.exit.ExitCode, "it exited on its own")
+	require.Empty(t, bad.msgs, "the cut-off frame is not delivered")
+}
+
+func TestChildThatClosesItsMessagePipe(t *testing.T) {
+	t.Run("AndRunsOnIsKilledAfterTheHangupWait", func(t *testing.T) {
+		leakcheck.Check(t)
+		m := newManager(t, procman.WithHangupWait(50*time.Millisecond))
+		_, bad := startBadAmongGood(t, m, "hangup", "")
+		require.ErrorIs(t, bad.exit.Err, procman.ErrHungUp)
+		require.Equal(t, syscall.SIGKILL, bad.exit.Signal, "%v", bad.exit)
+	})
+	t.Run("AndExitsIsNotAnError", func(t *testing.T) {
+		leakcheck.Check(t)
+		m := newManager(t, procman.WithHangupWait(safety))
+		_, c := start(t, m, procman.Spec{Invocation: work("hangup", "exit", true)})
+		e := waitExit(t, m, c)
+		require.True(t, e.Success(), "%v", e)
+	})
+}
+
+func TestChildThatExitsBeforeReadingItsInvocation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size int
+	}{
+		{"SmallInvocation", 10},
+		{"InvocationLargerThanThePipe", 4 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			m := newManager(t)
+			p, c := start(t, m, procman.Spec{Env: []string{envExitEarly + "=7"}, Invocation: work("echo", string(randomBytes(tc.size)), true)})
+			e := waitExit(t, m, c)
+			require.Equal(t, 7, e.ExitCode, "%v", e)
+			require.NoError(t, e.Err)
+			require.Empty(t, c.msgs)
+			require.ErrorIs(t, p.Send(wire.KindInvocation, work("echo", "x", true)), procman.ErrInputClosed)
+		})
+	}
+}

@@ -1,0 +1,182 @@
+package procman_test
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/procrastinate-go/procrastinate/internal/wire"
+	"github.com/procrastinate-go/procrastinate/procman"
+)
+
+// safety is how long a test lets the manager run before it calls it stuck.
+// Nothing here should take a tenth of it.
+const safety = 30 * time.Second
+
+// newManager returns a set-up Manager that is torn down when the test ends
+// (before the leak check, which is registered earlier).
+func newManager(t *testing.T, opts ...procman.Option) *procman.Manager {
+	t.Helper()
+	m := procman.New(opts...)
+	require.NoError(t, m.Setup())
+	t.Cleanup(func() { require.NoError(t, m.Teardown()) })
+	return m
+}
+
+// work encodes an invocation of task with arg; last says whether the child
+// exits after it.
+func work(task, arg string, last bool) []byte {
+	return wire.AppendInvocation(nil, &wire.Invocation{Task: task, Arg: []byte(arg), Last: last})
+}
+
+// message is one frame a handler heard, with the state its process was in.
+type message struct {
+	kind    wire.Kind
+	payload []byte
+	state   procman.State
+}
+
+// child is a Handler that records what one child sent and how it ended,
+// and what the manager showed while it did.
+type child struct {
+	msgs      []message
+	exit      *procman.Exit
+	exitState procman.State // p.State() inside Exited
+	exitCount int           // how many times Exited ran
+	late      int           // messages after Exited
+	onMessage func(p *procman.Process, k wire.Kind, payload []byte)
+	onExit    func(p *procman.Process, e *procman.Exit)
+}
+
+func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
+	if c.exit != nil {
+		c.late++
+	}
+	c.msgs = append(c.msgs, message{k, payload, p.State()})
+	if c.onMessage != nil {
+		c.onMessage(p, k, payload)
+	}
+}
+
+func (c *child) Exited(p *procman.Process, e *procman.Exit) {
+	c.exitCount++
+	c.exit = e
+	c.exitState = p.State()
+	if c.onExit != nil {
+		c.onExit(p, e)
+	}
+}
+
+// heard reports whether the child sent a frame of kind k.
+func (c *child) heard(k wire.Kind) bool {
+	for _, m := range c.msgs {
+		if m.kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+// answers returns the payloads of the child's answers, in order.
+func (c *child) answers() [][]byte {
+	var out [][]byte
+	for _, m := range c.msgs {
+		if m.kind == wire.KindAnswer {
+			out = append(out, m.payload)
+		}
+	}
+	return out
+}
+
+// start starts a child with spec and a fresh recording handler.
+func start(t *testing.T, m *procman.Manager, spec procman.Spec) (*procman.Process, *child) {
+	t.Helper()
+	c := &child{}
+	p, err := m.CreateProcess(spec, c)
+	require.NoError(t, err)
+	require.NotNil(t, p)
+	return p, c
+}
+
+// stepUntil runs Step until done reports true. A deadline keeps a broken
+// manager from hanging the test.
+func stepUntil(t *testing.T, m *procman.Manager, done func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(safety)
+	m.SetDeadline(deadline)
+	defer m.SetDeadline(time.Time{})
+	for !done() {
+		require.NoError(t, m.Step())
+		if !time.Now().Before(deadline) {
+			t.Fatalf("nothing happened for %v: the manager is stuck", safety)
+		}
+	}
+}
+
+// waitExit steps until c has been told of its child's exit.
+func waitExit(t *testing.T, m *procman.Manager, c *child) *procman.Exit {
+	t.Helper()
+	stepUntil(t, m, func() bool { return c.exit != nil })
+	require.Equal(t, 1, c.exitCount, "Exited calls")
+	require.Zero(t, c.late, "messages after Exited")
+	return c.exit
+}
+
+// waitHeard steps until c has heard a frame of kind k.
+func waitHeard(t *testing.T, m *procman.Manager, c *child, k wire.Kind) message {
+	t.Helper()
+	stepUntil(t, m, func() bool { return c.heard(k) || c.exit != nil })
+	for _, msg := range c.msgs {
+		if msg.kind == k {
+			return msg
+		}
+	}
+	t.Fatalf("the child exited (%v) without sending a %v frame", c.exit, k)
+	return message{}
+}
+
+// procStat reads the state and start time of a process from /proc; ok is
+// false when there is no such process.
+func procStat(pid int) (state byte, start uint64, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
+	start, _ = strconv.ParseUint(string(f[19]), 10, 64)
+	return f[0][0], start, true
+}
+
+// isGone reports whether a process no longer runs: there is no such
+// process (or the pid is another process now), or it is a zombie, dead
+// and waiting for whoever is its parent now to reap it. start is the
+// process's start time, or 0 when unknown.
+func isGone(pid int, start uint64) bool {
+	state, st, ok := procStat(pid)
+	return !ok || state == 'Z' || state == 'X' || (start != 0 && st != start)
+}
+
+// waitGone polls until every pid is gone, or fails after within.
+func waitGone(t *testing.T, within time.Duration, pids map[int]uint64) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var alive []int
+		for pid, start := range pids {
+			if !isGone(pid, start) {
+				alive = append(alive, pid)
+			}
+		}
+		if len(alive) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes %v still run after %v; want them gone", alive, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

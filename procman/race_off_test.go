@@ -1,0 +1,5 @@
+//go:build !race
+
+package procman_test
+
+const raceEnabled = false
