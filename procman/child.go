@@ -216,4 +216,4 @@ func (c *Child) Stopped() <-chan struct{} { return c.stop }
 // readAhead is how many invocations the child's reader takes off the pipe
 // ahead of the task, so that a parent pipelining work to a reused child
 // never finds it waiting on a read.
-const readAhead = 64
+const readAhead = 64 // strategy.MaxPipeline may not exceed it

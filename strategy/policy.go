@@ -78,8 +78,13 @@ func Spread(f float64) Option { return optionFunc(func(p *Policy) { p.Spread = f
 // and a new spare is started in its place.
 func Spares(k int) Option { return optionFunc(func(p *Policy) { p.Spares = k }) }
 
+// MaxPipeline is the deepest Pipeline allowed: what a child reads ahead.
+// Deeper, the child's reader would wait behind its queue, and could not
+// see its parent's death on the pipe while it waits.
+const MaxPipeline = 64
+
 // Pipeline lets each reused child have up to k tasks in flight (see
-// Policy.Pipeline). It matters only with Reuse.
+// Policy.Pipeline), k at most MaxPipeline. It matters only with Reuse.
 func Pipeline(k int) Option { return optionFunc(func(p *Policy) { p.Pipeline = k }) }
 
 func newPolicy(opts []Option) Policy {
@@ -100,8 +105,8 @@ func (p Policy) validate() error {
 		return fmt.Errorf("strategy: MaxRSS(%d): the size must not be negative", p.MaxRSS)
 	case p.Spread < 0 || p.Spread >= 1:
 		return fmt.Errorf("strategy: Spread(%v): the fraction must be at least 0 and below 1", p.Spread)
-	case p.Pipeline < 0:
-		return fmt.Errorf("strategy: Pipeline(%d): the depth must not be negative", p.Pipeline)
+	case p.Pipeline < 0 || p.Pipeline > MaxPipeline:
+		return fmt.Errorf("strategy: Pipeline(%d): the depth must be from 0 to %d", p.Pipeline, MaxPipeline)
 	case p.Spares < 0:
 		return fmt.Errorf("strategy: Spares(%d): the number must not be negative", p.Spares)
 	}
