@@ -101,7 +101,7 @@ func runOne(root context.Context, inv *wire.Invocation, goexit func(wire.Kind, [
 	}
 	if !inv.Deadline.IsZero() {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(root, inv.Deadline)
+		ctx, cancel = context.WithDeadline(ctx, inv.Deadline)
 		defer cancel()
 	}
 	out, err, panicked, stack := protect(ctx, e, inv.Arg, func(stack string) {
