@@ -1,0 +1,248 @@
+package dispatcher_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/result"
+	"github.com/procrastinate-go/procrastinate/strategy"
+	"github.com/procrastinate-go/procrastinate/task"
+)
+
+// allocateRSS touches n bytes, so that the child's peak RSS passes n, and
+// returns its pid.
+var allocateRSS = task.Define("dispatcher_test.reuse.allocateRSS", func(ctx context.Context, n int) (int, error) {
+	b := make([]byte, n)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	return os.Getpid() + int(b[0]) - 1, nil
+})
+
+// taskPids runs n getPid tasks one after another and returns their pids.
+func taskPids(t *testing.T, d *dispatcher.Dispatcher, n int) []int {
+	t.Helper()
+	pids := make([]int, n)
+	for i := range pids {
+		pid, err := getPid.Schedule(d, 0).Value()
+		require.NoError(t, err)
+		pids[i] = pid
+	}
+	return pids
+}
+
+// runs counts the runs of equal values in pids: the children, in order.
+func childRuns(pids []int) []int {
+	var out []int
+	for i, p := range pids {
+		if i == 0 || p != pids[i-1] {
+			out = append(out, 0)
+		}
+		out[len(out)-1]++
+	}
+	return out
+}
+
+func TestReuseServesUpToNTasksPerChild(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		s    strategy.Strategy
+		want []int // tasks per child, in order
+	}{
+		{"fresh process per task by default", strategy.Throttled(1), []int{1, 1, 1, 1, 1}},
+		{"Reuse(1) is the default", strategy.Throttled(1, strategy.Reuse(1)), []int{1, 1, 1, 1, 1}},
+		{"Reuse(2)", strategy.Throttled(1, strategy.Reuse(2)), []int{2, 2, 1}},
+		{"Reuse(0) has no limit", strategy.Throttled(1, strategy.Reuse(0)), []int{5}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			checkLeaks(t)
+			d := start(t, tt.s)
+			require.Equal(t, tt.want, childRuns(taskPids(t, d, 5)))
+			shutdown(t, d, nil)
+		})
+	}
+}
+
+func TestReusedChildRetiresPastItsAge(t *testing.T) {
+	checkLeaks(t)
+	d := start(t, strategy.Throttled(1, strategy.Reuse(0), strategy.MaxAge(300*time.Millisecond)))
+	first := taskPids(t, d, 2)
+	require.Equal(t, first[0], first[1], "a young child is reused")
+	time.Sleep(400 * time.Millisecond) // let it pass its age
+	later := taskPids(t, d, 1)
+	require.NotEqual(t, first[0], later[0], "a child past its age is replaced")
+	shutdown(t, d, nil)
+}
+
+func TestReusedChildRetiresPastItsRSS(t *testing.T) {
+	checkLeaks(t)
+	d := start(t, strategy.Throttled(1, strategy.Reuse(0), strategy.MaxRSS(200<<20)))
+	small, err := allocateRSS.Schedule(d, 1<<20).Value()
+	require.NoError(t, err)
+	again, err := allocateRSS.Schedule(d, 1<<20).Value()
+	require.NoError(t, err)
+	require.Equal(t, small, again, "a small child is reused")
+	big, err := allocateRSS.Schedule(d, 300<<20).Value()
+	require.NoError(t, err, "the task that passed the bound still answers")
+	require.Equal(t, small, big, "the same child ran it")
+	after, err := allocateRSS.Schedule(d, 1<<20).Value()
+	require.NoError(t, err)
+	require.NotEqual(t, big, after, "a child past its RSS bound takes no more work")
+	shutdown(t, d, nil)
+}
+
+func TestSpareTakesTheFirstTask(t *testing.T) {
+	checkLeaks(t)
+	p := newProbe(strategy.Throttled(2, strategy.Spares(1)))
+	d := start(t, p)
+	p.waitFor(t, "a spare", func(s poolState) bool { return s.Idle == 1 && s.Children == 1 })
+	spare := liveChildrenOf(t, os.Getpid())
+	require.Len(t, spare, 1)
+	pid, err := getPid.Schedule(d, 0).Value()
+	require.NoError(t, err)
+	require.Equal(t, spare[0], pid, "the spare ran the task")
+	mark := p.mark()
+	p.waitForSince(t, mark, "a new spare", func(s poolState) bool { return s.Idle == 1 && s.Queued == 0 })
+	shutdown(t, d, nil)
+}
+
+func TestPipelinedTasksBehindACrashGoToAnotherChild(t *testing.T) {
+	checkLeaks(t)
+	d := start(t, strategy.Throttled(1, strategy.Reuse(0), strategy.Pipeline(8)))
+	g := newGate(t)
+	// The first task holds the child while the others queue behind it in
+	// its pipe: the crash and four tasks after it.
+	held := hold.Schedule(d, g.arg())
+	g.waitStarted(t, 1)
+	crash := badExit.Schedule(d, exitArg{Code: 3})
+	var after []*result.Result[int]
+	for range 4 {
+		after = append(after, getPid.Schedule(d, 0))
+	}
+	g.open(t, 1)
+	first, err := held.Value()
+	require.NoError(t, err)
+	_, err = crash.Value()
+	var cd *result.ChildDeath
+	require.True(t, errors.As(err, &cd), "the crash: %v", err)
+	require.Equal(t, 3, cd.ExitCode)
+	require.Equal(t, first, cd.Pid, "the crash ran in the first child")
+	for i, r := range after {
+		pid, err := r.Value()
+		require.NoError(t, err, "task %d behind the crash", i)
+		require.NotEqual(t, first, pid, "task %d behind the crash ran in a new child", i)
+	}
+	shutdown(t, d, nil)
+}
+
+func TestTimeoutUnderReuseKillsOnlyItsChild(t *testing.T) {
+	checkLeaks(t)
+	d := start(t, strategy.Throttled(1, strategy.Reuse(0), strategy.Pipeline(8)), dispatcher.WithGracePeriod(200*time.Millisecond))
+	before := taskPids(t, d, 1)[0]
+	g := newGate(t)
+	a := g.arg()
+	a.IgnoreTerm = true
+	_, err := hold.Schedule(d, a, task.WithTimeout(300*time.Millisecond)).Value()
+	var ce *result.CancelError
+	require.True(t, errors.As(err, &ce), "%v", err)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.True(t, ce.Started)
+	require.Equal(t, before, ce.Pid, "the timed-out task ran in the reused child")
+	after := taskPids(t, d, 2)
+	require.NotEqual(t, before, after[0], "the next task went to another child")
+	require.Equal(t, after[0], after[1], "which is reused in turn")
+	shutdown(t, d, nil)
+}
+
+func TestCloseWithPipelinedWork(t *testing.T) {
+	checkLeaks(t)
+	d := start(t, strategy.Throttled(1, strategy.Reuse(0), strategy.Pipeline(8)), dispatcher.WithGracePeriod(100*time.Millisecond))
+	g := newGate(t)
+	a := g.arg()
+	a.IgnoreTerm = true
+	held := hold.Schedule(d, a)
+	g.waitStarted(t, 1)
+	var behind []*result.Result[int]
+	for range 3 {
+		behind = append(behind, getPid.Schedule(d, 0))
+	}
+	require.NoError(t, d.Close())
+	_, err := held.Value()
+	var cd *result.ChildDeath
+	require.True(t, errors.As(err, &cd), "%v", err)
+	require.ErrorIs(t, err, dispatcher.ErrKilled)
+	for i, r := range behind {
+		_, err := r.Value()
+		require.ErrorIs(t, err, dispatcher.ErrClosed, "task %d behind the killed one never started", i)
+	}
+}
+
+func TestBadPolicyIsRefused(t *testing.T) {
+	for _, s := range []strategy.Strategy{
+		strategy.Throttled(2, strategy.Reuse(-2)),
+		strategy.Throttled(2, strategy.MaxAge(-time.Second)),
+		strategy.Throttled(2, strategy.MaxRSS(-1)),
+		strategy.Throttled(2, strategy.Spread(1)),
+		strategy.Throttled(2, strategy.Spares(-1)),
+		strategy.Throttled(2, strategy.Pipeline(strategy.MaxPipeline+1)),
+		strategy.Simple(strategy.Pipeline(-1)),
+	} {
+		d, err := dispatcher.Start(s)
+		require.Error(t, err, "%v", s)
+		require.Nil(t, d)
+		require.Contains(t, err.Error(), "strategy: ")
+	}
+}
+
+// liveChildrenOf returns the pids of the live children of pid.
+func liveChildrenOf(t *testing.T, pid int) []int {
+	t.Helper()
+	var out []int
+	entries, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	for _, e := range entries {
+		var child, ppid int
+		var comm string
+		var state byte
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if _, err := parseStat(b, &child, &comm, &state, &ppid); err != nil {
+			continue
+		}
+		if ppid == pid && state != 'Z' {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// parseStat reads the pid, command, state and parent pid from the
+// contents of /proc/PID/stat; the command is in parentheses and may hold
+// spaces, so the fields after it are found from the last ')'.
+func parseStat(b []byte, pid *int, comm *string, state *byte, ppid *int) (int, error) {
+	s := string(b)
+	open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || close < open {
+		return 0, errors.New("bad stat")
+	}
+	*comm = s[open+1 : close]
+	if _, err := fmt.Sscan(s[:open], pid); err != nil {
+		return 0, err
+	}
+	var st string
+	if _, err := fmt.Sscan(s[close+1:], &st, ppid); err != nil {
+		return 0, err
+	}
+	*state = st[0]
+	return 4, nil
+}
