@@ -22,6 +22,15 @@ import (
 // dispatcher was shut down or closed, and of Schedule after Shutdown.
 var ErrClosed = errors.New("dispatcher: closed; the task was not started")
 
+// ErrNoTasks is the error of a task scheduled on a dispatcher whose
+// strategy runs no scheduled tasks (server mode, strategy.SpawnN).
+var ErrNoTasks = errors.New("dispatcher: its strategy runs no scheduled tasks (server mode); schedule them on a dispatcher of their own")
+
+// ErrStalled is the error of a task still queued when a dispatcher that is
+// shutting down has no child left and its strategy will start none: it
+// wraps ErrClosed.
+var ErrStalled = fmt.Errorf("%w: the strategy started no child for it", ErrClosed)
+
 // ErrInactive is the cause (in a *result.ChildDeath) of a task whose child
 // was killed because it sent no heartbeat within its activity timeout.
 var ErrInactive = errors.New("dispatcher: the task sent no heartbeat within its activity timeout; its child was killed")
@@ -104,6 +113,8 @@ type Dispatcher struct {
 	pm      *procman.Manager
 	locks   *lock.Dir
 
+	runsTasks bool // strategy.RunsTasks
+
 	failOnce sync.Once
 	failErr  error         // set once, before failed is closed
 	failed   chan struct{} // closed when the strategy gives up (Pool.Fail)
@@ -185,6 +196,8 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 		done:    make(chan struct{}),
 		failed:  make(chan struct{}),
 		workers: make(map[*child]struct{}),
+
+		runsTasks: strategy.RunsTasks(s),
 	}
 	locks, err := lock.Create("")
 	if err != nil {
@@ -209,6 +222,10 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 // never waits for a child. After Shutdown or Close it resolves c with
 // ErrClosed at once.
 func (d *Dispatcher) Submit(c *task.Call) {
+	if !d.runsTasks {
+		c.Resolver.Fail(ErrNoTasks)
+		return
+	}
 	d.mu.Lock()
 	if d.closing {
 		d.mu.Unlock()

@@ -43,6 +43,7 @@ func (d *Dispatcher) run(started chan<- error) {
 		}
 		if d.stop == draining {
 			d.stopWorkers()
+			d.failStalled()
 			if len(d.pending) == 0 {
 				d.retireIdle()
 			}
@@ -207,6 +208,20 @@ func (d *Dispatcher) kill() {
 		d.killed = true
 		_ = d.pm.KillProcesses(syscall.SIGKILL)
 	}
+}
+
+// failStalled fails what is queued when a shutting-down dispatcher can
+// make no more progress: no child left to take work or to exit, no timer,
+// and a strategy that started nothing and asked for no later Step. Nothing
+// would ever wake it again: Shutdown would wait for ever.
+func (d *Dispatcher) failStalled() {
+	if len(d.pending) == 0 || d.pm.ProcessCount() > 0 || len(d.timers) > 0 || !d.wakeAt.IsZero() {
+		return
+	}
+	for _, j := range d.pending {
+		d.resolve(j, nil, ErrStalled)
+	}
+	d.pending = nil
 }
 
 // giveUpRetries resolves the jobs waiting to be tried again with what

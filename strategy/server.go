@@ -163,6 +163,17 @@ func (s *server) String() string { return fmt.Sprintf("SpawnN(%d, %q)", s.n, s.n
 
 func (s *server) limit() int { return s.n }
 
+func (s *server) runsTasks() bool { return false }
+
+// RunsTasks reports whether s starts children for scheduled tasks: false
+// for SpawnN, whose children run only its workers, and true for every
+// other strategy. dispatcher.Submit fails a task at once on a dispatcher
+// whose strategy runs none, rather than queue it for ever.
+func RunsTasks(s Strategy) bool {
+	r, ok := s.(interface{ runsTasks() bool })
+	return !ok || r.runsTasks()
+}
+
 // Step notes the workers that ended, and starts workers in empty slots
 // whose pause is over, as long as the restart limit allows.
 func (s *server) Step(p Pool) {
