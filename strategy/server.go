@@ -186,6 +186,12 @@ func (s *server) Step(p Pool) {
 		sl := &s.slots[i]
 		if sl.r != nil && sl.r.Ready() {
 			s.ended(sl, now)
+			// Give up as soon as the death that breaks the limit
+			// happens, not when the slot's pause is over.
+			if s.exhausted(now) {
+				s.giveUp(sp, sl)
+				return
+			}
 		}
 		if sl.r != nil {
 			continue
@@ -235,8 +241,9 @@ func (s *server) backoff(k int) time.Duration {
 	return min(d, s.backoffMax)
 }
 
-// allowRestart counts a restart against the limit, or gives up.
-func (s *server) allowRestart(sp ServerPool, now time.Time, sl *slot) bool {
+// exhausted reports whether the restarts within the last period have
+// reached the limit, forgetting the older ones.
+func (s *server) exhausted(now time.Time) bool {
 	kept := s.restarts[:0]
 	for _, t := range s.restarts {
 		if now.Sub(t) < s.period {
@@ -244,9 +251,18 @@ func (s *server) allowRestart(sp ServerPool, now time.Time, sl *slot) bool {
 		}
 	}
 	s.restarts = kept
-	if len(s.restarts) >= s.maxRestarts {
-		s.gaveUp = &RestartLimitError{Worker: s.name, Restarts: s.maxRestarts, Period: s.period, Last: sl.last}
-		sp.Fail(s.gaveUp)
+	return len(s.restarts) >= s.maxRestarts
+}
+
+func (s *server) giveUp(sp ServerPool, sl *slot) {
+	s.gaveUp = &RestartLimitError{Worker: s.name, Restarts: s.maxRestarts, Period: s.period, Last: sl.last}
+	sp.Fail(s.gaveUp)
+}
+
+// allowRestart counts a restart against the limit, or gives up.
+func (s *server) allowRestart(sp ServerPool, now time.Time, sl *slot) bool {
+	if s.exhausted(now) {
+		s.giveUp(sp, sl)
 		return false
 	}
 	s.restarts = append(s.restarts, now)

@@ -245,13 +245,13 @@ func TestServerWithNoRestarts(t *testing.T) {
 	p := &fakeServerPool{}
 	p.step(s)
 	p.end(t, nil)
-	pause := p.step(s)
-	require.Equal(t, 100*time.Millisecond, pause, "the default backoff's base")
-	require.Empty(t, p.failed, "the server decides when the pause is over")
-	c.add(pause)
 	p.step(s)
 	require.Len(t, p.calls, 2)
-	require.Len(t, p.failed, 1)
+	require.Len(t, p.failed, 1, "the server gives up at the death that breaks the limit, not after the pause")
+	c.add(time.Second)
+	p.step(s)
+	require.Len(t, p.calls, 2, "nothing restarts after giving up")
+	require.Len(t, p.failed, 1, "it gives up once")
 	var rl *RestartLimitError
 	require.ErrorAs(t, p.failed[0], &rl)
 	require.Nil(t, rl.Last, "the worker returned nil")
