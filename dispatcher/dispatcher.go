@@ -140,6 +140,8 @@ type Dispatcher struct {
 	killed     bool
 	termSent   bool
 	wakeAt     time.Time // asked for by the strategy
+	handedOut  bool      // this round gave work to an idle child
+	woke       bool      // this round resolved futures, waking their callers
 }
 
 type joinReq struct {

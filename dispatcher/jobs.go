@@ -188,6 +188,7 @@ func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
 	} else {
 		j.call.Resolver.Resolve(payload)
 	}
+	d.woke = true
 	d.unresolved--
 	if j.worker {
 		d.workerJobs--

@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"syscall"
@@ -31,7 +32,11 @@ func (d *Dispatcher) run(started chan<- error) {
 	for {
 		d.intake()
 		d.fireTimers()
+		d.handedOut = false
 		d.assign()
+		// What assign sent goes out before the strategy may start a child,
+		// which holds this goroutine for the fork and exec.
+		d.pm.Flush()
 		// A draining dispatcher asks its strategy only while work is
 		// queued: with none, all the strategy could start is spares, which
 		// would be retired at once, and the next Step would start them
@@ -40,6 +45,7 @@ func (d *Dispatcher) run(started chan<- error) {
 		if d.stop == running || (d.stop == draining && len(d.pending) > 0) {
 			d.strat.Step(pool)
 			d.assign()
+			d.makeRoom()
 		}
 		if d.stop == draining {
 			d.stopWorkers()
@@ -53,6 +59,14 @@ func (d *Dispatcher) run(started chan<- error) {
 		}
 		if d.stop != running && len(d.pending) == 0 && d.waiting == 0 && d.pm.ProcessCount() == 0 {
 			return
+		}
+		if d.woke {
+			// Futures resolved this round woke their callers onto this
+			// goroutine's P, where they would wait until the runtime
+			// noticed that this goroutine sleeps in epoll_wait: let them
+			// run now.
+			d.woke = false
+			runtime.Gosched()
 		}
 		d.pm.SetDeadline(d.nextDeadline())
 		if err := d.pm.Step(); err != nil {
@@ -173,6 +187,37 @@ func (d *Dispatcher) pick(j *job, now time.Time) *child {
 		}
 	}
 	return best
+}
+
+// makeRoom retires idle children that stand in the way of queued jobs
+// that need a child of their own (a call with limits). No such job can go
+// to an idle child, yet a strategy counts the idle child as taking one
+// (Queued <= Idle) and, at its limit, counts it against starting another:
+// without this, a call with limits would wait for ever behind a child kept
+// idle for reuse or as a spare. The retired children exit, and the Steps
+// that follow start children of their own for the jobs.
+func (d *Dispatcher) makeRoom() {
+	n := 0
+	for _, j := range d.pending {
+		if j.needsOwnChild() {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	kept := d.ready[:0]
+	for _, c := range d.ready { // the least recently readied first
+		if n > 0 && len(c.inflight) == 0 {
+			n--
+			c.ready, c.last = false, true
+			c.p.CloseInput()
+			continue
+		}
+		kept = append(kept, c)
+	}
+	clear(d.ready[len(kept):])
+	d.ready = kept
 }
 
 // retireIdle tells children with nothing in flight that there is no more
@@ -312,6 +357,13 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 			spec.Rlimits, spec.Nice = rlimits(l), l.Nice
 		}
 	}
+	if d.woke {
+		// Let the callers this round woke run first: the fork holds this
+		// goroutine's P without giving it up, and they would wait for the
+		// exec.
+		d.woke = false
+		runtime.Gosched()
+	}
 	p, err := d.pm.CreateProcess(spec, c)
 	if err != nil {
 		d.log.Error("starting a child", "error", err)
@@ -357,7 +409,25 @@ func (v poolView) Idle() int {
 	}
 	return n
 }
-func (v poolView) Spawn() error { return v.d.spawn() }
+func (v poolView) Spawn() error {
+	d := v.d
+	if len(d.pending) == 0 && d.handedOut {
+		// A spare, in the round that handed work to an idle child: start
+		// it a little later, so that the fork and exec do not hold up the
+		// answer, which often comes within the time they take.
+		v.After(spareDelay)
+		return errSpareDeferred
+	}
+	return d.spawn()
+}
+
+// spareDelay is how long a spare's start waits after work was handed to
+// an idle child.
+const spareDelay = time.Millisecond
+
+// errSpareDeferred tells the strategy to stop spawning for this step: the
+// dispatcher will ask again (spareDelay).
+var errSpareDeferred = errors.New("dispatcher: a spare's start is deferred to the next step")
 
 // SpawnCall starts a child for c alone: a server-mode worker. The call is
 // admitted like a scheduled one (its future resolves when the worker ends),

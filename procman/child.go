@@ -210,6 +210,10 @@ func (c *Child) Send(kind wire.Kind, payload []byte) error {
 	return nil
 }
 
+// Queued reports how many invocations the child has read ahead and not
+// yet taken with Next. It never waits.
+func (c *Child) Queued() int { return len(c.inv) }
+
 // Stopped is closed when the parent asks the child to finish (a stop frame).
 func (c *Child) Stopped() <-chan struct{} { return c.stop }
 

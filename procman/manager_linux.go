@@ -608,6 +608,13 @@ func (p *Process) reap(block bool) {
 		e.Signal = syscall.Signal(info.status)
 		e.Core = info.code == cldDumped
 	}
+	if p.exitErr == ErrHungUp && e.Signal != syscall.SIGKILL {
+		// It closed its pipe because it was exiting, and the exit took
+		// longer than the hangup wait to be reported (a loaded machine,
+		// a large address space to tear down): the kill came too late to
+		// matter, and the exit status says what happened.
+		p.exitErr = nil
+	}
 	p.finish(e)
 }
 
@@ -803,6 +810,15 @@ func (p *Process) send(kind wire.Kind, payload []byte) error {
 		p.m.dirty = append(p.m.dirty, p)
 	}
 	return nil
+}
+
+// Flush writes now what Send queued, as far as the pipes take it, instead
+// of at the start of the next Step: for a caller about to do something slow
+// (start a child) before it steps again.
+func (m *Manager) Flush() {
+	m.enter()
+	defer m.leave()
+	m.flushDirty()
 }
 
 // flushDirty writes what was sent since the last round, one writev per

@@ -48,6 +48,9 @@ func (m *Manager) KillProcesses(sig syscall.Signal) error { return ErrNotSetUp }
 // WaitForAllChildren returns at once on this platform.
 func (m *Manager) WaitForAllChildren() error { return nil }
 
+// Flush does nothing on this platform.
+func (m *Manager) Flush() {}
+
 // Teardown does nothing on this platform.
 func (m *Manager) Teardown() error { return nil }
 

@@ -113,6 +113,7 @@ type entry struct {
 	name  string
 	where string // file:line of the Define call
 	run   func(ctx context.Context, arg []byte) ([]byte, error)
+	warm  func()
 }
 
 // The registry: the one package-level state of the module besides the
@@ -160,7 +161,7 @@ func defineAt[A, R any](name string, fn Func[A, R], opts []Option, skip int) *De
 	if prev, ok := registry[name]; ok {
 		panic(fmt.Sprintf("task: Define(%q) at %s: the name is already defined at %s; task names must be unique in a program", name, where, prev.where))
 	}
-	registry[name] = &entry{name: name, where: where, run: d.runEncoded}
+	registry[name] = &entry{name: name, where: where, run: d.runEncoded, warm: d.warm}
 	return d
 }
 
@@ -169,6 +170,20 @@ func (d *Def[A, R]) Name() string { return d.name }
 
 // Codec returns the codec of the task's argument and result.
 func (d *Def[A, R]) Codec() Codec { return d.codec }
+
+// warm runs the codec once over zero values of the argument and result
+// types, so that their first-use costs (gob builds an engine per type) are
+// paid before a task needs them.
+func (d *Def[A, R]) warm() {
+	var a A
+	if b, err := d.codec.Marshal(a); err == nil {
+		_ = d.codec.Unmarshal(b, &a)
+	}
+	var r R
+	if b, err := d.codec.Marshal(r); err == nil {
+		_ = d.codec.Unmarshal(b, &r)
+	}
+}
 
 // runEncoded is the child's side of one call: decode, run, encode.
 func (d *Def[A, R]) runEncoded(ctx context.Context, data []byte) ([]byte, error) {

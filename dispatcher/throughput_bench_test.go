@@ -1,0 +1,182 @@
+package dispatcher_test
+
+import (
+	"context"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/result"
+	"github.com/procrastinate-go/procrastinate/strategy"
+	"github.com/procrastinate-go/procrastinate/task"
+)
+
+// The benchmarks of issue 6: reused workers, warm spares, large answers,
+// and the parent's memory per child, all through the public API (Schedule
+// and Value). bench/throughput.sh runs them beside their peers.
+
+var (
+	benchEcho = task.Define("dispatcher_test.bench.echo", func(ctx context.Context, n int) (int, error) {
+		return n, nil
+	})
+	benchBytes = task.Define("dispatcher_test.bench.bytes", func(ctx context.Context, n int) ([]byte, error) {
+		return make([]byte, n), nil
+	})
+)
+
+// startThroughput starts a dispatcher for a benchmark and warms it with one
+// task per child, so that the timed part starts with the children up.
+func startThroughput(b *testing.B, s strategy.Strategy, warm int) *dispatcher.Dispatcher {
+	b.Helper()
+	d, err := dispatcher.Start(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = d.Close() })
+	var rs []*result.Result[int]
+	for i := range warm {
+		rs = append(rs, benchEcho.Schedule(d, i))
+	}
+	for _, r := range rs {
+		if _, err := r.Value(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return d
+}
+
+// scheduleAll schedules b.N no-op tasks, then waits for every value: the
+// shape of ProcessPoolExecutor.submit then result (peers.py ppe_submit).
+func scheduleAll(b *testing.B, d *dispatcher.Dispatcher) {
+	b.Helper()
+	rs := make([]*result.Result[int], b.N)
+	b.ResetTimer()
+	for i := range rs {
+		rs[i] = benchEcho.Schedule(d, i)
+	}
+	for i, r := range rs {
+		if v, err := r.Value(); err != nil || v != i {
+			b.Fatalf("task %d: Value() = %v, %v; want %d, nil", i, v, err, i)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+}
+
+// BenchmarkReusedPipelined: 2 reused children, up to 64 tasks in flight
+// each. Compare with `python3 ../shared/peers/peers.py ppe_submit N`.
+func BenchmarkReusedPipelined(b *testing.B) {
+	d := startThroughput(b, strategy.Throttled(2, strategy.Reuse(0), strategy.Pipeline(64)), 2)
+	scheduleAll(b, d)
+}
+
+// BenchmarkReusedOneInFlight: 2 reused children, one task in flight each:
+// every task is a round trip through both processes.
+func BenchmarkReusedOneInFlight(b *testing.B) {
+	d := startThroughput(b, strategy.Throttled(2, strategy.Reuse(0)), 2)
+	scheduleAll(b, d)
+}
+
+// latency runs b.N single tasks on an otherwise idle dispatcher, one at a
+// time, pausing (untimed) before each so that the dispatcher is idle again
+// (and a spare has time to start), and reports the median and the 90th
+// percentile of Schedule-to-Value.
+func latency(b *testing.B, d *dispatcher.Dispatcher, pause time.Duration) {
+	b.Helper()
+	times := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		time.Sleep(pause)
+		b.StartTimer()
+		t0 := time.Now()
+		if _, err := benchEcho.Schedule(d, i).Value(); err != nil {
+			b.Fatal(err)
+		}
+		times = append(times, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(times)
+	b.ReportMetric(float64(times[len(times)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(times[len(times)*9/10].Microseconds()), "p90-µs")
+}
+
+// BenchmarkLatencyFresh: a fresh process per task, no spare: the start of
+// a process is in every task's latency.
+func BenchmarkLatencyFresh(b *testing.B) {
+	d := startThroughput(b, strategy.Throttled(2), 1)
+	latency(b, d, time.Millisecond)
+}
+
+// BenchmarkLatencySpare: a fresh process per task with a warm spare: the
+// task's start is a pipe write to a process that is already up.
+func BenchmarkLatencySpare(b *testing.B) {
+	d := startThroughput(b, strategy.Throttled(2, strategy.Spares(1)), 1)
+	latency(b, d, 20*time.Millisecond)
+}
+
+// BenchmarkLatencyReused: a reused child that is idle between tasks.
+func BenchmarkLatencyReused(b *testing.B) {
+	d := startThroughput(b, strategy.Throttled(1, strategy.Reuse(0)), 1)
+	latency(b, d, time.Millisecond)
+}
+
+// BenchmarkAnswer64MiB: a 64 MiB []byte result through Value, from a
+// reused child.
+func BenchmarkAnswer64MiB(b *testing.B) {
+	const size = 64 << 20
+	d := startThroughput(b, strategy.Throttled(1, strategy.Reuse(0)), 1)
+	b.SetBytes(size)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v, err := benchBytes.Schedule(d, size).Value()
+		if err != nil || len(v) != size {
+			b.Fatalf("Value() = %d bytes, %v; want %d, nil", len(v), err, size)
+		}
+	}
+}
+
+// BenchmarkParentMemoryPerChild reports the heap the parent holds for each
+// live, idle child (50 spares).
+func BenchmarkParentMemoryPerChild(b *testing.B) {
+	const n = 50
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		p := newProbe(strategy.Simple(strategy.Spares(n)))
+		d, err := dispatcher.Start(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		waitIdle(b, p, n)
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "heap-B/child")
+		_ = d.Close()
+	}
+}
+
+// waitIdle waits until a Step of p has seen n idle children.
+func waitIdle(b *testing.B, p *probe, n int) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p.mu.Lock()
+		ok := len(p.seen) > 0 && p.seen[len(p.seen)-1].Idle >= n
+		p.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d idle children not seen in 30s", n)
+		}
+		select {
+		case <-p.changed:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
