@@ -146,3 +146,14 @@ for w, what in work:
           f"(median of {len(ratios)} same-round ratios; lowest {100 * (min(ratios) - 1):+.1f}%, highest {100 * (max(ratios) - 1):+.1f}%), "
           f"parent CPU {pm - pb:+,.0f} µs per child")
 EOF
+
+# ---------------------------------------------------------------------------
+# The public API (dispatcher/bench_test.go): no-op tasks through
+# Def.Schedule and Result.Value under Throttled(2) and Simple, a bare
+# re-exec loop in the same test binary, the same pair in a small program,
+# Schedule-to-start latency, and Python's fresh process per task. They run
+# from their own script, in rounds of their own, so that this one stays
+# about procman:
+#
+#   bash bench/api.sh             # docs/performance.md has the figures
+# ---------------------------------------------------------------------------

@@ -27,8 +27,9 @@ type Pool interface {
 	// should stop spawning for this step.
 	Spawn() error
 	// After asks for another Step no later than d from now, for strategies
-	// that pace their starts. The earliest request wins, and it is
-	// forgotten after the Step it causes.
+	// that pace their starts. The earliest request wins. Requests last one
+	// round: the dispatcher forgets them before every Step, whatever caused
+	// it, so a strategy that still waits must ask again in each Step.
 	After(d time.Duration)
 }
 
