@@ -132,6 +132,7 @@ type Dispatcher struct {
 	depth      int                 // jobs a child may have in flight (strategy.Pipeline)
 	unresolved int                 // jobs taken in and not yet resolved
 	workerJobs int                 // of which server-mode workers, which Join does not wait for
+	ownJobs    int                 // of which calls that need a child of their own (limits)
 	waiting    int                 // jobs waiting out a retry delay
 	joins      []*joinReq
 	timers     timerHeap

@@ -47,6 +47,9 @@ func (j *job) cancellable() bool {
 // watched.
 func (d *Dispatcher) admit(j *job) {
 	d.unresolved++
+	if j.needsOwnChild() {
+		d.ownJobs++
+	}
 	if ctx := j.call.Ctx; ctx != nil {
 		if err := ctx.Err(); err != nil {
 			d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: err})
@@ -190,6 +193,9 @@ func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
 	}
 	d.woke = true
 	d.unresolved--
+	if j.needsOwnChild() {
+		d.ownJobs--
+	}
 	if j.worker {
 		d.workerJobs--
 		return

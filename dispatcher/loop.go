@@ -197,6 +197,9 @@ func (d *Dispatcher) pick(j *job, now time.Time) *child {
 // idle for reuse or as a spare. The retired children exit, and the Steps
 // that follow start children of their own for the jobs.
 func (d *Dispatcher) makeRoom() {
+	if d.ownJobs == 0 {
+		return // the common case, without a scan of the queue
+	}
 	n := 0
 	for _, j := range d.pending {
 		if j.needsOwnChild() {
