@@ -24,6 +24,7 @@ type child struct {
 	oldAt    time.Time // retire it once this passes; zero: never
 	last     bool      // it takes no more work: its last invocation is sent, it retires, or it is being stopped
 	retiring bool      // it said it exits after its current answer
+	retireOn *job      // the job it was running when it said so
 	ready    bool      // in d.ready
 	worker   bool      // runs a server-mode worker (in d.workers)
 	stopping bool      // it was sent a stop frame
@@ -198,6 +199,7 @@ func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
 		c.lastBeat = time.Now()
 	case wire.KindRetiring:
 		c.last, c.retiring = true, true
+		c.retireOn = c.running()
 		d.unready(c)
 	default:
 		// Heartbeats and progress have no reader yet.
@@ -225,9 +227,12 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	c.inflight = nil
 	// The jobs behind the first never started: they go back to the head
 	// of the queue. The first died with the child, unless the child
-	// retired cleanly, in which case it never started either.
+	// retired cleanly after answering the job it said it retired on, in
+	// which case the first never started either. A child that says it
+	// retires and then exits without answering that job has died with
+	// it: were the job put back, it would run again, and again, for ever.
 	first := inflight[0]
-	if c.retiring && e.Success() {
+	if c.retiring && e.Success() && first != c.retireOn {
 		first = nil
 	}
 	d.requeue(inflight, first)

@@ -1,0 +1,232 @@
+package dispatcher_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
+	"github.com/procrastinate-go/procrastinate/internal/wire"
+	"github.com/procrastinate-go/procrastinate/procman"
+	"github.com/procrastinate-go/procrastinate/result"
+	"github.com/procrastinate-go/procrastinate/strategy"
+	"github.com/procrastinate-go/procrastinate/task"
+)
+
+// The fuzz targets of what a parent decodes from its children. The wire
+// itself (frames, invocations, failures) is fuzzed in internal/wire; these
+// go through the dispatcher. Their seed corpora are in testdata/fuzz, and
+// plain go test runs them.
+
+// fuzzMaxPayload is the frame limit of FuzzChildStream's dispatcher: small,
+// so that the fuzzer reaches frames over it.
+const fuzzMaxPayload = 4 << 10
+
+// FuzzChildStream has a real child write arbitrary bytes to its message
+// pipe and exit with status 0 without answering. The future must resolve
+// to what a model of the dispatcher's reading predicts from the same
+// bytes: the first answer or task failure before anything breaks the
+// stream, else a ChildDeath, with a *procman.ProtocolError when the stream
+// broke or ended inside a frame. The dispatcher must survive every input.
+// It costs a process start per input: fuzz it for minutes, not seconds.
+func FuzzChildStream(f *testing.F) {
+	leakcheck.Check(f)
+	d, err := dispatcher.Start(strategy.Throttled(2),
+		dispatcher.WithStderr(nil),
+		dispatcher.WithProcmanOptions(procman.WithMaxPayload(fuzzMaxPayload)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() {
+		_ = d.Close()
+		goleak.VerifyNone(f)
+	})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		if len(stream) > 256<<10 {
+			t.Skip("larger than a few pipe buffers says nothing new")
+		}
+		want := modelChildStream(stream, fuzzMaxPayload)
+		v, err := await(t, rawStream.Schedule(d, stream))
+		var (
+			te *result.TaskError
+			cd *result.ChildDeath
+			pe *procman.ProtocolError
+		)
+		switch want.kind {
+		case "value":
+			if err != nil || v != want.value {
+				t.Fatalf("Value() = %v, %v; want %d, nil", v, err, want.value)
+			}
+		case "undecodable answer":
+			if err == nil || errors.As(err, &te) || errors.As(err, &cd) || !strings.Contains(err.Error(), "decoding the answer") {
+				t.Fatalf("Value() = %v, %v; want an error decoding the answer", v, err)
+			}
+		case "task error":
+			if !errors.As(err, &te) {
+				t.Fatalf("Value() = %v, %v; want a *result.TaskError", v, err)
+			}
+			if want.failure == nil {
+				if !strings.HasPrefix(te.Message, "the child's failure report does not decode") {
+					t.Fatalf("TaskError.Message = %q; want the report's decoding error", te.Message)
+				}
+			} else if te.Message != want.failure.Message || te.Stack != want.failure.Stack || te.Panicked != want.failure.Panicked {
+				t.Fatalf("TaskError = %+v; want %+v", te, want.failure)
+			}
+		case "death":
+			if !errors.As(err, &cd) {
+				t.Fatalf("Value() = %v, %v; want a *result.ChildDeath", v, err)
+			}
+			if got := errors.As(err, &pe); got != want.protocol {
+				t.Fatalf("ChildDeath %v: a protocol error is %v; want %v", err, got, want.protocol)
+			}
+			if !want.protocol && (cd.ExitCode != 0 || cd.Signal != 0 || cd.Err != nil) {
+				t.Fatalf("ChildDeath %v; want an exit with status 0 and no cause", err)
+			}
+		}
+	})
+}
+
+type streamWant struct {
+	kind     string // value, undecodable answer, task error, death
+	value    int
+	failure  *wire.Failure // the task error's report; nil: it does not decode
+	protocol bool          // the death has a protocol error
+}
+
+// modelChildStream predicts what the dispatcher makes of a child that
+// wrote stream and exited: procman's reading (a wire.Decoder with the
+// manager's limit, frames delivered until an error) and the dispatcher's
+// handling of each frame (child.Message: the first answer or failure
+// resolves the future, other kinds change nothing).
+func modelChildStream(stream []byte, limit int) streamWant {
+	dec := wire.Decoder{Limit: limit}
+	for rest := stream; len(rest) > 0; {
+		n := copy(dec.Buffer(), rest)
+		dec.Advance(n)
+		rest = rest[n:]
+		for {
+			k, p, ok, err := dec.Next()
+			if err != nil {
+				return streamWant{kind: "death", protocol: true}
+			}
+			if !ok {
+				break
+			}
+			switch k {
+			case wire.KindAnswer:
+				var v int
+				if err := task.Gob.Unmarshal(p, &v); err != nil {
+					return streamWant{kind: "undecodable answer"}
+				}
+				return streamWant{kind: "value", value: v}
+			case wire.KindTaskFailed:
+				f, err := wire.DecodeFailure(p)
+				if err != nil {
+					f = nil
+				}
+				return streamWant{kind: "task error", failure: f}
+			}
+		}
+	}
+	return streamWant{kind: "death", protocol: dec.Pending() > 0}
+}
+
+// answerWith is a Scheduler that resolves every call at once with its
+// bytes as the child's answer: the parent's decoding, without a child.
+type answerWith []byte
+
+func (a answerWith) Submit(c *task.Call) { c.Resolver.Resolve(bytes.Clone(a)) }
+
+// FuzzDecodeAnswer decodes arbitrary bytes as a child's answer, as
+// Result.Value does, for results of several types and both codecs. A
+// child's answer must never crash its parent: decoding returns a value or
+// an error, never a panic; and a value that decodes encodes and decodes
+// again to the same.
+func FuzzDecodeAnswer(f *testing.F) {
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		s := answerWith(answer)
+		checkAnswer(t, answerInt, s)
+		checkAnswer(t, answerString, s)
+		checkAnswer(t, answerBytes, s)
+		checkAnswer(t, answerStruct, s)
+		checkAnswer(t, answerMap, s)
+		checkAnswer(t, answerJSON, s)
+	})
+}
+
+func checkAnswer[R any](t *testing.T, def *task.Def[int, R], s answerWith) {
+	t.Helper()
+	v, err := def.Schedule(s, 0).Value()
+	if err != nil {
+		if !strings.HasPrefix(err.Error(), "result: decoding the answer: ") {
+			t.Fatalf("%s: Value() error %q; want it to say that decoding the answer failed", def.Name(), err)
+		}
+		return
+	}
+	enc, err := def.Codec().Marshal(v)
+	if err != nil {
+		t.Fatalf("%s: the decoded value %#v does not encode: %v", def.Name(), v, err)
+	}
+	again, err := def.Schedule(answerWith(enc), 0).Value()
+	if err != nil {
+		t.Fatalf("%s: the re-encoded value does not decode: %v", def.Name(), err)
+	}
+	if !reflect.DeepEqual(normalise(v), normalise(again)) {
+		t.Fatalf("%s: decoded %#v, then %#v", def.Name(), v, again)
+	}
+}
+
+// normalise makes empty and nil slices and maps alike, which the codecs
+// do not keep apart.
+func normalise(v any) string {
+	return strings.NewReplacer("[]byte(nil)", "[]byte{}", "[]int(nil)", "[]int{}", "[]dispatcher_test.fuzzItem(nil)", "[]dispatcher_test.fuzzItem{}",
+		"map[string][]int(nil)", "map[string][]int{}").Replace(fmt.Sprintf("%#v", v))
+}
+
+// FuzzChildDeathError formats the error of a child that died with
+// arbitrary bytes on its stderr. Error must stay one line, quote at most
+// about 200 bytes of the tail, and quote a true suffix of what the child
+// wrote.
+func FuzzChildDeathError(f *testing.F) {
+	f.Fuzz(func(t *testing.T, stderr []byte, code int, sig uint8, ms int64) {
+		e := &result.ChildDeath{
+			Task: "dispatcher_test.fuzz", Pid: 1234, ExitCode: code, Signal: syscall.Signal(sig),
+			Duration: time.Duration(ms) * time.Millisecond, Stderr: stderr,
+		}
+		msg := e.Error()
+		if strings.ContainsAny(msg, "\n\r") {
+			t.Fatalf("Error() is not one line: %q", msg)
+		}
+		base := (&result.ChildDeath{Task: e.Task, Pid: e.Pid, ExitCode: e.ExitCode, Signal: e.Signal, Duration: e.Duration}).Error()
+		if !strings.HasPrefix(msg, base) {
+			t.Fatalf("Error() = %q; want it to begin with %q", msg, base)
+		}
+		rest := strings.TrimPrefix(msg, base)
+		if rest == "" {
+			return
+		}
+		const lead = "; its stderr ended with: "
+		if !strings.HasPrefix(rest, lead) {
+			t.Fatalf("Error() = %q; after %q want %q", msg, base, lead)
+		}
+		tail, err := strconv.Unquote(rest[len(lead):])
+		if err != nil {
+			t.Fatalf("the quoted tail %s does not unquote: %v", rest[len(lead):], err)
+		}
+		if len(tail) == 0 || len(tail) > 200 {
+			t.Fatalf("the quoted tail has %d bytes; want 1 to 200", len(tail))
+		}
+		if !bytes.HasSuffix(bytes.TrimRight(stderr, " \t\r\n"), []byte(tail)) {
+			t.Fatalf("the quoted tail %q is not the end of what the child wrote", tail)
+		}
+	})
+}
