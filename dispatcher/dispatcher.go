@@ -209,7 +209,7 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 	d.locks = locks
 	pmOpts := append([]procman.Option{
 		procman.WithLogger(cfg.logger.Named("procman")),
-		procman.WithPdeathsig(syscall.SIGKILL),
+		procman.WithPdeathsig(procman.ParentDeathSignal),
 	}, cfg.pm...)
 	d.pm = procman.New(pmOpts...)
 	started := make(chan error, 1)

@@ -819,14 +819,12 @@ func TestParentDeath(t *testing.T) {
 		testParentDeath(t, false)
 	})
 	// What a task started lives in its child's process group. Close kills
-	// the group (TestCloseKillsWhatTheTaskStarted); a parent's death does
-	// not: the kernel's parent-death signal (Pdeathsig, SIGKILL) kills
-	// the child alone, before the child's lifeline (the end of its
-	// invocation pipe, on which it kills its group) can run.
+	// the group (TestCloseKillsWhatTheTaskStarted), and so does a parent's
+	// death: the kernel's parent-death signal is procman.ParentDeathSignal,
+	// on which the child kills its group. (With SIGKILL there, the child
+	// died alone, before its lifeline could run, and what it started lived
+	// on.)
 	t.Run("what a task started", func(t *testing.T) {
-		if os.Getenv("PROCRASTINATE_TEST_KNOWN_BUGS") != "1" {
-			t.Skip("known bug: a grandchild outlives a parent killed by SIGKILL (Pdeathsig kills the child alone); set PROCRASTINATE_TEST_KNOWN_BUGS=1 to run")
-		}
 		testParentDeath(t, true)
 	})
 }

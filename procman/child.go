@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -104,6 +105,7 @@ func newChild() (*Child, error) {
 		inv:  make(chan []byte, readAhead),
 		stop: make(chan struct{}),
 	}
+	watchParentDeath()
 	go c.readLoop()
 	return c, nil
 }
@@ -167,6 +169,24 @@ func (c *Child) readLoop() {
 			return
 		}
 	}
+}
+
+// ParentDeathSignal is the signal a child takes as news of its parent's
+// death: on it the child kills its whole process group, itself and what its
+// task started. Use it with WithPdeathsig. SIGKILL there would kill the
+// child alone and leave what it started running. It is a real-time signal
+// (40), which the Go runtime ignores unless asked for, and which a task
+// should not use for anything else.
+const ParentDeathSignal = syscall.Signal(40)
+
+// watchParentDeath makes ParentDeathSignal run the lifeline.
+func watchParentDeath() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, ParentDeathSignal)
+	go func() {
+		<-ch
+		lifeline()
+	}()
 }
 
 // lifeline ends the child and everything in its group: the parent is gone.

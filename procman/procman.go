@@ -214,7 +214,8 @@ func WithExecutable(path string) Option {
 }
 
 // WithPdeathsig asks the kernel to send sig to each child when the thread
-// that started it exits. Linux ties this to the thread, not the process:
+// that started it exits; ParentDeathSignal makes the child kill its whole
+// group, what its task started included. Linux ties this to the thread, not the process:
 // use it only when every call that starts children (CreateProcess) runs on
 // a goroutine locked to its thread (runtime.LockOSThread) for as long as
 // the children may live. The dispatcher does so.
