@@ -51,7 +51,7 @@ func (d *Dispatcher) run(started chan<- error) {
 			d.stopWorkers()
 			d.failStalled()
 			if len(d.pending) == 0 {
-				d.retireIdle()
+				d.retireIdle(-1)
 			}
 		}
 		if d.stop == killing {
@@ -206,29 +206,19 @@ func (d *Dispatcher) makeRoom() {
 			n++
 		}
 	}
-	if n == 0 {
-		return
+	if n > 0 {
+		d.retireIdle(n)
 	}
-	kept := d.ready[:0]
-	for _, c := range d.ready { // the least recently readied first
-		if n > 0 && len(c.inflight) == 0 {
-			n--
-			c.ready, c.last = false, true
-			c.p.CloseInput()
-			continue
-		}
-		kept = append(kept, c)
-	}
-	clear(d.ready[len(kept):])
-	d.ready = kept
 }
 
-// retireIdle tells children with nothing in flight that there is no more
-// work.
-func (d *Dispatcher) retireIdle() {
+// retireIdle tells up to n children with nothing in flight (all of them
+// when n < 0), the least recently readied first, that there is no more
+// work for them.
+func (d *Dispatcher) retireIdle(n int) {
 	kept := d.ready[:0]
 	for _, c := range d.ready {
-		if len(c.inflight) == 0 {
+		if n != 0 && len(c.inflight) == 0 {
+			n--
 			c.ready, c.last = false, true
 			c.p.CloseInput()
 			continue
@@ -247,7 +237,7 @@ func (d *Dispatcher) kill() {
 	}
 	d.pending = nil
 	d.giveUpRetries()
-	d.retireIdle()
+	d.retireIdle(-1)
 	if !d.termSent {
 		d.termSent = true
 		_ = d.pm.KillProcesses(d.termSig)
