@@ -35,7 +35,6 @@ func Serve(c *procman.Child) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	dieOnSIGXCPU()
 	if c.Queued() == 0 {
 		warmUp() // a child with nothing to do yet: a spare, or a worker in waiting
 	}
@@ -156,20 +155,6 @@ func peakRSS() int64 {
 		return 0
 	}
 	return int64(ru.Maxrss) * 1024
-}
-
-// dieOnSIGXCPU makes the child die at once, saying why, when it passes its
-// CPU time limit. The Go runtime ignores SIGXCPU unless asked for it (and
-// signal.Reset gives back the runtime's handling, not the kernel's default),
-// so without this the child would run on to the hard limit, a second later.
-func dieOnSIGXCPU() {
-	xcpu := make(chan os.Signal, 1)
-	signal.Notify(xcpu, syscall.SIGXCPU)
-	go func() {
-		<-xcpu
-		fmt.Fprintf(os.Stderr, "procrastinate: child %d: CPU time limit exceeded (SIGXCPU)\n", os.Getpid())
-		_ = syscall.Kill(0, syscall.SIGKILL) // the child's group
-	}()
 }
 
 // warmUp runs, once, the paths a task takes (the codec over every defined
