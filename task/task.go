@@ -246,8 +246,9 @@ type CallOptions struct {
 // Limits bound the child process that runs one call.
 type Limits struct {
 	// AddressSpace is RLIMIT_AS in bytes; 0 means no limit. The Go runtime
-	// reserves address space generously: allow a few hundred MiB more
-	// than the task needs.
+	// reserves address space generously: a fresh Go child maps 1.2 to 1.6
+	// GiB before its task runs (about 2 GiB under -race; see
+	// docs/failure.md), so allow that much and what the task needs.
 	AddressSpace uint64
 	// CPUTime is RLIMIT_CPU, rounded up to whole seconds; 0 means no limit.
 	// A child over it gets SIGXCPU.
