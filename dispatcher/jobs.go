@@ -128,6 +128,7 @@ func (d *Dispatcher) died(j *job, death *result.ChildDeath) {
 		if delay < 0 || (j.call.RetryDelay > 0 && delay < j.call.RetryDelay) {
 			delay = time.Hour // the shift overflowed
 		}
+		j.child = nil // dead: a cancel in the delay must find the job waiting, not running
 		j.waiting = true
 		d.waiting++
 		d.timers.add(timer{at: time.Now().Add(delay), j: j, kind: timerRetry})

@@ -253,7 +253,7 @@ func (d *Dispatcher) kill() {
 // and a strategy that started nothing and asked for no later Step. Nothing
 // would ever wake it again: Shutdown would wait for ever.
 func (d *Dispatcher) failStalled() {
-	if len(d.pending) == 0 || d.pm.ProcessCount() > 0 || len(d.timers) > 0 || !d.wakeAt.IsZero() {
+	if len(d.pending) == 0 || d.pm.ProcessCount() > 0 || d.timers.live() || !d.wakeAt.IsZero() {
 		return
 	}
 	for _, j := range d.pending {

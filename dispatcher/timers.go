@@ -4,6 +4,8 @@ import (
 	"container/heap"
 	"context"
 	"time"
+
+	"github.com/procrastinate-go/procrastinate/procman"
 )
 
 // timer is something the manager goroutine must do at a time: stop a job
@@ -43,6 +45,29 @@ func (h *timerHeap) Pop() any {
 }
 
 func (h *timerHeap) add(t timer) { heap.Push(h, t) }
+
+// live reports whether a timer still applies: one that, when it fires,
+// will do something (timers are not removed when what they are for goes
+// away).
+func (h timerHeap) live() bool {
+	for _, t := range h {
+		switch t.kind {
+		case timerDeadline, timerActivity:
+			if !t.j.done {
+				return true
+			}
+		case timerRetry:
+			if t.j.waiting {
+				return true
+			}
+		case timerKill:
+			if t.c.p.State() == procman.StateRunning {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // next returns the time of the earliest timer, or zero.
 func (h timerHeap) next() time.Time {

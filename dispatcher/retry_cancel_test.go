@@ -1,0 +1,70 @@
+package dispatcher_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/procrastinate-go/procrastinate/result"
+	"github.com/procrastinate-go/procrastinate/strategy"
+	"github.com/procrastinate-go/procrastinate/task"
+)
+
+// A job whose child died and that waits out its retry delay resolves at
+// once when its context is cancelled, and never runs again. (The dead
+// child stayed recorded as the job's, so the cancel took the job for a
+// running one, signalled a dead child, and left the future waiting out
+// the delay, after which the job ran again.) The delay is an hour: a
+// future that waited it out would fail the test's bound by far.
+func TestCancelDuringRetryDelay(t *testing.T) {
+	checkLeaks(t)
+	d := start(t, strategy.Throttled(1))
+	file := filepath.Join(t.TempDir(), "log")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := badExit.Schedule(d, exitArg{Code: 3, File: file}, task.WithContext(ctx), task.WithRetries(1, time.Hour))
+	require.Eventually(t, func() bool { _, err := os.Stat(file); return err == nil }, 20*time.Second, time.Millisecond, "the first try ran")
+	// Its child is reaped (no child of ours left, not even a zombie) in
+	// the round that sets the job waiting for its retry.
+	require.Eventually(t, func() bool { return childCount(t) == 0 }, 20*time.Second, time.Millisecond, "the first try's child was reaped")
+	cancel()
+	select {
+	case <-r.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("a job cancelled while waiting to be retried did not resolve")
+	}
+	_, err := r.Value()
+	var ce *result.CancelError
+	require.True(t, errors.As(err, &ce), "Value() error = %v; want a *result.CancelError", err)
+	require.ErrorIs(t, err, context.Canceled)
+	shutdown(t, d, nil)
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.Equal(t, "exit", string(b), "the cancelled task ran again")
+}
+
+// childCount counts the children of this process, zombies included.
+func childCount(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	n := 0
+	for _, e := range entries {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		var pid, ppid int
+		var comm string
+		var state byte
+		if _, err := parseStat(b, &pid, &comm, &state, &ppid); err == nil && ppid == os.Getpid() {
+			n++
+		}
+	}
+	return n
+}
