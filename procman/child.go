@@ -2,6 +2,7 @@ package procman
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -213,6 +214,11 @@ func lifeline() {
 // while nothing was in flight), and another error when the stream broke.
 func (c *Child) Next() ([]byte, error) {
 	p, ok := <-c.inv
+	return c.got(p, ok)
+}
+
+// got is what Next returns for a receive from the invocation channel.
+func (c *Child) got(p []byte, ok bool) ([]byte, error) {
 	if ok {
 		return p, nil
 	}
@@ -220,6 +226,23 @@ func (c *Child) Next() ([]byte, error) {
 		return nil, fmt.Errorf("procman: reading invocations: %w", c.err)
 	}
 	return nil, io.EOF
+}
+
+// NextContext is Next that gives up when ctx ends, returning ctx.Err().
+// An invocation that is already waiting is returned even then, so that a
+// child told to stop answers what it has taken instead of dropping it.
+func (c *Child) NextContext(ctx context.Context) ([]byte, error) {
+	select {
+	case p, ok := <-c.inv:
+		return c.got(p, ok)
+	default:
+	}
+	select {
+	case p, ok := <-c.inv:
+		return c.got(p, ok)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Send writes one frame to the parent. A terminal frame (an answer or a

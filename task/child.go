@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,7 +30,6 @@ import (
 func Serve(c *procman.Child) error {
 	root, cancel := context.WithCancel(context.WithValue(context.Background(), childKey, c))
 	defer cancel()
-	var busy atomic.Bool
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -45,20 +43,16 @@ func Serve(c *procman.Child) error {
 		case <-root.Done():
 			return
 		}
-		cancel()
-		if !busy.Load() {
-			os.Exit(0)
-		}
+		cancel() // an idle child returns from NextContext; a busy one's task sees its ctx end
 	}()
 	for {
-		p, err := c.Next()
-		if err == io.EOF {
+		p, err := c.NextContext(root)
+		if err == io.EOF || (err != nil && root.Err() != nil) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		busy.Store(true)
 		inv, err := wire.DecodeInvocation(p)
 		if err != nil {
 			return fmt.Errorf("the parent sent an invocation that does not decode (are parent and child the same build?): %w", err)
@@ -83,7 +77,6 @@ func Serve(c *procman.Child) error {
 		if err := c.Send(kind, out); err != nil {
 			return err
 		}
-		busy.Store(false)
 		if inv.Last || retire || root.Err() != nil {
 			// The answer is out; what is left is this process's exit,
 			// whose teardown of a Go runtime's memory costs a few hundred
