@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"syscall"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/procrastinate-go/procrastinate"
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 )
 
 // TestMain calls procrastinate.Main first, as main does: the children of
@@ -30,7 +30,7 @@ func TestDepositsTakeTurns(t *testing.T) {
 	leakcheck.Check(t)
 	var balance, midway int
 	var err error
-	quiet(func() { balance, midway, err = run(8, 4, 5*time.Millisecond, true) })
+	testio.Quiet(func() { balance, midway, err = run(8, 4, 5*time.Millisecond, true) })
 	require.NoError(t, err)
 	require.Equal(t, 8, balance, "deposits were lost")
 	require.GreaterOrEqual(t, midway, 1, "the parent read the balance before a deposit was done")
@@ -40,30 +40,8 @@ func TestDepositsTakeTurns(t *testing.T) {
 func Example() {
 	var balance int
 	var err error
-	quiet(func() { balance, _, err = run(6, 3, time.Millisecond, true) })
+	testio.Quiet(func() { balance, _, err = run(6, 3, time.Millisecond, true) })
 	fmt.Println(balance, err)
 	// Output:
 	// 6 <nil>
-}
-
-// quiet runs f with file descriptor 1 on /dev/null, so that the
-// children, which inherit it, print nowhere.
-func quiet(f func()) {
-	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		panic(err)
-	}
-	defer null.Close()
-	saved, err := syscall.Dup(1)
-	if err != nil {
-		panic(err)
-	}
-	defer func() {
-		_ = syscall.Dup3(saved, 1, 0)
-		syscall.Close(saved)
-	}()
-	if err := syscall.Dup3(int(null.Fd()), 1, 0); err != nil {
-		panic(err)
-	}
-	f()
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/procrastinate-go/procrastinate"
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/strategy"
 )
 
@@ -101,23 +101,7 @@ func captureFD1(f func()) (string, error) {
 		r.Close()
 		got <- string(b)
 	}()
-	err = redirectFD1(w, f)
+	err = testio.WithStdout(w, f)
 	w.Close() // the reader sees EOF once the children's copies are gone too
 	return <-got, err
-}
-
-// redirectFD1 runs f with fd 1 pointing to w, and puts it back even if f
-// panics.
-func redirectFD1(w *os.File, f func()) error {
-	saved, err := syscall.Dup(1)
-	if err != nil {
-		return err
-	}
-	defer syscall.Close(saved)
-	if err := syscall.Dup3(int(w.Fd()), 1, 0); err != nil {
-		return err
-	}
-	defer syscall.Dup3(saved, 1, 0)
-	f()
-	return nil
 }

@@ -3,13 +3,13 @@ package main
 import (
 	"fmt"
 	"os"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/procrastinate-go/procrastinate"
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 )
 
 // TestMain calls procrastinate.Main first, as main does: the children of
@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 func Example() {
 	var peak int
 	var err error
-	quiet(func() { peak, err = run(12, 5, 100*time.Millisecond) })
+	testio.Quiet(func() { peak, err = run(12, 5, 100*time.Millisecond) })
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -44,26 +44,4 @@ func Example() {
 	// Output:
 	// 12 tasks done
 	// never more than 5 at once
-}
-
-// quiet runs f with file descriptor 1 on /dev/null, so that the
-// children, which inherit it, print nowhere.
-func quiet(f func()) {
-	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		panic(err)
-	}
-	defer null.Close()
-	saved, err := syscall.Dup(1)
-	if err != nil {
-		panic(err)
-	}
-	defer func() {
-		_ = syscall.Dup3(saved, 1, 0)
-		syscall.Close(saved)
-	}()
-	if err := syscall.Dup3(int(null.Fd()), 1, 0); err != nil {
-		panic(err)
-	}
-	f()
 }

@@ -1,0 +1,40 @@
+// Package testio points a test process's fd 1 elsewhere for a while, so
+// that the output of children, which inherit fd 1, can be caught or
+// dropped. It is for tests and examples' tests only.
+package testio
+
+import (
+	"os"
+	"syscall"
+)
+
+// WithStdout runs f with fd 1 pointing to w, and points it back even if f
+// panics. It changes the process's fd 1, so it must not run beside other
+// code that writes to stdout.
+func WithStdout(w *os.File, f func()) error {
+	saved, err := syscall.Dup(1)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(saved)
+	if err := syscall.Dup3(int(w.Fd()), 1, 0); err != nil {
+		return err
+	}
+	defer syscall.Dup3(saved, 1, 0)
+	f()
+	return nil
+}
+
+// Quiet runs f with fd 1 on /dev/null, so that the children, which
+// inherit it, print nowhere. It panics if fd 1 cannot be moved: a test
+// setup that cannot work.
+func Quiet(f func()) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		panic(err)
+	}
+	defer null.Close()
+	if err := WithStdout(null, f); err != nil {
+		panic(err)
+	}
+}
