@@ -28,6 +28,7 @@ type child struct {
 	ready    bool      // in d.ready
 	worker   bool      // runs a server-mode worker (in d.workers)
 	stopping bool      // it was sent a stop frame
+	catches  bool      // an invocation told it to catch the termination signal
 	lastBeat time.Time // when it last sent a heartbeat, or was given its task
 	inactive bool      // it was killed for want of heartbeats
 	sent     []syscall.Signal
@@ -66,14 +67,26 @@ func (c *child) invocation(j *job) []byte {
 		last = true
 	}
 	c.last = last
-	return wire.AppendInvocation(nil, &wire.Invocation{
+	inv := wire.Invocation{
 		Task:     j.call.Task,
 		Arg:      j.call.Arg,
 		Deadline: j.deadline,
 		LockDir:  c.d.locks.Path(),
 		MaxRSS:   c.d.policy.MaxRSS,
 		Last:     last,
-	})
+	}
+	// Only a call that may be cancelled, and a worker, which Close ends
+	// the same way, have the child catch the termination signal: the
+	// handler costs a fresh child two threads. Close asks the others to
+	// stop with a stop frame (see Dispatcher.kill).
+	if j.cancellable() || j.worker {
+		inv.TermSignal = int(c.d.termSig)
+		if !c.catches {
+			c.catches = true
+			c.d.catchers[c] = struct{}{}
+		}
+	}
+	return wire.AppendInvocation(nil, &inv)
 }
 
 // canTake reports whether c may be given j now. A job that can be
@@ -220,6 +233,7 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	c.last = true
 	d.unready(c)
 	delete(d.workers, c)
+	delete(d.catchers, c)
 	if len(c.inflight) == 0 {
 		return
 	}

@@ -62,9 +62,10 @@ func WithLogger(l hclog.Logger) Option {
 }
 
 // WithGracePeriod sets how long the termination sequence waits after its
-// first signal (SIGTERM) before it sends SIGKILL to a child that is still
-// running: when Close ends the children, and when a task's context or
-// timeout ends. The default is 5 seconds.
+// first step (a stop frame, or SIGTERM; see Close and task.WithContext)
+// before it sends SIGKILL to a child that is still running: when Close
+// ends the children, and when a task's context or timeout ends. The
+// default is 5 seconds.
 func WithGracePeriod(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.grace = d })
 }
@@ -86,8 +87,12 @@ func WithStderrTail(n int) Option {
 }
 
 // WithTermSignal sets the first signal of the termination sequence (the
-// default is SIGTERM, which task contexts in the child turn into
-// cancellation); SIGKILL follows after the grace period.
+// default is SIGTERM); SIGKILL follows after the grace period. A child
+// catches it, turning it into the end of its task's context, only for a
+// call that the dispatcher may cancel (task.WithContext, task.WithTimeout,
+// task.WithActivityTimeout) and for a server-mode worker: a signal handler
+// costs a fresh child two threads, a tenth of its start-up. Other children
+// keep the signal's default action.
 func WithTermSignal(sig syscall.Signal) Option {
 	return optionFunc(func(c *config) { c.termSig = sig })
 }
@@ -129,6 +134,7 @@ type Dispatcher struct {
 	pending    []*job              // queued, in order
 	ready      []*child            // children that may take work
 	workers    map[*child]struct{} // children running server-mode workers
+	catchers   map[*child]struct{} // children that catch the termination signal
 	depth      int                 // jobs a child may have in flight (strategy.Pipeline)
 	unresolved int                 // jobs taken in and not yet resolved
 	workerJobs int                 // of which server-mode workers, which Join does not wait for
@@ -188,17 +194,18 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 		cfg.logger = hclog.NewNullLogger()
 	}
 	d := &Dispatcher{
-		strat:   s,
-		policy:  strategy.PolicyOf(s),
-		depth:   max(1, strategy.PolicyOf(s).Pipeline),
-		log:     cfg.logger,
-		grace:   cfg.grace,
-		termSig: cfg.termSig,
-		stderr:  cfg.stderr,
-		tail:    cfg.stderrTail,
-		done:    make(chan struct{}),
-		failed:  make(chan struct{}),
-		workers: make(map[*child]struct{}),
+		strat:    s,
+		policy:   strategy.PolicyOf(s),
+		depth:    max(1, strategy.PolicyOf(s).Pipeline),
+		log:      cfg.logger,
+		grace:    cfg.grace,
+		termSig:  cfg.termSig,
+		stderr:   cfg.stderr,
+		tail:     cfg.stderrTail,
+		done:     make(chan struct{}),
+		failed:   make(chan struct{}),
+		workers:  make(map[*child]struct{}),
+		catchers: make(map[*child]struct{}),
 
 		runsTasks: strategy.RunsTasks(s),
 	}
@@ -207,9 +214,11 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 		return nil, fmt.Errorf("dispatcher: making the lock directory: %w", err)
 	}
 	d.locks = locks
+	// No Pdeathsig: the invocation pipe is the children's lifeline (see
+	// procman.Child), and a parent-death signal would cost every child a
+	// signal handler, two threads, a tenth of its start-up.
 	pmOpts := append([]procman.Option{
 		procman.WithLogger(cfg.logger.Named("procman")),
-		procman.WithPdeathsig(procman.ParentDeathSignal),
 	}, cfg.pm...)
 	d.pm = procman.New(pmOpts...)
 	started := make(chan error, 1)
@@ -304,7 +313,9 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 }
 
 // Close takes no more work, resolves every queued task with ErrClosed,
-// sends SIGTERM to the running children and SIGKILL after the grace period
+// asks the running children to stop (a stop frame, which ends their
+// tasks' contexts), sends the termination signal (WithTermSignal) to
+// those that catch it, SIGKILL to what is left after the grace period
 // (WithGracePeriod), and returns when everything is cleaned up. A task
 // whose child was killed resolves with a *result.ChildDeath whose cause is
 // ErrKilled. Calling Close again does nothing.

@@ -84,8 +84,8 @@ type nap struct {
 }
 
 // sleeper says that it started, then sleeps for an hour. A polite sleeper
-// returns when its context ends: in the child, that happens on the SIGTERM
-// that Close sends first. A rude one goes on sleeping until the SIGKILL
+// returns when its context ends: in the child, that happens on the stop
+// frame that Close sends first. A rude one goes on sleeping until the SIGKILL
 // that follows the grace period.
 var sleeper = task.Define("example.sleep", func(ctx context.Context, n nap) (string, error) {
 	if err := os.WriteFile(n.Marker, nil, 0o600); err != nil {
@@ -113,8 +113,9 @@ func ExampleDispatcher_Close() {
 	waitForFile(filepath.Join(dir, "polite"))
 	waitForFile(filepath.Join(dir, "rude"))
 
-	// Close fails what is queued, sends SIGTERM to the running children,
-	// SIGKILL after the grace period, and returns when they are gone.
+	// Close fails what is queued, asks the running children to stop,
+	// sends SIGKILL after the grace period, and returns when they are
+	// gone.
 	d.Close()
 
 	_, err = polite.Value()

@@ -194,6 +194,37 @@ var (
 			time.Sleep(time.Hour)
 		}
 	})
+	// termSelf sends its own process SIGTERM, then returns its context's
+	// error when the context ends, or "ran on" after 20 s: what a child
+	// does with the signal shows whether it catches it.
+	termSelf = task.Define("dispatcher_test.failure.term-self", func(ctx context.Context, _ int) (string, error) {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+			return "", err
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(20 * time.Second):
+			return "ran on", nil
+		}
+	})
+	// leaveBehind starts "sleep 600" in its child's process group, writes
+	// its pid and the sleeper's to a file in dir (as reportAndBlock does)
+	// and returns: its child goes back to waiting for work, with the
+	// sleeper in its group. The parent-death test runs it.
+	leaveBehind = task.Define("dispatcher_test.failure.leave-behind", func(ctx context.Context, dir string) (int, error) {
+		cmd := exec.Command("sleep", "600")
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		go func() { _ = cmd.Wait() }() // reaped by this child while it lives
+		body := fmt.Sprintf("%d\n%d\n", os.Getpid(), cmd.Process.Pid)
+		tmp := filepath.Join(dir, fmt.Sprintf(".pid.%d", os.Getpid()))
+		if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+			return 0, err
+		}
+		return 0, os.Rename(tmp, filepath.Join(dir, fmt.Sprintf("pid.%d", os.Getpid())))
+	})
 	// chaos does what its argument says; see chaosAct.
 	chaos = task.Define("dispatcher_test.chaos", func(ctx context.Context, a chaosArg) (int, error) {
 		return a.run(ctx)

@@ -777,11 +777,14 @@ func TestOneCrashHarmsOnlyItsTask(t *testing.T) {
 }
 
 // parentDirEnv makes this test binary the parent of TestParentDeath (see
-// the init function below) instead of a test run; parentGrandchildEnv
-// makes one of its tasks start a process of its own.
+// the init function below) instead of a test run; parentModeEnv says what
+// the parent runs: four blocking tasks ("children"), the same with one
+// that starts a process of its own ("grandchild"), or one task that
+// leaves a process behind in a reused child, which then waits idle
+// ("idle").
 const (
-	parentDirEnv        = "PROCRASTINATE_TEST_PARENT_DIR"
-	parentGrandchildEnv = "PROCRASTINATE_TEST_PARENT_GRANDCHILD"
+	parentDirEnv  = "PROCRASTINATE_TEST_PARENT_DIR"
+	parentModeEnv = "PROCRASTINATE_TEST_PARENT_MODE"
 )
 
 // init runs the parent role of TestParentDeath when the test re-executes
@@ -796,16 +799,27 @@ func init() {
 	if !ok {
 		return
 	}
-	grandchild := os.Getenv(parentGrandchildEnv) == "1"
+	mode := os.Getenv(parentModeEnv)
 	os.Unsetenv(parentDirEnv)
-	os.Unsetenv(parentGrandchildEnv)
-	d, err := dispatcher.Start(strategy.Throttled(4), dispatcher.WithGracePeriod(time.Hour))
+	os.Unsetenv(parentModeEnv)
+	s := strategy.Throttled(4)
+	if mode == "idle" {
+		s = strategy.Throttled(1, strategy.Reuse(0))
+	}
+	d, err := dispatcher.Start(s, dispatcher.WithGracePeriod(time.Hour))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "parent:", err)
 		os.Exit(3)
 	}
-	for i := range 4 {
-		reportAndBlock.Schedule(d, blockArg{Dir: dir, IgnoreTerm: i%2 == 1, Grandchild: grandchild && i == 3})
+	if mode == "idle" {
+		if _, err := leaveBehind.Schedule(d, dir).Value(); err != nil {
+			fmt.Fprintln(os.Stderr, "parent:", err)
+			os.Exit(3)
+		}
+	} else {
+		for i := range 4 {
+			reportAndBlock.Schedule(d, blockArg{Dir: dir, IgnoreTerm: i%2 == 1, Grandchild: mode == "grandchild" && i == 3})
+		}
 	}
 	for {
 		time.Sleep(time.Hour) // until the test kills it
@@ -816,30 +830,35 @@ func init() {
 // ignore SIGTERM: no child is left alive 2 seconds later.
 func TestParentDeath(t *testing.T) {
 	t.Run("children", func(t *testing.T) {
-		testParentDeath(t, false)
+		testParentDeath(t, "children", 4, 4)
 	})
 	// What a task started lives in its child's process group. Close kills
 	// the group (TestCloseKillsWhatTheTaskStarted), and so does a parent's
-	// death: the kernel's parent-death signal is procman.ParentDeathSignal,
-	// on which the child kills its group. (With SIGKILL there, the child
-	// died alone, before its lifeline could run, and what it started lived
-	// on.)
+	// death: the child's invocation pipe ends while a task is in flight,
+	// and the child kills its group.
 	t.Run("what a task started", func(t *testing.T) {
-		testParentDeath(t, true)
+		testParentDeath(t, "grandchild", 4, 5)
+	})
+	// A reused child waiting for work whose last task left a process
+	// behind: its pipe ends without the parent's goodbye (the stop frame
+	// that comes before a pipe closed on purpose), so the child takes it
+	// for its parent's death and kills its group too.
+	t.Run("what an idle child's last task started", func(t *testing.T) {
+		testParentDeath(t, "idle", 1, 2)
 	})
 }
 
-func testParentDeath(t *testing.T, grandchild bool) {
+// testParentDeath runs a parent in the given mode (see parentModeEnv),
+// waits for files files of pids, pids in all, kills the parent and checks
+// that every one of them dies.
+func testParentDeath(t *testing.T, mode string, files, want int) {
 	checkLeaks(t)
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	dir := t.TempDir()
 	var stderr syncBuffer
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), parentDirEnv+"="+dir)
-	if grandchild {
-		cmd.Env = append(cmd.Env, parentGrandchildEnv+"=1")
-	}
+	cmd.Env = append(os.Environ(), parentDirEnv+"="+dir, parentModeEnv+"="+mode)
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	parentDone := false
@@ -852,8 +871,8 @@ func testParentDeath(t *testing.T, grandchild bool) {
 
 	require.Eventually(t, func() bool {
 		matches, _ := filepath.Glob(filepath.Join(dir, "pid.*"))
-		return len(matches) == 4
-	}, 20*time.Second, 5*time.Millisecond, "the parent's four tasks did not report; its stderr: %s", &stderr)
+		return len(matches) == files
+	}, 20*time.Second, 5*time.Millisecond, "the parent's %d tasks did not report; its stderr: %s", files, &stderr)
 	matches, err := filepath.Glob(filepath.Join(dir, "pid.*"))
 	require.NoError(t, err)
 	var pids []int
@@ -869,10 +888,6 @@ func testParentDeath(t *testing.T, grandchild bool) {
 			_ = syscall.Kill(pid, syscall.SIGKILL) // whatever survived, should the test fail
 		}
 	})
-	want := 4
-	if grandchild {
-		want = 5
-	}
 	require.Len(t, pids, want)
 	for _, pid := range pids {
 		require.True(t, alive(pid), "process %d is not running", pid)
@@ -901,4 +916,30 @@ func testParentDeath(t *testing.T, grandchild bool) {
 	require.Empty(t, left, "processes alive %v after their parent was killed", took)
 	t.Logf("all %d processes gone %v after the parent was killed", len(pids), took)
 	require.Less(t, took, 2*time.Second)
+}
+
+// A child catches the termination signal only for a call that the
+// dispatcher may end with it (one with a context or a timeout): a signal
+// handler costs a fresh child two threads. termSelf sends its own child
+// SIGTERM to tell which: a plain call's child dies of it, a cancellable
+// call's task sees its context end.
+func TestTermSignalCaughtOnlyWhenItMayCome(t *testing.T) {
+	checkLeaks(t)
+	d := start(t, strategy.Throttled(2))
+
+	_, err := await(t, termSelf.Schedule(d, 0))
+	var death *result.ChildDeath
+	require.ErrorAs(t, err, &death, "a plain call's child does not catch SIGTERM")
+	require.Equal(t, syscall.SIGTERM, death.Signal)
+
+	for name, opt := range map[string]task.CallOption{
+		"WithContext": task.WithContext(context.Background()),
+		"WithTimeout": task.WithTimeout(time.Hour),
+	} {
+		_, err := await(t, termSelf.Schedule(d, 0, opt))
+		var te *result.TaskError
+		require.ErrorAs(t, err, &te, "%s: the child catches SIGTERM and ends the task's context", name)
+		require.Equal(t, context.Canceled.Error(), te.Message, name)
+	}
+	shutdown(t, d, nil)
 }

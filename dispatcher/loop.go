@@ -17,9 +17,6 @@ import (
 // run is the manager goroutine: it alone touches the dispatcher's state
 // below the inbox.
 func (d *Dispatcher) run(started chan<- error) {
-	// Children are started on this thread only, and the thread ends with
-	// the goroutine: that makes Pdeathsig safe (see procman.WithPdeathsig).
-	runtime.LockOSThread()
 	if err := d.pm.Setup(); err != nil {
 		close(d.done)
 		started <- fmt.Errorf("dispatcher: %w", err)
@@ -229,8 +226,10 @@ func (d *Dispatcher) retireIdle(n int) {
 	d.ready = kept
 }
 
-// kill fails the queue and ends the children: SIGTERM first, SIGKILL when
-// the grace period is over.
+// kill fails the queue and ends the children: a stop frame first, which
+// ends their tasks' contexts, and the termination signal to the children
+// that catch it (see child.invocation); SIGKILL when the grace period is
+// over.
 func (d *Dispatcher) kill() {
 	for _, j := range d.pending {
 		d.resolve(j, nil, ErrClosed)
@@ -240,7 +239,14 @@ func (d *Dispatcher) kill() {
 	d.retireIdle(-1)
 	if !d.termSent {
 		d.termSent = true
-		_ = d.pm.KillProcesses(d.termSig)
+		for _, p := range d.pm.Processes() {
+			_ = p.Send(wire.KindStop, nil)
+		}
+		for c := range d.catchers {
+			if err := c.p.Signal(d.termSig); err != nil {
+				d.log.Warn("signalling a child", "pid", c.p.Pid(), "signal", d.termSig.String(), "error", err)
+			}
+		}
 	}
 	if !d.killed && !time.Now().Before(d.killAt) {
 		d.killed = true

@@ -124,7 +124,8 @@ func TestServerSpec_RespawnsKilledWorkers(t *testing.T) {
 }
 
 // Shutdown and Close end workers through their context: the child turns
-// the stop frame (Shutdown) or SIGTERM (Close) into cancellation. A worker
+// the stop frame (Shutdown; Close sends one too, and SIGTERM) into
+// cancellation. A worker
 // that watches its context returns long before the grace period; one that
 // ignores it is killed when the grace period is over.
 func TestServerStopsWorkers(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -78,8 +79,10 @@ func fail(msg string) {
 //
 // A goroutine reads the invocation pipe ahead of the task. When the pipe
 // ends while an invocation is in flight (taken by Next and not yet answered
-// with a terminal frame), the parent is gone: the child kills its own
-// process group at once, so that no orphan outlives its parent.
+// with a terminal frame), or without the stop frame that Process.CloseInput
+// sends before it closes the pipe on purpose, the parent is gone: the child
+// kills its own process group at once, so that no orphan outlives its
+// parent, nor what its tasks started.
 type Child struct {
 	in, out *os.File
 	wmu     sync.Mutex
@@ -88,6 +91,8 @@ type Child struct {
 	stopped sync.Once
 	pending atomic.Int64 // invocations received and not yet answered
 	err     error        // why the invocation stream ended; read after inv is closed
+	sigOnce sync.Once
+	sigs    chan os.Signal // what catch asked for
 }
 
 func newChild() (*Child, error) {
@@ -100,15 +105,41 @@ func newChild() (*Child, error) {
 		syscall.CloseOnExec(fd)
 	}
 	closeInherited()
+	// Non-blocking, the pipes are waited on by the runtime's poller: the
+	// reader goroutine then parks without holding a thread, and the task's
+	// goroutine that it wakes runs on the same one.
+	for _, fd := range []int{invocationFD, messageFD} {
+		if err := syscall.SetNonblock(fd, true); err != nil {
+			return nil, fmt.Errorf("setting fd %d non-blocking: %w", fd, err)
+		}
+	}
 	c := &Child{
 		in:   os.NewFile(invocationFD, "invocations"),
 		out:  os.NewFile(messageFD, "messages"),
 		inv:  make(chan []byte, readAhead),
 		stop: make(chan struct{}),
 	}
-	c.watchSignals()
+	if parentDeathSignal() == ParentDeathSignal {
+		c.catch(ParentDeathSignal)
+	}
 	go c.readLoop()
 	return c, nil
+}
+
+// parentDeathSignal returns the signal the kernel sends this process when
+// its parent dies (WithPdeathsig; exec keeps it), or 0.
+func parentDeathSignal() syscall.Signal {
+	var sig int32
+	if err := unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0, 0, 0); err != nil {
+		return 0
+	}
+	return syscall.Signal(sig)
+}
+
+// cpuLimited reports whether this process has a CPU time limit.
+func cpuLimited() bool {
+	var lim unix.Rlimit
+	return unix.Getrlimit(unix.RLIMIT_CPU, &lim) == nil && lim.Cur != unix.RLIM_INFINITY
 }
 
 // closeInherited closes every fd above the protocol pipes that came to
@@ -147,12 +178,14 @@ func (c *Child) readLoop() {
 	defer close(c.inv)
 	// Buffered: invocations sent back to back arrive in one read.
 	in := bufio.NewReaderSize(c.in, 64<<10)
+	first := true
+	told := false // the parent said goodbye: the end of the pipe is not its death
 	for {
 		k, payload, err := wire.ReadFrame(in, wire.DefaultMaxPayload)
 		if err != nil {
 			if err == io.EOF {
 				err = nil
-				if c.pending.Load() > 0 {
+				if c.pending.Load() > 0 || !told {
 					lifeline()
 				}
 			}
@@ -161,9 +194,18 @@ func (c *Child) readLoop() {
 		}
 		switch k {
 		case wire.KindInvocation:
+			if first {
+				// The parent sets the child's limits before it writes
+				// the first invocation.
+				first = false
+				if cpuLimited() {
+					c.catch(syscall.SIGXCPU)
+				}
+			}
 			c.pending.Add(1)
 			c.inv <- payload
 		case wire.KindStop:
+			told = true
 			c.stopped.Do(func() { close(c.stop) })
 		default:
 			c.err = fmt.Errorf("procman: unexpected %v frame on the invocation pipe", k)
@@ -180,27 +222,33 @@ func (c *Child) readLoop() {
 // should not use for anything else.
 const ParentDeathSignal = syscall.Signal(40)
 
-// watchSignals handles, with one signal.Notify (its first call costs a
-// child a tenth of a millisecond), the signals every child answers to the
-// same way: ParentDeathSignal runs the lifeline; SIGXCPU, past a CPU time
-// limit, is said on stderr and kills the child's group, since the Go
-// runtime would otherwise ignore it and run on to the hard limit. SIGTERM
-// keeps its default (the child dies) unless the code that runs tasks asks
-// for it, as task.Serve does.
-func (c *Child) watchSignals() {
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, ParentDeathSignal, syscall.SIGXCPU)
-	go func() {
-		for s := range ch {
-			switch s {
-			case ParentDeathSignal:
-				lifeline()
-			case syscall.SIGXCPU:
-				fmt.Fprintf(os.Stderr, "procrastinate: child %d: CPU time limit exceeded (SIGXCPU)\n", os.Getpid())
-				_ = syscall.Kill(0, syscall.SIGKILL)
-			}
+// catch makes the child answer sig, one of the signals a child answers
+// the same way whatever its task: ParentDeathSignal (when the parent set
+// it, see WithPdeathsig) runs the lifeline; SIGXCPU (when the child has a
+// CPU time limit) is said on stderr and kills the child's group, since
+// the Go runtime would otherwise ignore it and run on to the hard limit.
+// Each is caught only when it can come: the first signal.Notify in a
+// process starts two threads, which cost a fresh child about a tenth of
+// its start-up. SIGTERM keeps its default (the child dies) unless the code
+// that runs tasks asks for it, as task.Serve does.
+func (c *Child) catch(sig os.Signal) {
+	c.sigOnce.Do(func() {
+		c.sigs = make(chan os.Signal, 2)
+		go c.handleSignals()
+	})
+	signal.Notify(c.sigs, sig)
+}
+
+func (c *Child) handleSignals() {
+	for s := range c.sigs {
+		switch s {
+		case ParentDeathSignal:
+			lifeline()
+		case syscall.SIGXCPU:
+			fmt.Fprintf(os.Stderr, "procrastinate: child %d: CPU time limit exceeded (SIGXCPU)\n", os.Getpid())
+			_ = syscall.Kill(0, syscall.SIGKILL)
 		}
-	}()
+	}
 }
 
 // lifeline ends the child and everything in its group: the parent is gone.

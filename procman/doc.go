@@ -19,9 +19,9 @@
 // signal from [Manager.KillProcesses] or [Process.Signal] reaches what it
 // started, and when the child exits whatever it left in its group is
 // killed. The invocation pipe is the child's lifeline: when the parent dies
-// the pipe reaches end of file and a child with work in flight kills its own
-// group at once (see [Child]); with [WithPdeathsig] the kernel sends a signal
-// too.
+// the pipe reaches end of file, without the goodbye that
+// [Process.CloseInput] sends first, and the child kills its own group at
+// once (see [Child]); with [WithPdeathsig] the kernel sends a signal too.
 //
 // # The manager
 //

@@ -318,12 +318,13 @@ func listFDs() string {
 // it starts children with a Manager, waits until the busy ones say they
 // are ready, prints "pids P1 P2 ..." on stdout and steps until it is
 // killed. The mode names the Manager's options: "lifeline" (none) or
-// "pdeathsig" (WithPdeathsig(SIGTERM), from a thread it locks for good).
+// "pdeathsig" (WithPdeathsig(ParentDeathSignal), from a thread it locks
+// for good, so that the children also install their handler for it).
 func runParent(mode string) {
 	var opts []procman.Option
 	if mode == "pdeathsig" {
 		runtime.LockOSThread() // never unlocked: the children's pdeathsig is tied to this thread
-		opts = append(opts, procman.WithPdeathsig(syscall.SIGTERM))
+		opts = append(opts, procman.WithPdeathsig(procman.ParentDeathSignal))
 	}
 	fail := func(err error) {
 		fmt.Fprintln(os.Stderr, "parent:", err)

@@ -65,7 +65,7 @@ type Process struct {
 
 	out        [][]byte // frames waiting to be written to invfd
 	dirty      bool     // in Manager.dirty: sent to since the last flush
-	closeAfter bool     // CloseInput was called with frames still queued
+	closeAfter bool     // CloseInput was called: close once the queue is out
 	outOff     int      // bytes of out[0] already written
 	watchOut   bool     // invfd is in the epoll set for EPOLLOUT
 
@@ -882,18 +882,20 @@ func (p *Process) flush() {
 	}
 }
 
-// CloseInput closes the child's invocation pipe once what was sent to it
-// is written. A child waiting for work sees the end and exits; a child
-// with work in flight takes it as its parent's death and kills its group.
-// Calling it twice does nothing.
+// CloseInput says goodbye to the child (a stop frame) and closes its
+// invocation pipe once what was sent to it is written. A child waiting
+// for work sees the end and exits; a child with work in flight takes it as
+// its parent's death and kills its group, as does a child whose pipe ends
+// without a goodbye (its parent died). Calling it twice does nothing.
 func (p *Process) CloseInput() {
 	p.m.enter()
 	defer p.m.leave()
-	if len(p.out) > 0 {
-		p.closeAfter = true
+	if p.invfd < 0 || p.closeAfter {
 		return
 	}
-	p.closeInput()
+	_ = p.send(wire.KindStop, nil)
+	p.closeAfter = true
+	p.flush() // closes the pipe once the queue is out
 }
 
 func (p *Process) closeInput() {

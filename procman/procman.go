@@ -218,7 +218,9 @@ func WithExecutable(path string) Option {
 // group, what its task started included. Linux ties this to the thread, not the process:
 // use it only when every call that starts children (CreateProcess) runs on
 // a goroutine locked to its thread (runtime.LockOSThread) for as long as
-// the children may live. The dispatcher does so.
+// the children may live. The lifeline (see Child) does without it; the
+// dispatcher does not use it, because catching the signal costs each
+// child a signal handler, two threads, about a tenth of its start-up.
 func WithPdeathsig(sig syscall.Signal) Option {
 	return optionFunc(func(o *options) { o.pdeathsig = sig })
 }

@@ -23,16 +23,20 @@ import (
 // procman.Serve; programs do not call it themselves.
 //
 // Inside the child, the task's context ends at the invocation's deadline,
-// when the parent asks the child to stop, and on SIGTERM (the first step
-// of the parent's termination sequence), so that a task that watches its
-// context returns cleanly. A SIGTERM while the child is idle ends it at
-// once.
+// when the parent asks the child to stop (a stop frame), and on the
+// invocation's termination signal (the first step of the parent's
+// termination sequence for a call it may cancel), so that a task that
+// watches its context returns cleanly. Once caught, that signal ends an
+// idle child at once.
 func Serve(c *procman.Child) error {
 	root, cancel := context.WithCancel(context.WithValue(context.Background(), childKey, c))
 	defer cancel()
+	// The termination signal is caught from the first invocation that
+	// names it: a signal handler costs a fresh child two threads, so a
+	// call that the parent will never signal does without.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	var caught [65]bool
 	if c.Queued() == 0 {
 		warmUp() // a child with nothing to do yet: a spare, or a worker in waiting
 	}
@@ -56,6 +60,10 @@ func Serve(c *procman.Child) error {
 		inv, err := wire.DecodeInvocation(p)
 		if err != nil {
 			return fmt.Errorf("the parent sent an invocation that does not decode (are parent and child the same build?): %w", err)
+		}
+		if sig := inv.TermSignal; sig > 0 && !caught[sig] {
+			caught[sig] = true
+			signal.Notify(sigs, syscall.Signal(sig))
 		}
 		kind, out := runOne(root, inv, func(kind wire.Kind, out []byte) {
 			// The task called runtime.Goexit. It ends this goroutine,

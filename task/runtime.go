@@ -100,8 +100,8 @@ func lockDir(ctx context.Context) (*lock.Dir, error) {
 
 // DefineWorker registers a worker for server mode (strategy.SpawnN): a
 // function that runs until its context ends or it returns. Its context
-// ends when the dispatcher shuts down (a stop frame or SIGTERM reaches the
-// child), so a worker that watches it returns cleanly. It is a task with
+// ends when the dispatcher shuts down (a stop frame or the termination
+// signal reaches the child), so a worker that watches it returns cleanly. It is a task with
 // an empty result, and may also be scheduled like one.
 func DefineWorker[A any](name string, fn func(ctx context.Context, arg A) error, opts ...Option) *Def[A, struct{}] {
 	if fn == nil {

@@ -273,7 +273,9 @@ func (f callOptionFunc) applyCall(o *CallOptions) { f(o) }
 // a queued call never starts and a running one is stopped with the
 // dispatcher's termination sequence (SIGTERM, a grace period, SIGKILL);
 // either way the future resolves with a *result.CancelError that wraps
-// ctx.Err(). Inside the child, the task's own context ends on SIGTERM.
+// ctx.Err(). Inside the child, the task's own context ends on SIGTERM
+// (the dispatcher's termination signal, which the child catches for such
+// a call).
 func WithContext(ctx context.Context) CallOption {
 	return callOptionFunc(func(o *CallOptions) { o.Ctx = ctx })
 }

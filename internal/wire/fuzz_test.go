@@ -142,7 +142,7 @@ func FuzzDecodeInvocation(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoding the re-encoding: %v", err)
 		}
-		if inv.Task != inv2.Task || inv.LockDir != inv2.LockDir || inv.Last != inv2.Last || inv.MaxRSS != inv2.MaxRSS ||
+		if inv.Task != inv2.Task || inv.LockDir != inv2.LockDir || inv.Last != inv2.Last || inv.MaxRSS != inv2.MaxRSS || inv.TermSignal != inv2.TermSignal ||
 			!bytes.Equal(inv.Arg, inv2.Arg) || !inv.Deadline.Equal(inv2.Deadline) || inv.Deadline.IsZero() != inv2.Deadline.IsZero() {
 			t.Fatalf("decoded %+v, then %+v", inv, inv2)
 		}
@@ -198,6 +198,15 @@ func (c *canonical) varint() {
 	c.p = c.p[n:]
 }
 
+func (c *canonical) uvarint() {
+	v, n := binary.Uvarint(c.p)
+	if n <= 0 {
+		c.t.Fatalf("a payload that decoded has a bad uvarint: % x", c.p)
+	}
+	c.out = binary.AppendUvarint(c.out, v)
+	c.p = c.p[n:]
+}
+
 func (c *canonical) bytes() {
 	v, n := binary.Uvarint(c.p)
 	if n <= 0 || v > uint64(len(c.p)-n) {
@@ -212,11 +221,12 @@ func canonicalInvocation(t *testing.T, p []byte) []byte {
 	c := &canonical{t: t, p: p}
 	c.byte(0xff) // version
 	c.byte(flagLast)
-	c.bytes()  // task
-	c.varint() // deadline
-	c.bytes()  // lock dir
-	c.varint() // MaxRSS
-	c.bytes()  // argument
+	c.bytes()   // task
+	c.varint()  // deadline
+	c.bytes()   // lock dir
+	c.varint()  // MaxRSS
+	c.uvarint() // TermSignal
+	c.bytes()   // argument
 	return c.out
 }
 

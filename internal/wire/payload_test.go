@@ -15,6 +15,7 @@ func requireInvocation(t *testing.T, want, got *Invocation) {
 	require.Equal(t, want.LockDir, got.LockDir, "LockDir")
 	require.Equal(t, want.Last, got.Last, "Last")
 	require.Equal(t, want.MaxRSS, got.MaxRSS, "MaxRSS")
+	require.Equal(t, want.TermSignal, got.TermSignal, "TermSignal")
 	require.True(t, bytes.Equal(want.Arg, got.Arg), "Arg: %d bytes, want %d", len(got.Arg), len(want.Arg))
 	require.Equal(t, want.Deadline.IsZero(), got.Deadline.IsZero(), "Deadline %v, want %v", got.Deadline, want.Deadline)
 	require.True(t, want.Deadline.Equal(got.Deadline), "Deadline %v, want %v", got.Deadline, want.Deadline)
@@ -36,6 +37,8 @@ func TestInvocationRoundTrip(t *testing.T) {
 		{"max rss", Invocation{Task: "t", MaxRSS: 512 << 20}},
 		{"max rss extremes", Invocation{Task: "t", MaxRSS: math.MaxInt64, Last: true}},
 		{"negative max rss", Invocation{Task: "t", MaxRSS: -1}},
+		{"term signal", Invocation{Task: "t", TermSignal: 15}},
+		{"highest term signal", Invocation{Task: "t", TermSignal: 64, Last: true}},
 		{"empty arg", Invocation{Task: "t", Arg: []byte{}, Last: true}},
 		{"large arg", Invocation{Task: "big", Arg: pattern(3<<20+1, 5), Deadline: now, LockDir: "/l", MaxRSS: 1 << 30, Last: true}},
 		{"names with bytes of every kind", Invocation{Task: "naïve/\x00\xff任务", LockDir: "\n"}},
@@ -103,7 +106,7 @@ func TestDecodeInvocationMalformed(t *testing.T) {
 		require.ErrorIs(t, err, ErrMalformed, "DecodeInvocation with %d bytes after it", len(extra))
 		require.Contains(t, err.Error(), "after the invocation")
 	}
-	for _, v := range []byte{0, 1, 3, 255} {
+	for _, v := range []byte{0, 1, 2, 4, 255} {
 		bad := append([]byte{v}, full[1:]...)
 		_, err := DecodeInvocation(bad)
 		require.ErrorIs(t, err, ErrMalformed, "version %d", v)
@@ -117,8 +120,12 @@ func TestDecodeInvocationMalformed(t *testing.T) {
 	// A deadline varint that never ends, and a MaxRSS varint that overflows.
 	_, err = DecodeInvocation([]byte{invocationVersion, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80})
 	require.ErrorIs(t, err, ErrMalformed)
-	_, err = DecodeInvocation([]byte{invocationVersion, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0})
+	_, err = DecodeInvocation([]byte{invocationVersion, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 0})
 	require.ErrorIs(t, err, ErrMalformed)
+	// A term signal past Linux's last one (64).
+	_, err = DecodeInvocation([]byte{invocationVersion, 0, 0, 0, 0, 0, 65, 0})
+	require.ErrorIs(t, err, ErrMalformed)
+	require.Contains(t, err.Error(), "signal")
 }
 
 func TestFailureRoundTrip(t *testing.T) {
