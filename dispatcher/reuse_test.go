@@ -246,3 +246,44 @@ func parseStat(b []byte, pid *int, comm *string, state *byte, ppid *int) (int, e
 	*state = st[0]
 	return 4, nil
 }
+
+// refillBuf is the buffer refill keeps from call to call in its child.
+var refillBuf []byte
+
+// refill fills one 8 MiB buffer, which its child keeps from call to call,
+// with a pattern of seed, from the end back to the start, and answers
+// with the buffer itself: a task that reuses its memory as soon as it has
+// answered.
+var refill = task.Define("dispatcher_test.reuse.refill", func(ctx context.Context, seed int) ([]byte, error) {
+	if refillBuf == nil {
+		refillBuf = make([]byte, 8<<20)
+	}
+	for i := len(refillBuf) - 1; i >= 0; i-- {
+		refillBuf[i] = byte(seed*7 + i)
+	}
+	return refillBuf, nil
+})
+
+// A large answer goes to the parent by vmsplice: the pipe holds the
+// answer's own pages until the parent reads them. A child serves its next
+// task only once the parent has, so a task that changes the buffer it
+// answered with does not change the answer.
+func TestReusedBufferAnswersIntact(t *testing.T) {
+	checkLeaks(t)
+	d := start(t, strategy.Throttled(1, strategy.Reuse(0), strategy.Pipeline(8)))
+	var rs []*result.Result[[]byte]
+	for seed := range 8 {
+		rs = append(rs, refill.Schedule(d, seed))
+	}
+	for seed, r := range rs {
+		v, err := r.Value()
+		require.NoError(t, err)
+		require.Len(t, v, 8<<20)
+		for i, b := range v {
+			if b != byte(seed*7+i) {
+				t.Fatalf("answer %d: byte %d is %d, want %d: the next task changed it", seed, i, b, byte(seed*7+i))
+			}
+		}
+	}
+	shutdown(t, d, nil)
+}

@@ -92,7 +92,9 @@ type Child struct {
 	pending atomic.Int64 // invocations received and not yet answered
 	err     error        // why the invocation stream ended; read after inv is closed
 	sigOnce sync.Once
-	sigs    chan os.Signal // what catch asked for
+	sigs    chan os.Signal  // what catch asked for
+	outConn syscall.RawConn // out's, for vmsplice; nil: plain writes only
+	lent    []byte          // a payload whose pages the pipe may still hold; guarded by wmu
 }
 
 func newChild() (*Child, error) {
@@ -118,6 +120,9 @@ func newChild() (*Child, error) {
 		out:  os.NewFile(messageFD, "messages"),
 		inv:  make(chan []byte, readAhead),
 		stop: make(chan struct{}),
+	}
+	if rc, err := c.out.SyscallConn(); err == nil {
+		c.outConn = rc
 	}
 	if parentDeathSignal() == ParentDeathSignal {
 		c.catch(ParentDeathSignal)
@@ -268,6 +273,7 @@ func (c *Child) Next() ([]byte, error) {
 // got is what Next returns for a receive from the invocation channel.
 func (c *Child) got(p []byte, ok bool) ([]byte, error) {
 	if ok {
+		c.settle()
 		return p, nil
 	}
 	if c.err != nil {
@@ -294,7 +300,12 @@ func (c *Child) NextContext(ctx context.Context) ([]byte, error) {
 }
 
 // Send writes one frame to the parent. A terminal frame (an answer or a
-// failure) ends the invocation in flight.
+// failure) ends the invocation in flight. A payload of 1 MiB or more goes
+// by vmsplice(2): the pipe holds its pages, not a copy, until the parent
+// has read them, so the caller must not change it until then. Next and
+// NextContext return the next invocation only once it has been read, so
+// a task that answers with a buffer may use that buffer again in its next
+// invocation.
 func (c *Child) Send(kind wire.Kind, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -305,13 +316,40 @@ func (c *Child) Send(kind wire.Kind, payload []byte) error {
 	if kind.Terminal() {
 		c.pending.Add(-1)
 	}
-	if err := wire.WriteFrame(c.out, kind, payload); err != nil {
+	if err := c.write(kind, payload); err != nil {
 		if kind.Terminal() {
 			c.pending.Add(1) // not delivered: still in flight
 		}
 		return fmt.Errorf("procman: writing a %v frame: %w", kind, err)
 	}
 	return nil
+}
+
+// write writes one frame: a large payload by vmsplice, whose pages the
+// child then lends the pipe until the parent has read them (see settle).
+func (c *Child) write(kind wire.Kind, payload []byte) error {
+	if len(payload) < spliceMin || c.outConn == nil {
+		return wire.WriteFrame(c.out, kind, payload)
+	}
+	var h [wire.HeaderSize]byte
+	if _, err := c.out.Write(wire.AppendHeader(h[:0], kind, len(payload))); err != nil {
+		return err
+	}
+	c.lent = payload
+	return writeSpliced(c.outConn, payload)
+}
+
+// settle waits until the parent has read a payload lent to the pipe (see
+// write), so that the task that comes next may reuse its memory: the
+// caller's code may change a buffer once it has answered with it, and the
+// Go runtime may hand out its memory again once nothing refers to it.
+func (c *Child) settle() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.lent != nil {
+		waitDrained(messageFD)
+		c.lent = nil
+	}
 }
 
 // Queued reports how many invocations the child has read ahead and not

@@ -2,10 +2,62 @@
 
 package procman
 
-import "golang.org/x/sys/unix"
+import (
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
 
 // pipeHolds reports whether the pipe at fd has bytes waiting to be read.
 func pipeHolds(fd int) bool {
 	n, err := unix.IoctlGetInt(fd, unix.TIOCINQ) // FIONREAD
 	return err == nil && n > 0
+}
+
+// spliceMin is the payload size from which a child's frame goes to its
+// parent by vmsplice(2). The pipe then holds the payload's own pages
+// instead of a copy: the child copies nothing, allocates no pipe pages, and
+// holds the pipe's lock only to link the pages, so that the parent's read,
+// the one copy left, no longer waits on the child's. Below it, a plain
+// write is as fast.
+const spliceMin = 1 << 20
+
+// writeSpliced writes payload to the pipe behind conn with vmsplice(2),
+// waiting on the runtime's poller while the pipe is full. The pipe refers
+// to payload's pages until the parent has read them: payload must stay
+// alive and unchanged until waitDrained returns.
+func writeSpliced(conn syscall.RawConn, payload []byte) error {
+	var werr error
+	err := conn.Write(func(fd uintptr) bool {
+		for len(payload) > 0 {
+			iov := []unix.Iovec{{Base: &payload[0]}}
+			iov[0].SetLen(len(payload))
+			n, err := unix.Vmsplice(int(fd), iov, unix.SPLICE_F_NONBLOCK)
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err == unix.EAGAIN:
+				return false // wait until the pipe has room
+			case err != nil:
+				werr = err
+				return true
+			}
+			payload = payload[n:]
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
+// waitDrained waits until the pipe at fd is empty: its reader has taken
+// all that was written to it. Nothing signals that, so it polls, briefly:
+// a parent reads its children's pipes as they fill.
+func waitDrained(fd int) {
+	for pipeHolds(fd) {
+		time.Sleep(20 * time.Microsecond)
+	}
 }
