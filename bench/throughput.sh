@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # bench/throughput.sh: issue 6's benchmarks through the public API
-# (dispatcher/throughput_bench_test.go) beside Python's ProcessPoolExecutor
-# (peers.py ppe_submit), in interleaved rounds on one machine, and one
-# table of medians with the ratios measured in the same run.
+# (dispatcher/throughput_bench_test.go and bench_test.go) beside their
+# peers: Python's ProcessPoolExecutor (peers.py ppe_submit) for reused
+# workers, the bare re-exec loop (BenchmarkBareReexec2) and Python's
+# proc_fork for a fresh process per task. Interleaved rounds on one
+# machine, and one table of medians with the ratios taken within each
+# round.
 #
-#   bash bench/throughput.sh            # 5 rounds, a few minutes
+#   bash bench/throughput.sh            # 5 rounds, about 5 minutes
 #   ROUNDS=9 N=200000 bash bench/throughput.sh
 #
 # Environment: ROUNDS (default 5), N (tasks per throughput run and per
@@ -25,35 +28,52 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 go test -c -o "$tmp/d.test" ./dispatcher/
 
-run() { # name, bench regexp, benchtime
+run() { # name, bench regexp, benchtime; appends "name unit value round"
 	"$tmp/d.test" -test.run '^$' -test.bench "$2" -test.benchtime "$3" 2>/dev/null |
-		awk -v name="$1" '/^Benchmark/ { for (i = 3; i < NF; i += 2) print name, $(i+1), $i }' >>"$tmp/all"
+		awk -v name="$1" -v r="$r" '/^Benchmark/ { for (i = 3; i < NF; i += 2) print name, $(i+1), $i, r }' >>"$tmp/all"
 }
 for r in $(seq "$rounds"); do
 	echo "round $r of $rounds ..." >&2
+	run fresh '^BenchmarkNoopThrottled2$' 400x
+	run bare '^BenchmarkBareReexec2$' 400x
+	python3 "$peers/peers.py" proc_fork 1000 | sed -n "s/.*tasks_per_s=\([0-9]*\).*/python-proc_fork tasks\/s \1 $r/p" >>"$tmp/all"
 	run pipelined '^BenchmarkReusedPipelined$' "${n}x"
 	run one-in-flight '^BenchmarkReusedOneInFlight$' "$((n / 5))x"
-	python3 "$peers/peers.py" ppe_submit "$((n / 5))" | sed -n 's/.*tasks_per_s=\([0-9]*\).*/python-ppe_submit tasks\/s \1/p' >>"$tmp/all"
+	python3 "$peers/peers.py" ppe_submit "$((n / 5))" | sed -n "s/.*tasks_per_s=\([0-9]*\).*/python-ppe_submit tasks\/s \1 $r/p" >>"$tmp/all"
 	run latency-fresh '^BenchmarkLatencyFresh$' 100x
 	run latency-spare '^BenchmarkLatencySpare$' 100x
 	run latency-reused '^BenchmarkLatencyReused$' 300x
 	run answer-64MiB '^BenchmarkAnswer64MiB$' 10x
 	run memory '^BenchmarkParentMemoryPerChild$' 1x
 done
+echo "an idle dispatcher, 10 s against 10 s without one ..." >&2
+PROCRASTINATE_IDLE_BENCH=1 run idle '^BenchmarkIdleCPU$' 1x
 
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 get() { awk -v name="$1" -v unit="$2" '$1 == name && $2 == unit { print $3 }' "$tmp/all" | median; }
+# ratio a b unit: the median over rounds of a's figure over b's in the same round.
+ratio() {
+	awk -v a="$1" -v b="$2" -v unit="$3" '$2 == unit && $1 == a { x[$4] = $3 } $2 == unit && $1 == b { y[$4] = $3 }
+		END { for (r in x) if (r in y && y[r] > 0) print x[r] / y[r] }' "$tmp/all" | median
+}
 
 pipe=$(get pipelined tasks/s)
 one=$(get one-in-flight tasks/s)
 ppe=$(get python-ppe_submit tasks/s)
 printf '\n%-52s %14s\n' "what (medians of $rounds rounds)" "figure"
+printf '%-52s %14.0f\n' "fresh process per task, Throttled(2): tasks/s" "$(get fresh tasks/s)"
+printf '%-52s %14.0f\n' "bare re-exec loop, 2 at a time: tasks/s" "$(get bare tasks/s)"
+printf '%-52s %14.0f\n' "Python proc_fork, 2 at a time: tasks/s" "$(get python-proc_fork tasks/s)"
+printf '%-52s %14.2f\n' "fresh / bare loop, within a round (target >= 0.9)" "$(ratio fresh bare tasks/s)"
+printf '%-52s %14.2f\n' "fresh / Python proc_fork, within a round" "$(ratio fresh python-proc_fork tasks/s)"
 printf '%-52s %14.0f\n' "reused, Pipeline(64), 2 children: tasks/s" "$pipe"
 printf '%-52s %14.0f\n' "reused, one in flight, 2 children: tasks/s" "$one"
 printf '%-52s %14.0f\n' "Python ProcessPoolExecutor(2).submit: tasks/s" "$ppe"
-printf '%-52s %14.1f\n' "pipelined / Python (target >= 9)" "$(echo "$pipe / $ppe" | bc -l)"
+printf '%-52s %14.1f\n' "pipelined / Python, within a round (target >= 9)" "$(ratio pipelined python-ppe_submit tasks/s)"
 printf '%-52s %14.0f\n' "latency, fresh process, no spare: p50 µs" "$(get latency-fresh p50-µs)"
 printf '%-52s %14.0f\n' "latency, fresh process, warm spare: p50 µs" "$(get latency-spare p50-µs)"
 printf '%-52s %14.0f\n' "latency, reused idle child: p50 µs" "$(get latency-reused p50-µs)"
 printf '%-52s %14.0f\n' "64 MiB []byte answer through Value: MB/s" "$(get answer-64MiB MB/s)"
 printf '%-52s %14.0f\n' "parent heap per idle child: bytes" "$(get memory heap-B/child)"
+printf '%-52s %14s\n' "idle dispatcher: CPU µs and wakeups in 10 s" "$(get idle cpu-µs/10s) / $(get idle wakeups/10s)"
+printf '%-52s %14s\n' "the same process without one" "$(get idle base-cpu-µs/10s) / $(get idle base-wakeups/10s)"
