@@ -41,8 +41,10 @@ for r in $(seq "$rounds"); do
 	run one-in-flight '^BenchmarkReusedOneInFlight$' "$((n / 5))x"
 	python3 "$peers/peers.py" ppe_submit "$((n / 5))" | sed -n "s/.*tasks_per_s=\([0-9]*\).*/python-ppe_submit tasks\/s \1 $r/p" >>"$tmp/all"
 	run latency-fresh '^BenchmarkLatencyFresh$' 100x
-	run latency-spare '^BenchmarkLatencySpare$' 100x
-	run latency-reused '^BenchmarkLatencyReused$' 300x
+	run latency-spare '^BenchmarkLatencySpare$/^idle=1ms$' 100x
+	run latency-spare-20ms '^BenchmarkLatencySpare$/^idle=20ms$' 100x
+	run latency-reused '^BenchmarkLatencyReused$/^idle=1ms$' 200x
+	run latency-reused-20ms '^BenchmarkLatencyReused$/^idle=20ms$' 100x
 	run answer-64MiB '^BenchmarkAnswer64MiB$' 10x
 	run memory '^BenchmarkParentMemoryPerChild$' 1x
 done
@@ -71,8 +73,10 @@ printf '%-52s %14.0f\n' "reused, one in flight, 2 children: tasks/s" "$one"
 printf '%-52s %14.0f\n' "Python ProcessPoolExecutor(2).submit: tasks/s" "$ppe"
 printf '%-52s %14.1f\n' "pipelined / Python, within a round (target >= 9)" "$(ratio pipelined python-ppe_submit tasks/s)"
 printf '%-52s %14.0f\n' "latency, fresh process, no spare: p50 µs" "$(get latency-fresh p50-µs)"
-printf '%-52s %14.0f\n' "latency, fresh process, warm spare: p50 µs" "$(get latency-spare p50-µs)"
-printf '%-52s %14.0f\n' "latency, reused idle child: p50 µs" "$(get latency-reused p50-µs)"
+printf '%-52s %14s\n' "latency, warm spare, 1 ms idle: p50 / p90 µs" "$(get latency-spare p50-µs) / $(get latency-spare p90-µs)"
+printf '%-52s %14s\n' "latency, warm spare, 20 ms idle: p50 / p90 µs" "$(get latency-spare-20ms p50-µs) / $(get latency-spare-20ms p90-µs)"
+printf '%-52s %14s\n' "latency, reused idle child, 1 ms idle: p50 / p90 µs" "$(get latency-reused p50-µs) / $(get latency-reused p90-µs)"
+printf '%-52s %14s\n' "latency, reused idle child, 20 ms idle: p50 / p90" "$(get latency-reused-20ms p50-µs) / $(get latency-reused-20ms p90-µs)"
 printf '%-52s %14.0f\n' "64 MiB []byte answer through Value: MB/s" "$(get answer-64MiB MB/s)"
 printf '%-52s %14.0f\n' "parent heap per idle child: bytes" "$(get memory heap-B/child)"
 printf '%-52s %14s\n' "idle dispatcher: CPU µs and wakeups in 10 s" "$(get idle cpu-µs/10s) / $(get idle wakeups/10s)"

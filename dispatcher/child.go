@@ -29,6 +29,7 @@ type child struct {
 	worker   bool      // runs a server-mode worker (in d.workers)
 	stopping bool      // it was sent a stop frame
 	catches  bool      // an invocation told it to catch the termination signal
+	linger   bool      // its last invocation asked it to wait for the goodbye
 	lastBeat time.Time // when it last sent a heartbeat, or was given its task
 	inactive bool      // it was killed for want of heartbeats
 	sent     []syscall.Signal
@@ -74,7 +75,13 @@ func (c *child) invocation(j *job) []byte {
 		LockDir:  c.d.locks.Path(),
 		MaxRSS:   c.d.policy.MaxRSS,
 		Last:     last,
+		// A child given its last task while it waited (a spare, or a
+		// reused child at its limit) is on the latency path: its exit
+		// waits until the parent has the answer. One started for a
+		// queued task exits at once; there, throughput is what counts.
+		Linger: last && c.p != nil,
 	}
+	c.linger = inv.Linger
 	// Only a call that may be cancelled, and a worker, which Close ends
 	// the same way, have the child catch the termination signal: the
 	// handler costs a fresh child two threads. Close asks the others to
@@ -206,6 +213,9 @@ func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
 			d.resolve(j, payload, nil)
 		default:
 			d.resolve(j, nil, taskError(j, p.Pid(), payload))
+		}
+		if c.linger && c.last && len(c.inflight) == 0 {
+			p.CloseInput() // the goodbye it waits for
 		}
 		d.makeReady(c)
 	case wire.KindHeartbeat:

@@ -287,3 +287,20 @@ func TestReusedBufferAnswersIntact(t *testing.T) {
 	}
 	shutdown(t, d, nil)
 }
+
+// A spare given its last task waits, once it has answered, for the
+// parent's goodbye before it exits (wire.Invocation.Linger), so that its
+// exit does not compete with the answer's way to the caller. The parent
+// says goodbye as soon as it has the answer: the child is gone long
+// before it would give up waiting (10 s).
+func TestSpareExitsOnTheGoodbye(t *testing.T) {
+	checkLeaks(t)
+	d := start(t, strategy.Throttled(1, strategy.Spares(1)))
+	for range 3 {
+		pid, err := getPid.Schedule(d, 0).Value()
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return !alive(pid) }, 5*time.Second, time.Millisecond,
+			"child %d still runs: it waits for a goodbye that did not come", pid)
+	}
+	shutdown(t, d, nil)
+}

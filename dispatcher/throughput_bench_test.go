@@ -2,8 +2,11 @@ package dispatcher_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,16 +82,19 @@ func BenchmarkReusedOneInFlight(b *testing.B) {
 }
 
 // latency runs b.N single tasks on an otherwise idle dispatcher, one at a
-// time, pausing (untimed) before each so that the dispatcher is idle again
-// (and a spare has time to start), and reports the median and the 90th
-// percentile of Schedule-to-Value.
-func latency(b *testing.B, d *dispatcher.Dispatcher, pause time.Duration) {
+// time, and reports the median and the 90th percentile of
+// Schedule-to-Value. Before each (untimed) it waits until the children are
+// quiet (a spare started for the last task has finished starting), then
+// for idle more: how long the machine has been idle matters on a virtual
+// machine, whose idle CPUs take longer to wake the longer they sleep.
+func latency(b *testing.B, d *dispatcher.Dispatcher, idle time.Duration) {
 	b.Helper()
 	times := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		time.Sleep(pause)
+		waitQuiet(b)
+		time.Sleep(idle)
 		b.StartTimer()
 		t0 := time.Now()
 		if _, err := benchEcho.Schedule(d, i).Value(); err != nil {
@@ -102,24 +108,35 @@ func latency(b *testing.B, d *dispatcher.Dispatcher, pause time.Duration) {
 	b.ReportMetric(float64(times[len(times)*9/10].Microseconds()), "p90-µs")
 }
 
+// latencyIdle runs latency as sub-benchmarks, after 1 ms and after 20 ms
+// of idleness, each on a dispatcher of its own from start.
+func latencyIdle(b *testing.B, start func(b *testing.B) *dispatcher.Dispatcher) {
+	for _, idle := range []time.Duration{time.Millisecond, 20 * time.Millisecond} {
+		b.Run("idle="+idle.String(), func(b *testing.B) {
+			latency(b, start(b), idle)
+		})
+	}
+}
+
 // BenchmarkLatencyFresh: a fresh process per task, no spare: the start of
 // a process is in every task's latency.
 func BenchmarkLatencyFresh(b *testing.B) {
-	d := startThroughput(b, strategy.Throttled(2), 1)
-	latency(b, d, time.Millisecond)
+	latency(b, startThroughput(b, strategy.Throttled(2), 1), time.Millisecond)
 }
 
 // BenchmarkLatencySpare: a fresh process per task with a warm spare: the
 // task's start is a pipe write to a process that is already up.
 func BenchmarkLatencySpare(b *testing.B) {
-	d := startThroughput(b, strategy.Throttled(2, strategy.Spares(1)), 1)
-	latency(b, d, 20*time.Millisecond)
+	latencyIdle(b, func(b *testing.B) *dispatcher.Dispatcher {
+		return startThroughput(b, strategy.Throttled(2, strategy.Spares(1)), 1)
+	})
 }
 
 // BenchmarkLatencyReused: a reused child that is idle between tasks.
 func BenchmarkLatencyReused(b *testing.B) {
-	d := startThroughput(b, strategy.Throttled(1, strategy.Reuse(0)), 1)
-	latency(b, d, time.Millisecond)
+	latencyIdle(b, func(b *testing.B) *dispatcher.Dispatcher {
+		return startThroughput(b, strategy.Throttled(1, strategy.Reuse(0)), 1)
+	})
 }
 
 // BenchmarkAnswer64MiB: a 64 MiB []byte result through Value, from a
@@ -179,4 +196,46 @@ func waitIdle(b *testing.B, p *probe, n int) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// waitQuiet waits until this process's children have stayed the same
+// and used no CPU for 1.5 ms: the child that ran the last task is gone, and
+// a spare started for it has finished starting.
+func waitQuiet(b *testing.B) {
+	b.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	last, still := "", 0
+	for still < 3 && time.Now().Before(deadline) {
+		time.Sleep(500 * time.Microsecond)
+		now := childrenCPU()
+		if now == last {
+			still++
+		} else {
+			still = 0
+		}
+		last = now
+	}
+}
+
+// childrenCPU lists every child of this process with the CPU time of each
+// of its threads (from /proc: each thread's children, each child's
+// threads' schedstat).
+func childrenCPU() string {
+	var out strings.Builder
+	tids, _ := filepath.Glob("/proc/self/task/*/children")
+	for _, f := range tids {
+		data, _ := os.ReadFile(f)
+		for _, pid := range strings.Fields(string(data)) {
+			out.WriteString(pid + ":")
+			stats, _ := filepath.Glob("/proc/" + pid + "/task/*/schedstat")
+			for _, st := range stats {
+				data, _ := os.ReadFile(st)
+				if f := strings.Fields(string(data)); len(f) > 0 {
+					out.WriteString(f[0] + ",")
+				}
+			}
+			out.WriteString(" ")
+		}
+	}
+	return out.String()
 }

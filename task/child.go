@@ -92,6 +92,14 @@ func Serve(c *procman.Child) error {
 			// compete with the parent and the caller for the CPU while
 			// they take the answer.
 			_ = syscall.Setpriority(syscall.PRIO_PGRP, 0, 19)
+			if inv.Last && inv.Linger {
+				// The parent says goodbye once it has taken the answer;
+				// the teardown waits for that (see wire.Invocation).
+				select {
+				case <-c.Stopped():
+				case <-time.After(lingerLimit):
+				}
+			}
 			return nil
 		}
 	}
@@ -179,3 +187,7 @@ func warmUp() {
 	cancel()
 	<-ctx.Done()
 }
+
+// lingerLimit is how long a lingering child waits for its parent's
+// goodbye before it exits all the same.
+const lingerLimit = 10 * time.Second

@@ -15,7 +15,12 @@ type Invocation struct {
 	Deadline time.Time // zero: none; sent in nanoseconds, clamped to the years 1678 to 2262
 	LockDir  string    // the dispatcher's lock directory; empty: none
 	Last     bool      // the child exits after answering this one (its limit)
-	MaxRSS   int64     // the child retires after this task if its peak RSS passed this many bytes; 0: never
+	// Linger asks a child that answered its last invocation to wait for
+	// the parent's goodbye (a stop frame) before it exits, so that its
+	// exit, a few hundred microseconds of teardown, does not compete for
+	// the CPU with the answer's way to the caller.
+	Linger bool
+	MaxRSS int64 // the child retires after this task if its peak RSS passed this many bytes; 0: never
 	// TermSignal is the signal the parent sends first when it ends this
 	// call (0: it will not send one). The child turns it into the end of
 	// the task's context, with a signal handler it installs only for
@@ -37,6 +42,7 @@ var ErrMalformed = errors.New("wire: malformed payload")
 const (
 	invocationVersion = 3
 	flagLast          = 1 << 0
+	flagLinger        = 1 << 1
 	flagPanicked      = 1 << 0
 )
 
@@ -45,6 +51,9 @@ func AppendInvocation(dst []byte, inv *Invocation) []byte {
 	var flags byte
 	if inv.Last {
 		flags |= flagLast
+	}
+	if inv.Linger {
+		flags |= flagLinger
 	}
 	dst = append(dst, invocationVersion, flags)
 	dst = appendString(dst, inv.Task)
@@ -88,7 +97,8 @@ func DecodeInvocation(p []byte) (*Invocation, error) {
 	if v := d.byte(); v != invocationVersion && d.err == nil {
 		return nil, fmt.Errorf("%w: invocation version %d, want %d", ErrMalformed, v, invocationVersion)
 	}
-	inv := &Invocation{Last: d.byte()&flagLast != 0}
+	flags := d.byte()
+	inv := &Invocation{Last: flags&flagLast != 0, Linger: flags&flagLinger != 0}
 	inv.Task = d.string()
 	if dl := d.varint(); dl != 0 {
 		inv.Deadline = time.Unix(0, dl)

@@ -14,6 +14,7 @@ func requireInvocation(t *testing.T, want, got *Invocation) {
 	require.Equal(t, want.Task, got.Task, "Task")
 	require.Equal(t, want.LockDir, got.LockDir, "LockDir")
 	require.Equal(t, want.Last, got.Last, "Last")
+	require.Equal(t, want.Linger, got.Linger, "Linger")
 	require.Equal(t, want.MaxRSS, got.MaxRSS, "MaxRSS")
 	require.Equal(t, want.TermSignal, got.TermSignal, "TermSignal")
 	require.True(t, bytes.Equal(want.Arg, got.Arg), "Arg: %d bytes, want %d", len(got.Arg), len(want.Arg))
@@ -33,6 +34,7 @@ func TestInvocationRoundTrip(t *testing.T) {
 		{"deadline in the past", Invocation{Task: "t", Deadline: time.Date(1969, 7, 20, 20, 17, 40, 123, time.UTC)}},
 		{"deadline 1ns after the epoch", Invocation{Task: "t", Deadline: time.Unix(0, 1)}},
 		{"last", Invocation{Task: "t", Last: true}},
+		{"last, lingering", Invocation{Task: "t", Last: true, Linger: true}},
 		{"lock dir", Invocation{Task: "t", LockDir: "/tmp/procrastinate-123/locks"}},
 		{"max rss", Invocation{Task: "t", MaxRSS: 512 << 20}},
 		{"max rss extremes", Invocation{Task: "t", MaxRSS: math.MaxInt64, Last: true}},
