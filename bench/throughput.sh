@@ -3,11 +3,12 @@
 # (dispatcher/throughput_bench_test.go and bench_test.go) beside their
 # peers: Python's ProcessPoolExecutor (peers.py ppe_submit) for reused
 # workers, the bare re-exec loop (BenchmarkBareReexec2) and Python's
-# proc_fork for a fresh process per task. Interleaved rounds on one
-# machine, and one table of medians with the ratios taken within each
-# round.
+# proc_fork for a fresh process per task, and bench/pingpong.c (a bare
+# pipe round trip in C, if a C compiler is there) under the latencies.
+# Interleaved rounds on one machine, and one table of medians with the
+# ratios taken within each round.
 #
-#   bash bench/throughput.sh            # 5 rounds, about 5 minutes
+#   bash bench/throughput.sh            # 5 rounds, about 3 minutes
 #   ROUNDS=9 N=200000 bash bench/throughput.sh
 #
 # Environment: ROUNDS (default 5), N (tasks per throughput run and per
@@ -48,6 +49,12 @@ for r in $(seq "$rounds"); do
 	run answer-64MiB '^BenchmarkAnswer64MiB$' 10x
 	run memory '^BenchmarkParentMemoryPerChild$' 1x
 done
+if command -v cc >/dev/null; then
+	cc -O2 -o "$tmp/pingpong" bench/pingpong.c
+	for idle in 1000 20000; do
+		"$tmp/pingpong" 300 "$idle" | sed -n "s/.*p50_us=\([0-9.]*\) p90_us=\([0-9.]*\).*/pingpong-$idle p50-µs \1 0\npingpong-$idle p90-µs \2 0/p" >>"$tmp/all"
+	done
+fi
 echo "an idle dispatcher, 10 s against 10 s without one ..." >&2
 PROCRASTINATE_IDLE_BENCH=1 run idle '^BenchmarkIdleCPU$' 1x
 
@@ -77,6 +84,8 @@ printf '%-52s %14s\n' "latency, warm spare, 1 ms idle: p50 / p90 µs" "$(get lat
 printf '%-52s %14s\n' "latency, warm spare, 20 ms idle: p50 / p90 µs" "$(get latency-spare-20ms p50-µs) / $(get latency-spare-20ms p90-µs)"
 printf '%-52s %14s\n' "latency, reused idle child, 1 ms idle: p50 / p90 µs" "$(get latency-reused p50-µs) / $(get latency-reused p90-µs)"
 printf '%-52s %14s\n' "latency, reused idle child, 20 ms idle: p50 / p90" "$(get latency-reused-20ms p50-µs) / $(get latency-reused-20ms p90-µs)"
+printf '%-52s %14s\n' "C pipe round trip (pingpong.c), 1 ms idle: p50 / p90" "$(get pingpong-1000 p50-µs) / $(get pingpong-1000 p90-µs)"
+printf '%-52s %14s\n' "the same, 20 ms idle: p50 / p90" "$(get pingpong-20000 p50-µs) / $(get pingpong-20000 p90-µs)"
 printf '%-52s %14.0f\n' "64 MiB []byte answer through Value: MB/s" "$(get answer-64MiB MB/s)"
 printf '%-52s %14.0f\n' "parent heap per idle child: bytes" "$(get memory heap-B/child)"
 printf '%-52s %14s\n' "idle dispatcher: CPU µs and wakeups in 10 s" "$(get idle cpu-µs/10s) / $(get idle wakeups/10s)"

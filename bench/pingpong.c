@@ -1,0 +1,64 @@
+/*
+ * bench/pingpong.c: the floor under a task's round trip. A parent and a
+ * forked child pass one byte there and back over two pipes, n times,
+ * sleeping pause_us before each trip, and print the median and the 90th
+ * percentile of a trip. No runtime, no framing: what the kernel and the
+ * machine's idle CPUs cost on their own.
+ *
+ *   cc -O2 -o pingpong bench/pingpong.c && ./pingpong 300 1000
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static long now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static int by_value(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+	return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s trips pause_us\n", argv[0]);
+		return 2;
+	}
+	int n = atoi(argv[1]);
+	long pause_us = atol(argv[2]);
+	int there[2], back[2];
+	if (n < 1 || pipe(there) || pipe(back)) {
+		perror("pingpong");
+		return 1;
+	}
+	if (fork() == 0) {
+		char c;
+		while (read(there[0], &c, 1) == 1 && write(back[1], &c, 1) == 1)
+			;
+		_exit(0);
+	}
+	long *trip = malloc(n * sizeof *trip);
+	char c = 'x';
+	for (int i = 0; i < n; i++) {
+		struct timespec pause = {pause_us / 1000000, (pause_us % 1000000) * 1000};
+		nanosleep(&pause, NULL);
+		long t0 = now_ns();
+		if (write(there[1], &c, 1) != 1 || read(back[0], &c, 1) != 1) {
+			perror("pingpong");
+			return 1;
+		}
+		trip[i] = now_ns() - t0;
+	}
+	qsort(trip, n, sizeof *trip, by_value);
+	printf("pause_us=%ld trips=%d p50_us=%.1f p90_us=%.1f\n", pause_us, n,
+	       trip[n / 2] / 1000.0, trip[n * 9 / 10] / 1000.0);
+	close(there[1]);
+	return 0;
+}
