@@ -198,23 +198,24 @@ func (c *canonical) varint() {
 	c.p = c.p[n:]
 }
 
-func (c *canonical) uvarint() {
+// uvarint copies a uvarint in its shortest form and returns its value.
+func (c *canonical) uvarint() uint64 {
 	v, n := binary.Uvarint(c.p)
 	if n <= 0 {
 		c.t.Fatalf("a payload that decoded has a bad uvarint: % x", c.p)
 	}
 	c.out = binary.AppendUvarint(c.out, v)
 	c.p = c.p[n:]
+	return v
 }
 
 func (c *canonical) bytes() {
-	v, n := binary.Uvarint(c.p)
-	if n <= 0 || v > uint64(len(c.p)-n) {
+	v := c.uvarint()
+	if v > uint64(len(c.p)) {
 		c.t.Fatalf("a payload that decoded has a bad length: % x", c.p)
 	}
-	c.out = binary.AppendUvarint(c.out, v)
-	c.out = append(c.out, c.p[n:n+int(v)]...)
-	c.p = c.p[n+int(v):]
+	c.out = append(c.out, c.p[:v]...)
+	c.p = c.p[v:]
 }
 
 func canonicalInvocation(t *testing.T, p []byte) []byte {
