@@ -83,17 +83,24 @@ func (c *child) invocation(j *job) []byte {
 	}
 	c.linger = inv.Linger
 	// Only a call that may be cancelled, and a worker, which Close ends
-	// the same way, have the child catch the termination signal: the
-	// handler costs a fresh child two threads. Close asks the others to
-	// stop with a stop frame (see Dispatcher.kill).
+	// the same way, have the child catch the termination signal from the
+	// start: the handler costs a fresh child two threads. Close asks the
+	// others to stop with a stop frame, on which the child catches the
+	// signal and sends it to its group itself (see Dispatcher.kill).
+	inv.TermSignal = int(c.d.termSig)
 	if j.cancellable() || j.worker {
-		inv.TermSignal = int(c.d.termSig)
-		if !c.catches {
-			c.catches = true
-			c.d.catchers[c] = struct{}{}
-		}
+		inv.CatchTerm = true
+		c.catches = true
 	}
 	return wire.AppendInvocation(nil, &inv)
+}
+
+// noteCatcher lists c, now that it has a process, among the children
+// that catch the termination signal, if it does.
+func (c *child) noteCatcher() {
+	if c.catches && c.p != nil {
+		c.d.catchers[c] = struct{}{}
+	}
 }
 
 // canTake reports whether c may be given j now. A job that can be
@@ -118,7 +125,9 @@ func (c *child) give(j *job) {
 	c.inflight = append(c.inflight, j)
 	j.child = c
 	c.watchActivity(j)
-	if err := c.p.Send(wire.KindInvocation, c.invocation(j)); err != nil {
+	inv := c.invocation(j)
+	c.noteCatcher()
+	if err := c.p.Send(wire.KindInvocation, inv); err != nil {
 		// The child is gone or going; its exit resolves the job.
 		c.d.log.Debug("sending an invocation failed", "pid", c.p.Pid(), "error", err)
 	}
@@ -285,7 +294,7 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 }
 
 // limitHit names the limit of j's call that its child ran into, where the
-// kernel or the Go runtime tells: for CPU time SIGXCPU, which task.Serve
+// kernel or the Go runtime tells: for CPU time SIGXCPU, which procman.Child
 // reports on stderr before it kills the child, or SIGKILL at the hard
 // limit; for address space a failed mapping reported on stderr (see
 // outOfAddressSpace).

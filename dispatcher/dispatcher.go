@@ -87,12 +87,13 @@ func WithStderrTail(n int) Option {
 }
 
 // WithTermSignal sets the first signal of the termination sequence (the
-// default is SIGTERM); SIGKILL follows after the grace period. A child
-// catches it, turning it into the end of its task's context, only for a
-// call that the dispatcher may cancel (task.WithContext, task.WithTimeout,
-// task.WithActivityTimeout) and for a server-mode worker: a signal handler
-// costs a fresh child two threads, a tenth of its start-up. Other children
-// keep the signal's default action.
+// default is SIGTERM; Start refuses a number outside 1 to 64); SIGKILL
+// follows after the grace period. A child turns it into the end of its
+// task's context. It catches it from the start only for a call that the
+// dispatcher may cancel (task.WithContext, task.WithTimeout,
+// task.WithActivityTimeout) and for a server-mode worker, since a signal
+// handler costs a fresh child two threads, a tenth of its start-up; other
+// children catch it when Close asks them to stop (see Close).
 func WithTermSignal(sig syscall.Signal) Option {
 	return optionFunc(func(c *config) { c.termSig = sig })
 }
@@ -189,6 +190,9 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 	cfg := config{grace: 5 * time.Second, termSig: syscall.SIGTERM, stderr: os.Stderr, stderrTail: 64 << 10}
 	for _, o := range opts {
 		o.apply(&cfg)
+	}
+	if cfg.termSig <= 0 || cfg.termSig > 64 {
+		return nil, fmt.Errorf("dispatcher: WithTermSignal(%d): not a signal; give one from 1 to 64, such as syscall.SIGTERM", int(cfg.termSig))
 	}
 	if cfg.logger == nil {
 		cfg.logger = hclog.NewNullLogger()
@@ -314,8 +318,10 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 
 // Close takes no more work, resolves every queued task with ErrClosed,
 // asks the running children to stop (a stop frame, which ends their
-// tasks' contexts), sends the termination signal (WithTermSignal) to
-// those that catch it, SIGKILL to what is left after the grace period
+// tasks' contexts), sends the termination signal (WithTermSignal) to the
+// process groups of those that catch it already (the others catch it on
+// the stop frame and send it to their own groups, so what every task
+// started gets it), SIGKILL to what is left after the grace period
 // (WithGracePeriod), and returns when everything is cleaned up. A task
 // whose child was killed resolves with a *result.ChildDeath whose cause is
 // ErrKilled. Calling Close again does nothing.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/gob"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"strconv"
@@ -437,6 +438,16 @@ func TestStartRefusesBadStrategies(t *testing.T) {
 			require.Contains(t, err.Error(), tc.want)
 			require.Contains(t, err.Error(), "dispatcher:")
 		})
+	}
+}
+
+func TestStartRefusesABadTermSignal(t *testing.T) {
+	for _, sig := range []syscall.Signal{0, -1, 65} {
+		checkLeaks(t)
+		d, err := dispatcher.Start(strategy.Throttled(1), dispatcher.WithTermSignal(sig))
+		require.Error(t, err)
+		require.Nil(t, d)
+		require.Contains(t, err.Error(), fmt.Sprintf("dispatcher: WithTermSignal(%d): not a signal", int(sig)))
 	}
 }
 

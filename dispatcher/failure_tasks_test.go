@@ -208,6 +208,22 @@ var (
 			return "ran on", nil
 		}
 	})
+	// waitSleeper starts "sleep 600" (without a context: only a signal
+	// ends it), says that it started, and answers with how the sleeper
+	// ended: a task that ignores its own context and waits on what it
+	// started.
+	waitSleeper = task.Define("dispatcher_test.failure.wait-sleeper", func(ctx context.Context, dir string) (string, error) {
+		cmd := exec.Command("sleep", "600")
+		if err := cmd.Start(); err != nil {
+			return "", err
+		}
+		if err := announce(dir); err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return "", err
+		}
+		return fmt.Sprint(cmd.Wait()), nil
+	})
 	// leaveBehind starts "sleep 600" in its child's process group, writes
 	// its pid and the sleeper's to a file in dir (as reportAndBlock does)
 	// and returns: its child goes back to waiting for work, with the

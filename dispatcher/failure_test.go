@@ -943,3 +943,38 @@ func TestTermSignalCaughtOnlyWhenItMayCome(t *testing.T) {
 	}
 	shutdown(t, d, nil)
 }
+
+// Close reaches what a plain call's task started, at once, as it did when
+// every child caught SIGTERM: the child, asked to stop while the task
+// runs, catches the termination signal and sends it to its process group
+// itself. The task here ignores its context and waits on a process it
+// started, which dies of SIGTERM; it answers long before the grace
+// period.
+func TestCloseSignalsWhatAPlainTaskStarted(t *testing.T) {
+	checkLeaks(t)
+	g := newGate(t)
+	const grace = 20 * time.Second
+	d := start(t, strategy.Throttled(1), dispatcher.WithGracePeriod(grace))
+	r := waitSleeper.Schedule(d, g.dir)
+	g.waitStarted(t, 1)
+	began := time.Now()
+	require.NoError(t, d.Close())
+	took := time.Since(began)
+	require.True(t, r.Ready(), "Close returned before the future resolved")
+	v, err := r.Value()
+	require.NoError(t, err, "the task answered before the grace period")
+	require.Equal(t, "signal: terminated", v, "how the task's own process ended")
+	require.Less(t, took, grace/2, "Close waited for the grace period: the task's process got no SIGTERM")
+}
+
+// A cancellable call's child is one that catches the termination signal,
+// which Close sends it. When that child cannot start, nothing of it is
+// left for Close to signal.
+func TestCloseAfterACancellableCallFailedToStart(t *testing.T) {
+	checkLeaks(t)
+	d := start(t, strategy.Throttled(1))
+	_, err := square.Schedule(d, 3, task.WithLimits(task.Limits{Dir: "/nonexistent/dir"}), task.WithTimeout(time.Minute)).Value()
+	var se *procman.StartError
+	require.ErrorAs(t, err, &se)
+	require.NoError(t, d.Close())
+}

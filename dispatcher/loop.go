@@ -17,6 +17,13 @@ import (
 // run is the manager goroutine: it alone touches the dispatcher's state
 // below the inbox.
 func (d *Dispatcher) run(started chan<- error) {
+	if d.pm.NeedsLockedThread() {
+		// procman.WithPdeathsig, passed with WithProcmanOptions: children
+		// are started on this thread only, and the thread ends with the
+		// goroutine. The dispatcher does without it otherwise, so that
+		// the callers it wakes can run on its thread at once.
+		runtime.LockOSThread()
+	}
 	if err := d.pm.Setup(); err != nil {
 		close(d.done)
 		started <- fmt.Errorf("dispatcher: %w", err)
@@ -227,9 +234,10 @@ func (d *Dispatcher) retireIdle(n int) {
 }
 
 // kill fails the queue and ends the children: a stop frame first, which
-// ends their tasks' contexts, and the termination signal to the children
-// that catch it (see child.invocation); SIGKILL when the grace period is
-// over.
+// ends their tasks' contexts, and the termination signal to the groups of
+// the children that catch it (see child.invocation; a busy child that does
+// not catches it on the stop frame and signals its own group, see
+// task.Serve); SIGKILL when the grace period is over.
 func (d *Dispatcher) kill() {
 	for _, j := range d.pending {
 		d.resolve(j, nil, ErrClosed)
@@ -377,6 +385,7 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 		return err
 	}
 	c.p = p
+	c.noteCatcher()
 	if j != nil {
 		if !worker {
 			d.pending = d.pending[1:]

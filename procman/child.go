@@ -3,6 +3,7 @@ package procman
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -131,22 +131,6 @@ func newChild() (*Child, error) {
 	return c, nil
 }
 
-// parentDeathSignal returns the signal the kernel sends this process when
-// its parent dies (WithPdeathsig; exec keeps it), or 0.
-func parentDeathSignal() syscall.Signal {
-	var sig int32
-	if err := unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0, 0, 0); err != nil {
-		return 0
-	}
-	return syscall.Signal(sig)
-}
-
-// cpuLimited reports whether this process has a CPU time limit.
-func cpuLimited() bool {
-	var lim unix.Rlimit
-	return unix.Getrlimit(unix.RLIMIT_CPU, &lim) == nil && lim.Cur != unix.RLIM_INFINITY
-}
-
 // closeInherited closes every fd above the protocol pipes that came to
 // this process through exec. The Go runtime and the program open theirs
 // close-on-exec, so at this point an fd without the flag is one that the
@@ -188,11 +172,17 @@ func (c *Child) readLoop() {
 	for {
 		k, payload, err := wire.ReadFrame(in, wire.DefaultMaxPayload)
 		if err != nil {
-			if err == io.EOF {
+			switch {
+			case err == io.EOF:
 				err = nil
 				if c.pending.Load() > 0 || !told {
 					lifeline()
 				}
+			case errors.Is(err, io.ErrUnexpectedEOF):
+				// The pipe ended inside a frame: the parent died while
+				// it wrote.
+				fmt.Fprintf(os.Stderr, "procrastinate: child %d: the invocation pipe ended inside a frame; the parent is gone\n", os.Getpid())
+				lifeline()
 			}
 			c.err = err
 			return
@@ -251,20 +241,40 @@ func (c *Child) handleSignals() {
 			lifeline()
 		case syscall.SIGXCPU:
 			fmt.Fprintf(os.Stderr, "procrastinate: child %d: CPU time limit exceeded (SIGXCPU)\n", os.Getpid())
-			_ = syscall.Kill(0, syscall.SIGKILL)
+			_ = signalGroup(syscall.SIGKILL)
+			os.Exit(3) // reached only by a child that does not lead its group
 		}
 	}
 }
 
 // lifeline ends the child and everything in its group: the parent is gone.
 func lifeline() {
-	_ = syscall.Kill(0, syscall.SIGKILL)
-	os.Exit(3) // not reached
+	_ = signalGroup(syscall.SIGKILL)
+	os.Exit(3) // reached only by a child that does not lead its group
 }
 
+// signalGroup sends sig to this process's group, if this process leads it,
+// as every child a Manager starts does. A process that does not (a child
+// started by hand) would signal whoever started it: it does nothing and
+// returns an error.
+func signalGroup(sig syscall.Signal) error {
+	if syscall.Getpgrp() != os.Getpid() {
+		return errors.New("procman: this process does not lead its process group")
+	}
+	return syscall.Kill(0, sig)
+}
+
+// SignalGroup sends sig to the child's process group, which it leads (a
+// Manager starts every child so), and so to the child itself and to
+// whatever its tasks started. A process that does not lead its group (one
+// started by hand) signals nothing and gets an error.
+func (c *Child) SignalGroup(sig syscall.Signal) error { return signalGroup(sig) }
+
 // Next waits for the next invocation and returns its payload. It returns
-// io.EOF when the parent has no more work for this child (the pipe ended
-// while nothing was in flight), and another error when the stream broke.
+// io.EOF when the parent has no more work for this child (the pipe ended,
+// after the parent's goodbye, while nothing was in flight), and another
+// error when the stream broke. (A pipe that ends otherwise means the
+// parent died: the child kills its group and does not return.)
 func (c *Child) Next() ([]byte, error) {
 	p, ok := <-c.inv
 	return c.got(p, ok)
@@ -330,6 +340,11 @@ func (c *Child) Send(kind wire.Kind, payload []byte) error {
 func (c *Child) write(kind wire.Kind, payload []byte) error {
 	if len(payload) < spliceMin || c.outConn == nil {
 		return wire.WriteFrame(c.out, kind, payload)
+	}
+	if c.lent != nil {
+		// One payload lent at a time: with a pipe larger than 1 MiB the
+		// last one could still be in it.
+		waitDrained(messageFD)
 	}
 	var h [wire.HeaderSize]byte
 	if _, err := c.out.Write(wire.AppendHeader(h[:0], kind, len(payload))); err != nil {

@@ -84,7 +84,10 @@ func TestChildStartedByHandExitsWithOneLine(t *testing.T) {
 		{"FilesThatAreNotPipes", "procrastinate-go.v1", func() []*os.File { return []*os.File{devnull(), devnull()} }, 2, "not a pipe"},
 		{"WrongCookie", "procrastinate-go.v0", func() []*os.File { return nil }, 2, `"procrastinate-go.v0"`},
 		{"GarbageInvocation", "procrastinate-go.v1", func() []*os.File { return pipes([]byte("garbage, not a frame")) }, 1, "unknown frame kind"},
-		{"TruncatedInvocation", "procrastinate-go.v1", func() []*os.File { return pipes(wire.AppendHeader(nil, wire.KindInvocation, 100)) }, 1, "unexpected EOF"},
+		// The pipe ends inside a frame: its parent died as it wrote. A
+		// child started by a Manager would kill its group; this one does
+		// not lead its group (it shares ours), so it exits.
+		{"TruncatedInvocation", "procrastinate-go.v1", func() []*os.File { return pipes(wire.AppendHeader(nil, wire.KindInvocation, 100)) }, 3, "ended inside a frame; the parent is gone"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runByHand(t, tc.cookie, tc.extra())
@@ -148,6 +151,9 @@ func TestCloseInputEndsAnIdleChildCleanly(t *testing.T) {
 			require.Equal(t, procman.StateRunning, p.State())
 			p.CloseInput()
 			p.CloseInput() // a second time does nothing
+			// At once, before a Step has written the goodbye or closed
+			// the pipe: nothing more goes to a child told goodbye.
+			require.ErrorIs(t, p.Send(wire.KindInvocation, work("echo", "x", true)), procman.ErrInputClosed)
 			e := waitExit(t, m, c)
 			require.True(t, e.Success(), "an idle child whose input ends exits 0; got %v", e)
 			require.ErrorIs(t, p.Send(wire.KindInvocation, work("echo", "x", true)), procman.ErrInputClosed)

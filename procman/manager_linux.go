@@ -190,6 +190,11 @@ func (m *Manager) Wakeup() error {
 // (task deadlines, grace periods); Step never polls without one.
 func (m *Manager) SetDeadline(t time.Time) { m.deadline = t }
 
+// NeedsLockedThread reports whether the manager was made WithPdeathsig:
+// then every call that starts children must come from a goroutine locked
+// to its thread for as long as the children live (see WithPdeathsig).
+func (m *Manager) NeedsLockedThread() bool { return m.opts.pdeathsig != 0 }
+
 // ProcessCount returns the number of children the manager holds: started
 // and not yet removable, that is, counted until their handler has been told
 // of their exit.
@@ -798,7 +803,7 @@ func (p *Process) Send(kind wire.Kind, payload []byte) error {
 }
 
 func (p *Process) send(kind wire.Kind, payload []byte) error {
-	if p.invfd < 0 {
+	if p.invfd < 0 || p.closeAfter {
 		return ErrInputClosed
 	}
 	p.out = append(p.out, wire.AppendHeader(make([]byte, 0, wire.HeaderSize), kind, len(payload)))

@@ -30,6 +30,9 @@ func (m *Manager) Wakeup() error { return ErrNotSetUp }
 // SetDeadline does nothing on this platform.
 func (m *Manager) SetDeadline(t time.Time) {}
 
+// NeedsLockedThread is always false on this platform.
+func (m *Manager) NeedsLockedThread() bool { return false }
+
 // ProcessCount is always 0 on this platform.
 func (m *Manager) ProcessCount() int { return 0 }
 

@@ -3,8 +3,10 @@
 package procman
 
 import (
+	"runtime"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,10 +56,32 @@ func writeSpliced(conn syscall.RawConn, payload []byte) error {
 }
 
 // waitDrained waits until the pipe at fd is empty: its reader has taken
-// all that was written to it. Nothing signals that, so it polls, briefly:
-// a parent reads its children's pipes as they fill.
+// all that was written to it. Nothing signals that, so it polls: first
+// for about 50 µs without sleeping (a parent reads its children's pipes
+// as they fill, and a sleep in an idle Go process lasts a millisecond),
+// then every 50 µs.
 func waitDrained(fd int) {
-	for pipeHolds(fd) {
-		time.Sleep(20 * time.Microsecond)
+	for i := 0; pipeHolds(fd); i++ {
+		if i < 100 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(50 * time.Microsecond)
+		}
 	}
+}
+
+// parentDeathSignal returns the signal the kernel sends this process when
+// its parent dies (WithPdeathsig; exec keeps it), or 0.
+func parentDeathSignal() syscall.Signal {
+	var sig int32
+	if err := unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0, 0, 0); err != nil {
+		return 0
+	}
+	return syscall.Signal(sig)
+}
+
+// cpuLimited reports whether this process has a CPU time limit.
+func cpuLimited() bool {
+	var lim unix.Rlimit
+	return unix.Getrlimit(unix.RLIMIT_CPU, &lim) == nil && lim.Cur != unix.RLIM_INFINITY
 }

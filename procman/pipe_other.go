@@ -19,3 +19,10 @@ func writeSpliced(conn syscall.RawConn, payload []byte) error {
 }
 
 func waitDrained(fd int) {}
+
+// parentDeathSignal: off Linux there is none.
+func parentDeathSignal() syscall.Signal { return 0 }
+
+// cpuLimited: off Linux the child does not look (SIGXCPU keeps the
+// runtime's default).
+func cpuLimited() bool { return false }

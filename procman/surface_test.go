@@ -406,3 +406,12 @@ func TestHandlerCannotStartChildrenDuringTeardown(t *testing.T) {
 	require.Zero(t, m.ProcessCount())
 	require.True(t, slices.Equal(m.Processes(), nil) || len(m.Processes()) == 0)
 }
+
+// NeedsLockedThread tells a caller (the dispatcher) that it must start
+// children from a goroutine locked to its thread: only WithPdeathsig asks
+// for that.
+func TestNeedsLockedThread(t *testing.T) {
+	require.False(t, procman.New().NeedsLockedThread())
+	require.False(t, procman.New(procman.WithPipeSize(1<<20)).NeedsLockedThread())
+	require.True(t, procman.New(procman.WithPdeathsig(procman.ParentDeathSignal)).NeedsLockedThread())
+}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,7 +20,7 @@ import (
 // each it finds the defined task by name, decodes the argument, calls the
 // function and sends back the result or the failure. It returns nil when
 // the parent has no more work for the child (the last invocation was
-// served, or the pipe ended while the child was idle) and an error when the
+// served, or the parent said goodbye while the child was idle) and an error when the
 // invocation stream is broken. procrastinate.Main passes it to
 // procman.Serve; programs do not call it themselves.
 //
@@ -26,24 +28,35 @@ import (
 // when the parent asks the child to stop (a stop frame), and on the
 // invocation's termination signal (the first step of the parent's
 // termination sequence for a call it may cancel), so that a task that
-// watches its context returns cleanly. Once caught, that signal ends an
-// idle child at once.
+// watches its context returns cleanly. The signal is caught from the start
+// only for an invocation that says the parent may send it
+// (wire.Invocation.CatchTerm); a stop frame that comes while a task runs
+// has the child catch it then and send it to its own process group, so
+// that what the task started gets it too. Once caught, that signal ends
+// an idle child at once.
 func Serve(c *procman.Child) error {
 	root, cancel := context.WithCancel(context.WithValue(context.Background(), childKey, c))
 	defer cancel()
-	// The termination signal is caught from the first invocation that
-	// names it: a signal handler costs a fresh child two threads, so a
-	// call that the parent will never signal does without.
-	sigs := make(chan os.Signal, 1)
-	defer signal.Stop(sigs)
-	var caught [65]bool
+	// The termination signal is caught only when it may come: a signal
+	// handler costs a fresh child two threads, so a call that the parent
+	// will never signal does without.
+	term := &termCatcher{sigs: make(chan os.Signal, 1)}
+	defer signal.Stop(term.sigs)
+	var running atomic.Int32 // the running invocation's TermSignal; 0: none runs
 	if c.Queued() == 0 {
 		warmUp() // a child with nothing to do yet: a spare, or a worker in waiting
 	}
 	go func() {
 		select {
-		case <-sigs:
+		case <-term.sigs:
 		case <-c.Stopped():
+			if sig := int(running.Load()); sig > 0 && term.catch(sig) {
+				// Asked to stop while a task runs, by a parent that
+				// does not signal this child: what the task started
+				// gets the signal from here, the child itself through
+				// its new handler.
+				_ = c.SignalGroup(syscall.Signal(sig))
+			}
 		case <-root.Done():
 			return
 		}
@@ -61,10 +74,10 @@ func Serve(c *procman.Child) error {
 		if err != nil {
 			return fmt.Errorf("the parent sent an invocation that does not decode (are parent and child the same build?): %w", err)
 		}
-		if sig := inv.TermSignal; sig > 0 && !caught[sig] {
-			caught[sig] = true
-			signal.Notify(sigs, syscall.Signal(sig))
+		if inv.CatchTerm {
+			term.catch(inv.TermSignal)
 		}
+		running.Store(int32(inv.TermSignal))
 		kind, out := runOne(root, inv, func(kind wire.Kind, out []byte) {
 			// The task called runtime.Goexit. It ends this goroutine,
 			// the child's main one, whatever is done here; answer, so
@@ -74,6 +87,7 @@ func Serve(c *procman.Child) error {
 			fmt.Fprintf(os.Stderr, "procrastinate: child %d: task %q called runtime.Goexit; the child ends (answering: %v)\n", os.Getpid(), inv.Task, err)
 			os.Exit(1)
 		})
+		running.Store(0)
 		// Retiring goes before the answer, so that the parent knows not to
 		// hand this child more work by the time it sees the answer.
 		retire := inv.MaxRSS > 0 && peakRSS() > inv.MaxRSS
@@ -191,3 +205,24 @@ func warmUp() {
 // lingerLimit is how long a lingering child waits for its parent's
 // goodbye before it exits all the same.
 const lingerLimit = 10 * time.Second
+
+// termCatcher installs the child's handlers for termination signals, each
+// once, from whichever goroutine needs one first.
+type termCatcher struct {
+	mu     sync.Mutex
+	caught [65]bool // by signal number; Linux's go up to 64
+	sigs   chan os.Signal
+}
+
+// catch installs the handler for sig, if it is a signal and not handled
+// yet, and reports whether it installed it.
+func (t *termCatcher) catch(sig int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if sig <= 0 || sig >= len(t.caught) || t.caught[sig] {
+		return false
+	}
+	t.caught[sig] = true
+	signal.Notify(t.sigs, syscall.Signal(sig))
+	return true
+}

@@ -5,22 +5,23 @@ package testio
 
 import (
 	"os"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // WithStdout runs f with fd 1 pointing to w, and points it back even if f
 // panics. It changes the process's fd 1, so it must not run beside other
 // code that writes to stdout.
 func WithStdout(w *os.File, f func()) error {
-	saved, err := syscall.Dup(1)
+	saved, err := unix.Dup(1)
 	if err != nil {
 		return err
 	}
-	defer syscall.Close(saved)
-	if err := syscall.Dup3(int(w.Fd()), 1, 0); err != nil {
+	defer unix.Close(saved)
+	if err := unix.Dup2(int(w.Fd()), 1); err != nil {
 		return err
 	}
-	defer syscall.Dup3(saved, 1, 0)
+	defer unix.Dup2(saved, 1)
 	f()
 	return nil
 }

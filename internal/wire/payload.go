@@ -21,12 +21,18 @@ type Invocation struct {
 	// the CPU with the answer's way to the caller.
 	Linger bool
 	MaxRSS int64 // the child retires after this task if its peak RSS passed this many bytes; 0: never
-	// TermSignal is the signal the parent sends first when it ends this
-	// call (0: it will not send one). The child turns it into the end of
-	// the task's context, with a signal handler it installs only for
-	// invocations that carry one: a handler costs a fresh child two
-	// threads, a tenth of its start-up.
+	// TermSignal is the parent's termination signal, the first step of
+	// the sequence that ends a call (0: none). The child turns it into
+	// the end of the task's context. It installs the handler at once only
+	// when CatchTerm is set: a handler costs a fresh child two threads, a
+	// tenth of its start-up. Otherwise it installs it when the parent
+	// asks it to stop (a stop frame) while the task runs, and then sends
+	// the signal to its own process group itself, so that what the task
+	// started gets it as it would from the parent.
 	TermSignal int
+	// CatchTerm says that the parent may send TermSignal to this call
+	// (one it may cancel, or a server-mode worker).
+	CatchTerm bool
 }
 
 // Failure is what a child sends when a task fails.
@@ -43,6 +49,7 @@ const (
 	invocationVersion = 3
 	flagLast          = 1 << 0
 	flagLinger        = 1 << 1
+	flagCatchTerm     = 1 << 2
 	flagPanicked      = 1 << 0
 )
 
@@ -54,6 +61,9 @@ func AppendInvocation(dst []byte, inv *Invocation) []byte {
 	}
 	if inv.Linger {
 		flags |= flagLinger
+	}
+	if inv.CatchTerm {
+		flags |= flagCatchTerm
 	}
 	dst = append(dst, invocationVersion, flags)
 	dst = appendString(dst, inv.Task)
@@ -98,7 +108,7 @@ func DecodeInvocation(p []byte) (*Invocation, error) {
 		return nil, fmt.Errorf("%w: invocation version %d, want %d", ErrMalformed, v, invocationVersion)
 	}
 	flags := d.byte()
-	inv := &Invocation{Last: flags&flagLast != 0, Linger: flags&flagLinger != 0}
+	inv := &Invocation{Last: flags&flagLast != 0, Linger: flags&flagLinger != 0, CatchTerm: flags&flagCatchTerm != 0}
 	inv.Task = d.string()
 	if dl := d.varint(); dl != 0 {
 		inv.Deadline = time.Unix(0, dl)

@@ -15,6 +15,7 @@ func requireInvocation(t *testing.T, want, got *Invocation) {
 	require.Equal(t, want.LockDir, got.LockDir, "LockDir")
 	require.Equal(t, want.Last, got.Last, "Last")
 	require.Equal(t, want.Linger, got.Linger, "Linger")
+	require.Equal(t, want.CatchTerm, got.CatchTerm, "CatchTerm")
 	require.Equal(t, want.MaxRSS, got.MaxRSS, "MaxRSS")
 	require.Equal(t, want.TermSignal, got.TermSignal, "TermSignal")
 	require.True(t, bytes.Equal(want.Arg, got.Arg), "Arg: %d bytes, want %d", len(got.Arg), len(want.Arg))
@@ -40,6 +41,7 @@ func TestInvocationRoundTrip(t *testing.T) {
 		{"max rss extremes", Invocation{Task: "t", MaxRSS: math.MaxInt64, Last: true}},
 		{"negative max rss", Invocation{Task: "t", MaxRSS: -1}},
 		{"term signal", Invocation{Task: "t", TermSignal: 15}},
+		{"term signal, caught at once", Invocation{Task: "t", TermSignal: 15, CatchTerm: true}},
 		{"highest term signal", Invocation{Task: "t", TermSignal: 64, Last: true}},
 		{"empty arg", Invocation{Task: "t", Arg: []byte{}, Last: true}},
 		{"large arg", Invocation{Task: "big", Arg: pattern(3<<20+1, 5), Deadline: now, LockDir: "/l", MaxRSS: 1 << 30, Last: true}},
