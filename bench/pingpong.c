@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static long now_ns(void)
@@ -38,12 +39,22 @@ int main(int argc, char **argv)
 		perror("pingpong");
 		return 1;
 	}
-	if (fork() == 0) {
+	pid_t child = fork();
+	if (child < 0) {
+		perror("pingpong: fork");
+		return 1;
+	}
+	if (child == 0) {
+		/* Only its own ends, so that the parent's close reads as EOF. */
+		close(there[1]);
+		close(back[0]);
 		char c;
 		while (read(there[0], &c, 1) == 1 && write(back[1], &c, 1) == 1)
 			;
 		_exit(0);
 	}
+	close(there[0]);
+	close(back[1]);
 	long *trip = malloc(n * sizeof *trip);
 	char c = 'x';
 	for (int i = 0; i < n; i++) {
@@ -59,6 +70,7 @@ int main(int argc, char **argv)
 	qsort(trip, n, sizeof *trip, by_value);
 	printf("pause_us=%ld trips=%d p50_us=%.1f p90_us=%.1f\n", pause_us, n,
 	       trip[n / 2] / 1000.0, trip[n * 9 / 10] / 1000.0);
-	close(there[1]);
+	close(there[1]); /* the child reads EOF and exits */
+	waitpid(child, NULL, 0);
 	return 0;
 }
