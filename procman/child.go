@@ -351,7 +351,14 @@ func (c *Child) write(kind wire.Kind, payload []byte) error {
 		return err
 	}
 	c.lent = payload
-	return writeSpliced(c.outConn, payload)
+	n, err := writeSpliced(c.outConn, payload)
+	if err != nil && spliceRefused(err) {
+		// A sandbox that forbids vmsplice (a seccomp filter, gVisor):
+		// the rest goes by write, and so does every payload after it.
+		c.outConn = nil
+		_, err = c.out.Write(payload[n:])
+	}
+	return err
 }
 
 // settle waits until the parent has read a payload lent to the pipe (see

@@ -3,6 +3,7 @@
 package procman
 
 import (
+	"errors"
 	"runtime"
 	"syscall"
 	"time"
@@ -26,16 +27,19 @@ func pipeHolds(fd int) bool {
 const spliceMin = 1 << 20
 
 // writeSpliced writes payload to the pipe behind conn with vmsplice(2),
-// waiting on the runtime's poller while the pipe is full. The pipe refers
-// to payload's pages until the parent has read them: payload must stay
-// alive and unchanged until waitDrained returns.
-func writeSpliced(conn syscall.RawConn, payload []byte) error {
+// waiting on the runtime's poller while the pipe is full, and returns how
+// many bytes went. The pipe refers to payload's pages until the parent has
+// read them: payload must stay alive and unchanged until waitDrained
+// returns.
+func writeSpliced(conn syscall.RawConn, payload []byte) (int, error) {
+	done := 0
 	var werr error
 	err := conn.Write(func(fd uintptr) bool {
-		for len(payload) > 0 {
-			iov := []unix.Iovec{{Base: &payload[0]}}
-			iov[0].SetLen(len(payload))
-			n, err := unix.Vmsplice(int(fd), iov, unix.SPLICE_F_NONBLOCK)
+		for done < len(payload) {
+			rest := payload[done:]
+			iov := []unix.Iovec{{Base: &rest[0]}}
+			iov[0].SetLen(len(rest))
+			n, err := vmsplice(int(fd), iov, unix.SPLICE_F_NONBLOCK)
 			switch {
 			case err == unix.EINTR:
 				continue
@@ -45,14 +49,24 @@ func writeSpliced(conn syscall.RawConn, payload []byte) error {
 				werr = err
 				return true
 			}
-			payload = payload[n:]
+			done += n
 		}
 		return true
 	})
 	if err != nil {
-		return err
+		return done, err
 	}
-	return werr
+	return done, werr
+}
+
+// vmsplice is unix.Vmsplice; tests put a refusing one in its place.
+var vmsplice = unix.Vmsplice
+
+// spliceRefused reports whether err says that this system does not let
+// the process vmsplice (no such call, or not allowed), as opposed to the
+// pipe's failing.
+func spliceRefused(err error) bool {
+	return errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL)
 }
 
 // waitDrained waits until the pipe at fd is empty: its reader has taken

@@ -14,9 +14,11 @@ func pipeHolds(fd int) bool { return false }
 // spliceMin is never reached off Linux: no payload is spliced.
 const spliceMin = int(^uint(0) >> 1)
 
-func writeSpliced(conn syscall.RawConn, payload []byte) error {
-	return errors.New("procman: vmsplice is Linux's")
+func writeSpliced(conn syscall.RawConn, payload []byte) (int, error) {
+	return 0, errors.New("procman: vmsplice is Linux's")
 }
+
+func spliceRefused(err error) bool { return true }
 
 func waitDrained(fd int) {}
 
