@@ -51,6 +51,7 @@ type example struct {
 	lines  chan string // its stdout, a line at a time; closed at EOF
 	stderr bytes.Buffer
 	seen   []string // the lines read so far
+	unread []string // lines read but not yet returned by next or rest
 	waited bool
 }
 
@@ -89,8 +90,17 @@ func (e *example) wait() error {
 }
 
 // next returns the next line of the example's stdout that contains s.
+// Lines it passes over stay for later calls: the workers and the parent
+// share stdout, so a worker's "started" may come before the parent's
+// first line.
 func (e *example) next(t *testing.T, s string) string {
 	t.Helper()
+	for i, line := range e.unread {
+		if strings.Contains(line, s) {
+			e.unread = append(e.unread[:i], e.unread[i+1:]...)
+			return line
+		}
+	}
 	timeout := time.After(wait)
 	for {
 		select {
@@ -102,16 +112,19 @@ func (e *example) next(t *testing.T, s string) string {
 			if strings.Contains(line, s) {
 				return line
 			}
+			e.unread = append(e.unread, line)
 		case <-timeout:
 			t.Fatalf("no line with %q after %v", s, wait)
 		}
 	}
 }
 
-// rest returns the lines of stdout until it ends.
+// rest returns the lines of stdout that next passed over, then the rest
+// until it ends.
 func (e *example) rest(t *testing.T) []string {
 	t.Helper()
-	var out []string
+	out := e.unread
+	e.unread = nil
 	timeout := time.After(wait)
 	for {
 		select {
