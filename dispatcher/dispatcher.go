@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/lock"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/strategy"
@@ -191,8 +192,8 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
-	if cfg.termSig <= 0 || cfg.termSig > 64 {
-		return nil, fmt.Errorf("dispatcher: WithTermSignal(%d): not a signal; give one from 1 to 64, such as syscall.SIGTERM", int(cfg.termSig))
+	if cfg.termSig <= 0 || cfg.termSig > wire.MaxSignal {
+		return nil, fmt.Errorf("dispatcher: WithTermSignal(%d): not a signal; give one from 1 to %d, such as syscall.SIGTERM", int(cfg.termSig), wire.MaxSignal)
 	}
 	if cfg.logger == nil {
 		cfg.logger = hclog.NewNullLogger()

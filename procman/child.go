@@ -241,8 +241,7 @@ func (c *Child) handleSignals() {
 			lifeline()
 		case syscall.SIGXCPU:
 			fmt.Fprintf(os.Stderr, "procrastinate: child %d: CPU time limit exceeded (SIGXCPU)\n", os.Getpid())
-			_ = signalGroup(syscall.SIGKILL)
-			os.Exit(3) // reached only by a child that does not lead its group
+			lifeline() // the same end: the group dies
 		}
 	}
 }
@@ -341,11 +340,9 @@ func (c *Child) write(kind wire.Kind, payload []byte) error {
 	if len(payload) < spliceMin || c.outConn == nil {
 		return wire.WriteFrame(c.out, kind, payload)
 	}
-	if c.lent != nil {
-		// One payload lent at a time: with a pipe larger than 1 MiB the
-		// last one could still be in it.
-		waitDrained(messageFD)
-	}
+	// One payload lent at a time: with a pipe larger than 1 MiB the last
+	// one could still be in it.
+	c.reclaim()
 	var h [wire.HeaderSize]byte
 	if _, err := c.out.Write(wire.AppendHeader(h[:0], kind, len(payload))); err != nil {
 		return err
@@ -368,6 +365,12 @@ func (c *Child) write(kind wire.Kind, payload []byte) error {
 func (c *Child) settle() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.reclaim()
+}
+
+// reclaim waits until the parent has read the payload lent to the pipe,
+// if one is, and forgets it. The caller holds wmu.
+func (c *Child) reclaim() {
 	if c.lent != nil {
 		waitDrained(messageFD)
 		c.lent = nil

@@ -210,7 +210,7 @@ const lingerLimit = 10 * time.Second
 // once, from whichever goroutine needs one first.
 type termCatcher struct {
 	mu     sync.Mutex
-	caught [65]bool // by signal number; Linux's go up to 64
+	caught [wire.MaxSignal + 1]bool // by signal number
 	sigs   chan os.Signal
 }
 

@@ -193,7 +193,7 @@ func (d *decoder) signal() int {
 		return 0
 	}
 	v, n := binary.Uvarint(d.p)
-	if n <= 0 || v > maxSignal {
+	if n <= 0 || v > MaxSignal {
 		d.fail("bad signal number")
 		return 0
 	}
@@ -201,7 +201,9 @@ func (d *decoder) signal() int {
 	return int(v)
 }
 
-const maxSignal = 64
+// MaxSignal is the highest signal number an invocation may carry: Linux's
+// last real-time signal.
+const MaxSignal = 64
 
 func (d *decoder) bytes() []byte {
 	if d.err != nil {
