@@ -109,8 +109,20 @@ func TestSpareTakesTheFirstTask(t *testing.T) {
 	pid, err := getPid.Schedule(d, 0).Value()
 	require.NoError(t, err)
 	require.Equal(t, spare[0], pid, "the spare ran the task")
-	mark := p.mark()
-	p.waitForSince(t, mark, "a new spare", func(s poolState) bool { return s.Idle == 1 && s.Queued == 0 })
+	// A new spare takes its place: one child, not the old one, which the
+	// last Step saw idle. (Not "a Step after Value returned saw one": the
+	// Steps that start the new spare and reap the old child may both come
+	// before Value returns, and then nothing steps again.)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Millisecond) {
+		now := liveChildrenOf(t, os.Getpid())
+		p.mu.Lock()
+		last := p.seen[len(p.seen)-1]
+		p.mu.Unlock()
+		if len(now) == 1 && now[0] != pid && last.Idle == 1 && last.Children == 1 && last.Queued == 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no new spare took the old one's place in 20s: children %v, last Step saw %+v", now, last)
+	}
 	shutdown(t, d, nil)
 }
 
