@@ -27,11 +27,16 @@ type Codec interface {
 }
 
 // Gob is the default Codec: encoding/gob, one self-describing stream per
-// value, except that a []byte is passed as it is (its bytes are the
-// payload; Unmarshal into a *[]byte keeps data without a copy). It encodes most Go values, including unexported-field-free
-// structs, maps and slices; interface values need gob.Register. A nil
-// pointer cannot be encoded as the whole value: Marshal returns an error
-// for it (where gob itself would panic).
+// value, with two short cuts. A []byte is passed as it is (its bytes are
+// the payload; Unmarshal into a *[]byte keeps data without a copy). A
+// bool, an integer, a float or a string (the exact types, not named types
+// over them) is written in a short form of a few bytes instead of a gob
+// stream, which costs a gob encoder and decoder per value; it decodes only
+// into the type it was made from, and Unmarshal still takes a gob stream
+// for those types. Gob encodes most Go values, including
+// unexported-field-free structs, maps and slices; interface values need
+// gob.Register. A nil pointer cannot be encoded as the whole value:
+// Marshal returns an error for it (where gob itself would panic).
 var Gob Codec = gobCodec{}
 
 // JSON is the Codec of encoding/json.
@@ -43,6 +48,9 @@ func (gobCodec) Marshal(v any) ([]byte, error) {
 	// A []byte travels as it is: no encoder, no copy. A 64 MiB result
 	// then costs one trip through the pipe, not three copies.
 	if b, ok := v.([]byte); ok {
+		return b, nil
+	}
+	if b, ok := marshalScalar(v); ok {
 		return b, nil
 	}
 	// gob panics on a nil pointer instead of returning an error. Make it
@@ -63,6 +71,9 @@ func (gobCodec) Unmarshal(data []byte, v any) error {
 	if p, ok := v.(*[]byte); ok {
 		*p = data
 		return nil
+	}
+	if len(data) > 0 && data[0] == scalarMark {
+		return unmarshalScalar(data, v)
 	}
 	return gob.NewDecoder(bytes.NewReader(data)).Decode(v)
 }
