@@ -66,9 +66,8 @@ func (d *Dispatcher) run(started chan<- error) {
 		}
 		if d.woke {
 			// Futures resolved this round woke their callers onto this
-			// goroutine's P, where they would wait until the runtime
-			// noticed that this goroutine sleeps in epoll_wait: let them
-			// run now.
+			// goroutine's P, where they would wait until this goroutine
+			// parked in Step: let them run now.
 			d.woke = false
 			runtime.Gosched()
 		}

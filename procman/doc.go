@@ -26,9 +26,11 @@
 // # The manager
 //
 // A [Manager] holds one epoll set with a pidfd and a message pipe for every
-// child and an eventfd for [Manager.Wakeup]. [Manager.Step] sleeps in
-// epoll_wait with no polling timeout (it wakes at a deadline only when the
-// caller set one with [Manager.SetDeadline]), reads every ready message,
+// child. [Manager.Step] parks its goroutine in the Go runtime's poller until
+// that set has events, with no polling timeout (it wakes at a deadline only
+// when the caller set one with [Manager.SetDeadline]); [Manager.Wakeup]
+// ends the park from any goroutine without a system call. Step then reads
+// every ready message,
 // reaps every exited child with waitid on its pidfd, and delivers what it
 // found to each child's [Handler]. Nothing here waits on "any child", so
 // os/exec in the same program keeps its exit statuses, and several managers

@@ -33,10 +33,17 @@ type Manager struct {
 	devnull int
 	argv    []string
 
-	wakeMu     sync.RWMutex // guards evfd and wakeClosed against Setup and Teardown
-	evfd       int          // -1 before Setup and after Teardown
-	wakeClosed bool         // Teardown closed evfd
-	woken      atomic.Bool  // a wakeup is pending in evfd: later Wakeups need not write
+	// Step parks its goroutine in the runtime's poller until epfd is
+	// readable, through poll, which wraps epfd. Wakeup ends the park by
+	// moving poll's read deadline into the past: the runtime then makes
+	// the parked goroutine runnable on the waking goroutine's own P,
+	// without a system call, and it runs on that thread as soon as the
+	// caller waits (for a future, say).
+	wakeMu     sync.RWMutex    // guards poll and wakeClosed against Setup and Teardown
+	poll       *os.File        // epfd, in the runtime's poller; nil before Setup and after Teardown
+	pollConn   syscall.RawConn // poll's
+	wakeClosed bool            // Teardown closed poll
+	woken      atomic.Bool     // a Wakeup came since Step last returned: the next does not park
 
 	nextID   uint32
 	procs    map[uint32]*Process
@@ -80,8 +87,7 @@ type Process struct {
 
 // epoll event roles, kept in the event's Pad field beside the process id.
 const (
-	roleWake = iota
-	roleMsg
+	roleMsg = iota + 1
 	roleInv
 	rolePid
 	roleErr
@@ -89,7 +95,7 @@ const (
 
 // New returns a Manager configured by opts. Call Setup before using it.
 func New(opts ...Option) *Manager {
-	m := &Manager{epfd: -1, evfd: -1, devnull: -1, procs: make(map[uint32]*Process)}
+	m := &Manager{epfd: -1, devnull: -1, procs: make(map[uint32]*Process)}
 	m.opts = options{pipeSize: 1 << 20, hangupWait: 2 * time.Second, maxPayload: wire.DefaultMaxPayload}
 	for _, o := range opts {
 		o.apply(&m.opts)
@@ -111,8 +117,8 @@ func (m *Manager) enter() {
 
 func (m *Manager) leave() { m.busy.Store(0) }
 
-// Setup opens the manager's epoll set and wakeup eventfd. It must be called
-// once, before anything else.
+// Setup opens the manager's epoll set. It must be called once, before
+// anything else.
 func (m *Manager) Setup() (err error) {
 	m.enter()
 	defer m.leave()
@@ -136,19 +142,28 @@ func (m *Manager) Setup() (err error) {
 	if m.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return fmt.Errorf("procman: epoll_create1: %w", err)
 	}
-	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	// Non-blocking, the epoll fd joins the runtime's poller (an epoll set
+	// in an epoll set), which tells Step when it has events.
+	if err = unix.SetNonblock(m.epfd, true); err != nil {
+		return fmt.Errorf("procman: making the epoll fd non-blocking: %w", err)
+	}
+	poll := os.NewFile(uintptr(m.epfd), "procman-epoll")
+	if err = poll.SetReadDeadline(time.Time{}); err != nil {
+		poll.Close()
+		m.epfd = -1
+		return fmt.Errorf("procman: the runtime's poller does not take the epoll fd: %w", err)
+	}
+	rc, err := poll.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("procman: eventfd: %w", err)
+		poll.Close()
+		m.epfd = -1
+		return fmt.Errorf("procman: the epoll fd: %w", err)
 	}
 	m.wakeMu.Lock()
-	m.evfd = evfd
+	m.poll, m.pollConn = poll, rc
 	m.wakeMu.Unlock()
 	if m.devnull, err = unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 		return fmt.Errorf("procman: opening %s: %w", os.DevNull, err)
-	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: 0, Pad: roleWake}
-	if err = unix.EpollCtl(m.epfd, unix.EPOLL_CTL_ADD, m.evfd, &ev); err != nil {
-		return fmt.Errorf("procman: adding the eventfd to epoll: %w", err)
 	}
 	m.events = make([]unix.EpollEvent, 128)
 	m.state = 1
@@ -164,26 +179,25 @@ func (m *Manager) Wakeup() error {
 	}
 	m.wakeMu.RLock()
 	defer m.wakeMu.RUnlock()
-	if m.evfd < 0 {
+	if m.poll == nil {
 		m.woken.Store(false)
 		if m.wakeClosed {
 			return ErrTornDown
 		}
 		return ErrNotSetUp
 	}
-	one := [8]byte{1}
-	for {
-		_, err := unix.Write(m.evfd, one[:])
-		switch err {
-		case nil, unix.EAGAIN: // EAGAIN: the counter is full, a wakeup is pending anyway
-			return nil
-		case unix.EINTR:
-			continue
-		}
+	// A deadline in the past ends a park at once, and makes the next one
+	// end before it starts (Step sets its own deadline, then looks at
+	// woken, before it parks).
+	if err := m.poll.SetReadDeadline(longAgo); err != nil {
 		m.woken.Store(false)
-		return fmt.Errorf("procman: writing the wakeup eventfd: %w", err)
+		return fmt.Errorf("procman: waking the manager: %w", err)
 	}
+	return nil
 }
+
+// longAgo is a deadline that has always passed.
+var longAgo = time.Unix(1, 0)
 
 // SetDeadline makes Step return no later than t even when nothing happens;
 // the zero time removes the deadline. This is for the caller's own timers
@@ -382,14 +396,14 @@ func (m *Manager) Step() error {
 	}
 	m.flushDirty()
 	n, err := m.wait()
+	// A Wakeup from here on makes the next Step return at once (see
+	// wait). One that found woken still set came before this line, and
+	// what its caller did before it is seen once this Step returns.
+	m.woken.Store(false)
 	if err != nil {
 		return err
 	}
 	for _, ev := range m.events[:n] {
-		if ev.Pad == roleWake {
-			m.drainWakeup()
-			continue
-		}
 		p := m.procs[uint32(ev.Fd)]
 		if p == nil || p.state != StateRunning {
 			continue // finished earlier in this round
@@ -412,19 +426,47 @@ func (m *Manager) Step() error {
 	return nil
 }
 
-// wait sleeps in epoll_wait until an event or the earliest deadline.
+// wait waits until the epoll set has events, a Wakeup comes, or the
+// earliest deadline passes, and returns how many events it took into
+// m.events. It parks the goroutine in the runtime's poller rather than
+// blocking its thread in epoll_wait, so that a Wakeup, or a child's answer,
+// wakes the goroutine where the runtime has a thread running already.
 func (m *Manager) wait() (int, error) {
+	t := m.nextDeadline()
+	if (!t.IsZero() && !time.Now().Before(t)) || m.woken.Load() {
+		return m.epollNow()
+	}
+	// The deadline first, then woken: a Wakeup that finds woken clear
+	// moves the deadline into the past after this.
+	if err := m.poll.SetReadDeadline(t); err != nil {
+		return 0, fmt.Errorf("procman: setting the wait's deadline: %w", err)
+	}
+	if m.woken.Load() {
+		return m.epollNow()
+	}
+	var n int
+	var werr error
+	err := m.pollConn.Read(func(uintptr) bool {
+		// Called before the goroutine parks and after each time the
+		// poller sees epfd readable: what is ready now ends the wait.
+		n, werr = m.epollNow()
+		return n > 0 || werr != nil
+	})
+	switch {
+	case werr != nil:
+		return 0, werr
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return 0, nil // the deadline, or a Wakeup
+	case err != nil:
+		return 0, fmt.Errorf("procman: waiting on the epoll fd: %w", err)
+	}
+	return n, nil
+}
+
+// epollNow takes the events that are ready, without waiting.
+func (m *Manager) epollNow() (int, error) {
 	for {
-		timeout := -1
-		if t := m.nextDeadline(); !t.IsZero() {
-			d := time.Until(t)
-			if d <= 0 {
-				timeout = 0
-			} else {
-				timeout = int((d + time.Millisecond - 1) / time.Millisecond)
-			}
-		}
-		n, err := unix.EpollWait(m.epfd, m.events, timeout)
+		n, err := unix.EpollWait(m.epfd, m.events, 0)
 		if err == unix.EINTR {
 			continue
 		}
@@ -445,17 +487,6 @@ func (m *Manager) nextDeadline() time.Time {
 		}
 	}
 	return t
-}
-
-func (m *Manager) drainWakeup() {
-	// Read, then clear the flag. A Wakeup that finds the flag still set
-	// (and so does not write) came before the clear, and what its caller
-	// did before it is seen once this Step returns. Clearing first would
-	// let a racing Wakeup's write be swallowed by our read while the flag
-	// stays set, and every later Wakeup would then skip its write.
-	var buf [8]byte
-	_, _ = unix.Read(m.evfd, buf[:])
-	m.woken.Store(false)
 }
 
 func (m *Manager) killHungUp() {
@@ -761,9 +792,9 @@ func (m *Manager) Teardown() error {
 
 func (m *Manager) closeFDs() {
 	m.wakeMu.Lock()
-	if m.evfd >= 0 {
-		unix.Close(m.evfd)
-		m.evfd = -1
+	if m.poll != nil {
+		m.poll.Close() // and with it epfd
+		m.poll, m.pollConn, m.epfd = nil, nil, -1
 	}
 	m.wakeClosed = m.state == 2
 	m.wakeMu.Unlock()
