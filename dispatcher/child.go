@@ -224,7 +224,10 @@ func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
 			d.resolve(j, nil, taskError(j, p.Pid(), payload))
 		}
 		if c.linger && c.last && len(c.inflight) == 0 {
-			p.CloseInput() // the goodbye it waits for
+			// The goodbye it waits for, said once the caller has run
+			// (see Dispatcher.yieldToCallers): said now, its write
+			// would wake the child on the caller's way.
+			d.goodbyes = append(d.goodbyes, c)
 		}
 		d.makeReady(c)
 	case wire.KindHeartbeat:

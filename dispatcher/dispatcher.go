@@ -151,6 +151,7 @@ type Dispatcher struct {
 	wakeAt     time.Time // asked for by the strategy
 	handedOut  bool      // this round gave work to an idle child
 	woke       bool      // this round resolved futures, waking their callers
+	goodbyes   []*child  // lingering children whose last answer came this round
 }
 
 type joinReq struct {

@@ -303,8 +303,8 @@ func TestReusedBufferAnswersIntact(t *testing.T) {
 // A spare given its last task waits, once it has answered, for the
 // parent's goodbye before it exits (wire.Invocation.Linger), so that its
 // exit does not compete with the answer's way to the caller. The parent
-// says goodbye as soon as it has the answer: the child is gone long
-// before it would give up waiting (10 s).
+// says goodbye in the round that brought the answer, once the caller has
+// run: the child is gone long before it would give up waiting (10 s).
 func TestSpareExitsOnTheGoodbye(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Throttled(1, strategy.Spares(1)))
