@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/result"
@@ -203,6 +204,7 @@ func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
 	d := c.d
 	switch k {
 	case wire.KindAnswer, wire.KindTaskFailed:
+		tracepoint.Mark(tracepoint.AnswerRead)
 		j := c.running()
 		if j == nil {
 			d.log.Warn("protocol error: a child answered with no task in flight; ignored", "pid", p.Pid(), "kind", k.String())
@@ -223,6 +225,7 @@ func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
 		default:
 			d.resolve(j, nil, taskError(j, p.Pid(), payload))
 		}
+		tracepoint.Mark(tracepoint.Resolved)
 		if c.linger && c.last && len(c.inflight) == 0 {
 			// The goodbye it waits for, said once the caller has run
 			// (see Dispatcher.yieldToCallers): said now, its write

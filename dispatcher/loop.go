@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/task"
@@ -126,6 +127,7 @@ func (d *Dispatcher) intake() {
 	for _, x := range inbox {
 		switch x := x.(type) {
 		case *job:
+			tracepoint.Mark(tracepoint.JobTaken)
 			d.admit(x)
 		case cancelReq:
 			d.cancel(x.j, x.cause)

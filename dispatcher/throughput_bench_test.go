@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
 	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/strategy"
 	"github.com/procrastinate-go/procrastinate/task"
@@ -96,13 +97,16 @@ func latency(b *testing.B, d *dispatcher.Dispatcher, idle time.Duration) {
 		waitQuiet(b)
 		time.Sleep(idle)
 		b.StartTimer()
+		tracepoint.Mark(tracepoint.Scheduled)
 		t0 := time.Now()
 		if _, err := benchEcho.Schedule(d, i).Value(); err != nil {
 			b.Fatal(err)
 		}
 		times = append(times, time.Since(t0))
+		tracepoint.Mark(tracepoint.ValueReturned)
 	}
 	b.StopTimer()
+	tracepoint.Dump() // with the procrastinate_trace tag: bench/latency-trace.sh
 	slices.Sort(times)
 	b.ReportMetric(float64(times[len(times)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(times[len(times)*9/10].Microseconds()), "p90-µs")

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
 
@@ -62,7 +63,9 @@ func Serve(run func(c *Child) error) {
 	if err != nil {
 		fail(err.Error())
 	}
-	if err := run(c); err != nil {
+	err = run(c)
+	tracepoint.Dump()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "procrastinate: child %d: %v\n", os.Getpid(), err)
 		os.Exit(1)
 	}
@@ -189,6 +192,7 @@ func (c *Child) readLoop() {
 		}
 		switch k {
 		case wire.KindInvocation:
+			tracepoint.Mark(tracepoint.ChildRead)
 			if first {
 				// The parent sets the child's limits before it writes
 				// the first invocation.
@@ -283,6 +287,7 @@ func (c *Child) Next() ([]byte, error) {
 func (c *Child) got(p []byte, ok bool) ([]byte, error) {
 	if ok {
 		c.settle()
+		tracepoint.Mark(tracepoint.ChildTook)
 		return p, nil
 	}
 	if c.err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
 
@@ -396,6 +397,7 @@ func (m *Manager) Step() error {
 	}
 	m.flushDirty()
 	n, err := m.wait()
+	tracepoint.Mark(tracepoint.ManagerAwake)
 	// A Wakeup from here on makes the next Step return at once (see
 	// wait). One that found woken still set came before this line, and
 	// what its caller did before it is seen once this Step returns.
@@ -878,6 +880,7 @@ func (p *Process) flush() {
 		}
 		first := iov[0]
 		iov[0] = first[p.outOff:]
+		tracepoint.Mark(tracepoint.InvocationWrite)
 		n, err := unix.Writev(p.invfd, iov)
 		iov[0] = first
 		if err == unix.EINTR {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 )
@@ -96,6 +97,7 @@ func Serve(c *procman.Child) error {
 				return err
 			}
 		}
+		tracepoint.Mark(tracepoint.AnswerWrite)
 		if err := c.Send(kind, out); err != nil {
 			return err
 		}
@@ -136,9 +138,11 @@ func runOne(root context.Context, inv *wire.Invocation, goexit func(wire.Kind, [
 		ctx, cancel = context.WithDeadline(ctx, inv.Deadline)
 		defer cancel()
 	}
+	tracepoint.Mark(tracepoint.TaskStarted)
 	out, err, panicked, stack := protect(ctx, e, inv.Arg, func(stack string) {
 		goexit(failure(fmt.Sprintf("task %q called runtime.Goexit instead of returning", inv.Task), stack, false))
 	})
+	tracepoint.Mark(tracepoint.TaskDone)
 	if panicked {
 		return failure(err.Error(), stack, true)
 	}
