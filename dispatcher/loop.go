@@ -67,6 +67,7 @@ func (d *Dispatcher) run(started chan<- error) {
 		}
 		d.yieldToCallers()
 		d.pm.SetDeadline(d.nextDeadline())
+		d.pm.SetIdle(d.idle())
 		if err := d.pm.Step(); err != nil {
 			d.log.Error("process manager step failed; closing", "error", err)
 			d.mu.Lock()
@@ -78,9 +79,28 @@ func (d *Dispatcher) run(started chan<- error) {
 	}
 }
 
+// idle reports whether the dispatcher waits for new work and nothing else:
+// no job is unresolved, and every child alive is ready and has nothing in
+// flight (none is starting a task, answering, or on its way out). Its
+// Step then waits where a Schedule's Wakeup reaches it soonest (see
+// procman.Manager.SetIdle).
+func (d *Dispatcher) idle() bool {
+	if d.unresolved > 0 || len(d.goodbyes) > 0 {
+		return false
+	}
+	n := 0
+	for _, c := range d.ready {
+		if len(c.inflight) > 0 {
+			return false
+		}
+		n++
+	}
+	return n == d.pm.ProcessCount()
+}
+
 // yieldToCallers lets the callers of the futures resolved this round run
 // first: woken onto this goroutine's P, they would otherwise wait until it
-// parks in Step, or, before a fork, for the exec. Then it says the goodbyes
+// sleeps in Step, or, before a fork, for the exec. Then it says the goodbyes
 // that lingering children wait for (see child.Message). Said before, a
 // goodbye's write, which wakes its child, cost the caller 7-10 µs at the
 // median (traced; see docs/performance.md).

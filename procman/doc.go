@@ -26,11 +26,12 @@
 // # The manager
 //
 // A [Manager] holds one epoll set with a pidfd and a message pipe for every
-// child. [Manager.Step] parks its goroutine in the Go runtime's poller until
-// that set has events, with no polling timeout (it wakes at a deadline only
-// when the caller set one with [Manager.SetDeadline]); [Manager.Wakeup]
-// ends the park from any goroutine without a system call. Step then reads
-// every ready message,
+// child and an eventfd for [Manager.Wakeup]. [Manager.Step] waits with no
+// polling timeout (it wakes at a deadline only when the caller set one
+// with [Manager.SetDeadline]): its thread blocked in epoll_wait, or, when
+// the owner said it is idle ([Manager.SetIdle]), its goroutine parked in
+// the Go runtime's poller, where a Wakeup reaches it without a system
+// call. Then it reads every ready message,
 // reaps every exited child with waitid on its pidfd, and delivers what it
 // found to each child's [Handler]. Nothing here waits on "any child", so
 // os/exec in the same program keeps its exit statuses, and several managers

@@ -34,17 +34,19 @@ type Manager struct {
 	devnull int
 	argv    []string
 
-	// Step parks its goroutine in the runtime's poller until epfd is
-	// readable, through poll, which wraps epfd. Wakeup ends the park by
-	// moving poll's read deadline into the past: the runtime then makes
-	// the parked goroutine runnable on the waking goroutine's own P,
-	// without a system call, and it runs on that thread as soon as the
-	// caller waits (for a future, say).
-	wakeMu     sync.RWMutex    // guards poll and wakeClosed against Setup and Teardown
-	poll       *os.File        // epfd, in the runtime's poller; nil before Setup and after Teardown
-	pollConn   syscall.RawConn // poll's
-	wakeClosed bool            // Teardown closed poll
-	woken      atomic.Bool     // a Wakeup came since Step last returned: the next does not park
+	wakeMu     sync.RWMutex // guards evfd, wakeClosed and poll against Setup, Teardown and the owner
+	evfd       int          // -1 before Setup and after Teardown
+	wakeClosed bool         // Teardown closed evfd
+	woken      atomic.Bool  // a Wakeup came since Step last returned: later ones need do nothing
+
+	// An idle manager (SetIdle) waits in the runtime's poller: poll is a
+	// duplicate of epfd, registered there, and a Wakeup that finds
+	// parkable set moves poll's read deadline into the past instead of
+	// writing evfd. See wait.
+	idle     bool
+	poll     *os.File        // nil where the runtime's poller refused it: never idle
+	pollConn syscall.RawConn // poll's
+	parkable atomic.Bool     // the owner waits, or is about to, in the poller
 
 	nextID   uint32
 	procs    map[uint32]*Process
@@ -88,7 +90,8 @@ type Process struct {
 
 // epoll event roles, kept in the event's Pad field beside the process id.
 const (
-	roleMsg = iota + 1
+	roleWake = iota
+	roleMsg
 	roleInv
 	rolePid
 	roleErr
@@ -96,7 +99,7 @@ const (
 
 // New returns a Manager configured by opts. Call Setup before using it.
 func New(opts ...Option) *Manager {
-	m := &Manager{epfd: -1, devnull: -1, procs: make(map[uint32]*Process)}
+	m := &Manager{epfd: -1, evfd: -1, devnull: -1, procs: make(map[uint32]*Process)}
 	m.opts = options{pipeSize: 1 << 20, hangupWait: 2 * time.Second, maxPayload: wire.DefaultMaxPayload}
 	for _, o := range opts {
 		o.apply(&m.opts)
@@ -118,8 +121,8 @@ func (m *Manager) enter() {
 
 func (m *Manager) leave() { m.busy.Store(0) }
 
-// Setup opens the manager's epoll set. It must be called once, before
-// anything else.
+// Setup opens the manager's epoll set and wakeup eventfd. It must be called
+// once, before anything else.
 func (m *Manager) Setup() (err error) {
 	m.enter()
 	defer m.leave()
@@ -143,28 +146,26 @@ func (m *Manager) Setup() (err error) {
 	if m.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return fmt.Errorf("procman: epoll_create1: %w", err)
 	}
-	// Non-blocking, the epoll fd joins the runtime's poller (an epoll set
-	// in an epoll set), which tells Step when it has events.
-	if err = unix.SetNonblock(m.epfd, true); err != nil {
-		return fmt.Errorf("procman: making the epoll fd non-blocking: %w", err)
-	}
-	poll := os.NewFile(uintptr(m.epfd), "procman-epoll")
-	if err = poll.SetReadDeadline(time.Time{}); err != nil {
-		poll.Close()
-		m.epfd = -1
-		return fmt.Errorf("procman: the runtime's poller does not take the epoll fd: %w", err)
-	}
-	rc, err := poll.SyscallConn()
+	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
-		poll.Close()
-		m.epfd = -1
-		return fmt.Errorf("procman: the epoll fd: %w", err)
+		return fmt.Errorf("procman: eventfd: %w", err)
 	}
 	m.wakeMu.Lock()
-	m.poll, m.pollConn = poll, rc
+	m.evfd = evfd
 	m.wakeMu.Unlock()
 	if m.devnull, err = unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 		return fmt.Errorf("procman: opening %s: %w", os.DevNull, err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: 0, Pad: roleWake}
+	if err = unix.EpollCtl(m.epfd, unix.EPOLL_CTL_ADD, m.evfd, &ev); err != nil {
+		return fmt.Errorf("procman: adding the eventfd to epoll: %w", err)
+	}
+	if f, rc, err := pollable(m.epfd); err == nil {
+		m.wakeMu.Lock()
+		m.poll, m.pollConn = f, rc
+		m.wakeMu.Unlock()
+	} else {
+		m.log.Debug("the runtime's poller does not take the epoll fd; an idle manager waits in epoll_wait", "error", err)
 	}
 	m.events = make([]unix.EpollEvent, 128)
 	m.state = 1
@@ -180,25 +181,48 @@ func (m *Manager) Wakeup() error {
 	}
 	m.wakeMu.RLock()
 	defer m.wakeMu.RUnlock()
-	if m.poll == nil {
+	if m.evfd < 0 {
 		m.woken.Store(false)
 		if m.wakeClosed {
 			return ErrTornDown
 		}
 		return ErrNotSetUp
 	}
-	// A deadline in the past ends a park at once, and makes the next one
-	// end before it starts (Step sets its own deadline, then looks at
-	// woken, before it parks).
-	if err := m.poll.SetReadDeadline(longAgo); err != nil {
-		m.woken.Store(false)
-		return fmt.Errorf("procman: waking the manager: %w", err)
+	if m.parkable.Load() && m.poll != nil && m.poll.SetReadDeadline(longAgo) == nil {
+		// The owner parks, or is about to, in the runtime's poller: it
+		// becomes runnable on this goroutine's P, with no system call.
+		return nil
 	}
-	return nil
+	one := [8]byte{1}
+	for {
+		_, err := unix.Write(m.evfd, one[:])
+		switch err {
+		case nil, unix.EAGAIN: // EAGAIN: the counter is full, a wakeup is pending anyway
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		m.woken.Store(false)
+		return fmt.Errorf("procman: writing the wakeup eventfd: %w", err)
+	}
 }
 
-// longAgo is a deadline that has always passed.
+// longAgo is a read deadline that has always passed.
 var longAgo = time.Unix(1, 0)
+
+// SetIdle tells the manager whether its owner is idle: nothing in flight
+// and no child on its way out, so that what the next Step most likely
+// waits for is a Wakeup, for new work. An idle manager's Step parks its
+// goroutine in the Go runtime's poller, where a Wakeup makes it runnable
+// on the waking goroutine's own P, with no system call, and it runs on
+// that thread as soon as the waker waits (about 15 µs sooner than a thread
+// woken on another CPU, on the machine of docs/performance.md). A busy
+// manager's Step blocks its thread in epoll_wait: each child event then
+// costs one thread wake-up, where the runtime's poller costs two and a
+// spinning thread (about 100 µs more of the parent's CPU per task when a
+// fresh process runs each task). The default is busy. Like Step, it
+// belongs to the owner goroutine.
+func (m *Manager) SetIdle(idle bool) { m.idle = idle }
 
 // SetDeadline makes Step return no later than t even when nothing happens;
 // the zero time removes the deadline. This is for the caller's own timers
@@ -398,14 +422,15 @@ func (m *Manager) Step() error {
 	m.flushDirty()
 	n, err := m.wait()
 	tracepoint.Mark(tracepoint.ManagerAwake)
-	// A Wakeup from here on makes the next Step return at once (see
-	// wait). One that found woken still set came before this line, and
-	// what its caller did before it is seen once this Step returns.
-	m.woken.Store(false)
 	if err != nil {
 		return err
 	}
 	for _, ev := range m.events[:n] {
+		if ev.Pad == roleWake {
+			var buf [8]byte
+			_, _ = unix.Read(m.evfd, buf[:])
+			continue
+		}
 		p := m.procs[uint32(ev.Fd)]
 		if p == nil || p.state != StateRunning {
 			continue // finished earlier in this round
@@ -425,25 +450,63 @@ func (m *Manager) Step() error {
 		m.killHungUp()
 	}
 	m.deliverFinished()
+	// A Wakeup from here on acts (writes evfd, or moves poll's deadline)
+	// and makes the next Step return at once. One that found woken still
+	// set came before this line, and what its caller did before it is
+	// seen once this Step returns. (The eventfd was read above: clearing
+	// before that read would let a racing Wakeup's write be swallowed
+	// while woken stays set, and every later Wakeup would do nothing.)
+	m.woken.Store(false)
 	return nil
 }
 
-// wait waits until the epoll set has events, a Wakeup comes, or the
-// earliest deadline passes, and returns how many events it took into
-// m.events. It parks the goroutine in the runtime's poller rather than
-// blocking its thread in epoll_wait, so that a Wakeup, or a child's answer,
-// wakes the goroutine where the runtime has a thread running already.
+// wait waits until an event, a Wakeup, or the earliest deadline, and
+// returns how many events it took into m.events: idle (SetIdle), parked in
+// the runtime's poller; busy, blocking its thread in epoll_wait.
+//
+// A Wakeup sets woken, then looks at parkable; wait sets parkable (or
+// clears it), then looks at woken. So either wait sees the Wakeup and does
+// not sleep, or the Wakeup sees how wait sleeps: parkable, it moves poll's
+// deadline into the past, after wait set it (the file's deadline calls
+// are ordered); not, it writes evfd, which ends both waits.
 func (m *Manager) wait() (int, error) {
-	t := m.nextDeadline()
-	if (!t.IsZero() && !time.Now().Before(t)) || m.woken.Load() {
+	if m.idle && m.poll != nil {
+		return m.park()
+	}
+	m.parkable.Store(false)
+	if m.woken.Load() {
 		return m.epollNow()
 	}
-	// The deadline first, then woken: a Wakeup that finds woken clear
-	// moves the deadline into the past after this.
+	for {
+		timeout := -1
+		if t := m.nextDeadline(); !t.IsZero() {
+			d := time.Until(t)
+			if d <= 0 {
+				timeout = 0
+			} else {
+				timeout = int((d + time.Millisecond - 1) / time.Millisecond)
+			}
+		}
+		n, err := unix.EpollWait(m.epfd, m.events, timeout)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("procman: epoll_wait: %w", err)
+		}
+		return n, nil
+	}
+}
+
+// park is wait for an idle manager: the goroutine parks in the runtime's
+// poller until epfd is readable, with the deadline as poll's.
+func (m *Manager) park() (int, error) {
+	m.parkable.Store(true)
+	t := m.nextDeadline()
 	if err := m.poll.SetReadDeadline(t); err != nil {
 		return 0, fmt.Errorf("procman: setting the wait's deadline: %w", err)
 	}
-	if m.woken.Load() {
+	if (!t.IsZero() && !time.Now().Before(t)) || m.woken.Load() {
 		return m.epollNow()
 	}
 	var n int
@@ -477,6 +540,31 @@ func (m *Manager) epollNow() (int, error) {
 		}
 		return n, nil
 	}
+}
+
+// pollable returns a duplicate of fd that the runtime's poller watches.
+func pollable(fd int) (*os.File, syscall.RawConn, error) {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("duplicating the epoll fd: %w", err)
+	}
+	// O_NONBLOCK is the open file's, shared with fd: epoll_wait does not
+	// look at it.
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		return nil, nil, err
+	}
+	f := os.NewFile(uintptr(dup), "procman-epoll")
+	if err := f.SetReadDeadline(time.Time{}); err != nil { // ErrNoDeadline: not in the poller
+		f.Close()
+		return nil, nil, err
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, rc, nil
 }
 
 func (m *Manager) nextDeadline() time.Time {
@@ -794,9 +882,14 @@ func (m *Manager) Teardown() error {
 
 func (m *Manager) closeFDs() {
 	m.wakeMu.Lock()
+	if m.evfd >= 0 {
+		unix.Close(m.evfd)
+		m.evfd = -1
+	}
 	if m.poll != nil {
-		m.poll.Close() // and with it epfd
-		m.poll, m.pollConn, m.epfd = nil, nil, -1
+		m.parkable.Store(false)
+		m.poll.Close()
+		m.poll, m.pollConn = nil, nil
 	}
 	m.wakeClosed = m.state == 2
 	m.wakeMu.Unlock()

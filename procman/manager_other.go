@@ -11,7 +11,7 @@ import (
 
 // Manager starts and watches child processes. On this platform it cannot:
 // Setup returns ErrUnsupported, and every other call ErrNotSetUp. The
-// mechanism needs Linux's pidfds and epoll (see manager_linux.go).
+// mechanism needs Linux's pidfds, epoll and eventfd (see manager_linux.go).
 type Manager struct{}
 
 // Process is one child of a Manager. No value of it exists on this
@@ -29,6 +29,9 @@ func (m *Manager) Wakeup() error { return ErrNotSetUp }
 
 // SetDeadline does nothing on this platform.
 func (m *Manager) SetDeadline(t time.Time) {}
+
+// SetIdle does nothing on this platform.
+func (m *Manager) SetIdle(idle bool) {}
 
 // NeedsLockedThread is always false on this platform.
 func (m *Manager) NeedsLockedThread() bool { return false }

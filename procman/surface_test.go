@@ -112,7 +112,7 @@ func TestSetDeadlineMakesStepReturn(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
-// A Wakeup that races with the Step that clears the pending one must not be
+// A Wakeup that races with the Step that drains the eventfd must not be
 // lost: here two goroutines call Wakeup without pause while the owner
 // steps, and then every single Wakeup must still wake a sleeping Step.
 func TestWakeupIsNeverLostUnderContention(t *testing.T) {
