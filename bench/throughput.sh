@@ -3,8 +3,10 @@
 # (dispatcher/throughput_bench_test.go and bench_test.go) beside their
 # peers: Python's ProcessPoolExecutor (peers.py ppe_submit) for reused
 # workers, the bare re-exec loop (BenchmarkBareReexec2) and Python's
-# proc_fork for a fresh process per task, and bench/pingpong.c (a bare
-# pipe round trip in C, if a C compiler is there) under the latencies.
+# proc_fork for a fresh process per task, and under the latencies their
+# floors: bench/gopingpong (a bare pipe round trip between Go processes, to
+# a fresh child and to a reused one) and bench/pingpong.c (the same in C,
+# if a C compiler is there).
 # Interleaved rounds on one machine, and one table of medians with the
 # ratios taken within each round.
 #
@@ -28,6 +30,7 @@ unset GORACE
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 go test -c -o "$tmp/d.test" ./dispatcher/
+go build -o "$tmp/gopingpong" ./bench/gopingpong
 
 run() { # name, bench regexp, benchtime; appends "name unit value round"
 	"$tmp/d.test" -test.run '^$' -test.bench "$2" -test.benchtime "$3" 2>/dev/null |
@@ -46,6 +49,10 @@ for r in $(seq "$rounds"); do
 	run latency-spare-20ms '^BenchmarkLatencySpare$/^idle=20ms$' 100x
 	run latency-reused '^BenchmarkLatencyReused$/^idle=1ms$' 200x
 	run latency-reused-20ms '^BenchmarkLatencyReused$/^idle=20ms$' 100x
+	for mode in fresh reused; do
+		"$tmp/gopingpong" -mode "$mode" -trips 100 -idle 1ms |
+			sed -n "s/.*p50_us=\([0-9.]*\) p90_us=\([0-9.]*\).*/gopingpong-$mode p50-µs \1 $r\ngopingpong-$mode p90-µs \2 $r/p" >>"$tmp/all"
+	done
 	run answer-64MiB '^BenchmarkAnswer64MiB$' 10x
 	run memory '^BenchmarkParentMemoryPerChild$' 1x
 done
@@ -84,6 +91,8 @@ printf '%-52s %14s\n' "latency, warm spare, 1 ms idle: p50 / p90 µs" "$(get lat
 printf '%-52s %14s\n' "latency, warm spare, 20 ms idle: p50 / p90 µs" "$(get latency-spare-20ms p50-µs) / $(get latency-spare-20ms p90-µs)"
 printf '%-52s %14s\n' "latency, reused idle child, 1 ms idle: p50 / p90 µs" "$(get latency-reused p50-µs) / $(get latency-reused p90-µs)"
 printf '%-52s %14s\n' "latency, reused idle child, 20 ms idle: p50 / p90" "$(get latency-reused-20ms p50-µs) / $(get latency-reused-20ms p90-µs)"
+printf '%-52s %14s\n' "Go pipe round trip, fresh child (gopingpong), 1 ms idle" "$(get gopingpong-fresh p50-µs) / $(get gopingpong-fresh p90-µs)"
+printf '%-52s %14s\n' "Go pipe round trip, reused child, 1 ms idle" "$(get gopingpong-reused p50-µs) / $(get gopingpong-reused p90-µs)"
 printf '%-52s %14s\n' "C pipe round trip (pingpong.c), 1 ms idle: p50 / p90" "$(get pingpong-1000 p50-µs) / $(get pingpong-1000 p90-µs)"
 printf '%-52s %14s\n' "the same, 20 ms idle: p50 / p90" "$(get pingpong-20000 p50-µs) / $(get pingpong-20000 p90-µs)"
 printf '%-52s %14.0f\n' "64 MiB []byte answer through Value: MB/s" "$(get answer-64MiB MB/s)"
