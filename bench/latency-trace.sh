@@ -5,8 +5,9 @@
 # task passes, in both processes, on the clock they share), runs the
 # latency benchmarks of a warm spare and of a reused idle child (1 ms of
 # idleness before each task), and prints a table for each
-# (bench/tracetable). The marks cost about a microsecond each; the totals
-# are a little above the untraced benchmarks'.
+# (bench/tracetable). Each mark costs two system calls (the clock and
+# the CPU), a microsecond or two: the traced totals run 20-30 µs above the
+# untraced benchmarks', and the steps are what to compare.
 #
 #   bash bench/latency-trace.sh          # 200 tasks each, under a minute
 #   TASKS=500 bash bench/latency-trace.sh
