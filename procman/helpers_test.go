@@ -180,3 +180,17 @@ func waitGone(t *testing.T, within time.Duration, pids map[int]uint64) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// stepWokenLater runs step while another goroutine calls Wakeup a few
+// milliseconds later, and fails if step sleeps to its deadline instead.
+func stepWokenLater(t *testing.T, m *procman.Manager, step func() error) {
+	t.Helper()
+	deadline := time.Now().Add(safety)
+	m.SetDeadline(deadline)
+	go func() {
+		time.Sleep(2 * time.Millisecond)
+		_ = m.Wakeup()
+	}()
+	require.NoError(t, step())
+	require.True(t, time.Now().Before(deadline), "Step slept to its deadline: the Wakeup was lost")
+}

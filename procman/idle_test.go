@@ -40,120 +40,110 @@ func (s *stepper) Step() error {
 	return s.m.Step()
 }
 
-func TestWakeupReachesEveryWait(t *testing.T) {
+// forEachWait runs test once for each pattern of waits, with a fresh
+// manager and a stepper that follows the pattern.
+func forEachWait(t *testing.T, test func(t *testing.T, m *procman.Manager, s *stepper)) {
 	for _, w := range waits {
 		t.Run(w.name, func(t *testing.T) {
 			leakcheck.Check(t)
 			m := newManager(t)
-			s := &stepper{m: m, idle: w.idle}
-			for range 4 {
-				// From another goroutine, while Step sleeps.
-				done := make(chan error, 1)
-				go func() { done <- s.Step() }()
-				assertAsleep(t, done)
-				require.NoError(t, m.Wakeup())
-				require.NoError(t, <-done)
-
-				// Before Step: kept, and used up by one Step.
-				require.NoError(t, m.Wakeup())
-				require.NoError(t, m.Wakeup())
-				deadline := time.Now().Add(safety)
-				m.SetDeadline(deadline)
-				require.NoError(t, s.Step())
-				require.True(t, time.Now().Before(deadline), "Step slept to its deadline: the Wakeup was lost")
-				deadline = time.Now().Add(20 * time.Millisecond)
-				m.SetDeadline(deadline)
-				require.NoError(t, s.Step())
-				require.False(t, time.Now().Before(deadline), "Step returned before its deadline with nothing to do")
-				m.SetDeadline(time.Time{})
-			}
+			test(t, m, &stepper{m: m, idle: w.idle})
 		})
 	}
+}
+
+func TestWakeupReachesEveryWait(t *testing.T) {
+	forEachWait(t, func(t *testing.T, m *procman.Manager, s *stepper) {
+		for range 4 {
+			// From another goroutine, while Step sleeps.
+			done := make(chan error, 1)
+			go func() { done <- s.Step() }()
+			assertAsleep(t, done)
+			require.NoError(t, m.Wakeup())
+			require.NoError(t, <-done)
+
+			// Before Step: kept, and used up by one Step.
+			require.NoError(t, m.Wakeup())
+			require.NoError(t, m.Wakeup())
+			deadline := time.Now().Add(safety)
+			m.SetDeadline(deadline)
+			require.NoError(t, s.Step())
+			require.True(t, time.Now().Before(deadline), "Step slept to its deadline: the Wakeup was lost")
+			deadline = time.Now().Add(20 * time.Millisecond)
+			m.SetDeadline(deadline)
+			require.NoError(t, s.Step())
+			require.False(t, time.Now().Before(deadline), "Step returned before its deadline with nothing to do")
+			m.SetDeadline(time.Time{})
+		}
+	})
 }
 
 // Wakeups without pause from two goroutines while the owner steps, and
 // switches its wait: none may be lost.
 func TestWakeupIsNeverLostWhileTheWaitSwitches(t *testing.T) {
-	for _, w := range waits {
-		t.Run(w.name, func(t *testing.T) {
-			leakcheck.Check(t)
-			m := newManager(t)
-			s := &stepper{m: m, idle: w.idle}
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for range 2 {
-				wg.Go(func() {
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-							_ = m.Wakeup()
-						}
+	forEachWait(t, func(t *testing.T, m *procman.Manager, s *stepper) {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						_ = m.Wakeup()
 					}
-				})
-			}
-			for range 1000 {
-				deadline := time.Now().Add(5 * time.Second)
-				m.SetDeadline(deadline)
-				require.NoError(t, s.Step())
-				if !time.Now().Before(deadline) {
-					close(stop)
-					wg.Wait()
-					t.Fatal("Step slept to its deadline while Wakeup was called without pause: wakeups are lost")
 				}
+			})
+		}
+		for range 1000 {
+			deadline := time.Now().Add(5 * time.Second)
+			m.SetDeadline(deadline)
+			require.NoError(t, s.Step())
+			if !time.Now().Before(deadline) {
+				close(stop)
+				wg.Wait()
+				t.Fatal("Step slept to its deadline while Wakeup was called without pause: wakeups are lost")
 			}
-			close(stop)
-			wg.Wait()
-			m.SetDeadline(time.Now())
-			require.NoError(t, s.Step()) // take what the storm left pending
-			for range 6 {
-				deadline := time.Now().Add(safety)
-				m.SetDeadline(deadline)
-				go func() {
-					time.Sleep(2 * time.Millisecond)
-					_ = m.Wakeup()
-				}()
-				require.NoError(t, s.Step())
-				require.True(t, time.Now().Before(deadline), "Step slept to its deadline: the Wakeup was lost")
-			}
-		})
-	}
+		}
+		close(stop)
+		wg.Wait()
+		m.SetDeadline(time.Now())
+		require.NoError(t, s.Step()) // take what the storm left pending
+		for range 6 {
+			stepWokenLater(t, m, s.Step)
+		}
+	})
 }
 
 // A child's frames and its exit reach a Step in every wait, and the
 // deadline ends every wait.
 func TestEveryWaitSeesChildrenAndDeadlines(t *testing.T) {
-	for _, w := range waits {
-		t.Run(w.name, func(t *testing.T) {
-			leakcheck.Check(t)
-			m := newManager(t)
-			s := &stepper{m: m, idle: w.idle}
-			const n = 5
-			c := &child{}
-			c.onMessage = func(p *procman.Process, k wire.Kind, payload []byte) {
-				if got := len(c.answers()); got < n {
-					require.NoError(t, p.Send(wire.KindInvocation, work("echo", strconv.Itoa(got), got == n-1)))
-				}
+	forEachWait(t, func(t *testing.T, m *procman.Manager, s *stepper) {
+		const n = 5
+		c := &child{}
+		c.onMessage = func(p *procman.Process, k wire.Kind, payload []byte) {
+			if got := len(c.answers()); got < n {
+				require.NoError(t, p.Send(wire.KindInvocation, work("echo", strconv.Itoa(got), got == n-1)))
 			}
-			_, err := m.CreateProcess(procman.Spec{Invocation: work("echo", "0", false)}, c)
-			require.NoError(t, err)
-			deadline := time.Now().Add(safety)
-			m.SetDeadline(deadline)
-			for c.exit == nil {
-				require.NoError(t, s.Step())
-				require.True(t, time.Now().Before(deadline), "the child's frames or exit did not reach Step")
-			}
-			require.True(t, c.exit.Success(), "%v", c.exit)
-			require.Len(t, c.answers(), n)
+		}
+		_, err := m.CreateProcess(procman.Spec{Invocation: work("echo", "0", false)}, c)
+		require.NoError(t, err)
+		deadline := time.Now().Add(safety)
+		m.SetDeadline(deadline)
+		for c.exit == nil {
+			require.NoError(t, s.Step())
+			require.True(t, time.Now().Before(deadline), "the child's frames or exit did not reach Step")
+		}
+		require.True(t, c.exit.Success(), "%v", c.exit)
+		require.Len(t, c.answers(), n)
 
-			for range 3 {
-				deadline := time.Now().Add(15 * time.Millisecond)
-				m.SetDeadline(deadline)
-				require.NoError(t, s.Step())
-				require.False(t, time.Now().Before(deadline), "Step returned before its deadline with nothing to do")
-			}
-			m.SetDeadline(time.Time{})
-		})
-	}
+		for range 3 {
+			deadline := time.Now().Add(15 * time.Millisecond)
+			m.SetDeadline(deadline)
+			require.NoError(t, s.Step())
+			require.False(t, time.Now().Before(deadline), "Step returned before its deadline with nothing to do")
+		}
+		m.SetDeadline(time.Time{})
+	})
 }

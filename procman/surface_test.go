@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -112,53 +111,6 @@ func TestSetDeadlineMakesStepReturn(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
-// A Wakeup that races with the Step that drains the eventfd must not be
-// lost: here two goroutines call Wakeup without pause while the owner
-// steps, and then every single Wakeup must still wake a sleeping Step.
-func TestWakeupIsNeverLostUnderContention(t *testing.T) {
-	leakcheck.Check(t)
-	m := newManager(t)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-					_ = m.Wakeup()
-				}
-			}
-		})
-	}
-	for range 2000 {
-		deadline := time.Now().Add(5 * time.Second)
-		m.SetDeadline(deadline)
-		require.NoError(t, m.Step())
-		if !time.Now().Before(deadline) {
-			close(stop)
-			wg.Wait()
-			t.Fatal("Step slept to its deadline while Wakeup was called without pause: wakeups are lost")
-		}
-	}
-	close(stop)
-	wg.Wait()
-	m.SetDeadline(time.Now())
-	require.NoError(t, m.Step()) // take what the storm left pending
-
-	for range 5 {
-		deadline := time.Now().Add(safety)
-		m.SetDeadline(deadline)
-		go func() {
-			time.Sleep(5 * time.Millisecond)
-			_ = m.Wakeup()
-		}()
-		require.NoError(t, m.Step())
-		require.True(t, time.Now().Before(deadline), "Step slept to its deadline: the Wakeup was lost")
-	}
-}
-
 func TestWakeupBeforeSetupDoesNotSpoilLaterWakeups(t *testing.T) {
 	leakcheck.Check(t)
 	m := procman.New()
@@ -166,15 +118,7 @@ func TestWakeupBeforeSetupDoesNotSpoilLaterWakeups(t *testing.T) {
 	require.ErrorIs(t, m.Wakeup(), procman.ErrNotSetUp)
 	require.NoError(t, m.Setup())
 	defer m.Teardown()
-
-	deadline := time.Now().Add(safety)
-	m.SetDeadline(deadline)
-	go func() {
-		time.Sleep(5 * time.Millisecond)
-		_ = m.Wakeup()
-	}()
-	require.NoError(t, m.Step())
-	require.True(t, time.Now().Before(deadline), "Step slept to its deadline: the Wakeup was lost")
+	stepWokenLater(t, m, m.Step)
 }
 
 func TestProcessCountCountsAChildUntilItsExitedRan(t *testing.T) {
