@@ -85,7 +85,7 @@ func (d *Dispatcher) run(started chan<- error) {
 // Step then waits where a Schedule's Wakeup reaches it soonest (see
 // procman.Manager.SetIdle).
 func (d *Dispatcher) idle() bool {
-	if d.unresolved > 0 || len(d.goodbyes) > 0 {
+	if d.unresolved > 0 {
 		return false
 	}
 	n := 0

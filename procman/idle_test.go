@@ -147,3 +147,33 @@ func TestEveryWaitSeesChildrenAndDeadlines(t *testing.T) {
 		m.SetDeadline(time.Time{})
 	})
 }
+
+// A Wakeup made while Step delivers events (here, by the handler of an
+// answer) makes the next Step return at once, in every wait. Before
+// takeWakeup, an idle Step cleared woken as it returned, and the next
+// one parked over the Wakeup's deadline move until its own deadline.
+func TestWakeupDuringDeliveryEndsTheNextStep(t *testing.T) {
+	forEachWait(t, func(t *testing.T, m *procman.Manager, s *stepper) {
+		for i := range 3 {
+			c := &child{}
+			woke := false
+			c.onMessage = func(p *procman.Process, k wire.Kind, _ []byte) {
+				if k == wire.KindAnswer && !woke {
+					woke = true
+					require.NoError(t, m.Wakeup())
+				}
+			}
+			_, err := m.CreateProcess(procman.Spec{Invocation: work("echo", strconv.Itoa(i), true)}, c)
+			require.NoError(t, err)
+			m.SetDeadline(time.Now().Add(safety))
+			for !woke {
+				require.NoError(t, s.Step())
+			}
+			deadline := time.Now().Add(safety)
+			m.SetDeadline(deadline)
+			require.NoError(t, s.Step())
+			require.True(t, time.Now().Before(deadline), "the Wakeup made during the last Step was lost")
+			waitExit(t, m, c)
+		}
+	})
+}

@@ -218,10 +218,13 @@ var longAgo = time.Unix(1, 0)
 // that thread as soon as the waker waits (about 15 µs sooner than a thread
 // woken on another CPU, on the machine of docs/performance.md). A busy
 // manager's Step blocks its thread in epoll_wait: each child event then
-// costs one thread wake-up, where the runtime's poller costs two and a
-// spinning thread (about 100 µs more of the parent's CPU per task when a
-// fresh process runs each task). The default is busy. Like Step, it
-// belongs to the owner goroutine.
+// wakes that thread, where a park costs the runtime's scheduler two
+// wake-ups and a spinning thread (about 100 µs more of the parent's CPU
+// per task when a fresh process runs each task). The epoll fd stays in the
+// runtime's poller, so in a program whose other goroutines wait there (a
+// network server) a busy manager's events also wake the poller's thread,
+// once each. The default is busy. Like Step, it belongs to the owner
+// goroutine.
 func (m *Manager) SetIdle(idle bool) { m.idle = idle }
 
 // SetDeadline makes Step return no later than t even when nothing happens;
@@ -422,13 +425,12 @@ func (m *Manager) Step() error {
 	m.flushDirty()
 	n, err := m.wait()
 	tracepoint.Mark(tracepoint.ManagerAwake)
+	m.takeWakeup(m.events[:n])
 	if err != nil {
 		return err
 	}
 	for _, ev := range m.events[:n] {
 		if ev.Pad == roleWake {
-			var buf [8]byte
-			_, _ = unix.Read(m.evfd, buf[:])
 			continue
 		}
 		p := m.procs[uint32(ev.Fd)]
@@ -450,14 +452,28 @@ func (m *Manager) Step() error {
 		m.killHungUp()
 	}
 	m.deliverFinished()
-	// A Wakeup from here on acts (writes evfd, or moves poll's deadline)
-	// and makes the next Step return at once. One that found woken still
-	// set came before this line, and what its caller did before it is
-	// seen once this Step returns. (The eventfd was read above: clearing
-	// before that read would let a racing Wakeup's write be swallowed
-	// while woken stays set, and every later Wakeup would do nothing.)
-	m.woken.Store(false)
 	return nil
+}
+
+// takeWakeup takes the wakeup that ended the wait, if one did, before the
+// events are delivered: it reads the eventfd if it is among events, then
+// clears woken. A Wakeup from then on, during the delivery (from a
+// handler, say) or after it, acts (writes evfd, or moves poll's deadline)
+// and sets woken, which the next wait looks at before it sleeps: that
+// Step returns at once. One that found woken still set came before the
+// clear, and what its caller did before it is seen once this Step
+// returns. Reading before clearing matters: cleared first, a racing
+// Wakeup's write could be swallowed by the read while woken stays set,
+// and every later Wakeup would do nothing.
+func (m *Manager) takeWakeup(events []unix.EpollEvent) {
+	for _, ev := range events {
+		if ev.Pad == roleWake {
+			var buf [8]byte
+			_, _ = unix.Read(m.evfd, buf[:])
+			break
+		}
+	}
+	m.woken.Store(false)
 }
 
 // wait waits until an event, a Wakeup, or the earliest deadline, and
@@ -521,7 +537,7 @@ func (m *Manager) park() (int, error) {
 	case werr != nil:
 		return 0, werr
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return 0, nil // the deadline, or a Wakeup
+		return m.epollNow() // the deadline, or a Wakeup; and what is ready
 	case err != nil:
 		return 0, fmt.Errorf("procman: waiting on the epoll fd: %w", err)
 	}

@@ -9,6 +9,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -74,7 +75,7 @@ func read(dir string) ([]mark, error) {
 			return nil, err
 		}
 	}
-	slices.SortFunc(marks, func(a, b mark) int { return int(a.ns - b.ns) })
+	slices.SortFunc(marks, func(a, b mark) int { return cmp.Compare(a.ns, b.ns) })
 	return marks, nil
 }
 

@@ -1,9 +1,9 @@
-//go:build !procrastinate_trace
+//go:build !procrastinate_trace || !linux
 
 package tracepoint
 
 // Enabled reports whether this build records marks (the procrastinate_trace
-// tag).
+// tag, on Linux).
 const Enabled = false
 
 // Mark records that the task passed p. Without the procrastinate_trace

@@ -1,4 +1,4 @@
-//go:build procrastinate_trace
+//go:build procrastinate_trace && linux
 
 package tracepoint
 
@@ -18,9 +18,10 @@ import (
 const Enabled = true
 
 type record struct {
-	ns  int64
-	p   Point
-	cpu uint32
+	ns    int64
+	p     Point
+	cpu   uint32
+	ready atomic.Bool // written last, read first: Dump skips a mark still being written
 }
 
 var (
@@ -40,7 +41,9 @@ func Mark(p Point) {
 	var cpu uint32
 	_, _, _ = unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&cpu)), 0, 0)
 	if i := n.Add(1) - 1; i < int64(len(records)) {
-		records[i] = record{ns: ts.Nano(), p: p, cpu: cpu}
+		r := &records[i]
+		r.ns, r.p, r.cpu = ts.Nano(), p, cpu
+		r.ready.Store(true)
 	}
 }
 
@@ -57,8 +60,10 @@ func Dump() {
 	}
 	w := bufio.NewWriter(f)
 	for i := range min(n.Load(), int64(len(records))) {
-		r := records[i]
-		fmt.Fprintf(w, "%d %s %d\n", r.ns, r.p, r.cpu)
+		r := &records[i]
+		if r.ready.Load() {
+			fmt.Fprintf(w, "%d %s %d\n", r.ns, r.p, r.cpu)
+		}
 	}
 	if err := w.Flush(); err != nil {
 		fmt.Fprintf(os.Stderr, "tracepoint: %v\n", err)
