@@ -537,7 +537,9 @@ func (m *Manager) park() (int, error) {
 	case werr != nil:
 		return 0, werr
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return m.epollNow() // the deadline, or a Wakeup; and what is ready
+		// The deadline, or a Wakeup, which is on a caller's way: what
+		// else is ready, the next Step takes.
+		return 0, nil
 	case err != nil:
 		return 0, fmt.Errorf("procman: waiting on the epoll fd: %w", err)
 	}
