@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
 	"github.com/procrastinate-go/procrastinate/result"
@@ -79,6 +80,31 @@ func TestReusedChildRetiresPastItsAge(t *testing.T) {
 	time.Sleep(400 * time.Millisecond) // let it pass its age
 	later := taskPids(t, d, 1)
 	require.NotEqual(t, first[0], later[0], "a child past its age is replaced")
+	shutdown(t, d, nil)
+}
+
+// MaxRSS is held against the child's own peak, not the parent's. Linux
+// carries the peak RSS of the image that exec replaced into the new
+// one's getrusage, and a child starts as a copy of its parent, so a
+// child measured that way reported its parent's peak: once the parent
+// had passed the bound, every child retired after its first task (the
+// flake that found this: the parent of a whole test run passes 200 MiB).
+func TestMaxRSSIsTheChildsOwnPeak(t *testing.T) {
+	checkLeaks(t)
+	// 256 MiB, faulted in by the kernel (MAP_POPULATE), not by Go code
+	// that the race detector would shadow: the parent's peak passes it.
+	const ballast = 256 << 20
+	mem, err := unix.Mmap(-1, 0, ballast, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	require.NoError(t, err)
+	require.NoError(t, unix.Munmap(mem))
+	var ru unix.Rusage
+	require.NoError(t, unix.Getrusage(unix.RUSAGE_SELF, &ru))
+	parentPeak := ru.Maxrss * 1024
+	require.GreaterOrEqual(t, parentPeak, int64(ballast))
+
+	d := start(t, strategy.Throttled(1, strategy.Reuse(0), strategy.MaxRSS(parentPeak/2)))
+	pids := taskPids(t, d, 3)
+	require.Equal(t, []int{3}, childRuns(pids), "a small child was retired: its peak counted the parent's %d bytes", parentPeak)
 	shutdown(t, d, nil)
 }
 

@@ -144,7 +144,10 @@ type Exit struct {
 	Core     bool           // it dumped core
 	Duration time.Duration  // from start to the moment its exit was seen
 	// UserTime and SystemTime are the CPU the child (and its reaped
-	// descendants) used; MaxRSS is its peak resident set, in bytes.
+	// descendants) used; MaxRSS is its peak resident set, in bytes, as
+	// the kernel's rusage gives it: on Linux never below the parent's
+	// peak when the child started, since exec carries the replaced
+	// image's peak (a child starts as a copy of its parent) into it.
 	UserTime, SystemTime time.Duration
 	MaxRSS               int64
 	// Stderr is the end of what the child wrote to its stderr, when

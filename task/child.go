@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -175,13 +177,42 @@ func failure(msg, stack string, panicked bool) (wire.Kind, []byte) {
 	return wire.KindTaskFailed, wire.AppendFailure(nil, &wire.Failure{Message: msg, Stack: stack, Panicked: panicked})
 }
 
-// peakRSS is this process's peak resident set in bytes.
+// peakRSS is this process's own peak resident set in bytes: VmHWM, the
+// high-water mark of its memory since exec. getrusage's ru_maxrss will
+// not do: Linux carries into it the peak of the image that exec replaced,
+// and a child starts as a copy of its parent (vfork), so a child would
+// report its parent's peak and retire after every task once the parent
+// had passed the bound. Where /proc is not mounted it falls back to
+// ru_maxrss.
 func peakRSS() int64 {
+	if data, err := os.ReadFile("/proc/self/status"); err == nil {
+		if kB, ok := statusKB(data, "VmHWM:"); ok {
+			return kB * 1024
+		}
+	}
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
 	return int64(ru.Maxrss) * 1024
+}
+
+// statusKB returns the value of field (as "VmHWM:") in the text of
+// /proc/<pid>/status, in kB.
+func statusKB(status []byte, field string) (int64, bool) {
+	for line := range strings.Lines(string(status)) {
+		rest, ok := strings.CutPrefix(line, field)
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		return n, err == nil
+	}
+	return 0, false
 }
 
 // warmUp runs, once, the paths a task takes (the codec over every defined
