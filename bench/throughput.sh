@@ -36,6 +36,11 @@ run() { # name, bench regexp, benchtime; appends "name unit value round"
 	"$tmp/d.test" -test.run '^$' -test.bench "$2" -test.benchtime "$3" 2>/dev/null |
 		awk -v name="$1" -v r="$r" '/^Benchmark/ { for (i = 3; i < NF; i += 2) print name, $(i+1), $i, r }' >>"$tmp/all"
 }
+# percentiles name round: reads a floor program's "p50_us=.. p90_us=.."
+# line and appends its two figures.
+percentiles() {
+	sed -n "s/.*p50_us=\([0-9.]*\) p90_us=\([0-9.]*\).*/$1 p50-µs \1 $2\n$1 p90-µs \2 $2/p" >>"$tmp/all"
+}
 for r in $(seq "$rounds"); do
 	echo "round $r of $rounds ..." >&2
 	run fresh '^BenchmarkNoopThrottled2$' 400x
@@ -50,8 +55,7 @@ for r in $(seq "$rounds"); do
 	run latency-reused '^BenchmarkLatencyReused$/^idle=1ms$' 200x
 	run latency-reused-20ms '^BenchmarkLatencyReused$/^idle=20ms$' 100x
 	for mode in fresh reused; do
-		"$tmp/gopingpong" -mode "$mode" -trips 100 -idle 1ms |
-			sed -n "s/.*p50_us=\([0-9.]*\) p90_us=\([0-9.]*\).*/gopingpong-$mode p50-µs \1 $r\ngopingpong-$mode p90-µs \2 $r/p" >>"$tmp/all"
+		"$tmp/gopingpong" -mode "$mode" -trips 100 -idle 1ms | percentiles "gopingpong-$mode" "$r"
 	done
 	run answer-64MiB '^BenchmarkAnswer64MiB$' 10x
 	run memory '^BenchmarkParentMemoryPerChild$' 1x
@@ -59,7 +63,7 @@ done
 if command -v cc >/dev/null; then
 	cc -O2 -o "$tmp/pingpong" bench/pingpong.c
 	for idle in 1000 20000; do
-		"$tmp/pingpong" 300 "$idle" | sed -n "s/.*p50_us=\([0-9.]*\) p90_us=\([0-9.]*\).*/pingpong-$idle p50-µs \1 0\npingpong-$idle p90-µs \2 0/p" >>"$tmp/all"
+		"$tmp/pingpong" 300 "$idle" | percentiles "pingpong-$idle" 0
 	done
 fi
 echo "an idle dispatcher, 10 s against 10 s without one ..." >&2
