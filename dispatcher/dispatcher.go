@@ -220,7 +220,7 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 		return nil, fmt.Errorf("dispatcher: making the lock directory: %w", err)
 	}
 	d.locks = locks
-	// No Pdeathsig: the invocation pipe is the children's lifeline (see
+	// No Pdeathsig: the control pipe is the children's lifeline (see
 	// procman.Child), and a parent-death signal would cost every child a
 	// signal handler, two threads, a tenth of its start-up.
 	pmOpts := append([]procman.Option{

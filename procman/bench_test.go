@@ -124,15 +124,15 @@ func (c *cpuMeter) report(b *testing.B) {
 // bareLoop is the floor the manager is measured against: inFlight
 // goroutines, each of which starts the test binary as a child (the cookie
 // in its environment, the invocation already in its pipe on fd 3, a
-// message pipe on fd 4), reads the answer if one is expected, and waits
-// for it with wait4. No pidfd, no epoll, no process group, no
-// non-blocking I/O: what is left is the cost of a child.
+// message pipe on fd 4, a control pipe on fd 5), reads the answer if one
+// is expected, and waits for it with wait4. No pidfd, no epoll, no process
+// group, no non-blocking I/O: what is left is the cost of a child.
 func bareLoop(b *testing.B, task string, answer int) {
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
-	env := []string{"PROCRASTINATE_CHILD=procrastinate-go.v1"}
+	env := []string{"PROCRASTINATE_CHILD=procrastinate-go.v2"}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PROCRASTINATE_CHILD=") {
 			env = append(env, kv)
@@ -171,7 +171,7 @@ func bareLoop(b *testing.B, task string, answer int) {
 }
 
 func bareOnce(exe string, argv []string, attr syscall.ProcAttr, devnull int, frame []byte, answer int) error {
-	var inv, msg [2]int
+	var inv, msg, ctl [2]int
 	if err := syscall.Pipe2(inv[:], syscall.O_CLOEXEC); err != nil {
 		return err
 	}
@@ -181,15 +181,22 @@ func bareOnce(exe string, argv []string, attr syscall.ProcAttr, devnull int, fra
 		return err
 	}
 	defer syscall.Close(msg[0])
-	attr.Files = []uintptr{uintptr(devnull), 1, 2, uintptr(inv[0]), uintptr(msg[1])}
+	if err := syscall.Pipe2(ctl[:], syscall.O_CLOEXEC); err != nil {
+		syscall.Close(inv[0])
+		syscall.Close(msg[1])
+		return err
+	}
+	defer syscall.Close(ctl[1])
+	attr.Files = []uintptr{uintptr(devnull), 1, 2, uintptr(inv[0]), uintptr(msg[1]), uintptr(ctl[0])}
 	pid, err := syscall.ForkExec(exe, argv, &attr)
 	syscall.Close(inv[0])
 	syscall.Close(msg[1])
+	syscall.Close(ctl[0])
 	if err != nil {
 		return err
 	}
-	// The frame fits in the pipe: this never blocks. The write end stays
-	// open until the child is reaped: it is the child's lifeline.
+	// The frame fits in the pipe: this never blocks. The write ends stay
+	// open until the child is reaped: their end is the child's lifeline.
 	_, werr := syscall.Write(inv[1], frame)
 	var rerr error
 	if answer > 0 {

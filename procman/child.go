@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -24,13 +26,14 @@ import (
 // to run as a child instead of misreading the pipes.
 const (
 	cookieKey   = "PROCRASTINATE_CHILD"
-	cookieValue = "procrastinate-go.v1"
+	cookieValue = "procrastinate-go.v2"
 )
 
 // The child's protocol fds.
 const (
 	invocationFD = 3
 	messageFD    = 4
+	controlFD    = 5
 )
 
 // IsChild reports whether this process was started as a child by a Manager
@@ -78,30 +81,50 @@ func fail(msg string) {
 }
 
 // Child is a child's end of its pipes: invocations come in through Next,
-// frames go out through Send. Its methods are safe for concurrent use.
+// frames go out through Send.
 //
-// A goroutine reads the invocation pipe ahead of the task. When the pipe
-// ends while an invocation is in flight (taken by Next and not yet answered
-// with a terminal frame), or without the stop frame that Process.CloseInput
-// sends before it closes the pipe on purpose, the parent is gone: the child
-// kills its own process group at once, so that no orphan outlives its
-// parent, nor what its tasks started.
+// The goroutine that serves invocations reads them itself: Next and
+// NextContext read the invocation pipe in the calling goroutine, so an
+// invocation that arrives wakes that goroutine and no other (a hand-over
+// from a reader goroutine made the runtime wake a second thread, which
+// cost a waiting child 10-15 µs per task). They are meant for that one
+// goroutine and must not be called concurrently, nor with Queued; Send,
+// Stopped and SignalGroup are safe for concurrent use.
+//
+// A watcher goroutine reads the control pipe, which carries nothing but
+// the parent's stop frames, and whose end tells the child that its parent
+// closed it. When that pipe ends while an invocation is in flight (taken
+// by Next and not yet answered with a terminal frame), or without the stop
+// frame that Process.CloseInput sends before it closes the pipes on
+// purpose, the parent is gone: the child kills its own process group at
+// once, so that no orphan outlives its parent, nor what its tasks started.
 type Child struct {
-	in, out *os.File
+	in     *os.File        // the invocation pipe; only Next and NextContext read it
+	inConn syscall.RawConn // in's, to wait on the runtime's poller
+	dec    wire.Decoder    // what was read from in and not yet taken
+	inErr  error           // why the invocation stream ended; set by Next's caller only
+	first  bool            // no invocation taken yet
+
+	ctl     *os.File      // the control pipe; only watchControl reads it
+	ctlDone chan struct{} // closed when the control pipe has ended
+	ctlErr  error         // why it ended, if not at an end of file; read after ctlDone
+	told    atomic.Bool   // a stop frame came: the end of the pipes is a goodbye
+
+	out     *os.File
 	wmu     sync.Mutex
-	inv     chan []byte
 	stop    chan struct{}
 	stopped sync.Once
 	pending atomic.Int64 // invocations received and not yet answered
-	err     error        // why the invocation stream ended; read after inv is closed
 	sigOnce sync.Once
 	sigs    chan os.Signal  // what catch asked for
 	outConn syscall.RawConn // out's, for vmsplice; nil: plain writes only
+	outW    io.Writer       // writes to out; nil: out itself
 	lent    []byte          // a payload whose pages the pipe may still hold; guarded by wmu
 }
 
 func newChild() (*Child, error) {
-	for _, fd := range []int{invocationFD, messageFD} {
+	fds := []int{invocationFD, messageFD, controlFD}
+	for _, fd := range fds {
 		var st syscall.Stat_t
 		if err := syscall.Fstat(fd, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
 			return nil, fmt.Errorf("started as a child (%s is set) but fd %d is not a pipe from a parent; this program is meant to be started by its dispatcher, not by hand", cookieKey, fd)
@@ -110,27 +133,48 @@ func newChild() (*Child, error) {
 		syscall.CloseOnExec(fd)
 	}
 	closeInherited()
-	// Non-blocking, the pipes are waited on by the runtime's poller: the
-	// reader goroutine then parks without holding a thread, and the task's
-	// goroutine that it wakes runs on the same one.
-	for _, fd := range []int{invocationFD, messageFD} {
+	// Non-blocking, the pipes are waited on by the runtime's poller: a
+	// goroutine that waits on one parks without holding a thread.
+	for _, fd := range fds {
 		if err := syscall.SetNonblock(fd, true); err != nil {
 			return nil, fmt.Errorf("setting fd %d non-blocking: %w", fd, err)
 		}
 	}
-	c := &Child{
-		in:   os.NewFile(invocationFD, "invocations"),
-		out:  os.NewFile(messageFD, "messages"),
-		inv:  make(chan []byte, readAhead),
-		stop: make(chan struct{}),
-	}
-	if rc, err := c.out.SyscallConn(); err == nil {
-		c.outConn = rc
+	c, err := newChildOn(os.NewFile(invocationFD, "invocations"), os.NewFile(messageFD, "messages"), os.NewFile(controlFD, "control"))
+	if err != nil {
+		return nil, err
 	}
 	if parentDeathSignal() == ParentDeathSignal {
 		c.catch(ParentDeathSignal)
 	}
-	go c.readLoop()
+	return c, nil
+}
+
+// newChildOn makes the Child of the pipes in (invocations), out
+// (messages) and ctl (control), all non-blocking, and starts the control
+// pipe's watcher.
+func newChildOn(in, out, ctl *os.File) (*Child, error) {
+	c := &Child{
+		in:      in,
+		out:     out,
+		ctl:     ctl,
+		ctlDone: make(chan struct{}),
+		stop:    make(chan struct{}),
+		first:   true,
+	}
+	var err error
+	if c.inConn, err = c.in.SyscallConn(); err != nil {
+		return nil, fmt.Errorf("the invocation pipe: %w", err)
+	}
+	if rc, err := c.out.SyscallConn(); err == nil {
+		c.outConn, c.outW = rc, &rawWriter{conn: rc}
+	}
+	// The first invocation's read lands in a buffer whose pages are
+	// already mapped: a spare takes their faults while it waits.
+	for buf, i := c.dec.Buffer(), 0; i < len(buf); i += 4096 {
+		buf[i] = 0
+	}
+	go c.watchControl()
 	return c, nil
 }
 
@@ -138,7 +182,7 @@ func newChild() (*Child, error) {
 // this process through exec. The Go runtime and the program open theirs
 // close-on-exec, so at this point an fd without the flag is one that the
 // parent's own launcher (a shell, a CI runner) leaked to the parent, which
-// passed it on without knowing: a child holds fds 0 to 4 and nothing else
+// passed it on without knowing: a child holds fds 0 to 5 and nothing else
 // of its parent's world. Best effort: without /proc/self/fd it does nothing.
 func closeInherited() {
 	dir, err := syscall.Open("/proc/self/fd", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
@@ -157,7 +201,7 @@ func closeInherited() {
 	syscall.Close(dir)
 	for _, name := range names {
 		fd, err := strconv.Atoi(name)
-		if err != nil || fd <= messageFD || fd == dir {
+		if err != nil || fd <= controlFD || fd == dir {
 			continue
 		}
 		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
@@ -166,50 +210,34 @@ func closeInherited() {
 	}
 }
 
-func (c *Child) readLoop() {
-	defer close(c.inv)
-	// Buffered: invocations sent back to back arrive in one read.
-	in := bufio.NewReaderSize(c.in, 64<<10)
-	first := true
-	told := false // the parent said goodbye: the end of the pipe is not its death
+// watchControl reads the control pipe until it ends: a stop frame closes
+// Stopped; the end of the pipe without a stop frame before it, or while
+// an invocation is in flight, means the parent is gone (see Child).
+func (c *Child) watchControl() {
+	defer close(c.ctlDone)
+	in := bufio.NewReaderSize(c.ctl, 64)
 	for {
-		k, payload, err := wire.ReadFrame(in, wire.DefaultMaxPayload)
-		if err != nil {
-			switch {
-			case err == io.EOF:
-				err = nil
-				if c.pending.Load() > 0 || !told {
-					lifeline()
-				}
-			case errors.Is(err, io.ErrUnexpectedEOF):
-				// The pipe ended inside a frame: the parent died while
-				// it wrote.
-				fmt.Fprintf(os.Stderr, "procrastinate: child %d: the invocation pipe ended inside a frame; the parent is gone\n", os.Getpid())
+		k, _, err := wire.ReadFrame(in, 0)
+		switch {
+		case err == io.EOF:
+			if c.pending.Load() > 0 || !c.told.Load() {
 				lifeline()
 			}
-			c.err = err
 			return
-		}
-		switch k {
-		case wire.KindInvocation:
-			tracepoint.Mark(tracepoint.ChildRead)
-			if first {
-				// The parent sets the child's limits before it writes
-				// the first invocation.
-				first = false
-				if cpuLimited() {
-					c.catch(syscall.SIGXCPU)
-				}
-			}
-			c.pending.Add(1)
-			c.inv <- payload
-		case wire.KindStop:
-			told = true
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			fmt.Fprintf(os.Stderr, "procrastinate: child %d: the control pipe ended inside a frame; the parent is gone\n", os.Getpid())
+			lifeline()
+		case err != nil:
+			c.ctlErr = fmt.Errorf("procman: reading the control pipe: %w", err)
 			c.stopped.Do(func() { close(c.stop) })
-		default:
-			c.err = fmt.Errorf("procman: unexpected %v frame on the invocation pipe", k)
+			return
+		case k != wire.KindStop:
+			c.ctlErr = fmt.Errorf("procman: unexpected %v frame on the control pipe", k)
+			c.stopped.Do(func() { close(c.stop) })
 			return
 		}
+		c.told.Store(true)
+		c.stopped.Do(func() { close(c.stop) })
 	}
 }
 
@@ -274,43 +302,156 @@ func signalGroup(sig syscall.Signal) error {
 func (c *Child) SignalGroup(sig syscall.Signal) error { return signalGroup(sig) }
 
 // Next waits for the next invocation and returns its payload. It returns
-// io.EOF when the parent has no more work for this child (the pipe ended,
+// io.EOF when the parent has no more work for this child (the pipes ended
 // after the parent's goodbye, while nothing was in flight), and another
-// error when the stream broke. (A pipe that ends otherwise means the
-// parent died: the child kills its group and does not return.)
+// error when the stream broke. (Pipes that end otherwise mean the parent
+// died: the child kills its group and does not return.)
 func (c *Child) Next() ([]byte, error) {
-	p, ok := <-c.inv
-	return c.got(p, ok)
-}
-
-// got is what Next returns for a receive from the invocation channel.
-func (c *Child) got(p []byte, ok bool) ([]byte, error) {
-	if ok {
-		c.settle()
-		tracepoint.Mark(tracepoint.ChildTook)
-		return p, nil
-	}
-	if c.err != nil {
-		return nil, fmt.Errorf("procman: reading invocations: %w", c.err)
-	}
-	return nil, io.EOF
+	return c.NextContext(context.Background())
 }
 
 // NextContext is Next that gives up when ctx ends, returning ctx.Err().
-// An invocation that is already waiting is returned even then, so that a
-// child told to stop answers what it has taken instead of dropping it.
+// An invocation that has already reached the child (one in the pipe) is
+// returned even then, so that a child told to stop answers what it was
+// sent before the stop instead of dropping it.
 func (c *Child) NextContext(ctx context.Context) ([]byte, error) {
-	select {
-	case p, ok := <-c.inv:
-		return c.got(p, ok)
-	default:
+	var unhook func() bool // ends the AfterFunc that wakes a wait when ctx ends
+	defer func() {
+		if unhook != nil {
+			unhook()
+		}
+	}()
+	for c.inErr == nil {
+		k, p, ok, err := c.dec.Next()
+		switch {
+		case err != nil:
+			c.inErr = fmt.Errorf("procman: reading invocations: %w", err)
+			continue
+		case ok && k != wire.KindInvocation:
+			c.inErr = fmt.Errorf("procman: unexpected %v frame on the invocation pipe", k)
+			continue
+		case ok:
+			return c.took(p), nil
+		}
+		var n int
+		var errno syscall.Errno
+		err = c.inConn.Read(func(fd uintptr) bool {
+			// Read here, after the poller was readied for a wait: a read
+			// before it could miss the news of bytes that came between.
+			n, errno = rawRead(fd, c.dec.Buffer())
+			if errno != syscall.EAGAIN || ctx.Err() != nil {
+				return true
+			}
+			if unhook == nil && ctx.Done() != nil {
+				// A read deadline in the past ends the wait at once.
+				unhook = context.AfterFunc(ctx, func() { _ = c.in.SetReadDeadline(longAgo) })
+			}
+			return false // wait until the pipe can be read
+		})
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Set when a context ended: this one (the next read finds
+			// it so), or one of an earlier call, which is no concern
+			// of this one.
+			_ = c.in.SetReadDeadline(time.Time{})
+		case err != nil:
+			c.inErr = fmt.Errorf("procman: waiting for invocations: %w", err)
+		case errno == syscall.EAGAIN:
+			return nil, ctx.Err()
+		case errno == syscall.EINTR:
+		case errno != 0:
+			c.inErr = fmt.Errorf("procman: reading invocations: %w", errno)
+		case n == 0:
+			c.inErr = c.ended()
+		default:
+			c.dec.Advance(n)
+		}
 	}
-	select {
-	case p, ok := <-c.inv:
-		return c.got(p, ok)
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	return nil, c.inErr
+}
+
+// took records that the invocation p was taken, and returns it.
+func (c *Child) took(p []byte) []byte {
+	tracepoint.Mark(tracepoint.ChildRead)
+	if c.first {
+		// The parent sets the child's limits before it writes the
+		// first invocation.
+		c.first = false
+		if cpuLimited() {
+			c.catch(syscall.SIGXCPU)
+		}
 	}
+	c.pending.Add(1)
+	c.settle()
+	tracepoint.Mark(tracepoint.ChildTook)
+	return p
+}
+
+// ended is the error for the end of the invocation pipe. The parent closes
+// it with the control pipe, after a stop frame there when it says goodbye:
+// it waits for the control pipe's watcher to have seen the end of that
+// pipe too, and so whether the stop frame came. Without one, or with an
+// invocation in flight, the parent is gone and the child does not return
+// (see Child).
+func (c *Child) ended() error {
+	if n := c.dec.Pending(); n > 0 {
+		// The pipe ended inside a frame: the parent died while it wrote.
+		fmt.Fprintf(os.Stderr, "procrastinate: child %d: the invocation pipe ended inside a frame; the parent is gone (%d bytes of it came)\n", os.Getpid(), n)
+		lifeline()
+	}
+	<-c.ctlDone
+	if c.ctlErr != nil {
+		return c.ctlErr
+	}
+	if c.pending.Load() > 0 || !c.told.Load() {
+		lifeline()
+	}
+	return io.EOF
+}
+
+// rawWriter writes to a non-blocking pipe without telling the Go runtime
+// (see rawRead), and waits on the runtime's poller while the pipe is full.
+type rawWriter struct{ conn syscall.RawConn }
+
+func (w *rawWriter) Write(p []byte) (int, error) {
+	done := 0
+	var errno syscall.Errno
+	err := w.conn.Write(func(fd uintptr) bool {
+		for done < len(p) {
+			n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[done])), uintptr(len(p)-done))
+			switch e {
+			case 0:
+				done += int(n)
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return false // wait until the pipe has room
+			default:
+				errno = e
+				return true
+			}
+		}
+		return true
+	})
+	if err == nil && errno != 0 {
+		err = errno
+	}
+	if err != nil {
+		return done, fmt.Errorf("writing the message pipe: %w", err)
+	}
+	return done, nil
+}
+
+// longAgo is a deadline that has always passed: set on a file, it ends a
+// wait on the runtime's poller at once.
+var longAgo = time.Unix(1, 0)
+
+// rawRead reads from fd without telling the Go runtime: a read of a
+// non-blocking pipe never blocks, and the runtime's system-call entry
+// would wake its monitor thread when the process had been idle, which
+// costs a waking child a thread wake-up it does not need.
+func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
+	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(n), errno
 }
 
 // Send writes one frame to the parent. A terminal frame (an answer or a
@@ -342,14 +483,18 @@ func (c *Child) Send(kind wire.Kind, payload []byte) error {
 // write writes one frame: a large payload by vmsplice, whose pages the
 // child then lends the pipe until the parent has read them (see settle).
 func (c *Child) write(kind wire.Kind, payload []byte) error {
+	w := c.outW
+	if w == nil {
+		w = c.out
+	}
 	if len(payload) < spliceMin || c.outConn == nil {
-		return wire.WriteFrame(c.out, kind, payload)
+		return wire.WriteFrame(w, kind, payload)
 	}
 	// One payload lent at a time: with a pipe larger than 1 MiB the last
 	// one could still be in it.
 	c.reclaim()
 	var h [wire.HeaderSize]byte
-	if _, err := c.out.Write(wire.AppendHeader(h[:0], kind, len(payload))); err != nil {
+	if _, err := w.Write(wire.AppendHeader(h[:0], kind, len(payload))); err != nil {
 		return err
 	}
 	c.lent = payload
@@ -358,7 +503,7 @@ func (c *Child) write(kind wire.Kind, payload []byte) error {
 		// A sandbox that forbids vmsplice (a seccomp filter, gVisor):
 		// the rest goes by write, and so does every payload after it.
 		c.outConn = nil
-		_, err = c.out.Write(payload[n:])
+		_, err = w.Write(payload[n:])
 	}
 	return err
 }
@@ -382,23 +527,19 @@ func (c *Child) reclaim() {
 	}
 }
 
-// Queued reports how many invocations the child has read ahead and not
-// yet taken with Next, counting one still in the pipe as one. It never
-// waits.
+// Queued reports whether an invocation is waiting for Next: 1 when bytes
+// of one have been read ahead or wait in the pipe, 0 when none has come
+// yet. It never waits. Like Next, it is for the goroutine that serves.
 func (c *Child) Queued() int {
-	n := len(c.inv)
-	if n == 0 {
-		if pipeHolds(invocationFD) {
-			n = 1
-		}
+	holds := c.dec.Pending() > 0
+	if !holds {
+		_ = c.inConn.Control(func(fd uintptr) { holds = pipeHolds(int(fd)) })
 	}
-	return n
+	if holds {
+		return 1
+	}
+	return 0
 }
 
 // Stopped is closed when the parent asks the child to finish (a stop frame).
 func (c *Child) Stopped() <-chan struct{} { return c.stop }
-
-// readAhead is how many invocations the child's reader takes off the pipe
-// ahead of the task, so that a parent pipelining work to a reused child
-// never finds it waiting on a read.
-const readAhead = 64 // strategy.MaxPipeline may not exceed it

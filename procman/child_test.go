@@ -60,18 +60,22 @@ func TestChildStartedByHandExitsWithOneLine(t *testing.T) {
 		t.Cleanup(func() { f.Close() })
 		return f
 	}
-	// pipes returns fds 3 and 4 for a child: an invocation pipe holding
-	// data (closed at our end) and a message pipe.
+	// pipes returns fds 3, 4 and 5 for a child: an invocation pipe
+	// holding data (closed at our end), a message pipe, and a control
+	// pipe, which stays open: its end would tell the child that its
+	// parent is gone.
 	pipes := func(data []byte) []*os.File {
 		ir, iw, err := os.Pipe()
 		require.NoError(t, err)
 		mr, mw, err := os.Pipe()
 		require.NoError(t, err)
+		cr, cw, err := os.Pipe()
+		require.NoError(t, err)
 		_, err = iw.Write(data)
 		require.NoError(t, err)
 		iw.Close()
-		t.Cleanup(func() { ir.Close(); mr.Close(); mw.Close() })
-		return []*os.File{ir, mw}
+		t.Cleanup(func() { ir.Close(); mr.Close(); mw.Close(); cr.Close(); cw.Close() })
+		return []*os.File{ir, mw, cr}
 	}
 	for _, tc := range []struct {
 		name     string
@@ -80,14 +84,15 @@ func TestChildStartedByHandExitsWithOneLine(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{"NoPipes", "procrastinate-go.v1", func() []*os.File { return nil }, 2, "not a pipe"},
-		{"FilesThatAreNotPipes", "procrastinate-go.v1", func() []*os.File { return []*os.File{devnull(), devnull()} }, 2, "not a pipe"},
+		{"NoPipes", "procrastinate-go.v2", func() []*os.File { return nil }, 2, "not a pipe"},
+		{"FilesThatAreNotPipes", "procrastinate-go.v2", func() []*os.File { return []*os.File{devnull(), devnull(), devnull()} }, 2, "not a pipe"},
+		{"NoControlPipe", "procrastinate-go.v2", func() []*os.File { return pipes(nil)[:2] }, 2, "fd 5 is not a pipe"},
 		{"WrongCookie", "procrastinate-go.v0", func() []*os.File { return nil }, 2, `"procrastinate-go.v0"`},
-		{"GarbageInvocation", "procrastinate-go.v1", func() []*os.File { return pipes([]byte("garbage, not a frame")) }, 1, "unknown frame kind"},
+		{"GarbageInvocation", "procrastinate-go.v2", func() []*os.File { return pipes([]byte("garbage, not a frame")) }, 1, "unknown frame kind"},
 		// The pipe ends inside a frame: its parent died as it wrote. A
 		// child started by a Manager would kill its group; this one does
 		// not lead its group (it shares ours), so it exits.
-		{"TruncatedInvocation", "procrastinate-go.v1", func() []*os.File { return pipes(wire.AppendHeader(nil, wire.KindInvocation, 100)) }, 3, "ended inside a frame; the parent is gone"},
+		{"TruncatedInvocation", "procrastinate-go.v2", func() []*os.File { return pipes(wire.AppendHeader(nil, wire.KindInvocation, 100)) }, 3, "ended inside a frame; the parent is gone"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runByHand(t, tc.cookie, tc.extra())
@@ -176,7 +181,7 @@ func TestCloseInputWhileBusyMakesTheChildKillItself(t *testing.T) {
 	require.NoError(t, e.Err, "the child killed itself; the manager did not")
 }
 
-// A child holds fds 0, 1, 2 and its two pipes. The Go runtime (1.25 and
+// A child holds fds 0, 1, 2 and its three pipes. The Go runtime (1.25 and
 // later) opens the cgroup files it reads the CPU limit from, close-on-exec,
 // and keeps them, and its poller, which waits on the pipes, holds an epoll
 // fd and an eventfd; those are the only others allowed. Whatever the test
@@ -205,18 +210,18 @@ func TestChildHoldsOnlyItsProtocolFDs(t *testing.T) {
 		case fd == 0:
 			require.Equal(t, os.DevNull, f[1], "fd 0")
 		case fd == 1 || fd == 2:
-		case fd == 3 || fd == 4:
+		case fd >= 3 && fd <= 5:
 			require.True(t, strings.HasPrefix(f[1], "pipe:"), "fd %d is %s; want a pipe", fd, f[1])
 			require.Equal(t, "true", f[2], "fd %d is close-on-exec, so that what the task starts does not get it", fd)
 		default:
 			runtimes := strings.HasPrefix(f[1], "/sys/fs/cgroup/") || // the CPU limit
 				f[1] == "anon_inode:[eventpoll]" || f[1] == "anon_inode:[eventfd]" // the poller that waits on the pipes
 			require.True(t, runtimes && f[2] == "true",
-				"the child holds fd %d (%s, close-on-exec %s); want only fds 0-4 and the runtime's own", fd, f[1], f[2])
+				"the child holds fd %d (%s, close-on-exec %s); want only fds 0-5 and the runtime's own", fd, f[1], f[2])
 		}
 		got[fd] = f[1]
 	}
-	for fd := range 5 {
+	for fd := range 6 {
 		require.Contains(t, got, fd)
 	}
 }

@@ -14,14 +14,18 @@
 // exits with what it returns.
 //
 // Each child holds fds 0 (/dev/null), 1 and 2 (the parent's, or what
-// [Spec] names) and two pipes: invocations come in on fd 3, frames go out
-// on fd 4. Nothing else crosses. The child leads its own process group, so a
-// signal from [Manager.KillProcesses] or [Process.Signal] reaches what it
-// started, and when the child exits whatever it left in its group is
-// killed. The invocation pipe is the child's lifeline: when the parent dies
-// the pipe reaches end of file, without the goodbye that
-// [Process.CloseInput] sends first, and the child kills its own group at
-// once (see [Child]); with [WithPdeathsig] the kernel sends a signal too.
+// [Spec] names) and three pipes: invocations come in on fd 3, frames go out
+// on fd 4, and the parent's stop frames come in on fd 5, the control pipe.
+// Nothing else crosses. The goroutine that runs tasks reads the invocation
+// pipe itself, so that an invocation wakes nothing else; a goroutine that
+// does nothing but wait on the control pipe sees a stop while a task runs.
+// The child leads its own process group, so a signal from
+// [Manager.KillProcesses] or [Process.Signal] reaches what it started, and
+// when the child exits whatever it left in its group is killed. The control
+// pipe is the child's lifeline: when the parent dies the pipe reaches end
+// of file, without the goodbye that [Process.CloseInput] sends first, and
+// the child kills its own group at once (see [Child]); with
+// [WithPdeathsig] the kernel sends a signal too.
 //
 // # The manager
 //

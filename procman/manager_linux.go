@@ -69,6 +69,7 @@ type Process struct {
 	msgfd   int // read end of the message pipe; -1 once at EOF
 	errfd   int // read end of the stderr pipe, when captured; else -1
 	invfd   int // write end of the invocation pipe; -1 once closed
+	ctlfd   int // write end of the control pipe, closed with invfd
 	state   State
 	started time.Time
 	dec     wire.Decoder
@@ -207,9 +208,6 @@ func (m *Manager) Wakeup() error {
 	}
 }
 
-// longAgo is a read deadline that has always passed.
-var longAgo = time.Unix(1, 0)
-
 // SetIdle tells the manager whether its owner is idle: nothing in flight
 // and no child on its way out, so that what the next Step most likely
 // waits for is a Wakeup, for new work. An idle manager's Step parks its
@@ -274,18 +272,30 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	if h == nil {
 		return nil, errors.New("procman: CreateProcess with a nil Handler")
 	}
-	var inv, msg [2]int
-	if err := unix.Pipe2(inv[:], unix.O_CLOEXEC); err != nil {
-		return nil, &StartError{Path: m.opts.path, Err: fmt.Errorf("creating the invocation pipe: %w", err)}
+	// Three pipes: invocations and control frames to the child, messages
+	// from it. closePipes closes those that were opened.
+	inv, msg, ctl := [2]int{-1, -1}, [2]int{-1, -1}, [2]int{-1, -1}
+	closePipes := func() {
+		for _, fd := range []int{inv[0], inv[1], msg[0], msg[1], ctl[0], ctl[1]} {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
 	}
-	if err := unix.Pipe2(msg[:], unix.O_CLOEXEC); err != nil {
-		unix.Close(inv[0])
-		unix.Close(inv[1])
-		return nil, &StartError{Path: m.opts.path, Err: fmt.Errorf("creating the message pipe: %w", err)}
+	for _, pipe := range []struct {
+		fds  *[2]int
+		name string
+	}{{&inv, "invocation"}, {&msg, "message"}, {&ctl, "control"}} {
+		if err := unix.Pipe2(pipe.fds[:], unix.O_CLOEXEC); err != nil {
+			*pipe.fds = [2]int{-1, -1}
+			closePipes()
+			return nil, &StartError{Path: m.opts.path, Err: fmt.Errorf("creating the %s pipe: %w", pipe.name, err)}
+		}
 	}
 	// The parent's ends never block; the child's ends do.
 	_ = unix.SetNonblock(inv[1], true)
 	_ = unix.SetNonblock(msg[0], true)
+	_ = unix.SetNonblock(ctl[1], true)
 	if m.opts.pipeSize > 0 {
 		_, _ = unix.FcntlInt(uintptr(msg[0]), unix.F_SETPIPE_SZ, m.opts.pipeSize)
 	}
@@ -300,10 +310,7 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	if spec.StderrTail > 0 {
 		var errp [2]int
 		if err := unix.Pipe2(errp[:], unix.O_CLOEXEC); err != nil {
-			unix.Close(inv[0])
-			unix.Close(inv[1])
-			unix.Close(msg[0])
-			unix.Close(msg[1])
+			closePipes()
 			return nil, &StartError{Path: m.opts.path, Err: fmt.Errorf("creating the stderr pipe: %w", err)}
 		}
 		_ = unix.SetNonblock(errp[0], true)
@@ -314,7 +321,7 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   spec.Dir,
 		Env:   childEnv(spec.Env),
-		Files: []uintptr{uintptr(m.devnull), stdout, stderr, uintptr(inv[0]), uintptr(msg[1])},
+		Files: []uintptr{uintptr(m.devnull), stdout, stderr, uintptr(inv[0]), uintptr(msg[1]), uintptr(ctl[0])},
 		Sys: &syscall.SysProcAttr{
 			Setpgid:   true,
 			Pdeathsig: m.opts.pdeathsig,
@@ -323,8 +330,10 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	}
 	start := time.Now()
 	pid, _, err := syscall.StartProcess(m.opts.path, m.argv, attr)
-	unix.Close(inv[0])
-	unix.Close(msg[1])
+	for _, fd := range []*int{&inv[0], &msg[1], &ctl[0]} {
+		unix.Close(*fd) // the child's ends
+		*fd = -1
+	}
 	if err == nil && pidfd < 0 {
 		// Go started it but the kernel gave no pidfd (Linux before 5.3):
 		// without one it could not be reaped safely.
@@ -334,8 +343,7 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 		err = ErrUnsupported
 	}
 	if err != nil {
-		unix.Close(inv[1])
-		unix.Close(msg[0])
+		closePipes()
 		if errfd >= 0 {
 			unix.Close(errfd)
 		}
@@ -348,8 +356,7 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 		var info siginfo
 		_ = waitid(pidfd, &info, unix.WEXITED, nil)
 		unix.Close(pidfd)
-		unix.Close(inv[1])
-		unix.Close(msg[0])
+		closePipes()
 		if errfd >= 0 {
 			unix.Close(errfd)
 		}
@@ -359,7 +366,7 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	m.nextID++
 	p := &Process{
 		m: m, id: m.nextID, name: spec.Name, h: h,
-		pid: pid, pidfd: pidfd, msgfd: msg[0], invfd: inv[1], errfd: errfd,
+		pid: pid, pidfd: pidfd, msgfd: msg[0], invfd: inv[1], ctlfd: ctl[1], errfd: errfd,
 		tailMax: spec.StderrTail, errCopy: spec.StderrCopy,
 		state: StateRunning, started: start,
 	}
@@ -940,9 +947,21 @@ func (p *Process) Exit() *Exit { return p.exit }
 // The payload is kept until written and must not be changed. It returns
 // ErrInputClosed once the pipe is closed (a write that finds the child gone
 // drops what is queued; the child's exit tells the rest).
+//
+// A stop frame (wire.KindStop) is not queued: it goes at once to the
+// child's control pipe, which a goroutine of the child watches while its
+// task runs, so that the task's context ends without waiting for the
+// task to read anything (see Child).
 func (p *Process) Send(kind wire.Kind, payload []byte) error {
 	p.m.enter()
 	defer p.m.leave()
+	if kind == wire.KindStop {
+		if p.invfd < 0 || p.closeAfter {
+			return ErrInputClosed
+		}
+		p.sendStop()
+		return nil
+	}
 	return p.send(kind, payload)
 }
 
@@ -959,6 +978,21 @@ func (p *Process) send(kind wire.Kind, payload []byte) error {
 		p.m.dirty = append(p.m.dirty, p)
 	}
 	return nil
+}
+
+// sendStop writes a stop frame to the control pipe. The pipe holds
+// thousands of them, and the child needs one: a full pipe drops it.
+func (p *Process) sendStop() {
+	var h [wire.HeaderSize]byte
+	for {
+		_, err := unix.Write(p.ctlfd, wire.AppendHeader(h[:0], wire.KindStop, 0))
+		if err != unix.EINTR {
+			if err != nil && err != unix.EAGAIN {
+				p.m.log.Debug("writing a stop frame", "pid", p.pid, "error", err)
+			}
+			return
+		}
+	}
 }
 
 // Flush writes now what Send queued, as far as the pipes take it, instead
@@ -1032,32 +1066,38 @@ func (p *Process) flush() {
 	}
 }
 
-// CloseInput says goodbye to the child (a stop frame) and closes its
-// invocation pipe once what was sent to it is written. A child waiting
-// for work sees the end and exits; a child with work in flight takes it as
-// its parent's death and kills its group, as does a child whose pipe ends
-// without a goodbye (its parent died). Calling it twice does nothing.
+// CloseInput says goodbye to the child: once what was sent to it is
+// written, a stop frame on the control pipe, then both pipes to the child
+// closed. A child waiting for work sees the end and exits; a child with
+// work in flight takes it as its parent's death and kills its group, as
+// does a child whose pipes end without a goodbye (its parent died).
+// Calling it twice does nothing.
 func (p *Process) CloseInput() {
 	p.m.enter()
 	defer p.m.leave()
 	if p.invfd < 0 || p.closeAfter {
 		return
 	}
-	_ = p.send(wire.KindStop, nil)
 	p.closeAfter = true
-	p.flush() // closes the pipe once the queue is out
+	p.flush() // closes the pipes once the queue is out
 }
 
+// closeInput closes the pipes to the child, after a stop frame when it
+// says goodbye (CloseInput), without one when the child is gone.
 func (p *Process) closeInput() {
 	if p.invfd < 0 {
 		return
+	}
+	if p.closeAfter && p.state == StateRunning {
+		p.sendStop()
 	}
 	if p.watchOut {
 		p.m.unwatch(p.invfd)
 		p.watchOut = false
 	}
 	unix.Close(p.invfd)
-	p.invfd = -1
+	unix.Close(p.ctlfd)
+	p.invfd, p.ctlfd = -1, -1
 	p.out, p.outOff = nil, 0
 }
 

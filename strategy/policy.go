@@ -29,8 +29,8 @@ type Policy struct {
 	// waiting for their first task, within its limit.
 	Spares int
 	// Pipeline is how many tasks a reused child may be handed before it
-	// has answered the first (1 when 0): the child reads ahead while it
-	// works, so it never waits on the parent. A task with a context or a
+	// has answered the first (1 when 0): they wait in the child's pipe
+	// while it works, so it never waits on the parent. A task with a context or a
 	// timeout is never pipelined, so that stopping it stops nothing else.
 	// When a child dies, the task it was running takes the blame and the
 	// ones behind it go back to the queue.
@@ -78,9 +78,10 @@ func Spread(f float64) Option { return optionFunc(func(p *Policy) { p.Spread = f
 // and a new spare is started in its place.
 func Spares(k int) Option { return optionFunc(func(p *Policy) { p.Spares = k }) }
 
-// MaxPipeline is the deepest Pipeline allowed: what a child reads ahead.
-// Deeper, the child's reader would wait behind its queue, and could not
-// see its parent's death on the pipe while it waits.
+// MaxPipeline is the deepest Pipeline allowed. Tasks pipelined to a child
+// wait in its invocation pipe, behind whatever the child is running, and
+// go back to the queue if it dies; deeper, more of them would wait on one
+// child's slow task while others sit idle.
 const MaxPipeline = 64
 
 // Pipeline lets each reused child have up to k tasks in flight (see

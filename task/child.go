@@ -108,14 +108,18 @@ func Serve(c *procman.Child) error {
 			// whose teardown of a Go runtime's memory costs a few hundred
 			// microseconds of CPU. At the lowest priority it does not
 			// compete with the parent and the caller for the CPU while
-			// they take the answer.
-			_ = syscall.Setpriority(syscall.PRIO_PGRP, 0, 19)
+			// they take the answer. (A raw system call: the runtime's
+			// own entry would wake its monitor thread, which then
+			// competes too.)
+			_, _, _ = syscall.RawSyscall(syscall.SYS_SETPRIORITY, syscall.PRIO_PGRP, 0, 19)
 			if inv.Last && inv.Linger {
 				// The parent says goodbye once it has taken the answer;
-				// the teardown waits for that (see wire.Invocation).
-				select {
-				case <-c.Stopped():
-				case <-time.After(lingerLimit):
+				// the teardown waits for that (see wire.Invocation). It
+				// waits as an idle child waits for work, with no timer
+				// and no other goroutine to wake: the goodbye, a stop,
+				// or its parent's death ends the wait.
+				if p, err := c.NextContext(root); err == nil {
+					return fmt.Errorf("the parent sent an invocation (%d bytes) after the last one", len(p))
 				}
 			}
 			return nil
@@ -236,10 +240,6 @@ func warmUp() {
 	cancel()
 	<-ctx.Done()
 }
-
-// lingerLimit is how long a lingering child waits for its parent's
-// goodbye before it exits all the same.
-const lingerLimit = 10 * time.Second
 
 // termCatcher installs the child's handlers for termination signals, each
 // once, from whichever goroutine needs one first.

@@ -16,9 +16,11 @@ type Invocation struct {
 	LockDir  string    // the dispatcher's lock directory; empty: none
 	Last     bool      // the child exits after answering this one (its limit)
 	// Linger asks a child that answered its last invocation to wait for
-	// the parent's goodbye (a stop frame) before it exits, so that its
-	// exit, a few hundred microseconds of teardown, does not compete for
-	// the CPU with the answer's way to the caller.
+	// the parent's goodbye (a stop frame, and its pipes closed) before it
+	// exits, so that its exit, a few hundred microseconds of teardown,
+	// does not compete for the CPU with the answer's way to the caller.
+	// It waits as an idle child waits for work, with no time limit: the
+	// goodbye, a stop, or its parent's death ends it.
 	Linger bool
 	MaxRSS int64 // the child retires after this task if its peak RSS passed this many bytes; 0: never
 	// TermSignal is the parent's termination signal, the first step of

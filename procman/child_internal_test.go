@@ -1,0 +1,236 @@
+//go:build linux
+
+package procman
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
+	"github.com/procrastinate-go/procrastinate/internal/wire"
+)
+
+// childPipes is a Child in this process, over pipes whose other ends the
+// test holds: inv and ctl to write to, msg to read from. Nothing here may
+// reach the lifeline, which would kill the process group: every test ends
+// the control pipe with a stop frame before it closes it.
+type childPipes struct {
+	c             *Child
+	inv, ctl, msg *os.File
+}
+
+func newChildPipes(t *testing.T) *childPipes {
+	t.Helper()
+	leakcheck.Check(t)
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // the control pipe's watcher is gone
+	ir, iw, err := os.Pipe()
+	require.NoError(t, err)
+	mr, mw, err := os.Pipe()
+	require.NoError(t, err)
+	cr, cw, err := os.Pipe()
+	require.NoError(t, err)
+	c, err := newChildOn(ir, mw, cr)
+	require.NoError(t, err)
+	p := &childPipes{c: c, inv: iw, ctl: cw, msg: mr}
+	t.Cleanup(func() {
+		// Answered: a goodbye with an invocation in flight is the
+		// parent's death.
+		for c.pending.Load() > 0 {
+			require.NoError(t, c.Send(wire.KindAnswer, nil))
+		}
+		p.goodbye(t)
+		<-c.ctlDone
+		for _, f := range []*os.File{ir, mw, cr, mr} {
+			f.Close()
+		}
+	})
+	return p
+}
+
+// send writes frames to the invocation pipe.
+func (p *childPipes) send(t *testing.T, frames ...[]byte) {
+	t.Helper()
+	for _, f := range frames {
+		_, err := p.inv.Write(f)
+		require.NoError(t, err)
+	}
+}
+
+// goodbye does what Process.CloseInput does: a stop frame on the control
+// pipe, then both pipes closed. A second call does nothing.
+func (p *childPipes) goodbye(t *testing.T) {
+	if p.ctl == nil {
+		return
+	}
+	_, err := p.ctl.Write(wire.AppendFrame(nil, wire.KindStop, nil))
+	require.NoError(t, err)
+	require.NoError(t, p.ctl.Close())
+	require.NoError(t, p.inv.Close())
+	p.ctl, p.inv = nil, nil
+}
+
+func invocation(task string) []byte {
+	return wire.AppendFrame(nil, wire.KindInvocation, wire.AppendInvocation(nil, &wire.Invocation{Task: task}))
+}
+
+// next calls NextContext, and decodes the invocation's task.
+func next(ctx context.Context, c *Child) (string, error) {
+	p, err := c.NextContext(ctx)
+	if err != nil {
+		return "", err
+	}
+	inv, err := wire.DecodeInvocation(p)
+	if err != nil {
+		return "", err
+	}
+	return inv.Task, nil
+}
+
+func TestNextReadsInvocationsInOrder(t *testing.T) {
+	p := newChildPipes(t)
+	require.Equal(t, 0, p.c.Queued())
+	// Two in one write, and one that comes in two pieces.
+	p.send(t, append(invocation("one"), invocation("two")...))
+	require.Equal(t, 1, p.c.Queued())
+	third := invocation("three")
+	p.send(t, third[:3])
+	for _, want := range []string{"one", "two"} {
+		got, err := next(context.Background(), p.c)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+	}
+	done := make(chan error, 1)
+	go func() {
+		got, err := next(context.Background(), p.c)
+		if err == nil && got != "three" {
+			err = errors.New("got " + got)
+		}
+		done <- err
+	}()
+	p.send(t, third[3:])
+	require.NoError(t, <-done)
+	require.EqualValues(t, 3, p.c.pending.Load(), "three invocations taken, none answered")
+	for range 3 {
+		require.NoError(t, p.c.Send(wire.KindAnswer, nil))
+	}
+	p.goodbye(t)
+	_, err := p.c.NextContext(context.Background())
+	require.ErrorIs(t, err, io.EOF, "the goodbye ends the stream")
+	_, err = p.c.NextContext(context.Background())
+	require.ErrorIs(t, err, io.EOF, "and it stays ended")
+}
+
+// A context that ends while NextContext waits ends the wait.
+func TestNextContextReturnsWhenItsContextEnds(t *testing.T) {
+	p := newChildPipes(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.c.NextContext(ctx)
+		done <- err
+	}()
+	cancel()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(10 * time.Second):
+		t.Fatal("NextContext did not return when its context ended")
+	}
+	// The wake-up left nothing behind: the next call waits, and takes
+	// what comes.
+	go func() {
+		_, err := next(context.Background(), p.c)
+		done <- err
+	}()
+	p.send(t, invocation("after"))
+	require.NoError(t, <-done)
+}
+
+// What is in the pipe when the context has ended is still returned: a
+// child told to stop answers what it was sent before the stop.
+func TestNextContextReturnsWhatCameBeforeItsContextEnded(t *testing.T) {
+	p := newChildPipes(t)
+	p.send(t, invocation("a"), invocation("b"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, want := range []string{"a", "b"} {
+		got, err := next(ctx, p.c)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+	}
+	_, err := p.c.NextContext(ctx)
+	require.ErrorIs(t, err, context.Canceled, "then the ended context, without a wait")
+}
+
+// The deadline that wakes a wait when a context ends can come after the
+// call it was for has returned (the context's AfterFunc runs on its own
+// goroutine). The next call, with another context, must still wait.
+func TestNextContextWaitsPastAnEarlierContextsDeadline(t *testing.T) {
+	p := newChildPipes(t)
+	require.NoError(t, p.c.in.SetReadDeadline(longAgo)) // as a late AfterFunc leaves it
+	done := make(chan error, 1)
+	go func() {
+		got, err := next(context.Background(), p.c)
+		if err == nil && got != "late" {
+			err = errors.New("got " + got)
+		}
+		done <- err
+	}()
+	p.send(t, invocation("late"))
+	require.NoError(t, <-done)
+}
+
+func TestStopFrameClosesStopped(t *testing.T) {
+	p := newChildPipes(t)
+	select {
+	case <-p.c.Stopped():
+		t.Fatal("Stopped is closed before a stop frame")
+	default:
+	}
+	_, err := p.ctl.Write(wire.AppendFrame(nil, wire.KindStop, nil))
+	require.NoError(t, err)
+	select {
+	case <-p.c.Stopped():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a stop frame did not close Stopped")
+	}
+	require.True(t, p.c.told.Load())
+}
+
+func TestBrokenStreamsAreErrors(t *testing.T) {
+	t.Run("AnotherKindOnTheInvocationPipe", func(t *testing.T) {
+		p := newChildPipes(t)
+		p.send(t, wire.AppendFrame(nil, wire.KindAnswer, []byte("x")))
+		_, err := p.c.NextContext(context.Background())
+		require.ErrorContains(t, err, "unexpected answer frame on the invocation pipe")
+		_, err2 := p.c.NextContext(context.Background())
+		require.Equal(t, err, err2, "the stream stays broken")
+	})
+	t.Run("NotAFrame", func(t *testing.T) {
+		p := newChildPipes(t)
+		p.send(t, []byte("garbage, not a frame"))
+		_, err := p.c.NextContext(context.Background())
+		require.ErrorContains(t, err, "reading invocations")
+	})
+	t.Run("AnotherKindOnTheControlPipe", func(t *testing.T) {
+		p := newChildPipes(t)
+		_, err := p.ctl.Write(wire.AppendFrame(nil, wire.KindInvocation, nil))
+		require.NoError(t, err)
+		select {
+		case <-p.c.Stopped(): // a child whose control pipe broke stops
+		case <-time.After(10 * time.Second):
+			t.Fatal("a broken control pipe did not stop the child")
+		}
+		<-p.c.ctlDone
+		p.goodbye(t)
+		_, err = p.c.NextContext(context.Background())
+		require.ErrorContains(t, err, "unexpected invocation frame on the control pipe")
+	})
+}
