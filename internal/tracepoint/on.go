@@ -37,7 +37,11 @@ func Mark(p Point) {
 		return
 	}
 	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	// Raw system calls: x/sys's ClockGettime goes through the runtime's
+	// system-call entry, which wakes sysmon in a process that was idle
+	// (see procman's rawRead), a thread wake-up the untraced build
+	// does not have.
+	_, _, _ = unix.RawSyscall(unix.SYS_CLOCK_GETTIME, unix.CLOCK_MONOTONIC, uintptr(unsafe.Pointer(&ts)), 0)
 	var cpu uint32
 	_, _, _ = unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&cpu)), 0, 0)
 	if i := n.Add(1) - 1; i < int64(len(records)) {
