@@ -278,15 +278,21 @@ func warmUp() {
 // of its start, as in a busy pool, where CPU is short, does without it; a
 // spare left waiting longer is in an idle one, whose CPU is free.
 func settleLater() (taken func()) {
+	return settleWith(func(f func()) func() bool { return time.AfterFunc(settleDelay, f).Stop }, runtime.GC)
+}
+
+// settleWith arms a timer with after to run settle, unless taken is
+// called first: a timer that fires as taken is called runs nothing.
+func settleWith(after func(f func()) (stop func() bool), settle func()) (taken func()) {
 	var done atomic.Bool
-	t := time.AfterFunc(settleDelay, func() {
+	stop := after(func() {
 		if !done.Load() {
-			runtime.GC()
+			settle()
 		}
 	})
 	return func() {
 		done.Store(true)
-		t.Stop()
+		stop()
 	}
 }
 
