@@ -40,10 +40,14 @@ type Manager struct {
 	woken      atomic.Bool  // a Wakeup came since Step last returned: later ones need do nothing
 
 	// An idle manager (SetIdle) waits in the runtime's poller: poll is a
-	// duplicate of epfd, registered there, and a Wakeup that finds
-	// parkable set moves poll's read deadline into the past instead of
-	// writing evfd. See wait.
+	// duplicate of outer, an epoll set registered there, and a Wakeup
+	// that finds parkable set moves poll's read deadline into the past
+	// instead of writing evfd. outer holds epfd only while the manager
+	// parks (linked), so that a busy manager's events wake its own thread
+	// and not also the poller's. See wait.
 	idle     bool
+	outer    int             // -1 without one
+	linked   bool            // epfd is in outer
 	poll     *os.File        // nil where the runtime's poller refused it: never idle
 	pollConn syscall.RawConn // poll's
 	parkable atomic.Bool     // the owner waits, or is about to, in the poller
@@ -100,7 +104,7 @@ const (
 
 // New returns a Manager configured by opts. Call Setup before using it.
 func New(opts ...Option) *Manager {
-	m := &Manager{epfd: -1, evfd: -1, devnull: -1, procs: make(map[uint32]*Process)}
+	m := &Manager{epfd: -1, outer: -1, evfd: -1, devnull: -1, procs: make(map[uint32]*Process)}
 	m.opts = options{pipeSize: 1 << 20, hangupWait: 2 * time.Second, maxPayload: wire.DefaultMaxPayload}
 	for _, o := range opts {
 		o.apply(&m.opts)
@@ -161,12 +165,15 @@ func (m *Manager) Setup() (err error) {
 	if err = unix.EpollCtl(m.epfd, unix.EPOLL_CTL_ADD, m.evfd, &ev); err != nil {
 		return fmt.Errorf("procman: adding the eventfd to epoll: %w", err)
 	}
-	if f, rc, err := pollable(m.epfd); err == nil {
+	if m.outer, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return fmt.Errorf("procman: epoll_create1: %w", err)
+	}
+	if f, rc, err := pollable(m.outer); err == nil {
 		m.wakeMu.Lock()
 		m.poll, m.pollConn = f, rc
 		m.wakeMu.Unlock()
 	} else {
-		m.log.Debug("the runtime's poller does not take the epoll fd; an idle manager waits in epoll_wait", "error", err)
+		m.log.Debug("the runtime's poller does not take an epoll fd; an idle manager waits in epoll_wait", "error", err)
 	}
 	m.events = make([]unix.EpollEvent, 128)
 	m.state = 1
@@ -218,11 +225,11 @@ func (m *Manager) Wakeup() error {
 // manager's Step blocks its thread in epoll_wait: each child event then
 // wakes that thread, where a park costs the runtime's scheduler two
 // wake-ups and a spinning thread (about 100 µs more of the parent's CPU
-// per task when a fresh process runs each task). The epoll fd stays in the
-// runtime's poller, so in a program whose other goroutines wait there (a
-// network server) a busy manager's events also wake the poller's thread,
-// once each. The default is busy. Like Step, it belongs to the owner
-// goroutine.
+// per task when a fresh process runs each task). The manager's epoll set
+// is in the runtime's poller only while it parks, so in a program whose
+// other goroutines wait there (a network server) a busy manager's events
+// do not wake the poller's thread too. The default is busy. Like Step, it
+// belongs to the owner goroutine.
 func (m *Manager) SetIdle(idle bool) { m.idle = idle }
 
 // SetDeadline makes Step return no later than t even when nothing happens;
@@ -493,9 +500,10 @@ func (m *Manager) takeWakeup(events []unix.EpollEvent) {
 // deadline into the past, after wait set it (the file's deadline calls
 // are ordered); not, it writes evfd, which ends both waits.
 func (m *Manager) wait() (int, error) {
-	if m.idle && m.poll != nil {
+	if m.idle && m.poll != nil && m.link() {
 		return m.park()
 	}
+	m.unlink()
 	m.parkable.Store(false)
 	if m.woken.Load() {
 		return m.epollNow()
@@ -551,6 +559,32 @@ func (m *Manager) park() (int, error) {
 		return 0, fmt.Errorf("procman: waiting on the epoll fd: %w", err)
 	}
 	return n, nil
+}
+
+// link puts epfd in outer, the epoll set that the runtime's poller
+// watches, so that its events end a park, and reports whether it is
+// there. unlink takes it out: a busy manager's events then wake its own
+// thread alone, not also the poller's (about 10 µs on a child's answer
+// write, which had to wake a second thread on another CPU, when the
+// program had a goroutine waiting in the poller).
+func (m *Manager) link() bool {
+	if m.linked {
+		return true
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	if err := unix.EpollCtl(m.outer, unix.EPOLL_CTL_ADD, m.epfd, &ev); err != nil {
+		m.log.Debug("linking the epoll set to the runtime's poller; the manager waits in epoll_wait", "error", err)
+		return false
+	}
+	m.linked = true
+	return true
+}
+
+func (m *Manager) unlink() {
+	if m.linked {
+		_ = unix.EpollCtl(m.outer, unix.EPOLL_CTL_DEL, m.epfd, nil)
+		m.linked = false
+	}
 }
 
 // epollNow takes the events that are ready, without waiting.
@@ -918,7 +952,7 @@ func (m *Manager) closeFDs() {
 	}
 	m.wakeClosed = m.state == 2
 	m.wakeMu.Unlock()
-	for _, fd := range []*int{&m.epfd, &m.devnull} {
+	for _, fd := range []*int{&m.epfd, &m.outer, &m.devnull} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1
