@@ -169,11 +169,11 @@ func newChildOn(in, out, ctl *os.File) (*Child, error) {
 	if rc, err := c.out.SyscallConn(); err == nil {
 		c.outConn, c.outW = rc, &rawWriter{conn: rc}
 	}
-	// The first invocation's read lands in a buffer whose pages are
-	// already mapped: a spare takes their faults while it waits.
-	for buf, i := c.dec.Buffer(), 0; i < len(buf); i += 4096 {
-		buf[i] = 0
-	}
+	// A small invocation's read lands in a page that is already mapped:
+	// a spare takes the fault while it waits. (The buffer's other pages
+	// are left alone: a fresh child would pay for them and rarely use
+	// them.)
+	c.dec.Buffer()[0] = 0
 	go c.watchControl()
 	return c, nil
 }
