@@ -27,6 +27,7 @@ import (
 	"github.com/procrastinate-go/procrastinate/dispatcher"
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
+	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/strategy"
 	"github.com/procrastinate-go/procrastinate/task"
 )
@@ -37,6 +38,10 @@ import (
 // sleep a second at exit under -race.
 func TestMain(m *testing.M) {
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
+	if dir := os.Getenv(envStartedDir); dir != "" && procman.IsChild() {
+		// A test counts the children started: each leaves a file.
+		_ = os.WriteFile(filepath.Join(dir, "started-"+strconv.Itoa(os.Getpid())), nil, 0o644)
+	}
 	procrastinate.Main()
 	goleak.VerifyTestMain(m)
 }

@@ -5,7 +5,10 @@ package dispatcher_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
 	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/strategy"
 	"github.com/procrastinate-go/procrastinate/task"
@@ -433,4 +437,45 @@ func TestServerShutdownWithAScheduledTask(t *testing.T) {
 	require.True(t, r.Ready(), "a task scheduled on a server fails at once")
 	require.ErrorIs(t, r.Err(), dispatcher.ErrNoTasks)
 	require.NoError(t, d.Shutdown(ctx), "Shutdown waited for a task that the server never starts")
+}
+
+// envStartedDir names a directory where each child started by this test
+// binary leaves a file, "started-<pid>" (see TestMain).
+const envStartedDir = "DISPATCHER_TEST_STARTED_DIR"
+
+type bigWorkerArg struct {
+	Dir string // where the worker leaves "ran-<pid>"
+	Pad string // what makes the invocation larger than a pipe holds
+}
+
+var bigWorker = task.Define("dispatcher_test.server.big-worker", func(ctx context.Context, a bigWorkerArg) (struct{}, error) {
+	if err := os.WriteFile(filepath.Join(a.Dir, "ran-"+strconv.Itoa(os.Getpid())), nil, 0o644); err != nil {
+		return struct{}{}, err
+	}
+	<-ctx.Done()
+	return struct{}{}, nil
+})
+
+// A stop (Shutdown's, here) goes on the control pipe, and can reach a
+// worker while its invocation, larger than the pipe, is still being
+// written. The worker must still get the whole invocation and run: a
+// child that gave up on the half it had read exited without running its
+// worker (4 to 9 workers of 10 ran, before the child waited for the rest).
+func TestShutdownDoesNotOvertakeAWorkersLargeInvocation(t *testing.T) {
+	leakcheck.Check(t)
+	dir := t.TempDir()
+	t.Setenv(envStartedDir, dir)
+	for _, delay := range []time.Duration{0, 500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond} {
+		d, err := dispatcher.Start(strategy.SpawnN(2, bigWorker, bigWorkerArg{Dir: dir, Pad: strings.Repeat("p", 300<<10)}),
+			dispatcher.WithGracePeriod(10*time.Second))
+		require.NoError(t, err)
+		time.Sleep(delay) // not a wait for an event: the delays spread the stop over the invocation's writing
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		require.NoError(t, d.Shutdown(ctx))
+		cancel()
+	}
+	started, _ := filepath.Glob(filepath.Join(dir, "started-*"))
+	ran, _ := filepath.Glob(filepath.Join(dir, "ran-*"))
+	require.NotEmpty(t, started)
+	require.Len(t, ran, len(started), "every worker child that started ran its worker")
 }

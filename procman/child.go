@@ -109,6 +109,7 @@ type Child struct {
 	ctlDone chan struct{} // closed when the control pipe has ended
 	ctlErr  error         // why it ended, if not at an end of file; read after ctlDone
 	told    atomic.Bool   // a stop frame came: the end of the pipes is a goodbye
+	ctlEOF  atomic.Bool   // the control pipe has ended
 
 	out     *os.File
 	wmu     sync.Mutex
@@ -212,33 +213,46 @@ func closeInherited() {
 
 // watchControl reads the control pipe until it ends: a stop frame closes
 // Stopped; the end of the pipe without a stop frame before it, or while
-// an invocation is in flight, means the parent is gone (see Child).
+// an invocation is in flight, means the parent is gone (see Child). A
+// control stream that breaks (a frame of another kind; the same build on
+// both sides never sends one) stops the child, and Next returns why.
 func (c *Child) watchControl() {
-	defer close(c.ctlDone)
 	in := bufio.NewReaderSize(c.ctl, 64)
 	for {
 		k, _, err := wire.ReadFrame(in, 0)
 		switch {
 		case err == io.EOF:
+			// Set before pending is read, and took reads it after it
+			// raised pending: one of the two sees the other, so an
+			// invocation taken as the pipe ends is in flight for one
+			// of them (see took).
+			c.ctlEOF.Store(true)
 			if c.pending.Load() > 0 || !c.told.Load() {
 				lifeline()
 			}
+			close(c.ctlDone)
 			return
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			fmt.Fprintf(os.Stderr, "procrastinate: child %d: the control pipe ended inside a frame; the parent is gone\n", os.Getpid())
 			lifeline()
 		case err != nil:
-			c.ctlErr = fmt.Errorf("procman: reading the control pipe: %w", err)
-			c.stopped.Do(func() { close(c.stop) })
+			c.controlBroke(fmt.Errorf("procman: reading the control pipe: %w", err))
 			return
 		case k != wire.KindStop:
-			c.ctlErr = fmt.Errorf("procman: unexpected %v frame on the control pipe", k)
-			c.stopped.Do(func() { close(c.stop) })
+			c.controlBroke(fmt.Errorf("procman: unexpected %v frame on the control pipe", k))
 			return
 		}
 		c.told.Store(true)
 		c.stopped.Do(func() { close(c.stop) })
 	}
+}
+
+// controlBroke records why the control stream broke, where Next finds it,
+// then stops the child: Next's caller sees the error, not a mere stop.
+func (c *Child) controlBroke(err error) {
+	c.ctlErr = err
+	close(c.ctlDone)
+	c.stopped.Do(func() { close(c.stop) })
 }
 
 // ParentDeathSignal is the signal a child takes as news of its parent's
@@ -312,8 +326,10 @@ func (c *Child) Next() ([]byte, error) {
 
 // NextContext is Next that gives up when ctx ends, returning ctx.Err().
 // An invocation that has already reached the child (one in the pipe) is
-// returned even then, so that a child told to stop answers what it was
-// sent before the stop instead of dropping it.
+// returned even then, and one that has begun to reach it is waited for,
+// so that a child told to stop answers what it was sent before the stop
+// instead of dropping it. (Stop frames come on a pipe of their own, and
+// can overtake an invocation that the parent is still writing.)
 func (c *Child) NextContext(ctx context.Context) ([]byte, error) {
 	var unhook func() bool // ends the AfterFunc that wakes a wait when ctx ends
 	defer func() {
@@ -322,6 +338,14 @@ func (c *Child) NextContext(ctx context.Context) ([]byte, error) {
 		}
 	}()
 	for c.inErr == nil {
+		select {
+		case <-c.ctlDone:
+			if c.ctlErr != nil {
+				c.inErr = c.ctlErr
+				continue
+			}
+		default:
+		}
 		k, p, ok, err := c.dec.Next()
 		switch {
 		case err != nil:
@@ -339,7 +363,14 @@ func (c *Child) NextContext(ctx context.Context) ([]byte, error) {
 			// Read here, after the poller was readied for a wait: a read
 			// before it could miss the news of bytes that came between.
 			n, errno = rawRead(fd, c.dec.Buffer())
-			if errno != syscall.EAGAIN || ctx.Err() != nil {
+			if errno != syscall.EAGAIN {
+				return true
+			}
+			if ctx.Err() != nil && c.dec.Pending() == 0 {
+				// Nothing of an invocation has come: give up. Part of
+				// one is waited for, rest and all: a stop, which goes
+				// on its own pipe, can overtake an invocation that the
+				// parent is still writing.
 				return true
 			}
 			if unhook == nil && ctx.Done() != nil {
@@ -382,6 +413,13 @@ func (c *Child) took(p []byte) []byte {
 		}
 	}
 	c.pending.Add(1)
+	if c.ctlEOF.Load() {
+		// The parent closed the pipes with this invocation still in
+		// one, untaken: it is gone, or it gave up on the child with
+		// work in flight. Either way the lifeline, as the watcher would
+		// have taken had it seen this invocation in flight.
+		lifeline()
+	}
 	c.settle()
 	tracepoint.Mark(tracepoint.ChildTook)
 	return p
@@ -465,9 +503,9 @@ func (c *Child) Send(kind wire.Kind, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	// The invocation is over before its answer is written: once the
-	// parent has the answer it may close the pipe at once (CloseInput on
-	// a worker it retires), and the reader must not take that end for
-	// the parent's death.
+	// parent has the answer it may close the pipes at once (CloseInput on
+	// a worker it retires), and the control pipe's watcher must not take
+	// that end for the parent's death.
 	if kind.Terminal() {
 		c.pending.Add(-1)
 	}

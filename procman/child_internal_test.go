@@ -5,8 +5,11 @@ package procman
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -187,6 +190,64 @@ func TestNextContextWaitsPastAnEarlierContextsDeadline(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
+// A stop goes on its own pipe and can overtake an invocation that the
+// parent is still writing: what has begun to arrive is waited for, the
+// rest of it too, though the context has ended.
+func TestNextContextWaitsForTheRestOfAnInvocation(t *testing.T) {
+	p := newChildPipes(t)
+	big := wire.AppendFrame(nil, wire.KindInvocation, wire.AppendInvocation(nil, &wire.Invocation{Task: "big", Arg: make([]byte, 1<<20)}))
+	p.send(t, big[:1000])
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	wrote := make(chan error, 1)
+	go func() { // the pipe holds 64 KiB: the rest goes as the child reads
+		_, err := p.inv.Write(big[1000:])
+		wrote <- err
+	}()
+	got, err := next(ctx, p.c)
+	require.NoError(t, err)
+	require.Equal(t, "big", got)
+	require.NoError(t, <-wrote)
+	_, err = p.c.NextContext(ctx)
+	require.ErrorIs(t, err, context.Canceled, "with nothing begun, the ended context")
+}
+
+// An invocation taken once the parent's pipes have ended (it sat in the
+// pipe when the parent died, or closed the pipes on purpose with work
+// queued) is work in flight at the parent's end: the child takes the
+// lifeline, as it would had the control pipe's watcher seen the
+// invocation in flight. The lifeline kills the process group, so this
+// runs in a process of its own, in a group of its own.
+func TestAnInvocationTakenAfterThePipesEndedIsTheLifeline(t *testing.T) {
+	if os.Getenv("PROCMAN_TEST_TAKEN_AFTER_END") == "1" {
+		ir, iw, _ := os.Pipe()
+		_, mw, _ := os.Pipe()
+		cr, cw, _ := os.Pipe()
+		c, err := newChildOn(ir, mw, cr)
+		if err != nil {
+			os.Exit(10)
+		}
+		// An invocation, a stop, then both pipes end.
+		_, _ = iw.Write(invocation("work"))
+		_, _ = cw.Write(wire.AppendFrame(nil, wire.KindStop, nil))
+		cw.Close()
+		iw.Close()
+		<-c.ctlDone // the watcher has seen the end, with nothing in flight
+		_, err = c.NextContext(context.Background())
+		fmt.Printf("NextContext returned (%v): no lifeline\n", err)
+		os.Exit(0)
+	}
+	leakcheck.Check(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAnInvocationTakenAfterThePipesEndedIsTheLifeline$")
+	cmd.Env = append(os.Environ(), "PROCMAN_TEST_TAKEN_AFTER_END=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, "output: %s", out)
+	ws := ee.Sys().(syscall.WaitStatus)
+	require.True(t, ws.Signaled() && ws.Signal() == syscall.SIGKILL, "the child killed its group; got %v, output: %s", ws, out)
+}
+
 func TestStopFrameClosesStopped(t *testing.T) {
 	p := newChildPipes(t)
 	select {
@@ -221,16 +282,17 @@ func TestBrokenStreamsAreErrors(t *testing.T) {
 	})
 	t.Run("AnotherKindOnTheControlPipe", func(t *testing.T) {
 		p := newChildPipes(t)
+		// As task.Serve does: a stop ends the context Next waits with.
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			<-p.c.Stopped()
+			cancel()
+		}()
 		_, err := p.ctl.Write(wire.AppendFrame(nil, wire.KindInvocation, nil))
 		require.NoError(t, err)
-		select {
-		case <-p.c.Stopped(): // a child whose control pipe broke stops
-		case <-time.After(10 * time.Second):
-			t.Fatal("a broken control pipe did not stop the child")
-		}
-		<-p.c.ctlDone
-		p.goodbye(t)
-		_, err = p.c.NextContext(context.Background())
-		require.ErrorContains(t, err, "unexpected invocation frame on the control pipe")
+		_, err = p.c.NextContext(ctx)
+		require.ErrorContains(t, err, "unexpected invocation frame on the control pipe",
+			"the child stops, and says why: not a mere stop")
 	})
 }

@@ -985,7 +985,10 @@ func (p *Process) Exit() *Exit { return p.exit }
 // A stop frame (wire.KindStop) is not queued: it goes at once to the
 // child's control pipe, which a goroutine of the child watches while its
 // task runs, so that the task's context ends without waiting for the
-// task to read anything (see Child).
+// task to read anything (see Child). It overtakes what is still queued:
+// the child takes what reached its pipe (the rest of an invocation that
+// has begun to arrive included) and stops; what is queued here is not
+// delivered.
 func (p *Process) Send(kind wire.Kind, payload []byte) error {
 	p.m.enter()
 	defer p.m.leave()

@@ -2,6 +2,7 @@ package task
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -75,8 +76,8 @@ func Serve(c *procman.Child) error {
 	}()
 	for {
 		p, err := c.NextContext(root)
-		if err == io.EOF || (err != nil && root.Err() != nil) {
-			return nil
+		if err == io.EOF || (root.Err() != nil && errors.Is(err, root.Err())) {
+			return nil // no more work, or told to stop
 		}
 		if err != nil {
 			return err
