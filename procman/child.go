@@ -93,10 +93,11 @@ func fail(msg string) {
 //
 // A watcher goroutine reads the control pipe, which carries nothing but
 // the parent's stop frames, and whose end tells the child that its parent
-// closed it. When that pipe ends while an invocation is in flight (taken
-// by Next and not yet answered with a terminal frame), or without the stop
-// frame that Process.CloseInput sends before it closes the pipes on
-// purpose, the parent is gone: the child kills its own process group at
+// closed it. When that pipe ends while an invocation is in flight (sent
+// and not yet answered with a terminal frame: one still in the pipe,
+// untaken, counts once Next takes it), or without the stop frame that
+// Process.CloseInput sends before it closes the pipes on purpose, the
+// parent is gone: the child kills its own process group at
 // once, so that no orphan outlives its parent, nor what its tasks started.
 type Child struct {
 	in     *os.File        // the invocation pipe; only Next and NextContext read it
@@ -247,8 +248,9 @@ func (c *Child) watchControl() {
 	}
 }
 
-// controlBroke records why the control stream broke, where Next finds it,
-// then stops the child: Next's caller sees the error, not a mere stop.
+// controlBroke records why the control stream broke, where Next and Err
+// find it, then stops the child: the loop that serves sees the error,
+// not a mere stop.
 func (c *Child) controlBroke(err error) {
 	c.ctlErr = err
 	close(c.ctlDone)
@@ -388,6 +390,9 @@ func (c *Child) NextContext(ctx context.Context) ([]byte, error) {
 		case err != nil:
 			c.inErr = fmt.Errorf("procman: waiting for invocations: %w", err)
 		case errno == syscall.EAGAIN:
+			if err := c.Err(); err != nil {
+				return nil, err // the stop came from a broken control pipe
+			}
 			return nil, ctx.Err()
 		case errno == syscall.EINTR:
 		case errno != 0:
@@ -579,5 +584,20 @@ func (c *Child) Queued() int {
 	return 0
 }
 
-// Stopped is closed when the parent asks the child to finish (a stop frame).
+// Stopped is closed when the parent asks the child to finish (a stop
+// frame), and when the control pipe breaks (see Err).
 func (c *Child) Stopped() <-chan struct{} { return c.stop }
+
+// Err reports why the control pipe broke, if it did: a read error, or a
+// frame other than a stop (which parent and child of one build never
+// send). The child is stopped then, with nobody left to watch for its
+// parent's death; the loop that serves should return this error instead
+// of ending as after a plain stop. It is nil otherwise, and never waits.
+func (c *Child) Err() error {
+	select {
+	case <-c.ctlDone:
+		return c.ctlErr
+	default:
+		return nil
+	}
+}

@@ -289,10 +289,12 @@ func TestBrokenStreamsAreErrors(t *testing.T) {
 			<-p.c.Stopped()
 			cancel()
 		}()
+		require.NoError(t, p.c.Err())
 		_, err := p.ctl.Write(wire.AppendFrame(nil, wire.KindInvocation, nil))
 		require.NoError(t, err)
 		_, err = p.c.NextContext(ctx)
 		require.ErrorContains(t, err, "unexpected invocation frame on the control pipe",
 			"the child stops, and says why: not a mere stop")
+		require.Equal(t, err, p.c.Err(), "Err says it too, for a loop that stopped otherwise")
 	})
 }

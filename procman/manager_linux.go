@@ -45,12 +45,13 @@ type Manager struct {
 	// instead of writing evfd. outer holds epfd only while the manager
 	// parks (linked), so that a busy manager's events wake its own thread
 	// and not also the poller's. See wait.
-	idle     bool
-	outer    int             // -1 without one
-	linked   bool            // epfd is in outer
-	poll     *os.File        // nil where the runtime's poller refused it: never idle
-	pollConn syscall.RawConn // poll's
-	parkable atomic.Bool     // the owner waits, or is about to, in the poller
+	idle       bool
+	outer      int             // -1 without one
+	linked     bool            // epfd is in outer
+	linkFailed bool            // a link failed, and was logged
+	poll       *os.File        // nil where the runtime's poller refused it: never idle
+	pollConn   syscall.RawConn // poll's
+	parkable   atomic.Bool     // the owner waits, or is about to, in the poller
 
 	nextID   uint32
 	procs    map[uint32]*Process
@@ -572,8 +573,13 @@ func (m *Manager) link() bool {
 		return true
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN}
-	if err := unix.EpollCtl(m.outer, unix.EPOLL_CTL_ADD, m.epfd, &ev); err != nil {
-		m.log.Debug("linking the epoll set to the runtime's poller; the manager waits in epoll_wait", "error", err)
+	if err := unix.EpollCtl(m.outer, unix.EPOLL_CTL_ADD, m.epfd, &ev); err != nil && err != unix.EEXIST {
+		if !m.linkFailed {
+			// Said once: the next idle Steps try again, and wait busy
+			// while it fails (ENOSPC: fs.epoll.max_user_watches).
+			m.linkFailed = true
+			m.log.Warn("the manager's epoll set could not join the runtime's poller; an idle manager waits in epoll_wait", "error", err)
+		}
 		return false
 	}
 	m.linked = true
@@ -581,10 +587,14 @@ func (m *Manager) link() bool {
 }
 
 func (m *Manager) unlink() {
-	if m.linked {
-		_ = unix.EpollCtl(m.outer, unix.EPOLL_CTL_DEL, m.epfd, nil)
+	if !m.linked {
+		return
+	}
+	if err := unix.EpollCtl(m.outer, unix.EPOLL_CTL_DEL, m.epfd, nil); err == nil || err == unix.ENOENT {
 		m.linked = false
 	}
+	// On another error the set stays linked, as it is: its events then
+	// wake the poller's thread too, which costs time, not correctness.
 }
 
 // epollNow takes the events that are ready, without waiting.
@@ -985,10 +995,11 @@ func (p *Process) Exit() *Exit { return p.exit }
 // A stop frame (wire.KindStop) is not queued: it goes at once to the
 // child's control pipe, which a goroutine of the child watches while its
 // task runs, so that the task's context ends without waiting for the
-// task to read anything (see Child). It overtakes what is still queued:
-// the child takes what reached its pipe (the rest of an invocation that
-// has begun to arrive included) and stops; what is queued here is not
-// delivered.
+// task to read anything (see Child). It overtakes what is still queued,
+// which is written all the same: a child waits for the rest of an
+// invocation that has begun to reach it, even once stopped, and that
+// wait ends only as this queue is written. What a stopped child takes
+// after a stop is up to its loop (task.Serve takes at most one).
 func (p *Process) Send(kind wire.Kind, payload []byte) error {
 	p.m.enter()
 	defer p.m.leave()

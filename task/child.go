@@ -77,7 +77,7 @@ func Serve(c *procman.Child) error {
 	for {
 		p, err := c.NextContext(root)
 		if err == io.EOF || (root.Err() != nil && errors.Is(err, root.Err())) {
-			return nil // no more work, or told to stop
+			return c.Err() // no more work, or told to stop: nil, unless the control pipe broke
 		}
 		if err != nil {
 			return err
@@ -135,7 +135,7 @@ func Serve(c *procman.Child) error {
 					return fmt.Errorf("the parent sent an invocation (%d bytes) after the last one", len(p))
 				}
 			}
-			return nil
+			return c.Err()
 		}
 	}
 }
@@ -148,11 +148,13 @@ func runOne(root context.Context, inv *wire.Invocation, goexit func(wire.Kind, [
 	if e == nil {
 		return failure(fmt.Sprintf("task: no task named %q is defined in this program (Define it at package level, so that it is defined in every copy of the program)", inv.Task), "", false)
 	}
-	return runEntry(root, inv, e, goexit)
+	return runEntry(root, inv, e, true, goexit)
 }
 
-// runEntry is runOne once the task is found.
-func runEntry(root context.Context, inv *wire.Invocation, e *entry, goexit func(wire.Kind, []byte)) (wire.Kind, []byte) {
+// runEntry is runOne once the task is found; traced says whether it
+// marks the task's start and end (see internal/tracepoint): not for
+// warmUp's task, which would stand in a trip's marks.
+func runEntry(root context.Context, inv *wire.Invocation, e *entry, traced bool, goexit func(wire.Kind, []byte)) (wire.Kind, []byte) {
 	ctx := root
 	if inv.LockDir != "" {
 		ctx = context.WithValue(ctx, lockDirKey, inv.LockDir)
@@ -162,11 +164,15 @@ func runEntry(root context.Context, inv *wire.Invocation, e *entry, goexit func(
 		ctx, cancel = context.WithDeadline(ctx, inv.Deadline)
 		defer cancel()
 	}
-	tracepoint.Mark(tracepoint.TaskStarted)
+	if traced {
+		tracepoint.Mark(tracepoint.TaskStarted)
+	}
 	out, err, panicked, stack := protect(ctx, e, inv.Arg, func(stack string) {
 		goexit(failure(fmt.Sprintf("task %q called runtime.Goexit instead of returning", inv.Task), stack, false))
 	})
-	tracepoint.Mark(tracepoint.TaskDone)
+	if traced {
+		tracepoint.Mark(tracepoint.TaskDone)
+	}
 	if panicked {
 		return failure(err.Error(), stack, true)
 	}
@@ -262,7 +268,7 @@ func warmUp() {
 	}
 	p := wire.AppendInvocation(nil, &wire.Invocation{Task: warmEntry.name, Arg: []byte{0}, Deadline: time.Now().Add(time.Hour), LockDir: os.TempDir()})
 	if inv, err := wire.DecodeInvocation(p); err == nil {
-		kind, out := runEntry(context.Background(), inv, warmEntry, func(wire.Kind, []byte) {})
+		kind, out := runEntry(context.Background(), inv, warmEntry, false, func(wire.Kind, []byte) {})
 		_ = wire.WriteFrame(io.Discard, kind, out)
 	}
 }
@@ -283,7 +289,10 @@ func settleLater() (taken func()) {
 }
 
 // settleWith arms a timer with after to run settle, unless taken is
-// called first: a timer that fires as taken is called runs nothing.
+// called first. A timer that fires once taken was called runs nothing;
+// a collection already under way when the first invocation comes runs to
+// its end alongside the first task (it cannot be stopped): an invocation
+// that comes in the 0.4 ms after settleDelay pays for part of it.
 func settleWith(after func(f func()) (stop func() bool), settle func()) (taken func()) {
 	var done atomic.Bool
 	stop := after(func() {
