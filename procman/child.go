@@ -95,10 +95,12 @@ func fail(msg string) {
 // the parent's stop frames, and whose end tells the child that its parent
 // closed it. When that pipe ends while an invocation is in flight (sent
 // and not yet answered with a terminal frame: one still in the pipe,
-// untaken, counts once Next takes it), or without the stop frame that
-// Process.CloseInput sends before it closes the pipes on purpose, the
-// parent is gone: the child kills its own process group at
-// once, so that no orphan outlives its parent, nor what its tasks started.
+// untaken, counts once Next takes it), or without the goodbye (a stop
+// frame marked so, see wire.AppendStop) that Process.CloseInput sends
+// before it closes the pipes on purpose, the parent is gone: the child
+// kills its own process group at once, so that no orphan outlives its
+// parent, nor what its tasks started. A plain stop (Send's) is not a
+// goodbye: pipes that end after one still mean the parent's death.
 type Child struct {
 	in     *os.File        // the invocation pipe; only Next and NextContext read it
 	inConn syscall.RawConn // in's, to wait on the runtime's poller
@@ -109,7 +111,7 @@ type Child struct {
 	ctl     *os.File      // the control pipe; only watchControl reads it
 	ctlDone chan struct{} // closed when the control pipe has ended
 	ctlErr  error         // why it ended, if not at an end of file; read after ctlDone
-	told    atomic.Bool   // a stop frame came: the end of the pipes is a goodbye
+	told    atomic.Bool   // a goodbye came: the end of the pipes is not the parent's death
 	ctlEOF  atomic.Bool   // the control pipe has ended
 
 	out     *os.File
@@ -220,7 +222,7 @@ func closeInherited() {
 func (c *Child) watchControl() {
 	in := bufio.NewReaderSize(c.ctl, 64)
 	for {
-		k, _, err := wire.ReadFrame(in, 0)
+		k, payload, err := wire.ReadFrame(in, 0)
 		switch {
 		case err == io.EOF:
 			// Set before pending is read, and took reads it after it
@@ -243,7 +245,9 @@ func (c *Child) watchControl() {
 			c.controlBroke(fmt.Errorf("procman: unexpected %v frame on the control pipe", k))
 			return
 		}
-		c.told.Store(true)
+		if wire.IsGoodbye(payload) {
+			c.told.Store(true)
+		}
 		c.stopped.Do(func() { close(c.stop) })
 	}
 }

@@ -66,13 +66,13 @@ func (p *childPipes) send(t *testing.T, frames ...[]byte) {
 	}
 }
 
-// goodbye does what Process.CloseInput does: a stop frame on the control
+// goodbye does what Process.CloseInput does: a goodbye on the control
 // pipe, then both pipes closed. A second call does nothing.
 func (p *childPipes) goodbye(t *testing.T) {
 	if p.ctl == nil {
 		return
 	}
-	_, err := p.ctl.Write(wire.AppendFrame(nil, wire.KindStop, nil))
+	_, err := p.ctl.Write(wire.AppendStop(nil, true))
 	require.NoError(t, err)
 	require.NoError(t, p.ctl.Close())
 	require.NoError(t, p.inv.Close())
@@ -212,14 +212,17 @@ func TestNextContextWaitsForTheRestOfAnInvocation(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled, "with nothing begun, the ended context")
 }
 
-// An invocation taken once the parent's pipes have ended (it sat in the
-// pipe when the parent died, or closed the pipes on purpose with work
-// queued) is work in flight at the parent's end: the child takes the
-// lifeline, as it would had the control pipe's watcher seen the
-// invocation in flight. The lifeline kills the process group, so this
-// runs in a process of its own, in a group of its own.
-func TestAnInvocationTakenAfterThePipesEndedIsTheLifeline(t *testing.T) {
-	if os.Getenv("PROCMAN_TEST_TAKEN_AFTER_END") == "1" {
+// The lifeline's cases that kill the process group, each in a process of
+// its own, in a group of its own (the test's would die too):
+//   - an invocation taken once the parent's pipes have ended after its
+//     goodbye (it sat in the pipe when the parent closed them with work
+//     queued): work in flight at the parent's end, which the control
+//     pipe's watcher did not see (it had looked before the take);
+//   - the pipes' end after a plain stop, not a goodbye: a parent that
+//     sent Close's stop and then died, while the child was idle.
+func TestTheLifelineKillsTheGroup(t *testing.T) {
+	const env = "PROCMAN_TEST_LIFELINE"
+	if scenario := os.Getenv(env); scenario != "" {
 		ir, iw, _ := os.Pipe()
 		_, mw, _ := os.Pipe()
 		cr, cw, _ := os.Pipe()
@@ -227,25 +230,37 @@ func TestAnInvocationTakenAfterThePipesEndedIsTheLifeline(t *testing.T) {
 		if err != nil {
 			os.Exit(10)
 		}
-		// An invocation, a stop, then both pipes end.
-		_, _ = iw.Write(invocation("work"))
-		_, _ = cw.Write(wire.AppendFrame(nil, wire.KindStop, nil))
-		cw.Close()
-		iw.Close()
-		<-c.ctlDone // the watcher has seen the end, with nothing in flight
-		_, err = c.NextContext(context.Background())
-		fmt.Printf("NextContext returned (%v): no lifeline\n", err)
+		switch scenario {
+		case "taken-after-goodbye":
+			_, _ = iw.Write(invocation("work"))
+			_, _ = cw.Write(wire.AppendStop(nil, true))
+			cw.Close()
+			iw.Close()
+			<-c.ctlDone // the watcher has seen the end, with nothing in flight
+			_, err = c.NextContext(context.Background())
+		case "end-after-stop":
+			_, _ = cw.Write(wire.AppendStop(nil, false))
+			<-c.Stopped()
+			cw.Close()
+			iw.Close()
+			<-c.ctlDone
+		}
+		fmt.Printf("no lifeline (%v)\n", err)
 		os.Exit(0)
 	}
-	leakcheck.Check(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAnInvocationTakenAfterThePipesEndedIsTheLifeline$")
-	cmd.Env = append(os.Environ(), "PROCMAN_TEST_TAKEN_AFTER_END=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	require.ErrorAs(t, err, &ee, "output: %s", out)
-	ws := ee.Sys().(syscall.WaitStatus)
-	require.True(t, ws.Signaled() && ws.Signal() == syscall.SIGKILL, "the child killed its group; got %v, output: %s", ws, out)
+	for _, scenario := range []string{"taken-after-goodbye", "end-after-stop"} {
+		t.Run(scenario, func(t *testing.T) {
+			leakcheck.Check(t)
+			cmd := exec.Command(os.Args[0], "-test.run=^TestTheLifelineKillsTheGroup$")
+			cmd.Env = append(os.Environ(), env+"="+scenario)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee, "output: %s", out)
+			ws := ee.Sys().(syscall.WaitStatus)
+			require.True(t, ws.Signaled() && ws.Signal() == syscall.SIGKILL, "the child killed its group; got %v, output: %s", ws, out)
+		})
+	}
 }
 
 func TestStopFrameClosesStopped(t *testing.T) {
@@ -255,14 +270,17 @@ func TestStopFrameClosesStopped(t *testing.T) {
 		t.Fatal("Stopped is closed before a stop frame")
 	default:
 	}
-	_, err := p.ctl.Write(wire.AppendFrame(nil, wire.KindStop, nil))
+	_, err := p.ctl.Write(wire.AppendStop(nil, false))
 	require.NoError(t, err)
 	select {
 	case <-p.c.Stopped():
 	case <-time.After(10 * time.Second):
 		t.Fatal("a stop frame did not close Stopped")
 	}
-	require.True(t, p.c.told.Load())
+	require.False(t, p.c.told.Load(), "a plain stop is not a goodbye")
+	_, err = p.ctl.Write(wire.AppendStop(nil, true))
+	require.NoError(t, err)
+	require.Eventually(t, p.c.told.Load, 10*time.Second, time.Millisecond, "a goodbye is one")
 }
 
 func TestBrokenStreamsAreErrors(t *testing.T) {

@@ -1007,7 +1007,7 @@ func (p *Process) Send(kind wire.Kind, payload []byte) error {
 		if p.invfd < 0 || p.closeAfter {
 			return ErrInputClosed
 		}
-		p.sendStop()
+		p.sendStop(false)
 		return nil
 	}
 	return p.send(kind, payload)
@@ -1028,12 +1028,13 @@ func (p *Process) send(kind wire.Kind, payload []byte) error {
 	return nil
 }
 
-// sendStop writes a stop frame to the control pipe. The pipe holds
+// sendStop writes a stop frame to the control pipe: a goodbye (see
+// CloseInput) when goodbye is set, else a plain stop. The pipe holds
 // thousands of them, and the child needs one: a full pipe drops it.
-func (p *Process) sendStop() {
-	var h [wire.HeaderSize]byte
+func (p *Process) sendStop(goodbye bool) {
+	frame := wire.AppendStop(make([]byte, 0, wire.HeaderSize+1), goodbye)
 	for {
-		_, err := unix.Write(p.ctlfd, wire.AppendHeader(h[:0], wire.KindStop, 0))
+		_, err := unix.Write(p.ctlfd, frame)
 		if err != unix.EINTR {
 			if err != nil && err != unix.EAGAIN {
 				p.m.log.Debug("writing a stop frame", "pid", p.pid, "error", err)
@@ -1115,8 +1116,8 @@ func (p *Process) flush() {
 }
 
 // CloseInput says goodbye to the child: once what was sent to it is
-// written, a stop frame on the control pipe, then both pipes to the child
-// closed. A child waiting for work sees the end and exits; a child with
+// written, a goodbye on the control pipe (a stop frame marked as one),
+// then both pipes to the child closed. A child waiting for work sees the end and exits; a child with
 // work in flight takes it as its parent's death and kills its group, as
 // does a child whose pipes end without a goodbye (its parent died).
 // Calling it twice does nothing.
@@ -1137,7 +1138,7 @@ func (p *Process) closeInput() {
 		return
 	}
 	if p.closeAfter && p.state == StateRunning {
-		p.sendStop()
+		p.sendStop(true)
 	}
 	if p.watchOut {
 		p.m.unwatch(p.invfd)

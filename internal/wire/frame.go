@@ -32,7 +32,7 @@ const (
 	KindTaskFailed Kind = 3 // an encoded [Failure]
 	KindHeartbeat  Kind = 4 // the child is alive; empty payload
 	KindProgress   Kind = 5 // free-form progress from the task
-	KindStop       Kind = 6 // parent asks the child to finish; empty payload
+	KindStop       Kind = 6 // parent asks the child to finish; see AppendStop
 	KindRetiring   Kind = 7 // the child takes no more work after its next answer; empty payload
 )
 
@@ -76,6 +76,20 @@ func (e *FrameTooLargeError) Error() string {
 // ErrBadKind is returned for a frame header whose kind is unknown: what was
 // read is not a frame (garbage on the pipe).
 var ErrBadKind = errors.New("wire: unknown frame kind (not a frame: garbage on the pipe?)")
+
+// AppendStop appends a stop frame to dst: a goodbye when goodbye is set
+// (the parent has no more work for the child, and will close its pipes),
+// else a plain stop (finish what you are doing). A goodbye's payload is
+// one byte, 1; a plain stop's is empty.
+func AppendStop(dst []byte, goodbye bool) []byte {
+	if goodbye {
+		return AppendFrame(dst, KindStop, []byte{1})
+	}
+	return AppendHeader(dst, KindStop, 0)
+}
+
+// IsGoodbye reports whether payload, a stop frame's, is a goodbye's.
+func IsGoodbye(payload []byte) bool { return len(payload) == 1 && payload[0] == 1 }
 
 // AppendHeader appends the header of a frame of kind k with a payload of n
 // bytes to dst.

@@ -376,3 +376,14 @@ func TestKind(t *testing.T) {
 		require.Equal(t, want, k.String())
 	}
 }
+
+func TestStopFrames(t *testing.T) {
+	for _, goodbye := range []bool{false, true} {
+		k, payload, err := ReadFrame(bytes.NewReader(AppendStop(nil, goodbye)), 0)
+		require.NoError(t, err)
+		require.Equal(t, KindStop, k)
+		require.Equal(t, goodbye, IsGoodbye(payload), "goodbye %v", goodbye)
+	}
+	require.False(t, IsGoodbye([]byte{2}))
+	require.False(t, IsGoodbye([]byte{1, 1}))
+}
