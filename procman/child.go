@@ -344,13 +344,9 @@ func (c *Child) NextContext(ctx context.Context) ([]byte, error) {
 		}
 	}()
 	for c.inErr == nil {
-		select {
-		case <-c.ctlDone:
-			if c.ctlErr != nil {
-				c.inErr = c.ctlErr
-				continue
-			}
-		default:
+		if err := c.Err(); err != nil {
+			c.inErr = err
+			continue
 		}
 		k, p, ok, err := c.dec.Next()
 		switch {
