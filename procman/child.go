@@ -29,6 +29,13 @@ const (
 	cookieValue = "procrastinate-go.v2"
 )
 
+// cpuLimitKey, set in a child's environment, says that the parent sets a
+// CPU time limit on it (Spec.Rlimits) before its first invocation. The
+// child then catches SIGXCPU as it takes that invocation, without asking
+// the kernel about its limits on the way to its first task; one it
+// inherited, it sees as it starts.
+const cpuLimitKey = "PROCRASTINATE_CPU_LIMIT"
+
 // The child's protocol fds.
 const (
 	invocationFD = 3
@@ -59,6 +66,8 @@ func Serve(run func(c *Child) error) {
 		return
 	}
 	os.Unsetenv(cookieKey)
+	_, limitComing := os.LookupEnv(cpuLimitKey)
+	os.Unsetenv(cpuLimitKey)
 	if v != cookieValue {
 		fail(fmt.Sprintf("started as a child of protocol %q, but this executable speaks %q; parent and child must be the same build", v, cookieValue))
 	}
@@ -66,6 +75,7 @@ func Serve(run func(c *Child) error) {
 	if err != nil {
 		fail(err.Error())
 	}
+	c.cpuLimit = limitComing || cpuLimited()
 	err = run(c)
 	tracepoint.Dump()
 	if err != nil {
@@ -107,6 +117,9 @@ type Child struct {
 	dec    wire.Decoder    // what was read from in and not yet taken
 	inErr  error           // why the invocation stream ended; set by Next's caller only
 	first  bool            // no invocation taken yet
+	// cpuLimit says that the child has a CPU time limit by its first
+	// invocation: inherited, or set by the parent (cpuLimitKey).
+	cpuLimit bool
 
 	ctl     *os.File      // the control pipe; only watchControl reads it
 	ctlDone chan struct{} // closed when the control pipe has ended
@@ -413,7 +426,7 @@ func (c *Child) took(p []byte) []byte {
 		// The parent sets the child's limits before it writes the
 		// first invocation.
 		c.first = false
-		if cpuLimited() {
+		if c.cpuLimit {
 			c.catch(syscall.SIGXCPU)
 		}
 	}

@@ -328,7 +328,7 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	pidfd := -1
 	attr := &syscall.ProcAttr{
 		Dir:   spec.Dir,
-		Env:   childEnv(spec.Env),
+		Env:   childEnv(spec.Env, limitsCPU(spec.Rlimits)),
 		Files: []uintptr{uintptr(m.devnull), stdout, stderr, uintptr(inv[0]), uintptr(msg[1]), uintptr(ctl[0])},
 		Sys: &syscall.SysProcAttr{
 			Setpgid:   true,
@@ -1176,18 +1176,38 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	return nil
 }
 
-// childEnv is the parent's environment with the child cookie, then extra.
-func childEnv(extra []string) []string {
+// childEnv is the parent's environment with the child cookie, the mark of
+// a CPU time limit to come when cpuLimit is set, then extra.
+func childEnv(extra []string, cpuLimit bool) []string {
 	env := os.Environ()
-	out := make([]string, 0, len(env)+1+len(extra))
+	out := make([]string, 0, len(env)+2+len(extra))
 	for _, kv := range env {
-		if len(kv) > len(cookieKey) && kv[:len(cookieKey)] == cookieKey && kv[len(cookieKey)] == '=' {
+		if isVar(kv, cookieKey) || isVar(kv, cpuLimitKey) {
 			continue
 		}
 		out = append(out, kv)
 	}
 	out = append(out, cookieKey+"="+cookieValue)
+	if cpuLimit {
+		out = append(out, cpuLimitKey+"=1")
+	}
 	return append(out, extra...)
+}
+
+// isVar reports whether kv, an environment entry, sets key.
+func isVar(kv, key string) bool {
+	return len(kv) > len(key) && kv[:len(key)] == key && kv[len(key)] == '='
+}
+
+// limitsCPU reports whether limits hold a CPU time limit, which the child
+// is told of as it starts (see cpuLimitKey).
+func limitsCPU(limits []Rlimit) bool {
+	for _, l := range limits {
+		if l.Resource == unix.RLIMIT_CPU && l.Cur != unix.RLIM_INFINITY {
+			return true
+		}
+	}
+	return false
 }
 
 // readStderr reads what the child wrote to its captured stderr, keeps the
