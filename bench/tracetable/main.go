@@ -3,6 +3,9 @@
 // bench/latency-trace.sh) and prints where a task's time goes between
 // Schedule and Value: for each point, the median time since Scheduled, and
 // the median and 90th percentile of the step from the point before it.
+// A second table splits the two pipe crossings by where their ends ran:
+// on one CPU, or on the two (a wake-up on the other CPU, which on a
+// virtual machine costs an IPI and a halted CPU's wake-up).
 //
 //	go run ./bench/tracetable DIR
 package main
@@ -22,9 +25,19 @@ import (
 )
 
 type mark struct {
-	ns int64
-	p  tracepoint.Point
+	ns  int64
+	p   tracepoint.Point
+	cpu int
 }
+
+// stamp is when, and on which CPU, a trip passed a point.
+type stamp struct {
+	ns  int64
+	cpu int
+}
+
+// trip is one task's marks: each point when it was first passed.
+type trip map[tracepoint.Point]stamp
 
 func main() {
 	if len(os.Args) != 2 {
@@ -64,11 +77,15 @@ func read(dir string) ([]mark, error) {
 			}
 			ns, err := strconv.ParseInt(fields[0], 10, 64)
 			p, ok := tracepoint.Parse(fields[1])
+			cpu := -1 // unknown
+			if len(fields) > 2 && err == nil {
+				cpu, err = strconv.Atoi(fields[2])
+			}
 			if err != nil || !ok {
 				f.Close()
 				return nil, fmt.Errorf("%s: not a mark: %q", name, sc.Text())
 			}
-			marks = append(marks, mark{ns, p})
+			marks = append(marks, mark{ns, p, cpu})
 		}
 		f.Close()
 		if err := sc.Err(); err != nil {
@@ -82,17 +99,17 @@ func read(dir string) ([]mark, error) {
 // split cuts the marks into trips, one per task: from a Scheduled to the
 // ValueReturned after it. In a trip, each point is when it was first
 // passed.
-func split(marks []mark) []map[tracepoint.Point]int64 {
-	var trips []map[tracepoint.Point]int64
-	var cur map[tracepoint.Point]int64
+func split(marks []mark) []trip {
+	var trips []trip
+	var cur trip
 	for _, m := range marks {
 		switch {
 		case m.p == tracepoint.Scheduled:
-			cur = map[tracepoint.Point]int64{m.p: m.ns}
+			cur = trip{m.p: {m.ns, m.cpu}}
 		case cur == nil:
 		default:
 			if _, seen := cur[m.p]; !seen {
-				cur[m.p] = m.ns
+				cur[m.p] = stamp{m.ns, m.cpu}
 			}
 			if m.p == tracepoint.ValueReturned {
 				trips = append(trips, cur)
@@ -103,8 +120,8 @@ func split(marks []mark) []map[tracepoint.Point]int64 {
 	return trips
 }
 
-// report prints the table.
-func report(trips []map[tracepoint.Point]int64) {
+// report prints the tables.
+func report(trips []trip) {
 	fmt.Printf("%d tasks; µs\n%-18s %10s %10s %10s\n", len(trips), "point", "since", "step p50", "step p90")
 	prev := tracepoint.Scheduled
 	for _, p := range tracepoint.Points() {
@@ -114,9 +131,9 @@ func report(trips []map[tracepoint.Point]int64) {
 			if !ok {
 				continue
 			}
-			since = append(since, time.Duration(at-t[tracepoint.Scheduled]))
+			since = append(since, time.Duration(at.ns-t[tracepoint.Scheduled].ns))
 			if before, ok := t[prev]; ok && p != tracepoint.Scheduled {
-				step = append(step, time.Duration(at-before))
+				step = append(step, time.Duration(at.ns-before.ns))
 			}
 		}
 		if len(since) == 0 {
@@ -129,6 +146,37 @@ func report(trips []map[tracepoint.Point]int64) {
 		}
 		prev = p
 	}
+	fmt.Printf("\nthe crossings by CPU  %22s %22s\n", "same CPU: n, p50", "other CPU: n, p50")
+	for _, c := range []struct {
+		name     string
+		from, to tracepoint.Point
+	}{
+		{"invocation", tracepoint.InvocationWrite, tracepoint.ChildRead},
+		{"answer", tracepoint.AnswerWrite, tracepoint.AnswerRead},
+	} {
+		same, other := byCPU(trips, c.from, c.to)
+		fmt.Printf("%-21s %12d %9.1f %12d %9.1f\n", c.name, len(same), micro(same, 50), len(other), micro(other, 50))
+	}
+}
+
+// byCPU returns the steps from one point to another in the trips that
+// passed both, split by whether the two marks were made on one CPU or on
+// two. Marks with no CPU are left out.
+func byCPU(trips []trip, from, to tracepoint.Point) (same, other []time.Duration) {
+	for _, t := range trips {
+		a, okA := t[from]
+		b, okB := t[to]
+		if !okA || !okB || a.cpu < 0 || b.cpu < 0 {
+			continue
+		}
+		d := time.Duration(b.ns - a.ns)
+		if a.cpu == b.cpu {
+			same = append(same, d)
+		} else {
+			other = append(other, d)
+		}
+	}
+	return same, other
 }
 
 // micro returns the q-th percentile of ds in microseconds.

@@ -34,11 +34,27 @@ func TestReadAndSplit(t *testing.T) {
 	}
 	trips := split(marks)
 	require.Len(t, trips, 2)
-	assert.Equal(t, map[tracepoint.Point]int64{
-		tracepoint.Scheduled: 1000, tracepoint.ManagerAwake: 1010, tracepoint.ChildRead: 1100,
-		tracepoint.AnswerWrite: 1150, tracepoint.AnswerRead: 1200, tracepoint.ValueReturned: 1300,
+	assert.Equal(t, trip{
+		tracepoint.Scheduled: {1000, 0}, tracepoint.ManagerAwake: {1010, 0}, tracepoint.ChildRead: {1100, 1},
+		tracepoint.AnswerWrite: {1150, 1}, tracepoint.AnswerRead: {1200, 0}, tracepoint.ValueReturned: {1300, 0},
 	}, trips[0])
-	assert.Equal(t, int64(400), trips[1][tracepoint.ValueReturned]-trips[1][tracepoint.Scheduled])
+	assert.Equal(t, int64(400), trips[1][tracepoint.ValueReturned].ns-trips[1][tracepoint.Scheduled].ns)
+}
+
+// The crossings are split by whether their two ends ran on one CPU; a
+// trip without both marks, or a mark without its CPU, counts in neither.
+func TestByCPU(t *testing.T) {
+	w, r := tracepoint.InvocationWrite, tracepoint.ChildRead
+	trips := []trip{
+		{w: {1000, 0}, r: {1010, 0}},
+		{w: {2000, 0}, r: {2030, 1}},
+		{w: {3000, 1}, r: {3050, 0}},
+		{w: {4000, 1}},
+		{w: {5000, -1}, r: {5010, 1}},
+	}
+	same, other := byCPU(trips, w, r)
+	assert.Equal(t, []time.Duration{10}, same)
+	assert.Equal(t, []time.Duration{30, 50}, other)
 }
 
 func TestReadRefusesWhatIsNotAMark(t *testing.T) {
@@ -52,6 +68,20 @@ func TestReadRefusesWhatIsNotAMark(t *testing.T) {
 	_, err = read(dir)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not a mark")
+
+	write(t, dir, "1.trace", "1000 Scheduled zero\n")
+	_, err = read(dir)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `not a mark: "1000 Scheduled zero"`)
+}
+
+// A mark written without its CPU reads as one on an unknown CPU.
+func TestReadWithoutACPU(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "1.trace", "1000 Scheduled\n")
+	marks, err := read(dir)
+	require.NoError(t, err)
+	assert.Equal(t, []mark{{1000, tracepoint.Scheduled, -1}}, marks)
 }
 
 func TestMicro(t *testing.T) {
