@@ -3,10 +3,15 @@
  * forked child pass one byte there and back over two pipes, n times,
  * sleeping pause_us before each trip, and print the median and the 90th
  * percentile of a trip. No runtime, no framing: what the kernel and the
- * machine's idle CPUs cost on their own.
+ * machine's idle CPUs cost on their own. Two more arguments pin the parent
+ * and the child to a CPU each (-1: not pinned), to set a trip on one CPU
+ * beside one across two.
  *
  *   cc -O2 -o pingpong bench/pingpong.c && ./pingpong 300 1000
+ *   ./pingpong 300 1000 0 0 && ./pingpong 300 1000 0 1
  */
+#define _GNU_SOURCE
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -20,6 +25,17 @@ static long now_ns(void)
 	return t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
+/* pin keeps the calling process on cpu; a negative cpu leaves it free. */
+static int pin(int cpu)
+{
+	if (cpu < 0)
+		return 0;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof set, &set);
+}
+
 static int by_value(const void *a, const void *b)
 {
 	long x = *(const long *)a, y = *(const long *)b;
@@ -28,12 +44,14 @@ static int by_value(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s trips pause_us\n", argv[0]);
+	if (argc != 3 && argc != 5) {
+		fprintf(stderr, "usage: %s trips pause_us [parent_cpu child_cpu]\n", argv[0]);
 		return 2;
 	}
 	int n = atoi(argv[1]);
 	long pause_us = atol(argv[2]);
+	int parent_cpu = argc == 5 ? atoi(argv[3]) : -1;
+	int child_cpu = argc == 5 ? atoi(argv[4]) : -1;
 	int there[2], back[2];
 	if (n < 1 || pipe(there) || pipe(back)) {
 		perror("pingpong");
@@ -45,6 +63,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (child == 0) {
+		if (pin(child_cpu)) {
+			perror("pingpong: child's sched_setaffinity");
+			_exit(1);
+		}
 		/* Only its own ends, so that the parent's close reads as EOF. */
 		close(there[1]);
 		close(back[0]);
@@ -52,6 +74,10 @@ int main(int argc, char **argv)
 		while (read(there[0], &c, 1) == 1 && write(back[1], &c, 1) == 1)
 			;
 		_exit(0);
+	}
+	if (pin(parent_cpu)) {
+		perror("pingpong: sched_setaffinity");
+		return 1;
 	}
 	close(there[0]);
 	close(back[1]);
@@ -68,8 +94,8 @@ int main(int argc, char **argv)
 		trip[i] = now_ns() - t0;
 	}
 	qsort(trip, n, sizeof *trip, by_value);
-	printf("pause_us=%ld trips=%d p50_us=%.1f p90_us=%.1f\n", pause_us, n,
-	       trip[n / 2] / 1000.0, trip[n * 9 / 10] / 1000.0);
+	printf("pause_us=%ld trips=%d cpus=%d/%d p50_us=%.1f p90_us=%.1f\n", pause_us, n,
+	       parent_cpu, child_cpu, trip[n / 2] / 1000.0, trip[n * 9 / 10] / 1000.0);
 	close(there[1]); /* the child reads EOF and exits */
 	waitpid(child, NULL, 0);
 	return 0;

@@ -6,7 +6,7 @@
 # proc_fork for a fresh process per task, and under the latencies their
 # floors: bench/gopingpong (a bare pipe round trip between Go processes, to
 # a fresh child and to a reused one) and bench/pingpong.c (the same in C,
-# if a C compiler is there).
+# if a C compiler is there; also with the two processes held on two CPUs).
 # Interleaved rounds on one machine, and one table of medians with the
 # ratios taken within each round.
 #
@@ -65,6 +65,11 @@ if command -v cc >/dev/null; then
 	for idle in 1000 20000; do
 		"$tmp/pingpong" 300 "$idle" | percentiles "pingpong-$idle" 0
 	done
+	# The same, the parent held on one CPU and the child on the other:
+	# what a wake-up on the other CPU costs here.
+	if [[ $(nproc) -ge 2 ]]; then
+		"$tmp/pingpong" 300 1000 0 1 | percentiles "pingpong-across" 0
+	fi
 fi
 echo "an idle dispatcher, 10 s against 10 s without one ..." >&2
 PROCRASTINATE_IDLE_BENCH=1 run idle '^BenchmarkIdleCPU$' 1x
@@ -99,6 +104,7 @@ printf '%-52s %14s\n' "Go pipe round trip, fresh child (gopingpong), 1 ms idle" 
 printf '%-52s %14s\n' "Go pipe round trip, reused child, 1 ms idle" "$(get gopingpong-reused p50-µs) / $(get gopingpong-reused p90-µs)"
 printf '%-52s %14s\n' "C pipe round trip (pingpong.c), 1 ms idle: p50 / p90" "$(get pingpong-1000 p50-µs) / $(get pingpong-1000 p90-µs)"
 printf '%-52s %14s\n' "the same, 20 ms idle: p50 / p90" "$(get pingpong-20000 p50-µs) / $(get pingpong-20000 p90-µs)"
+printf '%-52s %14s\n' "the same, 1 ms idle, on CPUs 0 and 1: p50 / p90" "$(get pingpong-across p50-µs) / $(get pingpong-across p90-µs)"
 printf '%-52s %14.0f\n' "64 MiB []byte answer through Value: MB/s" "$(get answer-64MiB MB/s)"
 printf '%-52s %14.0f\n' "parent heap per idle child: bytes" "$(get memory heap-B/child)"
 printf '%-52s %14s\n' "idle dispatcher: CPU µs and wakeups in 10 s" "$(get idle cpu-µs/10s) / $(get idle wakeups/10s)"
