@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
@@ -26,6 +27,21 @@ func TestChildTakesTheCookieOutOfItsEnvironment(t *testing.T) {
 	e := waitExit(t, m, c)
 	require.True(t, e.Success(), "%v", e)
 	// Not in its own environment, nor in that of a process it starts.
+	require.Equal(t, [][]byte{[]byte(`false "" unset`)}, c.answers())
+}
+
+// The mark of a CPU limit to come is for the child's start only: a task,
+// and what it starts, do not see it.
+func TestChildTakesTheCPULimitMarkOutOfItsEnvironment(t *testing.T) {
+	leakcheck.Check(t)
+	m := newManager(t)
+	spec := procman.Spec{
+		Rlimits:    []procman.Rlimit{{Resource: unix.RLIMIT_CPU, Cur: 60, Max: 61}},
+		Invocation: work("getenv", "PROCRASTINATE_CPU_LIMIT", true),
+	}
+	_, c := start(t, m, spec)
+	e := waitExit(t, m, c)
+	require.True(t, e.Success(), "%v", e)
 	require.Equal(t, [][]byte{[]byte(`false "" unset`)}, c.answers())
 }
 

@@ -4,11 +4,13 @@ package procman
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
+	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
 
 // The manager's epoll set is in the set that the runtime's poller
@@ -45,4 +47,52 @@ func TestOnlyAnIdleManagerIsInThePoller(t *testing.T) {
 	event()
 	require.Zero(t, outerReady(), "a busy manager's events stay out of the poller's set")
 	require.NoError(t, m.Step())
+}
+
+// handler is a Handler that keeps the answers it heard and the exit.
+type handler struct {
+	answers [][]byte
+	exit    *Exit
+}
+
+func (h *handler) Message(_ *Process, kind wire.Kind, payload []byte) {
+	if kind == wire.KindAnswer {
+		h.answers = append(h.answers, payload)
+	}
+}
+
+func (h *handler) Exited(_ *Process, e *Exit) { h.exit = e }
+
+// An idle manager's epoll set leaves the runtime's poller before the
+// manager writes work into a child's pipe, not when it next waits: a
+// child woken on the manager's CPU runs before that, and its answer must
+// not wake the poller's thread too.
+func TestWorkLeavesThePollerBeforeItIsWritten(t *testing.T) {
+	leakcheck.Check(t)
+	m := New()
+	require.NoError(t, m.Setup())
+	defer m.Teardown()
+	require.NotNil(t, m.poll, "this kernel's runtime poller takes an epoll fd")
+	h := &handler{}
+	p, err := m.CreateProcess(Spec{}, h) // a spare: no invocation yet
+	require.NoError(t, err)
+
+	m.SetIdle(true)
+	m.Wakeup()
+	require.NoError(t, m.Step()) // parks, and returns at once: woken
+	require.True(t, m.linked, "an idle manager parks in the poller")
+
+	require.NoError(t, p.Send(wire.KindInvocation, wire.AppendInvocation(nil, &wire.Invocation{Task: "echo", Arg: []byte("hi"), Last: true})))
+	require.True(t, m.linked, "Send only queues")
+	m.Flush()
+	require.False(t, m.linked, "the write left the poller first")
+
+	m.SetIdle(false)
+	m.SetDeadline(time.Now().Add(30 * time.Second))
+	for h.exit == nil {
+		require.NoError(t, m.Step())
+		require.False(t, time.Now().After(m.deadline), "the child neither answered nor exited")
+	}
+	require.Equal(t, [][]byte{[]byte("hi")}, h.answers)
+	require.True(t, h.exit.Success(), "%v", h.exit)
 }
