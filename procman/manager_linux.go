@@ -60,6 +60,7 @@ type Manager struct {
 	hungup   int       // processes waiting out their hangup grace
 	finished []*Process
 	dirty    []*Process // sent frames not yet written
+	scratch  [][]byte   // read buffers of finished children, for the next ones (keepScratch)
 }
 
 // Process is one child of a Manager. Its methods belong to the manager's
@@ -379,6 +380,7 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 		state: StateRunning, started: start,
 	}
 	p.dec.Limit = m.opts.maxPayload
+	m.recycleScratch(&p.dec)
 	m.procs[p.id] = p
 	if err := m.watch(pidfd, p.id, rolePid, unix.EPOLLIN); err != nil {
 		m.log.Error("watching a child's pidfd", "pid", pid, "error", err)
@@ -846,6 +848,7 @@ func (p *Process) finish(e *Exit) {
 	if n := p.dec.Pending(); n > 0 {
 		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("the child exited inside a frame, %d bytes into it: %w", n, io.ErrUnexpectedEOF)})
 	}
+	p.m.keepScratch(p.dec.Release())
 	p.closeMsg()
 	p.readStderr()
 	p.closeStderr()
@@ -878,6 +881,31 @@ func waitid(pidfd int, info *siginfo, opts int, ru *unix.Rusage) error {
 		return nil
 	}
 }
+
+// keepScratch keeps buf, the read buffer of a finished child's decoder,
+// for the decoder of a child started later (see recycleScratch), up to
+// maxScratch of them.
+func (m *Manager) keepScratch(buf []byte) {
+	if buf != nil && len(m.scratch) < maxScratch {
+		m.scratch = append(m.scratch, buf)
+	}
+}
+
+// recycleScratch gives dec a kept read buffer, if there is one. A child
+// per task would otherwise cost a new 64 KiB buffer each, zeroed on the
+// way from its answer to its caller: on fresh heap pages, a page fault for
+// every 4 KiB of it that the answer's read touched (traced: 4 faults, 8 µs,
+// between a warm spare's answer and the manager's read of it).
+func (m *Manager) recycleScratch(dec *wire.Decoder) {
+	if n := len(m.scratch); n > 0 && dec.Recycle(m.scratch[n-1]) {
+		m.scratch[n-1] = nil
+		m.scratch = m.scratch[:n-1]
+	}
+}
+
+// maxScratch is how many read buffers of finished children the manager
+// keeps for the next ones: 256 KiB at most.
+const maxScratch = 4
 
 // deliverFinished removes the children reaped in this round and tells their
 // handlers.

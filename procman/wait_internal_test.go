@@ -96,3 +96,49 @@ func TestWorkLeavesThePollerBeforeItIsWritten(t *testing.T) {
 	require.Equal(t, [][]byte{[]byte("hi")}, h.answers)
 	require.True(t, h.exit.Success(), "%v", h.exit)
 }
+
+// The read buffer of a child that finished serves the next child: a child
+// per task costs no new 64 KiB buffer, zeroed on the way to the caller.
+func TestAFinishedChildsBufferServesTheNext(t *testing.T) {
+	leakcheck.Check(t)
+	m := New()
+	require.NoError(t, m.Setup())
+	defer m.Teardown()
+	run := func() *Process {
+		h := &handler{}
+		p, err := m.CreateProcess(Spec{Invocation: wire.AppendInvocation(nil, &wire.Invocation{Task: "echo", Arg: []byte("hi"), Last: true})}, h)
+		require.NoError(t, err)
+		m.SetDeadline(time.Now().Add(30 * time.Second))
+		for h.exit == nil {
+			require.NoError(t, m.Step())
+			require.False(t, time.Now().After(m.deadline), "the child neither answered nor exited")
+		}
+		require.Equal(t, [][]byte{[]byte("hi")}, h.answers)
+		return p
+	}
+	run()
+	require.Len(t, m.scratch, 1, "the finished child's buffer is kept")
+	kept := m.scratch[0]
+
+	h := &handler{}
+	p, err := m.CreateProcess(Spec{}, h)
+	require.NoError(t, err)
+	require.Empty(t, m.scratch, "and given to the next child")
+	buf := p.dec.Buffer()
+	require.Same(t, &kept[0], &buf[0])
+	p.CloseInput()
+	m.SetDeadline(time.Now().Add(30 * time.Second))
+	for h.exit == nil {
+		require.NoError(t, m.Step())
+		require.False(t, time.Now().After(m.deadline), "the spare did not exit when told")
+	}
+
+	for range maxScratch + 2 {
+		run()
+	}
+	require.Len(t, m.scratch, 1, "one child at a time: one buffer goes round")
+	for i := range maxScratch + 2 {
+		m.keepScratch(make([]byte, 1<<16))
+		require.LessOrEqual(t, len(m.scratch), maxScratch, "after %d more", i+1)
+	}
+}

@@ -199,6 +199,28 @@ func (d *Decoder) Buffer() []byte {
 	return d.scratch[d.end:]
 }
 
+// Recycle gives the decoder buf, which another decoder's Release gave up,
+// for its small reads, so that it need not allocate and zero a buffer of
+// its own. It reports whether the decoder took it: only a decoder that has
+// no such buffer yet takes one, and only of the size it would make.
+func (d *Decoder) Recycle(buf []byte) bool {
+	if d.scratch != nil || len(buf) != scratchSize {
+		return false
+	}
+	d.scratch, d.start, d.end = buf, 0, 0
+	return true
+}
+
+// Release takes back the decoder's buffer for small reads, for another
+// decoder's Recycle, and returns it; nil if it has none. Whatever the
+// buffer held is dropped (payloads that Next returned are copies, and stay
+// valid). A decoder used after Release makes a new buffer.
+func (d *Decoder) Release() []byte {
+	buf := d.scratch
+	d.scratch, d.start, d.end = nil, 0, 0
+	return buf
+}
+
 // Advance records that n bytes were read into the slice Buffer returned.
 func (d *Decoder) Advance(n int) {
 	if d.big != nil {

@@ -387,3 +387,45 @@ func TestStopFrames(t *testing.T) {
 	require.False(t, IsGoodbye([]byte{2}))
 	require.False(t, IsGoodbye([]byte{1, 1}))
 }
+
+// A decoder's read buffer can serve a second decoder after the first is
+// done with it: Release gives it up, Recycle takes it, and frames decode
+// from it as from a new one.
+func TestDecoderRecycle(t *testing.T) {
+	var first Decoder
+	require.Nil(t, first.Release(), "no buffer before the first read")
+	buf := first.Buffer()
+	n := copy(buf, AppendFrame(nil, KindAnswer, []byte("one")))
+	first.Advance(n - 1) // the end of the frame never comes
+	mine := first.Release()
+	require.Len(t, mine, scratchSize)
+	require.Zero(t, first.Pending(), "Release drops what the buffer held")
+
+	var second Decoder
+	require.False(t, second.Recycle(mine[:100]), "a buffer of another size")
+	require.True(t, second.Recycle(mine))
+	require.False(t, second.Recycle(make([]byte, scratchSize)), "a decoder keeps the buffer it has")
+	buf = second.Buffer()
+	require.Same(t, &mine[0], &buf[0], "the second decoder reads into the first's buffer")
+	second.Advance(copy(buf, AppendFrame(AppendFrame(nil, KindAnswer, []byte("two")), KindProgress, []byte("three"))))
+	for _, want := range []frame{{KindAnswer, []byte("two")}, {KindProgress, []byte("three")}} {
+		k, p, ok, err := second.Next()
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, want, frame{k, p})
+	}
+
+	// Payloads are copies: the buffer's next use does not change them.
+	second.Advance(copy(second.Buffer(), AppendFrame(nil, KindAnswer, []byte("four"))))
+	k, p, ok, err := second.Next()
+	require.NoError(t, err)
+	require.True(t, ok)
+	mine2 := second.Release()
+	copy(mine2, bytes.Repeat([]byte{0xff}, 64))
+	require.Equal(t, frame{KindAnswer, []byte("four")}, frame{k, p})
+
+	// A decoder used after Release makes a buffer of its own.
+	buf = first.Buffer()
+	require.Len(t, buf, scratchSize)
+	require.NotSame(t, &mine[0], &buf[0])
+}
