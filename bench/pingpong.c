@@ -25,15 +25,15 @@ static long now_ns(void)
 	return t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
-/* pin keeps the calling process on cpu; a negative cpu leaves it free. */
-static int pin(int cpu)
+/* pin keeps process pid (0: this one) on cpu; a negative cpu leaves it free. */
+static int pin(pid_t pid, int cpu)
 {
 	if (cpu < 0)
 		return 0;
 	cpu_set_t set;
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof set, &set);
+	return sched_setaffinity(pid, sizeof set, &set);
 }
 
 static int by_value(const void *a, const void *b)
@@ -63,10 +63,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (child == 0) {
-		if (pin(child_cpu)) {
-			perror("pingpong: child's sched_setaffinity");
-			_exit(1);
-		}
 		/* Only its own ends, so that the parent's close reads as EOF. */
 		close(there[1]);
 		close(back[0]);
@@ -75,12 +71,16 @@ int main(int argc, char **argv)
 			;
 		_exit(0);
 	}
-	if (pin(parent_cpu)) {
-		perror("pingpong: sched_setaffinity");
-		return 1;
-	}
 	close(there[0]);
 	close(back[1]);
+	/* The child is pinned from here, so that a CPU it may not use is
+	 * reported once, and before any trip: it waits in read meanwhile. */
+	if (pin(child, child_cpu) || pin(0, parent_cpu)) {
+		perror("pingpong: sched_setaffinity");
+		close(there[1]);
+		waitpid(child, NULL, 0);
+		return 1;
+	}
 	long *trip = malloc(n * sizeof *trip);
 	char c = 'x';
 	for (int i = 0; i < n; i++) {
