@@ -45,6 +45,28 @@ func TestChildTakesTheCPULimitMarkOutOfItsEnvironment(t *testing.T) {
 	require.Equal(t, [][]byte{[]byte(`false "" unset`)}, c.answers())
 }
 
+// A CPU limit that the child inherits, which its parent did not set
+// through Spec.Rlimits, is caught too: SIGXCPU is said on stderr and
+// ends the child's group, where the Go runtime would ignore it.
+func TestAnInheritedCPULimitIsCaught(t *testing.T) {
+	leakcheck.Check(t)
+	var old unix.Rlimit
+	require.NoError(t, unix.Getrlimit(unix.RLIMIT_CPU, &old))
+	limit := unix.Rlimit{Cur: 1 << 30, Max: old.Max} // seconds: never reached
+	if old.Max < limit.Cur {
+		t.Skipf("the hard CPU limit (%d s) is too low to set a soft one this test never reaches", old.Max)
+	}
+	require.NoError(t, unix.Setrlimit(unix.RLIMIT_CPU, &limit))
+	m := newManager(t)
+	p, c := start(t, m, procman.Spec{StderrTail: 200, Invocation: work("block", "", true)})
+	require.NoError(t, unix.Setrlimit(unix.RLIMIT_CPU, &old)) // the child has it now
+	stepUntil(t, m, func() bool { return c.heard(wire.KindProgress) })
+	require.NoError(t, p.Signal(unix.SIGXCPU))
+	e := waitExit(t, m, c)
+	require.Equal(t, unix.SIGKILL, e.Signal, "%v", e)
+	require.Contains(t, string(e.Stderr), "CPU time limit exceeded (SIGXCPU)")
+}
+
 func TestExtraEnvironmentReachesTheChild(t *testing.T) {
 	leakcheck.Check(t)
 	m := newManager(t)

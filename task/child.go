@@ -127,20 +127,27 @@ func Serve(c *procman.Child) error {
 				// parent's CPU has the parent waiting behind it until it
 				// sleeps, and the system call cost the answer 6 to 9 µs
 				// there (traced, half the tasks).
-				if p, err := c.NextContext(root); err == nil {
+				p, err := c.NextContext(root)
+				lowerPriority()
+				if err == nil {
 					return fmt.Errorf("the parent sent an invocation (%d bytes) after the last one", len(p))
 				}
+			} else {
+				lowerPriority()
 			}
-			// What is left is this process's exit, whose teardown of a
-			// Go runtime's memory costs a few hundred microseconds of
-			// CPU. At the lowest priority it does not compete with the
-			// parent and the caller for the CPU. (A raw system call:
-			// the runtime's own entry would wake its monitor thread,
-			// which then competes too.)
-			_, _, _ = syscall.RawSyscall(syscall.SYS_SETPRIORITY, syscall.PRIO_PGRP, 0, 19)
 			return c.Err()
 		}
 	}
+}
+
+// lowerPriority is for a child whose answers are out: what is left is
+// this process's exit, whose teardown of a Go runtime's memory costs a few
+// hundred microseconds of CPU. At the lowest priority it does not compete
+// with the parent and the caller for the CPU. (A raw system call: the
+// runtime's own entry would wake its monitor thread, which then competes
+// too.)
+func lowerPriority() {
+	_, _, _ = syscall.RawSyscall(syscall.SYS_SETPRIORITY, syscall.PRIO_PGRP, 0, 19)
 }
 
 // runOne runs one invocation and returns the frame to answer with. If the
