@@ -63,6 +63,17 @@ func (h *handler) Message(_ *Process, kind wire.Kind, payload []byte) {
 
 func (h *handler) Exited(_ *Process, e *Exit) { h.exit = e }
 
+// wait steps m until h's child has exited, for 30 s at most.
+func (h *handler) wait(t *testing.T, m *Manager) {
+	t.Helper()
+	m.SetDeadline(time.Now().Add(30 * time.Second))
+	defer m.SetDeadline(time.Time{})
+	for h.exit == nil {
+		require.NoError(t, m.Step())
+		require.False(t, time.Now().After(m.deadline), "the child has not exited in 30 s")
+	}
+}
+
 // An idle manager's epoll set leaves the runtime's poller before the
 // manager writes work into a child's pipe, not when it next waits: a
 // child woken on the manager's CPU runs before that, and its answer must
@@ -88,11 +99,7 @@ func TestWorkLeavesThePollerBeforeItIsWritten(t *testing.T) {
 	require.False(t, m.linked, "the write left the poller first")
 
 	m.SetIdle(false)
-	m.SetDeadline(time.Now().Add(30 * time.Second))
-	for h.exit == nil {
-		require.NoError(t, m.Step())
-		require.False(t, time.Now().After(m.deadline), "the child neither answered nor exited")
-	}
+	h.wait(t, m)
 	require.Equal(t, [][]byte{[]byte("hi")}, h.answers)
 	require.True(t, h.exit.Success(), "%v", h.exit)
 }
@@ -108,11 +115,7 @@ func TestAFinishedChildsBufferServesTheNext(t *testing.T) {
 		h := &handler{}
 		p, err := m.CreateProcess(Spec{Invocation: wire.AppendInvocation(nil, &wire.Invocation{Task: "echo", Arg: []byte("hi"), Last: true})}, h)
 		require.NoError(t, err)
-		m.SetDeadline(time.Now().Add(30 * time.Second))
-		for h.exit == nil {
-			require.NoError(t, m.Step())
-			require.False(t, time.Now().After(m.deadline), "the child neither answered nor exited")
-		}
+		h.wait(t, m)
 		require.Equal(t, [][]byte{[]byte("hi")}, h.answers)
 		return p
 	}
@@ -127,11 +130,7 @@ func TestAFinishedChildsBufferServesTheNext(t *testing.T) {
 	buf := p.dec.Buffer()
 	require.Same(t, &kept[0], &buf[0])
 	p.CloseInput()
-	m.SetDeadline(time.Now().Add(30 * time.Second))
-	for h.exit == nil {
-		require.NoError(t, m.Step())
-		require.False(t, time.Now().After(m.deadline), "the spare did not exit when told")
-	}
+	h.wait(t, m)
 
 	for range maxScratch + 2 {
 		run()
