@@ -68,7 +68,7 @@ if command -v cc >/dev/null; then
 	# The same, the parent held on one CPU and the child on another: what
 	# a wake-up on the other CPU costs here. The first two CPUs this
 	# process may use; none of it when there are not two, or it fails.
-	read -r -a cpus < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0))[:2])')
+	read -r -a cpus < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0))[:2])') || cpus=()
 	if [[ ${#cpus[@]} -eq 2 ]] && out=$("$tmp/pingpong" 300 1000 "${cpus[0]}" "${cpus[1]}"); then
 		percentiles "pingpong-across" 0 <<<"$out"
 	fi

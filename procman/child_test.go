@@ -57,6 +57,7 @@ func TestAnInheritedCPULimitIsCaught(t *testing.T) {
 		t.Skipf("the hard CPU limit (%d s) is too low to set a soft one this test never reaches", old.Max)
 	}
 	require.NoError(t, unix.Setrlimit(unix.RLIMIT_CPU, &limit))
+	t.Cleanup(func() { _ = unix.Setrlimit(unix.RLIMIT_CPU, &old) }) // should the start fail
 	m := newManager(t)
 	p, c := start(t, m, procman.Spec{StderrTail: 200, Invocation: work("block", "", true)})
 	require.NoError(t, unix.Setrlimit(unix.RLIMIT_CPU, &old)) // the child has it now

@@ -439,7 +439,7 @@ func (m *Manager) Step() error {
 	if err := m.check(); err != nil {
 		return err
 	}
-	m.flushDirty()
+	m.flushDirty(!m.idle)
 	n, err := m.wait()
 	tracepoint.Mark(tracepoint.ManagerAwake)
 	m.takeWakeup(m.events[:n])
@@ -982,6 +982,7 @@ func (m *Manager) Teardown() error {
 	}
 	m.deliverFinished()
 	m.closeFDs()
+	m.scratch = nil
 	return nil
 }
 
@@ -1082,21 +1083,25 @@ func (p *Process) sendStop(goodbye bool) {
 
 // Flush writes now what Send queued, as far as the pipes take it, instead
 // of at the start of the next Step: for a caller about to do something slow
-// (start a child) before it steps again.
+// (start a child) before it steps again. It is for an owner whose work is
+// now in flight, which will wait busy (see SetIdle): when it writes, the
+// manager's epoll set leaves the runtime's poller at once.
 func (m *Manager) Flush() {
 	m.enter()
 	defer m.leave()
-	m.flushDirty()
+	m.flushDirty(true)
 }
 
 // flushDirty writes what was sent since the last round, one writev per
-// child however many frames it was sent. An idle manager's epoll set
-// leaves the runtime's poller first (see link): a child woken on this
-// CPU by the write runs before this goroutine waits again, and its answer
-// would otherwise also wake the poller's thread, an IPI that cost the
-// child's answer write about 10 µs (traced).
-func (m *Manager) flushDirty() {
-	if len(m.dirty) > 0 {
+// child however many frames it was sent. With unlink, the manager's epoll
+// set leaves the runtime's poller first (see link), for an owner that is
+// about to wait busy: a child woken on this CPU by the write runs before
+// this goroutine waits again, and its answer would otherwise also wake
+// the poller's thread, an IPI that cost the child's answer write about
+// 10 µs (traced). An owner that stays idle keeps the set in the poller,
+// where its next wait needs it.
+func (m *Manager) flushDirty(unlink bool) {
+	if unlink && len(m.dirty) > 0 {
 		m.unlink()
 	}
 	for i, p := range m.dirty {

@@ -102,6 +102,26 @@ func TestWorkLeavesThePollerBeforeItIsWritten(t *testing.T) {
 	h.wait(t, m)
 	require.Equal(t, [][]byte{[]byte("hi")}, h.answers)
 	require.True(t, h.exit.Success(), "%v", h.exit)
+
+	// An owner that stays idle while its Step writes keeps the set in
+	// the poller, where that Step parks.
+	h = &handler{}
+	p, err = m.CreateProcess(Spec{}, h)
+	require.NoError(t, err)
+	m.SetIdle(true)
+	m.Wakeup()
+	require.NoError(t, m.Step())
+	require.True(t, m.linked)
+	require.NoError(t, p.Send(wire.KindInvocation, wire.AppendInvocation(nil, &wire.Invocation{Task: "echo", Arg: []byte("ho"), Last: true})))
+	m.SetDeadline(time.Now().Add(30 * time.Second))
+	for len(h.answers) == 0 {
+		require.NoError(t, m.Step())
+		require.True(t, m.linked, "an idle Step's write left the poller")
+		require.False(t, time.Now().After(m.deadline), "no answer in 30 s")
+	}
+	m.SetIdle(false)
+	h.wait(t, m)
+	require.Equal(t, [][]byte{[]byte("ho")}, h.answers)
 }
 
 // The read buffer of a child that finished serves the next child: a child
