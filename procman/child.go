@@ -53,9 +53,10 @@ func IsChild() bool {
 // Serve is the child's entry. In a process that was not started by a
 // Manager it returns at once and does nothing. In a child it removes the
 // cookie and the mark of a CPU limit (see cpuLimitKey) from the
-// environment (so that the child may start children of its own), checks its pipes, closes any other fd it inherited, calls run with
-// its end of the pipes, and exits: with status 0 when run returns nil, else
-// with status 1 after printing run's error on stderr. It never returns in a
+// environment (so that the child may start children of its own), checks
+// its pipes, closes any other fd it inherited, calls run with its end of
+// the pipes, and exits: with status 0 when run returns nil, else with
+// status 1 after printing run's error on stderr. It never returns in a
 // child.
 //
 // A process started by hand with the cookie but without the pipes exits
