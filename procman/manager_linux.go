@@ -511,25 +511,21 @@ func (m *Manager) wait() (int, error) {
 	if m.woken.Load() {
 		return m.epollNow()
 	}
-	for {
-		timeout := -1
-		if t := m.nextDeadline(); !t.IsZero() {
-			d := time.Until(t)
-			if d <= 0 {
-				timeout = 0
-			} else {
-				timeout = int((d + time.Millisecond - 1) / time.Millisecond)
-			}
-		}
-		n, err := unix.EpollWait(m.epfd, m.events, timeout)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("procman: epoll_wait: %w", err)
-		}
-		return n, nil
+	return m.epollWait(m.timeout)
+}
+
+// timeout is epoll_wait's timeout for the earliest deadline, in whole
+// milliseconds rounded up; -1 when there is none.
+func (m *Manager) timeout() int {
+	t := m.nextDeadline()
+	if t.IsZero() {
+		return -1
 	}
+	d := time.Until(t)
+	if d <= 0 {
+		return 0
+	}
+	return int((d + time.Millisecond - 1) / time.Millisecond)
 }
 
 // park is wait for an idle manager: the goroutine parks in the runtime's
@@ -601,8 +597,14 @@ func (m *Manager) unlink() {
 
 // epollNow takes the events that are ready, without waiting.
 func (m *Manager) epollNow() (int, error) {
+	return m.epollWait(func() int { return 0 })
+}
+
+// epollWait takes the events of epfd into m.events, waiting as long as
+// timeout says, which is asked again after a signal interrupts the wait.
+func (m *Manager) epollWait(timeout func() int) (int, error) {
 	for {
-		n, err := unix.EpollWait(m.epfd, m.events, 0)
+		n, err := unix.EpollWait(m.epfd, m.events, timeout())
 		if err == unix.EINTR {
 			continue
 		}
