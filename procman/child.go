@@ -36,6 +36,14 @@ const (
 // inherited, it sees as it starts.
 const cpuLimitKey = "PROCRASTINATE_CPU_LIMIT"
 
+// niceKey, set in a child's environment, holds the nice level that the
+// parent sets on the child's process group (Spec.Nice) before its first
+// invocation. The child sets it on its group again as it takes that
+// invocation: setpriority(PRIO_PGRP) reaches the threads that exist as it
+// runs, and a thread that the Go runtime was starting at that moment,
+// copying its creator's level before the change, could keep the old one.
+const niceKey = "PROCRASTINATE_NICE"
+
 // The child's protocol fds.
 const (
 	invocationFD = 3
@@ -52,8 +60,8 @@ func IsChild() bool {
 
 // Serve is the child's entry. In a process that was not started by a
 // Manager it returns at once and does nothing. In a child it removes the
-// cookie and the mark of a CPU limit (see cpuLimitKey) from the
-// environment (so that the child may start children of its own), checks
+// cookie and the marks of a CPU limit and of a nice level (see
+// cpuLimitKey and niceKey) from the environment (so that the child may start children of its own), checks
 // its pipes, closes any other fd it inherited, calls run with its end of
 // the pipes, and exits: with status 0 when run returns nil, else with
 // status 1 after printing run's error on stderr. It never returns in a
@@ -69,6 +77,8 @@ func Serve(run func(c *Child) error) {
 	os.Unsetenv(cookieKey)
 	_, limitComing := os.LookupEnv(cpuLimitKey)
 	os.Unsetenv(cpuLimitKey)
+	niceMark, niceComing := os.LookupEnv(niceKey)
+	os.Unsetenv(niceKey)
 	if v != cookieValue {
 		fail(fmt.Sprintf("started as a child of protocol %q, but this executable speaks %q; parent and child must be the same build", v, cookieValue))
 	}
@@ -77,6 +87,13 @@ func Serve(run func(c *Child) error) {
 		fail(err.Error())
 	}
 	c.cpuLimit = limitComing || cpuLimited()
+	if niceComing {
+		n, err := strconv.Atoi(niceMark)
+		if err != nil {
+			fail(fmt.Sprintf("%s=%q is not a nice level", niceKey, niceMark))
+		}
+		c.nice = n
+	}
 	err = run(c)
 	tracepoint.Dump()
 	if err != nil {
@@ -121,6 +138,9 @@ type Child struct {
 	// cpuLimit says that the child has a CPU time limit by its first
 	// invocation: inherited, or set by the parent (cpuLimitKey).
 	cpuLimit bool
+	// nice is the nice level the parent set on the child's group, to be
+	// set again at the first invocation (niceKey); 0 for none.
+	nice int
 
 	ctl     *os.File      // the control pipe; only watchControl reads it
 	ctlDone chan struct{} // closed when the control pipe has ended
@@ -429,6 +449,9 @@ func (c *Child) took(p []byte) []byte {
 		c.first = false
 		if c.cpuLimit {
 			c.catch(syscall.SIGXCPU)
+		}
+		if c.nice != 0 {
+			setGroupNice(c.nice)
 		}
 	}
 	c.pending.Add(1)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -329,7 +330,7 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	pidfd := -1
 	attr := &syscall.ProcAttr{
 		Dir:   spec.Dir,
-		Env:   childEnv(spec.Env, limitsCPU(spec.Rlimits)),
+		Env:   childEnv(spec.Env, limitsCPU(spec.Rlimits), spec.Nice),
 		Files: []uintptr{uintptr(m.devnull), stdout, stderr, uintptr(inv[0]), uintptr(msg[1]), uintptr(ctl[0])},
 		Sys: &syscall.SysProcAttr{
 			Setpgid:   true,
@@ -1219,12 +1220,13 @@ func (p *Process) Signal(sig syscall.Signal) error {
 }
 
 // childEnv is the parent's environment with the child cookie, the mark of
-// a CPU time limit to come when cpuLimit is set, then extra.
-func childEnv(extra []string, cpuLimit bool) []string {
+// a CPU time limit to come when cpuLimit is set, that of the nice level
+// when nice is not 0, then extra.
+func childEnv(extra []string, cpuLimit bool, nice int) []string {
 	env := os.Environ()
-	out := make([]string, 0, len(env)+2+len(extra))
+	out := make([]string, 0, len(env)+3+len(extra))
 	for _, kv := range env {
-		if isVar(kv, cookieKey) || isVar(kv, cpuLimitKey) {
+		if isVar(kv, cookieKey) || isVar(kv, cpuLimitKey) || isVar(kv, niceKey) {
 			continue
 		}
 		out = append(out, kv)
@@ -1232,6 +1234,9 @@ func childEnv(extra []string, cpuLimit bool) []string {
 	out = append(out, cookieKey+"="+cookieValue)
 	if cpuLimit {
 		out = append(out, cpuLimitKey+"=1")
+	}
+	if nice != 0 {
+		out = append(out, niceKey+"="+strconv.Itoa(nice))
 	}
 	return append(out, extra...)
 }

@@ -94,6 +94,14 @@ func parentDeathSignal() syscall.Signal {
 	return syscall.Signal(sig)
 }
 
+// setGroupNice sets nice on every thread of this process's group. Its
+// error is not reported: the parent set the same level on the same group,
+// with the same rights, before. (A raw system call: the runtime's own
+// entry would wake its monitor thread on the way to the first task.)
+func setGroupNice(nice int) {
+	_, _, _ = syscall.RawSyscall(syscall.SYS_SETPRIORITY, syscall.PRIO_PGRP, 0, uintptr(nice))
+}
+
 // cpuLimited reports whether this process has a CPU time limit.
 func cpuLimited() bool {
 	var lim unix.Rlimit

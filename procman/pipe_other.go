@@ -25,6 +25,9 @@ func waitDrained(fd int) {}
 // parentDeathSignal: off Linux there is none.
 func parentDeathSignal() syscall.Signal { return 0 }
 
+// setGroupNice: off Linux no child runs.
+func setGroupNice(nice int) {}
+
 // cpuLimited: off Linux the child does not look (SIGXCPU keeps the
 // runtime's default).
 func cpuLimited() bool { return false }

@@ -108,8 +108,10 @@ type Spec struct {
 	Rlimits []Rlimit
 	// Nice, when not zero, is the child's nice level, set on its process
 	// group (setpriority(PRIO_PGRP), which reaches every thread) before its
-	// first invocation is written. Above 0 lowers its priority; below 0
-	// needs privilege. Zero leaves the level it inherits.
+	// first invocation is written, and by the child on its group again as
+	// it takes that invocation, for a thread its runtime was starting
+	// meanwhile. Above 0 lowers its priority; below 0 needs privilege.
+	// Zero leaves the level it inherits.
 	Nice int
 	// Invocation, when non-nil, is sent as the child's first invocation
 	// frame as it starts, so that it needs no second trip through the

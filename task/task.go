@@ -264,8 +264,9 @@ type Limits struct {
 	// CPUTime is RLIMIT_CPU, rounded up to whole seconds; 0 means no limit.
 	// A child over it gets SIGXCPU.
 	CPUTime time.Duration
-	// Nice is the child's nice level: above 0 lowers its priority, below 0
-	// needs privilege, and 0 leaves the level it inherits.
+	// Nice is the child's nice level, on every thread of the child: above
+	// 0 lowers its priority, below 0 needs privilege, and 0 leaves the
+	// level it inherits.
 	Nice int
 	// Dir is the child's working directory; empty means the parent's.
 	Dir string
