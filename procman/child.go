@@ -387,6 +387,8 @@ func (c *Child) NextContext(ctx context.Context) ([]byte, error) {
 		case err != nil:
 			c.inErr = fmt.Errorf("procman: reading invocations: %w", err)
 			continue
+		case ok && k == wire.KindWarm:
+			continue // the parent's answer to Warm: its trip is done
 		case ok && k != wire.KindInvocation:
 			c.inErr = fmt.Errorf("procman: unexpected %v frame on the invocation pipe", k)
 			continue
@@ -533,6 +535,15 @@ func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
 	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 	return int(n), errno
 }
+
+// Warm sends the parent a warm-up frame, which its manager sends back
+// once (the first; it drops later ones) and Next drops. It is for a child
+// that waits for its first invocation (a spare) after other work had the
+// CPU, its own start among it: the round trip runs the paths that a
+// message takes through both processes (the parent's wake-up, read and
+// write; this child's wake-up and read), so that the first task finds
+// them in the caches. Like Send, it is safe for concurrent use.
+func (c *Child) Warm() error { return c.Send(wire.KindWarm, nil) }
 
 // Send writes one frame to the parent. A terminal frame (an answer or a
 // failure) ends the invocation in flight. A payload of 1 MiB or more goes

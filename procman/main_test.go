@@ -71,6 +71,17 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 	"echo": func(c *procman.Child, inv *wire.Invocation) error {
 		return c.Send(wire.KindAnswer, inv.Arg)
 	},
+	// warm sends as many warm-up frames as its argument says, then
+	// answers "warmed".
+	"warm": func(c *procman.Child, inv *wire.Invocation) error {
+		n, _ := strconv.Atoi(string(inv.Arg))
+		for range n {
+			if err := c.Warm(); err != nil {
+				return err
+			}
+		}
+		return c.Send(wire.KindAnswer, []byte("warmed"))
+	},
 	"exit": func(c *procman.Child, inv *wire.Invocation) error {
 		code, _ := strconv.Atoi(string(inv.Arg))
 		os.Exit(code)

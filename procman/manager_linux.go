@@ -86,6 +86,7 @@ type Process struct {
 	closeAfter bool     // CloseInput was called: close once the queue is out
 	outOff     int      // bytes of out[0] already written
 	watchOut   bool     // invfd is in the epoll set for EPOLLOUT
+	warmed     bool     // the child's warm-up frame was sent back (see echoWarm)
 
 	tail    []byte    // the end of what the child wrote to stderr
 	tailMax int       // how much of it to keep
@@ -701,12 +702,29 @@ func (p *Process) read(final bool) {
 			if !ok {
 				break
 			}
+			if k == wire.KindWarm {
+				p.echoWarm()
+				continue
+			}
 			p.m.callMessage(p, k, payload)
 		}
 		if drained && !final {
 			return
 		}
 	}
+}
+
+// echoWarm sends a child's warm-up frame back to it (see Child.Warm), the
+// first one only: a child that sent more would have the manager queue
+// frames that it may never read. The handler hears none of them.
+func (p *Process) echoWarm() {
+	if p.warmed {
+		return
+	}
+	p.warmed = true
+	// An error means the input is closed: the child is on its way out
+	// and warms up for nothing.
+	_ = p.send(wire.KindWarm, nil)
 }
 
 // hangup handles the end of the message pipe (err is a read error, or nil

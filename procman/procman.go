@@ -130,8 +130,9 @@ type Rlimit struct {
 // Handler receives what a child sends and its end. Its methods run on the
 // manager's goroutine, inside Step or Teardown, and must not block.
 type Handler interface {
-	// Message is called for every frame the child sends, in order. The
-	// payload belongs to the handler.
+	// Message is called for every frame the child sends, in order, but
+	// its warm-up frames (wire.KindWarm), which the manager answers
+	// itself (see Child.Warm). The payload belongs to the handler.
 	Message(p *Process, kind wire.Kind, payload []byte)
 	// Exited is called once, after the last Message, when the child has
 	// been reaped and its message pipe read to the end.

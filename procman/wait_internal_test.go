@@ -3,6 +3,7 @@
 package procman
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -49,13 +50,16 @@ func TestOnlyAnIdleManagerIsInThePoller(t *testing.T) {
 	require.NoError(t, m.Step())
 }
 
-// handler is a Handler that keeps the answers it heard and the exit.
+// handler is a Handler that keeps the kinds of frame and the answers it
+// heard, and the exit.
 type handler struct {
+	kinds   []wire.Kind
 	answers [][]byte
 	exit    *Exit
 }
 
 func (h *handler) Message(_ *Process, kind wire.Kind, payload []byte) {
+	h.kinds = append(h.kinds, kind)
 	if kind == wire.KindAnswer {
 		h.answers = append(h.answers, payload)
 	}
@@ -160,4 +164,40 @@ func TestAFinishedChildsBufferServesTheNext(t *testing.T) {
 		m.keepScratch(make([]byte, 1<<16))
 		require.LessOrEqual(t, len(m.scratch), maxScratch, "after %d more", i+1)
 	}
+}
+
+// A child's warm-up frame comes back to it, once however many it sends,
+// and neither end's user sees it: the handler hears the rest, and the
+// child's Next passes over the frame that came back to the invocation
+// after it (a child that did not would fail with a protocol error).
+func TestAWarmUpFrameComesBackOnce(t *testing.T) {
+	leakcheck.Check(t)
+	m := New()
+	require.NoError(t, m.Setup())
+	defer m.Teardown()
+	h := &handler{}
+	p, err := m.CreateProcess(Spec{Invocation: wire.AppendInvocation(nil, &wire.Invocation{Task: "warm", Arg: []byte("3")})}, h)
+	require.NoError(t, err)
+	warm := wire.AppendHeader(nil, wire.KindWarm, 0)
+	sentBack := 0
+	m.SetDeadline(time.Now().Add(30 * time.Second))
+	for len(h.answers) == 0 {
+		require.NoError(t, m.Step())
+		// What a Step queues goes out at the start of the next one.
+		for _, f := range p.out {
+			if bytes.Equal(f, warm) {
+				sentBack++
+			}
+		}
+		require.False(t, time.Now().After(m.deadline), "no answer in 30 s")
+	}
+	m.SetDeadline(time.Time{})
+	require.Equal(t, [][]byte{[]byte("warmed")}, h.answers, "the three warm-up frames came before the answer")
+	require.Equal(t, 1, sentBack, "the first warm-up frame goes back, the others do not")
+
+	require.NoError(t, p.Send(wire.KindInvocation, wire.AppendInvocation(nil, &wire.Invocation{Task: "echo", Arg: []byte("hi"), Last: true})))
+	h.wait(t, m)
+	require.True(t, h.exit.Success(), "%v", h.exit)
+	require.Equal(t, [][]byte{[]byte("warmed"), []byte("hi")}, h.answers)
+	require.NotContains(t, h.kinds, wire.KindWarm, "the handler hears no warm-up frame")
 }

@@ -51,7 +51,7 @@ func Serve(c *procman.Child) error {
 	var taken func()         // ends the warm-up of a spare
 	if c.Queued() == 0 {
 		warmUp() // a child with nothing to do yet: a spare, or a worker in waiting
-		taken = settleLater()
+		taken = settleLater(c)
 		defer func() {
 			if taken != nil {
 				taken()
@@ -294,8 +294,19 @@ func warmUp() {
 // fresh Go process about 400 µs of CPU: a spare taken within settleDelay
 // of its start, as in a busy pool, where CPU is short, does without it; a
 // spare left waiting longer is in an idle one, whose CPU is free.
-func settleLater() (taken func()) {
-	return settleWith(func(f func()) func() bool { return time.AfterFunc(settleDelay, f).Stop }, runtime.GC)
+//
+// After the collection the spare makes a round trip with its parent
+// (procman.Child.Warm). Its own start, an exec and a Go runtime's, and
+// then the collection, took the caches that the parent's and this
+// child's paths for a message had held: a reused child's next task took
+// about 45 µs longer after an unrelated Go program had started and ended
+// on its CPU (docs/performance.md). The trip, an empty frame each way,
+// brings those paths back in.
+func settleLater(c *procman.Child) (taken func()) {
+	return settleWith(func(f func()) func() bool { return time.AfterFunc(settleDelay, f).Stop }, func() {
+		runtime.GC()
+		_ = c.Warm() // an error: the pipe broke, which the serving goroutine sees too
+	})
 }
 
 // settleWith arms a timer with after to run settle, unless taken is
@@ -317,7 +328,7 @@ func settleWith(after func(f func()) (stop func() bool), settle func()) (taken f
 }
 
 // settleDelay is how long a spare waits for work before settleLater's
-// collection.
+// collection and warm-up trip.
 const settleDelay = 2 * time.Millisecond
 
 // warmEntry is the no-op task that warmUp runs. It is not in the registry:

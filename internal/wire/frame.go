@@ -25,7 +25,7 @@ const DefaultMaxPayload = 1 << 30
 type Kind uint8
 
 // The kinds of frame. Parent to child: Invocation, Stop. Child to parent:
-// Answer, TaskFailed, Heartbeat, Progress, Retiring.
+// Answer, TaskFailed, Heartbeat, Progress, Retiring. Both ways: Warm.
 const (
 	KindInvocation Kind = 1 // an encoded [Invocation]
 	KindAnswer     Kind = 2 // the task's encoded result
@@ -34,6 +34,7 @@ const (
 	KindProgress   Kind = 5 // free-form progress from the task
 	KindStop       Kind = 6 // parent asks the child to finish; see AppendStop
 	KindRetiring   Kind = 7 // the child takes no more work after its next answer; empty payload
+	KindWarm       Kind = 8 // a waiting child's warm-up round trip, sent back by the parent; empty payload
 )
 
 // Terminal reports whether a frame of kind k ends the task in flight (an
@@ -56,11 +57,13 @@ func (k Kind) String() string {
 		return "retiring"
 	case KindStop:
 		return "stop"
+	case KindWarm:
+		return "warm"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-func (k Kind) valid() bool { return k >= KindInvocation && k <= KindRetiring }
+func (k Kind) valid() bool { return k >= KindInvocation && k <= KindWarm }
 
 // FrameTooLargeError is returned for a frame whose declared payload is over
 // the limit. The stream cannot be resynchronised after it.

@@ -81,7 +81,7 @@ var boundarySizes = []int{0, 1, 8, 1000, scratchSize - HeaderSize - 1, scratchSi
 
 func TestFrameRoundTrip(t *testing.T) {
 	for _, n := range boundarySizes {
-		for _, k := range []Kind{KindInvocation, KindAnswer, KindTaskFailed, KindHeartbeat, KindProgress, KindStop, KindRetiring} {
+		for _, k := range []Kind{KindInvocation, KindAnswer, KindTaskFailed, KindHeartbeat, KindProgress, KindStop, KindRetiring, KindWarm} {
 			t.Run(fmt.Sprintf("%v/%d", k, n), func(t *testing.T) {
 				payload := pattern(n, byte(k))
 				enc := AppendFrame(nil, k, payload)
@@ -130,7 +130,7 @@ func TestReadFrameSequence(t *testing.T) {
 func TestDecoderChunks(t *testing.T) {
 	var small []frame
 	for i := range 12 {
-		small = append(small, frame{Kind(1 + i%int(KindRetiring)), pattern(i*3, byte(i))})
+		small = append(small, frame{Kind(1 + i%int(KindWarm)), pattern(i*3, byte(i))})
 	}
 	// Frames of 1000 bytes straddle the end of the scratch buffer again and
 	// again, so the decoder must move partial frames to the front.
@@ -272,7 +272,7 @@ func TestLimits(t *testing.T) {
 }
 
 func TestBadKind(t *testing.T) {
-	for _, k := range []Kind{0, KindRetiring + 1, 200, 255} {
+	for _, k := range []Kind{0, KindWarm + 1, 200, 255} {
 		t.Run(k.String(), func(t *testing.T) {
 			enc := AppendFrame(nil, k, []byte("xyz"))
 			_, _, err := ReadFrame(bytes.NewReader(enc), 0)
@@ -364,13 +364,13 @@ func TestWriteFrameAllocs(t *testing.T) {
 func TestKind(t *testing.T) {
 	require.True(t, KindAnswer.Terminal())
 	require.True(t, KindTaskFailed.Terminal())
-	for _, k := range []Kind{0, KindInvocation, KindHeartbeat, KindProgress, KindStop, KindRetiring, 200} {
+	for _, k := range []Kind{0, KindInvocation, KindHeartbeat, KindProgress, KindStop, KindRetiring, KindWarm, 200} {
 		require.False(t, k.Terminal(), "%v.Terminal()", k)
 	}
 	names := map[Kind]string{
 		KindInvocation: "invocation", KindAnswer: "answer", KindTaskFailed: "task-failed",
-		KindHeartbeat: "heartbeat", KindProgress: "progress", KindStop: "stop", KindRetiring: "retiring",
-		0: "kind(0)", KindRetiring + 1: fmt.Sprintf("kind(%d)", KindRetiring+1), 200: "kind(200)",
+		KindHeartbeat: "heartbeat", KindProgress: "progress", KindStop: "stop", KindRetiring: "retiring", KindWarm: "warm",
+		0: "kind(0)", KindWarm + 1: fmt.Sprintf("kind(%d)", KindWarm+1), 200: "kind(200)",
 	}
 	for k, want := range names {
 		require.Equal(t, want, k.String())
