@@ -674,9 +674,20 @@ func (m *Manager) killHungUp() {
 // epoll set, level-triggered, reports what comes later. That saves a
 // read(2) that would only say EAGAIN, a microsecond between a child's
 // answer and the caller's wake-up.
+//
+// The read buffer comes from the manager's kept ones when the decoder has
+// none, and goes back to them after a read that brought nothing for the
+// handler (a waiting child's warm-up frame) and left no partial frame: a
+// child that waits for work holds no buffer, as before it ever sent.
 func (p *Process) read(final bool) {
 	const share = 4 << 20
-	got := 0
+	got, heard := 0, false
+	p.m.recycleScratch(&p.dec)
+	defer func() {
+		if !heard && p.dec.Pending() == 0 {
+			p.m.keepScratch(p.dec.Release())
+		}
+	}()
 	for p.msgfd >= 0 && (final || got < share) {
 		buf := p.dec.Buffer()
 		n, err := unix.Read(p.msgfd, buf)
@@ -706,6 +717,7 @@ func (p *Process) read(final bool) {
 				p.echoWarm()
 				continue
 			}
+			heard = true
 			p.m.callMessage(p, k, payload)
 		}
 		if drained && !final {
@@ -903,9 +915,9 @@ func waitid(pidfd int, info *siginfo, opts int, ru *unix.Rusage) error {
 	}
 }
 
-// keepScratch keeps buf, the read buffer of a finished child's decoder,
-// for the decoder of a child started later (see recycleScratch), up to
-// maxScratch of them.
+// keepScratch keeps buf, the read buffer of a finished or waiting child's
+// decoder, for another decoder (see recycleScratch), up to maxScratch of
+// them.
 func (m *Manager) keepScratch(buf []byte) {
 	if buf != nil && len(m.scratch) < maxScratch {
 		m.scratch = append(m.scratch, buf)

@@ -201,3 +201,31 @@ func TestAWarmUpFrameComesBackOnce(t *testing.T) {
 	require.Equal(t, [][]byte{[]byte("warmed"), []byte("hi")}, h.answers)
 	require.NotContains(t, h.kinds, wire.KindWarm, "the handler hears no warm-up frame")
 }
+
+// A child that sent only a warm-up frame holds no read buffer: it goes
+// back to the manager's kept ones after the read, and the next read takes
+// one from there.
+func TestAWarmUpFrameLeavesNoReadBuffer(t *testing.T) {
+	leakcheck.Check(t)
+	m := New()
+	require.NoError(t, m.Setup())
+	defer m.Teardown()
+	h := &handler{}
+	p, err := m.CreateProcess(Spec{Invocation: wire.AppendInvocation(nil, &wire.Invocation{Task: "warm", Arg: []byte("1 quiet")})}, h)
+	require.NoError(t, err)
+	m.SetDeadline(time.Now().Add(30 * time.Second))
+	for !p.warmed {
+		require.NoError(t, m.Step())
+		require.False(t, time.Now().After(m.deadline), "no warm-up frame in 30 s")
+	}
+	m.SetDeadline(time.Time{})
+	require.Len(t, m.scratch, 1, "the buffer of the read went back")
+	kept := m.scratch[0]
+
+	require.NoError(t, p.Send(wire.KindInvocation, wire.AppendInvocation(nil, &wire.Invocation{Task: "echo", Arg: []byte("hi"), Last: true})))
+	h.wait(t, m)
+	require.True(t, h.exit.Success(), "%v", h.exit)
+	require.Equal(t, [][]byte{[]byte("hi")}, h.answers)
+	require.Len(t, m.scratch, 1, "the answer's read took the kept buffer, and the finished child gave it back")
+	require.Same(t, &kept[0], &m.scratch[0][0])
+}
