@@ -18,6 +18,7 @@ import (
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
+	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/strategy"
@@ -94,7 +95,8 @@ func runChaos(t *testing.T, s strategy.Strategy, n int, seed uint64) {
 			for k := range a.Garbage {
 				a.Garbage[k] = byte(rng.Uint32())
 			}
-			a.Garbage[4] = byte(8 + rng.IntN(248)) // not a frame kind
+			// Not a frame kind: one past the last, up to 255.
+			a.Garbage[4] = byte(int(wire.KindWarm) + 1 + rng.IntN(255-int(wire.KindWarm)))
 			if rng.IntN(4) == 0 {
 				a.Garbage[4] = 0
 			}

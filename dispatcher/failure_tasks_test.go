@@ -6,7 +6,6 @@ package dispatcher_test
 // names.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/task"
 )
 
@@ -105,9 +105,8 @@ var (
 		}
 		return sum, nil
 	})
-	// niceLevels returns the nice level of every thread of its process
-	// (field 19 of /proc/self/task/<tid>/stat), and what getpriority says
-	// for the calling thread.
+	// niceLevels returns the nice level of every thread of its process,
+	// and what getpriority says for the calling thread.
 	niceLevels = task.Define("dispatcher_test.failure.nice", func(ctx context.Context, _ int) (niceResult, error) {
 		var r niceResult
 		prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
@@ -117,23 +116,8 @@ var (
 		// The raw system call returns 20 - nice, so that it is never
 		// negative (glibc's wrapper undoes this; Go's does not).
 		r.Getpriority = prio
-		tasks, err := os.ReadDir("/proc/self/task")
-		if err != nil {
-			return r, err
-		}
-		for _, tk := range tasks {
-			b, err := os.ReadFile(filepath.Join("/proc/self/task", tk.Name(), "stat"))
-			if err != nil {
-				continue // the thread ended meanwhile
-			}
-			f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-			nice, err := strconv.Atoi(f[16]) // f[0] is field 3
-			if err != nil {
-				return r, err
-			}
-			r.Threads = append(r.Threads, nice)
-		}
-		return r, nil
+		r.Threads, err = testio.ThreadNiceLevels()
+		return r, err
 	})
 	getwd = task.Define("dispatcher_test.failure.getwd", func(ctx context.Context, _ int) (string, error) {
 		return os.Getwd()

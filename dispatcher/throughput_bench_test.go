@@ -162,7 +162,7 @@ func BenchmarkAnswer64MiB(b *testing.B) {
 // live, idle child: what 60 spares hold beyond what 10 hold, over 50, so
 // that what a dispatcher holds whatever its number of children (among it
 // the read buffers its manager keeps for the next children, 64 KiB each)
-// does not count. The timed part is the start of the 60.
+// does not count. The timed part is heldBySpares for the 60.
 func BenchmarkParentMemoryPerChild(b *testing.B) {
 	const few, many = 10, 60
 	for i := 0; i < b.N; i++ {
@@ -178,6 +178,7 @@ func BenchmarkParentMemoryPerChild(b *testing.B) {
 // heldBySpares starts a dispatcher with n spares and returns the heap it
 // holds once they are idle and past their warm-up trip, then closes it.
 func heldBySpares(b *testing.B, n int) int64 {
+	b.Helper()
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -188,7 +189,9 @@ func heldBySpares(b *testing.B, n int) int64 {
 	}
 	defer d.Close()
 	waitIdle(b, p, n)
-	time.Sleep(20 * time.Millisecond) // a spare's warm-up trip comes 2 ms after its start
+	// Still for 5 ms: past a spare's start, and its collection and
+	// warm-up trip 2 ms after.
+	waitStill(b, 10)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	return int64(after.HeapAlloc) - int64(before.HeapAlloc)
@@ -219,9 +222,16 @@ func waitIdle(b *testing.B, p *probe, n int) {
 // a spare started for it has finished starting.
 func waitQuiet(b *testing.B) {
 	b.Helper()
+	waitStill(b, 3)
+}
+
+// waitStill waits until the CPU time of every thread of every child has
+// not moved over n samples 0.5 ms apart, for 5 s at most.
+func waitStill(b *testing.B, n int) {
+	b.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	last, still := "", 0
-	for still < 3 && time.Now().Before(deadline) {
+	for still < n && time.Now().Before(deadline) {
 		time.Sleep(500 * time.Microsecond)
 		now := childrenCPU()
 		if now == last {

@@ -26,7 +26,7 @@ import (
 // to run as a child instead of misreading the pipes.
 const (
 	cookieKey   = "PROCRASTINATE_CHILD"
-	cookieValue = "procrastinate-go.v2"
+	cookieValue = "procrastinate-go.v3"
 )
 
 // cpuLimitKey, set in a child's environment, says that the parent sets a
@@ -61,11 +61,11 @@ func IsChild() bool {
 // Serve is the child's entry. In a process that was not started by a
 // Manager it returns at once and does nothing. In a child it removes the
 // cookie and the marks of a CPU limit and of a nice level (see
-// cpuLimitKey and niceKey) from the environment (so that the child may start children of its own), checks
-// its pipes, closes any other fd it inherited, calls run with its end of
-// the pipes, and exits: with status 0 when run returns nil, else with
-// status 1 after printing run's error on stderr. It never returns in a
-// child.
+// cpuLimitKey and niceKey) from the environment (so that the child may
+// start children of its own), checks its pipes, closes any other fd it
+// inherited, calls run with its end of the pipes, and exits: with status
+// 0 when run returns nil, else with status 1 after printing run's error
+// on stderr. It never returns in a child.
 //
 // A process started by hand with the cookie but without the pipes exits
 // with status 2 and a one-line message on stderr.
@@ -618,9 +618,11 @@ func (c *Child) reclaim() {
 	}
 }
 
-// Queued reports whether an invocation is waiting for Next: 1 when bytes
-// of one have been read ahead or wait in the pipe, 0 when none has come
-// yet. It never waits. Like Next, it is for the goroutine that serves.
+// Queued reports whether a frame is waiting for Next: 1 when bytes of one
+// have been read ahead or wait in the pipe, 0 when none has come yet.
+// Before the child has sent anything, that frame can only be an
+// invocation; after a Warm, it may be the frame sent back, which Next
+// drops. It never waits. Like Next, it is for the goroutine that serves.
 func (c *Child) Queued() int {
 	holds := c.dec.Pending() > 0
 	if !holds {

@@ -3,10 +3,14 @@
 package procman
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
+	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
 
 // A child is told of a CPU time limit that its parent sets after it
@@ -36,11 +40,70 @@ func TestChildEnvMarksACPULimitAndANiceLevel(t *testing.T) {
 	require.Zero(t, count(env, cookieKey+"=procrastinate-go.v0"), "the parent's own cookie is not passed on")
 	require.Zero(t, count(env, cpuLimitKey+"=1"), "no limit, no mark, whatever the parent's environment holds")
 	require.Zero(t, count(env, niceKey+"=3"), "no nice level, no mark, whatever the parent's environment holds")
-	require.Equal(t, "EXTRA=1", env[len(env)-1], "extra comes last, so that it wins")
+	require.Equal(t, "EXTRA=1", env[len(env)-1], "extra comes last")
 
 	env = childEnv(nil, true, -2)
 	require.Equal(t, 1, count(env, cpuLimitKey+"=1"))
 	require.Equal(t, 1, count(env, niceKey+"=-2"))
 	require.Zero(t, count(env, niceKey+"=3"))
 	require.Equal(t, 1, count(env, cookieKey+"="+cookieValue))
+}
+
+// A variable that Spec.Env sets is in the child's environment once, with
+// its last value there: a Go child takes the first of two entries, so the
+// parent's own would otherwise win.
+func TestChildEnvLetsExtraReplaceAVariable(t *testing.T) {
+	t.Setenv("PROCMAN_TEST_REPLACED", "parent")
+	t.Setenv("PROCMAN_TEST_KEPT", "parent")
+	env := childEnv([]string{"PROCMAN_TEST_REPLACED=first", "PROCMAN_TEST_NEW=1", "PROCMAN_TEST_REPLACED=last"}, false, 0)
+	var got []string
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "PROCMAN_TEST_") {
+			got = append(got, kv)
+		}
+	}
+	require.Equal(t, []string{"PROCMAN_TEST_KEPT=parent", "PROCMAN_TEST_NEW=1", "PROCMAN_TEST_REPLACED=last"}, got)
+}
+
+// The manager's own variables cannot come through Spec.Env: CreateProcess
+// refuses them, and starts nothing.
+func TestSpecEnvMayNotSetTheManagersVariables(t *testing.T) {
+	leakcheck.Check(t)
+	m := New()
+	require.NoError(t, m.Setup())
+	defer m.Teardown()
+	for _, key := range []string{cookieKey, cpuLimitKey, niceKey} {
+		_, err := m.CreateProcess(Spec{Env: []string{"A=1", key + "=7"}}, &handler{})
+		require.ErrorContains(t, err, "Spec.Env sets "+key+", which the manager sets itself")
+		require.Zero(t, m.ProcessCount())
+	}
+}
+
+// The child sets the nice level on its group again as it takes its first
+// invocation: a thread that its runtime was starting while the parent set
+// it could keep the old one. Here the parent's call does nothing, and
+// every thread still ends up at the level.
+func TestTheChildSetsItsNiceLevelItself(t *testing.T) {
+	leakcheck.Check(t)
+	self, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
+	require.NoError(t, err)
+	if 20-self >= 19 {
+		t.Skip("this process already runs at nice 19")
+	}
+	setGroupPriority = func(which, who, prio int) error { return nil }
+	t.Cleanup(func() { setGroupPriority = unix.Setpriority })
+	m := New()
+	require.NoError(t, m.Setup())
+	defer m.Teardown()
+	h := &handler{}
+	_, err = m.CreateProcess(Spec{Nice: 19, Invocation: wire.AppendInvocation(nil, &wire.Invocation{Task: "nice", Last: true})}, h)
+	require.NoError(t, err)
+	h.wait(t, m)
+	require.True(t, h.exit.Success(), "%v", h.exit)
+	require.Len(t, h.answers, 1)
+	levels := strings.Fields(string(h.answers[0]))
+	require.NotEmpty(t, levels)
+	for i, n := range levels {
+		require.Equal(t, "19", n, "thread %d of %d", i, len(levels))
+	}
 }

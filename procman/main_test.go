@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 )
@@ -85,6 +86,15 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 			return nil
 		}
 		return c.Send(wire.KindAnswer, []byte("warmed"))
+	},
+	// nice answers with the nice level of each of its threads, in one
+	// line.
+	"nice": func(c *procman.Child, inv *wire.Invocation) error {
+		levels, err := testio.ThreadNiceLevels()
+		if err != nil {
+			return err
+		}
+		return c.Send(wire.KindAnswer, []byte(strings.Trim(fmt.Sprint(levels), "[]")))
 	},
 	"exit": func(c *procman.Child, inv *wire.Invocation) error {
 		code, _ := strconv.Atoi(string(inv.Arg))

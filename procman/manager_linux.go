@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -283,6 +284,11 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	if h == nil {
 		return nil, errors.New("procman: CreateProcess with a nil Handler")
 	}
+	for _, kv := range spec.Env {
+		if k := envKey(kv); reservedEnv(k) {
+			return nil, fmt.Errorf("procman: Spec.Env sets %s, which the manager sets itself; leave it out", k)
+		}
+	}
 	// Three pipes: invocations and control frames to the child, messages
 	// from it. closePipes closes those that were opened.
 	inv, msg, ctl := [2]int{-1, -1}, [2]int{-1, -1}, [2]int{-1, -1}
@@ -382,7 +388,6 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 		state: StateRunning, started: start,
 	}
 	p.dec.Limit = m.opts.maxPayload
-	m.recycleScratch(&p.dec)
 	m.procs[p.id] = p
 	if err := m.watch(pidfd, p.id, rolePid, unix.EPOLLIN); err != nil {
 		m.log.Error("watching a child's pidfd", "pid", pid, "error", err)
@@ -404,6 +409,10 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	return p, nil
 }
 
+// setGroupPriority is unix.Setpriority; a test puts one that does nothing
+// in its place, to see the child set its nice level alone.
+var setGroupPriority = unix.Setpriority
+
 // applyLimits sets spec's resource limits and nice level on a child that
 // has not read its first invocation yet.
 func applyLimits(pid int, spec Spec) error {
@@ -415,7 +424,7 @@ func applyLimits(pid int, spec Spec) error {
 	if spec.Nice != 0 {
 		// PRIO_PGRP reaches every thread of every process in the group;
 		// PRIO_PROCESS would reach only the main thread.
-		if err := unix.Setpriority(unix.PRIO_PGRP, pid, spec.Nice); err != nil {
+		if err := setGroupPriority(unix.PRIO_PGRP, pid, spec.Nice); err != nil {
 			return fmt.Errorf("setting the nice level to %d: %w", spec.Nice, err)
 		}
 	}
@@ -678,7 +687,8 @@ func (m *Manager) killHungUp() {
 // The read buffer comes from the manager's kept ones when the decoder has
 // none, and goes back to them after a read that brought nothing for the
 // handler (a waiting child's warm-up frame) and left no partial frame: a
-// child that waits for work holds no buffer, as before it ever sent.
+// child that waits for work holds no buffer. The manager keeps maxScratch
+// buffers at most: a read that finds none left makes a new one.
 func (p *Process) read(final bool) {
 	const share = 4 << 20
 	got, heard := 0, false
@@ -730,8 +740,8 @@ func (p *Process) read(final bool) {
 // first one only: a child that sent more would have the manager queue
 // frames that it may never read. The handler hears none of them.
 func (p *Process) echoWarm() {
-	if p.warmed {
-		return
+	if p.warmed || p.state != StateRunning {
+		return // a child being finished reads its pipe to the end: no answer goes back
 	}
 	p.warmed = true
 	// An error means the input is closed: the child is on its way out
@@ -1155,7 +1165,10 @@ func (p *Process) flush() {
 		}
 		first := iov[0]
 		iov[0] = first[p.outOff:]
-		tracepoint.Mark(tracepoint.InvocationWrite)
+		if tracepoint.Enabled && p.outOff == 0 && len(first) == wire.HeaderSize && wire.Kind(first[wire.HeaderSize-1]) == wire.KindInvocation {
+			// Invocations only: a warm-up frame sent back is no task's.
+			tracepoint.Mark(tracepoint.InvocationWrite)
+		}
 		n, err := unix.Writev(p.invfd, iov)
 		iov[0] = first
 		if err == unix.EINTR {
@@ -1251,12 +1264,21 @@ func (p *Process) Signal(sig syscall.Signal) error {
 
 // childEnv is the parent's environment with the child cookie, the mark of
 // a CPU time limit to come when cpuLimit is set, that of the nice level
-// when nice is not 0, then extra.
+// when nice is not 0, then extra. A variable that extra sets is set once,
+// to its last value in extra: a Go child would take the first of two.
 func childEnv(extra []string, cpuLimit bool, nice int) []string {
 	env := os.Environ()
+	var last map[string]int // the index in extra of the last entry for each of its variables
+	if len(extra) > 0 {
+		last = make(map[string]int, len(extra))
+		for i, kv := range extra {
+			last[envKey(kv)] = i
+		}
+	}
 	out := make([]string, 0, len(env)+3+len(extra))
 	for _, kv := range env {
-		if isVar(kv, cookieKey) || isVar(kv, cpuLimitKey) || isVar(kv, niceKey) {
+		k := envKey(kv)
+		if _, set := last[k]; set || reservedEnv(k) {
 			continue
 		}
 		out = append(out, kv)
@@ -1268,12 +1290,26 @@ func childEnv(extra []string, cpuLimit bool, nice int) []string {
 	if nice != 0 {
 		out = append(out, niceKey+"="+strconv.Itoa(nice))
 	}
-	return append(out, extra...)
+	for i, kv := range extra {
+		if last[envKey(kv)] == i {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
-// isVar reports whether kv, an environment entry, sets key.
-func isVar(kv, key string) bool {
-	return len(kv) > len(key) && kv[:len(key)] == key && kv[len(key)] == '='
+// envKey returns the name that kv, an environment entry, sets.
+func envKey(kv string) string {
+	if i := strings.IndexByte(kv, '='); i >= 0 {
+		return kv[:i]
+	}
+	return kv
+}
+
+// reservedEnv reports whether key is one of the variables that the manager
+// sets in a child's environment itself.
+func reservedEnv(key string) bool {
+	return key == cookieKey || key == cpuLimitKey || key == niceKey
 }
 
 // limitsCPU reports whether limits hold a CPU time limit, which the child

@@ -94,12 +94,15 @@ func parentDeathSignal() syscall.Signal {
 	return syscall.Signal(sig)
 }
 
-// setGroupNice sets nice on every thread of this process's group. Its
-// error is not reported: the parent set the same level on the same group,
-// with the same rights, before. (A raw system call: the runtime's own
-// entry would wake its monitor thread on the way to the first task.)
+// setGroupNice sets nice on every thread of the process group that this
+// process leads, and on nothing when it leads none (a child started by
+// hand, in its starter's group). Its error is not reported: the parent set
+// the same level on the same group, with the same rights, before. (Raw
+// system calls: the runtime's own entry would wake its monitor thread on
+// the way to the first task.)
 func setGroupNice(nice int) {
-	_, _, _ = syscall.RawSyscall(syscall.SYS_SETPRIORITY, syscall.PRIO_PGRP, 0, uintptr(nice))
+	pid, _, _ := syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
+	_, _, _ = syscall.RawSyscall(syscall.SYS_SETPRIORITY, syscall.PRIO_PGRP, pid, uintptr(nice))
 }
 
 // cpuLimited reports whether this process has a CPU time limit.

@@ -89,7 +89,11 @@ func (s State) String() string {
 type Spec struct {
 	// Name labels the child in logs.
 	Name string
-	// Env holds extra KEY=VALUE entries, added after the parent's environment.
+	// Env holds extra KEY=VALUE entries for the child's environment. One
+	// for a variable that the parent's environment has replaces it; of two
+	// for one variable, the last counts. The manager's own variables
+	// (PROCRASTINATE_CHILD, PROCRASTINATE_CPU_LIMIT, PROCRASTINATE_NICE)
+	// are refused: CreateProcess fails.
 	Env []string
 	// Dir is the child's working directory; empty means the parent's.
 	Dir string

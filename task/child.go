@@ -303,9 +303,11 @@ func warmUp() {
 // on its CPU (docs/performance.md). The trip, an empty frame each way,
 // brings those paths back in.
 func settleLater(c *procman.Child) (taken func()) {
-	return settleWith(func(f func()) func() bool { return time.AfterFunc(settleDelay, f).Stop }, func() {
+	return settleWith(func(f func()) func() bool { return time.AfterFunc(settleDelay, f).Stop }, func(waiting func() bool) {
 		runtime.GC()
-		_ = c.Warm() // an error: the pipe broke, which the serving goroutine sees too
+		if waiting() {
+			_ = c.Warm() // an error: the pipe broke, which the serving goroutine sees too
+		}
 	})
 }
 
@@ -313,12 +315,15 @@ func settleLater(c *procman.Child) (taken func()) {
 // called first. A timer that fires once taken was called runs nothing;
 // a collection already under way when the first invocation comes runs to
 // its end alongside the first task (it cannot be stopped): an invocation
-// that comes in the 0.4 ms after settleDelay pays for part of it.
-func settleWith(after func(f func()) (stop func() bool), settle func()) (taken func()) {
+// that comes in the 0.4 ms after settleDelay pays for part of it. settle
+// is given a function that reports whether taken has not been called yet,
+// to skip what is left once work came.
+func settleWith(after func(f func()) (stop func() bool), settle func(waiting func() bool)) (taken func()) {
 	var done atomic.Bool
+	waiting := func() bool { return !done.Load() }
 	stop := after(func() {
-		if !done.Load() {
-			settle()
+		if waiting() {
+			settle(waiting)
 		}
 	})
 	return func() {

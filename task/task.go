@@ -270,7 +270,11 @@ type Limits struct {
 	Nice int
 	// Dir is the child's working directory; empty means the parent's.
 	Dir string
-	// Env holds extra KEY=VALUE entries for the child's environment.
+	// Env holds extra KEY=VALUE entries for the child's environment; one
+	// for a variable that the parent has replaces it. The library's own
+	// variables (PROCRASTINATE_CHILD, PROCRASTINATE_CPU_LIMIT,
+	// PROCRASTINATE_NICE) are refused: the call fails as its child would
+	// not start.
 	Env []string
 }
 

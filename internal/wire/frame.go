@@ -76,9 +76,10 @@ func (e *FrameTooLargeError) Error() string {
 	return fmt.Sprintf("wire: frame of %d bytes is over the limit of %d bytes", e.Size, e.Limit)
 }
 
-// ErrBadKind is returned for a frame header whose kind is unknown: what was
-// read is not a frame (garbage on the pipe).
-var ErrBadKind = errors.New("wire: unknown frame kind (not a frame: garbage on the pipe?)")
+// ErrBadKind is returned for a frame header whose kind is unknown, or
+// whose length its kind does not allow (a warm-up frame's payload is
+// empty): what was read is not a frame (garbage on the pipe).
+var ErrBadKind = errors.New("wire: bad frame header (not a frame: garbage on the pipe?)")
 
 // AppendStop appends a stop frame to dst: a goodbye when goodbye is set
 // (the parent has no more work for the child, and will close its pipes),
@@ -112,7 +113,10 @@ func ParseHeader(h []byte, limit int) (Kind, int, error) {
 	n := binary.LittleEndian.Uint32(h)
 	k := Kind(h[4])
 	if !k.valid() {
-		return 0, 0, fmt.Errorf("%w: header % x", ErrBadKind, h[:HeaderSize])
+		return 0, 0, fmt.Errorf("%w: unknown frame kind %d: header % x", ErrBadKind, uint8(k), h[:HeaderSize])
+	}
+	if k == KindWarm && n != 0 {
+		return 0, 0, fmt.Errorf("%w: a warm-up frame of %d bytes (it has none): header % x", ErrBadKind, n, h[:HeaderSize])
 	}
 	if limit <= 0 {
 		limit = DefaultMaxPayload

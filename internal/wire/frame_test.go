@@ -81,7 +81,7 @@ var boundarySizes = []int{0, 1, 8, 1000, scratchSize - HeaderSize - 1, scratchSi
 
 func TestFrameRoundTrip(t *testing.T) {
 	for _, n := range boundarySizes {
-		for _, k := range []Kind{KindInvocation, KindAnswer, KindTaskFailed, KindHeartbeat, KindProgress, KindStop, KindRetiring, KindWarm} {
+		for _, k := range []Kind{KindInvocation, KindAnswer, KindTaskFailed, KindHeartbeat, KindProgress, KindStop, KindRetiring} { // KindWarm has no payload: TestBadKind
 			t.Run(fmt.Sprintf("%v/%d", k, n), func(t *testing.T) {
 				payload := pattern(n, byte(k))
 				enc := AppendFrame(nil, k, payload)
@@ -130,7 +130,7 @@ func TestReadFrameSequence(t *testing.T) {
 func TestDecoderChunks(t *testing.T) {
 	var small []frame
 	for i := range 12 {
-		small = append(small, frame{Kind(1 + i%int(KindWarm)), pattern(i*3, byte(i))})
+		small = append(small, frame{Kind(1 + i%int(KindRetiring)), pattern(i*3, byte(i))})
 	}
 	// Frames of 1000 bytes straddle the end of the scratch buffer again and
 	// again, so the decoder must move partial frames to the front.
@@ -288,6 +288,22 @@ func TestBadKind(t *testing.T) {
 	// A bad kind is reported before the size: garbage is garbage.
 	_, _, err := ParseHeader(AppendHeader(nil, 0, math.MaxUint32), 10)
 	require.ErrorIs(t, err, ErrBadKind)
+
+	// A warm-up frame has no payload: one that says it has is garbage
+	// too, found before a byte of it is read or a buffer made for it.
+	for _, n := range []int{1, 3, 1 << 20} {
+		_, _, err = ParseHeader(AppendHeader(nil, KindWarm, n), 0)
+		require.ErrorIs(t, err, ErrBadKind, "%d bytes", n)
+		require.Contains(t, err.Error(), fmt.Sprintf("a warm-up frame of %d bytes", n))
+		var d Decoder
+		got, err := feed(&d, AppendHeader(nil, KindWarm, n), 2)
+		require.ErrorIs(t, err, ErrBadKind)
+		require.Empty(t, got)
+	}
+	k, n, err := ParseHeader(AppendHeader(nil, KindWarm, 0), 0)
+	require.NoError(t, err)
+	require.Equal(t, KindWarm, k)
+	require.Zero(t, n)
 }
 
 func TestReadFrameTruncated(t *testing.T) {
