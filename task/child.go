@@ -276,6 +276,13 @@ func warmUp() {
 			e.warm()
 		}()
 	}
+	warmPath()
+}
+
+// warmPath runs the framework's own path for a task once: an invocation
+// decoded, a context with a value and a deadline, a no-op task run, its
+// answer framed.
+func warmPath() {
 	p := wire.AppendInvocation(nil, &wire.Invocation{Task: warmEntry.name, Arg: []byte{0}, Deadline: time.Now().Add(time.Hour), LockDir: os.TempDir()})
 	if inv, err := wire.DecodeInvocation(p); err == nil {
 		kind, out := runEntry(context.Background(), inv, warmEntry, false, func(wire.Kind, []byte) {})
@@ -295,17 +302,19 @@ func warmUp() {
 // of its start, as in a busy pool, where CPU is short, does without it; a
 // spare left waiting longer is in an idle one, whose CPU is free.
 //
-// After the collection the spare makes a round trip with its parent
+// After the collection the spare runs the framework's path for a task
+// again (warmPath) and makes a round trip with its parent
 // (procman.Child.Warm). Its own start, an exec and a Go runtime's, and
 // then the collection, took the caches that the parent's and this
-// child's paths for a message had held: a reused child's next task took
-// about 45 µs longer after an unrelated Go program had started and ended
-// on its CPU (docs/performance.md). The trip, an empty frame each way,
-// brings those paths back in.
+// child's paths had held: a reused child's next task took about 45 µs
+// longer after an unrelated Go program had started and ended on its CPU
+// (docs/performance.md). The path and the trip, an empty frame each way,
+// bring them back in.
 func settleLater(c *procman.Child) (taken func()) {
 	return settleWith(func(f func()) func() bool { return time.AfterFunc(settleDelay, f).Stop }, func(waiting func() bool) {
 		runtime.GC()
 		if waiting() {
+			warmPath()
 			_ = c.Warm() // an error: the pipe broke, which the serving goroutine sees too
 		}
 	})
