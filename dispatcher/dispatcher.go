@@ -244,6 +244,12 @@ func (d *Dispatcher) Submit(c *task.Call) {
 		c.Resolver.Fail(ErrNoTasks)
 		return
 	}
+	if l := c.Limits; l != nil {
+		if err := procman.CheckEnv(l.Env); err != nil {
+			c.Resolver.Fail(fmt.Errorf("dispatcher: task %q: task.Limits.Env: %w", c.Task, err))
+			return
+		}
+	}
 	d.mu.Lock()
 	if d.closing {
 		d.mu.Unlock()

@@ -559,8 +559,10 @@ func TestLimits(t *testing.T) {
 		// runtime was starting as the parent set it could keep the old one
 		// (this test saw it once in about twenty runs). A call cannot set
 		// the mark itself.
-		_, err = await(t, niceLevels.Schedule(d, 0, task.WithLimits(task.Limits{Env: []string{"PROCRASTINATE_NICE=19"}})))
-		require.ErrorContains(t, err, "sets PROCRASTINATE_NICE, which the manager sets itself")
+		r := niceLevels.Schedule(d, 0, task.WithLimits(task.Limits{Env: []string{"PROCRASTINATE_NICE=19"}}))
+		require.True(t, r.Ready(), "refused at the call")
+		_, err = r.Value()
+		require.EqualError(t, err, `dispatcher: task "dispatcher_test.failure.nice": task.Limits.Env: PROCRASTINATE_NICE is set by the manager itself; leave it out`)
 		// The mark is not passed on to what a task starts.
 		_, err = await(t, getenv.Schedule(d, "PROCRASTINATE_NICE", task.WithLimits(task.Limits{Nice: 3})))
 		var te *result.TaskError
@@ -603,6 +605,27 @@ func TestLimits(t *testing.T) {
 		var se *procman.StartError
 		require.ErrorAs(t, err, &se)
 		require.ErrorIs(t, err, syscall.ENOENT)
+		shutdown(t, d, nil)
+	})
+	// A call whose child cannot start fails, and the call queued behind it
+	// starts without waiting for anything else to happen: the strategy
+	// stops spawning for a step at an error, and that step must not be
+	// the last one.
+	t.Run("a call whose child cannot start holds up no other", func(t *testing.T) {
+		checkLeaks(t)
+		d := start(t, strategy.Throttled(1))
+		g := newGate(t)
+		held := hold.Schedule(d, g.arg())
+		g.waitStarted(t, 1)
+		bad := getwd.Schedule(d, 0, task.WithLimits(task.Limits{Dir: filepath.Join(t.TempDir(), "missing")}))
+		next := getPid.Schedule(d, 0)
+		g.open(t, 1)
+		_, err := await(t, held)
+		require.NoError(t, err)
+		_, err = await(t, bad)
+		require.ErrorIs(t, err, syscall.ENOENT)
+		_, err = await(t, next)
+		require.NoError(t, err)
 		shutdown(t, d, nil)
 	})
 	// A call with limits gets a child of its own, even from a strategy

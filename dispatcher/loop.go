@@ -408,6 +408,12 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 			// cannot start will not start the next time either.
 			if !worker {
 				d.pending = d.pending[1:]
+				if len(d.pending) > 0 {
+					// The strategy stops spawning for this step at an
+					// error; the jobs behind this one must not wait
+					// for an unrelated event to be started.
+					poolView{d}.After(0)
+				}
 			}
 			d.resolve(j, nil, fmt.Errorf("dispatcher: task %q: %w", j.call.Task, err))
 		}

@@ -65,8 +65,8 @@ func TestChildEnvLetsExtraReplaceAVariable(t *testing.T) {
 	require.Equal(t, []string{"PROCMAN_TEST_KEPT=parent", "PROCMAN_TEST_NEW=1", "PROCMAN_TEST_REPLACED=last"}, got)
 }
 
-// The manager's own variables cannot come through Spec.Env: CreateProcess
-// refuses them, and starts nothing.
+// The manager's own variables cannot come through Spec.Env, nor entries
+// that are not variables: CreateProcess refuses them, and starts nothing.
 func TestSpecEnvMayNotSetTheManagersVariables(t *testing.T) {
 	leakcheck.Check(t)
 	m := New()
@@ -74,9 +74,22 @@ func TestSpecEnvMayNotSetTheManagersVariables(t *testing.T) {
 	defer m.Teardown()
 	for _, key := range []string{cookieKey, cpuLimitKey, niceKey} {
 		_, err := m.CreateProcess(Spec{Env: []string{"A=1", key + "=7"}}, &handler{})
-		require.ErrorContains(t, err, "Spec.Env sets "+key+", which the manager sets itself")
+		require.EqualError(t, err, "procman: Spec.Env: "+key+" is set by the manager itself; leave it out")
 		require.Zero(t, m.ProcessCount())
 	}
+	// Nor can an entry that is not KEY=VALUE, or that holds a NUL byte,
+	// which no environment can carry.
+	for entry, want := range map[string]string{
+		"A":       `entry "A" is not KEY=VALUE`,
+		"=1":      `entry "=1" is not KEY=VALUE`,
+		"":        `entry "" is not KEY=VALUE`,
+		"A=1\x00": "entry for A holds a NUL byte",
+	} {
+		_, err := m.CreateProcess(Spec{Env: []string{entry}}, &handler{})
+		require.EqualError(t, err, "procman: Spec.Env: "+want)
+		require.Zero(t, m.ProcessCount())
+	}
+	require.NoError(t, CheckEnv([]string{"A=", "B=1=2", "PROCRASTINATE_TRACE=/tmp"}))
 }
 
 // The child sets the nice level on its group again as it takes its first

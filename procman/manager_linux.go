@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -88,6 +87,7 @@ type Process struct {
 	outOff     int      // bytes of out[0] already written
 	watchOut   bool     // invfd is in the epoll set for EPOLLOUT
 	warmed     bool     // the child's warm-up frame was sent back (see echoWarm)
+	invQueued  bool     // an invocation is in out (for the traced build's mark)
 
 	tail    []byte    // the end of what the child wrote to stderr
 	tailMax int       // how much of it to keep
@@ -284,10 +284,8 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	if h == nil {
 		return nil, errors.New("procman: CreateProcess with a nil Handler")
 	}
-	for _, kv := range spec.Env {
-		if k := envKey(kv); reservedEnv(k) {
-			return nil, fmt.Errorf("procman: Spec.Env sets %s, which the manager sets itself; leave it out", k)
-		}
+	if err := CheckEnv(spec.Env); err != nil {
+		return nil, fmt.Errorf("procman: Spec.Env: %w", err)
 	}
 	// Three pipes: invocations and control frames to the child, messages
 	// from it. closePipes closes those that were opened.
@@ -1098,6 +1096,9 @@ func (p *Process) send(kind wire.Kind, payload []byte) error {
 		return ErrInputClosed
 	}
 	p.out = append(p.out, wire.AppendHeader(make([]byte, 0, wire.HeaderSize), kind, len(payload)))
+	if kind == wire.KindInvocation {
+		p.invQueued = true
+	}
 	if len(payload) > 0 {
 		p.out = append(p.out, payload)
 	}
@@ -1165,8 +1166,9 @@ func (p *Process) flush() {
 		}
 		first := iov[0]
 		iov[0] = first[p.outOff:]
-		if tracepoint.Enabled && p.outOff == 0 && len(first) == wire.HeaderSize && wire.Kind(first[wire.HeaderSize-1]) == wire.KindInvocation {
+		if p.invQueued {
 			// Invocations only: a warm-up frame sent back is no task's.
+			p.invQueued = false
 			tracepoint.Mark(tracepoint.InvocationWrite)
 		}
 		n, err := unix.Writev(p.invfd, iov)
@@ -1296,20 +1298,6 @@ func childEnv(extra []string, cpuLimit bool, nice int) []string {
 		}
 	}
 	return out
-}
-
-// envKey returns the name that kv, an environment entry, sets.
-func envKey(kv string) string {
-	if i := strings.IndexByte(kv, '='); i >= 0 {
-		return kv[:i]
-	}
-	return kv
-}
-
-// reservedEnv reports whether key is one of the variables that the manager
-// sets in a child's environment itself.
-func reservedEnv(key string) bool {
-	return key == cookieKey || key == cpuLimitKey || key == niceKey
 }
 
 // limitsCPU reports whether limits hold a CPU time limit, which the child

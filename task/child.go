@@ -147,7 +147,11 @@ func Serve(c *procman.Child) error {
 // runtime's own entry would wake its monitor thread, which then competes
 // too.)
 func lowerPriority() {
-	_, _, _ = syscall.RawSyscall(syscall.SYS_SETPRIORITY, syscall.PRIO_PGRP, 0, 19)
+	// The group this child leads (its pid's), not its caller's: a child
+	// started by hand, in its starter's group, lowers nothing of its
+	// starter's.
+	pid, _, _ := syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
+	_, _, _ = syscall.RawSyscall(syscall.SYS_SETPRIORITY, syscall.PRIO_PGRP, pid, 19)
 }
 
 // runOne runs one invocation and returns the frame to answer with. If the
@@ -313,8 +317,11 @@ func warmPath() {
 func settleLater(c *procman.Child) (taken func()) {
 	return settleWith(func(f func()) func() bool { return time.AfterFunc(settleDelay, f).Stop }, func(waiting func() bool) {
 		runtime.GC()
+		if !waiting() {
+			return
+		}
+		warmPath()
 		if waiting() {
-			warmPath()
 			_ = c.Warm() // an error: the pipe broke, which the serving goroutine sees too
 		}
 	})

@@ -271,10 +271,10 @@ type Limits struct {
 	// Dir is the child's working directory; empty means the parent's.
 	Dir string
 	// Env holds extra KEY=VALUE entries for the child's environment; one
-	// for a variable that the parent has replaces it. The library's own
+	// for a variable that the parent has replaces it. An entry that is not
+	// KEY=VALUE, holds a NUL byte, or sets one of the library's own
 	// variables (PROCRASTINATE_CHILD, PROCRASTINATE_CPU_LIMIT,
-	// PROCRASTINATE_NICE) are refused: the call fails as its child would
-	// not start.
+	// PROCRASTINATE_NICE) fails the call at once (procman.CheckEnv).
 	Env []string
 }
 
