@@ -96,7 +96,7 @@ func runChaos(t *testing.T, s strategy.Strategy, n int, seed uint64) {
 				a.Garbage[k] = byte(rng.Uint32())
 			}
 			// Not a frame kind: one past the last, up to 255.
-			a.Garbage[4] = byte(int(wire.KindWarm) + 1 + rng.IntN(255-int(wire.KindWarm)))
+			a.Garbage[4] = byte(int(wire.MaxKind) + 1 + rng.IntN(255-int(wire.MaxKind)))
 			if rng.IntN(4) == 0 {
 				a.Garbage[4] = 0
 			}

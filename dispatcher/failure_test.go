@@ -820,6 +820,32 @@ func TestOneCrashHarmsOnlyItsTask(t *testing.T) {
 	shutdown(t, d, nil)
 }
 
+// A reused child that begins a frame, leaves it unfinished and waits for
+// its next task (the frame's header says more bytes than ever come) is
+// killed once the frame wait has passed: its task resolves with a
+// ChildDeath instead of waiting for ever, and the next task gets another
+// child.
+func TestAReusedChildThatLeavesAFrameUnfinishedDies(t *testing.T) {
+	checkLeaks(t)
+	d := start(t, strategy.Throttled(1, strategy.Reuse(0)),
+		dispatcher.WithStderr(nil),
+		dispatcher.WithProcmanOptions(procman.WithFrameWait(200*time.Millisecond)))
+	pid, err := await(t, getPid.Schedule(d, 0))
+	require.NoError(t, err)
+	garbage := append(wire.AppendHeader(nil, wire.KindProgress, 1000), "not a thousand bytes"...)
+	_, err = await(t, chaos.Schedule(d, chaosArg{Act: actGarbage, Garbage: garbage}))
+	var death *result.ChildDeath
+	require.ErrorAs(t, err, &death, "err = %v", err)
+	require.Equal(t, pid, death.Pid, "the reused child ran it")
+	var pe *procman.ProtocolError
+	require.ErrorAs(t, err, &pe)
+	require.ErrorContains(t, err, "a frame stopped")
+	again, err := await(t, getPid.Schedule(d, 0))
+	require.NoError(t, err)
+	require.NotEqual(t, pid, again, "a new child")
+	shutdown(t, d, nil)
+}
+
 // parentDirEnv makes this test binary the parent of TestParentDeath (see
 // the init function below) instead of a test run; parentModeEnv says what
 // the parent runs: four blocking tasks ("children"), the same with one

@@ -187,6 +187,47 @@ func TestTruncatedFrameAtExitIsAProtocolError(t *testing.T) {
 	require.Empty(t, bad.msgs, "the cut-off frame is not delivered")
 }
 
+// A child that begins a frame and writes no more of it is killed once
+// the frame wait has passed since the last of it came: a reused child
+// that did so and then waited for work would hold its task for ever.
+func TestAFrameLeftUnfinishedIsAProtocolError(t *testing.T) {
+	t.Run("StoppedIsKilled", func(t *testing.T) {
+		leakcheck.Check(t)
+		m := newManager(t, procman.WithFrameWait(100*time.Millisecond))
+		p, bad := startBadAmongGood(t, m, "stall", "")
+		var pe *procman.ProtocolError
+		require.ErrorAs(t, bad.exit.Err, &pe)
+		require.Equal(t, p.Pid(), pe.Pid)
+		require.ErrorContains(t, bad.exit.Err, "a frame stopped 15 bytes into it: nothing more of it came for 100ms")
+		require.Equal(t, syscall.SIGKILL, bad.exit.Signal, "%v", bad.exit)
+		require.Empty(t, bad.msgs)
+	})
+	t.Run("SlowButGoingOnIsNot", func(t *testing.T) {
+		// Ten pieces 40 ms apart: 400 ms for the frame, no gap of 100.
+		leakcheck.Check(t)
+		m := newManager(t, procman.WithFrameWait(100*time.Millisecond))
+		_, c := start(t, m, procman.Spec{Invocation: work("trickle", "", true)})
+		e := waitExit(t, m, c)
+		require.True(t, e.Success(), "%v", e)
+		require.Equal(t, [][]byte{bytes.Repeat([]byte("0123456789"), 10)}, c.answers())
+	})
+	t.Run("NoLimitAtZero", func(t *testing.T) {
+		leakcheck.Check(t)
+		m := newManager(t, procman.WithFrameWait(0))
+		p, c := start(t, m, procman.Spec{Invocation: work("stall", "", true)})
+		until := time.Now().Add(300 * time.Millisecond)
+		m.SetDeadline(until)
+		for time.Now().Before(until) {
+			require.NoError(t, m.Step())
+		}
+		m.SetDeadline(time.Time{})
+		require.Nil(t, c.exit, "no limit: the child runs on")
+		require.Equal(t, procman.StateRunning, p.State())
+		require.NoError(t, p.Signal(syscall.SIGKILL))
+		waitExit(t, m, c)
+	})
+}
+
 func TestChildThatClosesItsMessagePipe(t *testing.T) {
 	t.Run("AndRunsOnIsKilledAfterTheHangupWait", func(t *testing.T) {
 		leakcheck.Check(t)

@@ -211,6 +211,29 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 		blockForever(true)
 		return nil
 	},
+	// stall begins an answer of 100 bytes, writes 10 of them, and blocks.
+	"stall": func(c *procman.Child, inv *wire.Invocation) error {
+		if _, err := syscall.Write(4, append(wire.AppendHeader(nil, wire.KindAnswer, 100), make([]byte, 10)...)); err != nil {
+			return err
+		}
+		blockForever(true)
+		return nil
+	},
+	// trickle answers "0123456789" ten times over, a piece every 40 ms
+	// after the header, with raw writes, and ends.
+	"trickle": func(c *procman.Child, inv *wire.Invocation) error {
+		piece := []byte("0123456789")
+		if _, err := syscall.Write(4, wire.AppendHeader(nil, wire.KindAnswer, 10*len(piece))); err != nil {
+			return err
+		}
+		for range 10 {
+			time.Sleep(40 * time.Millisecond)
+			if _, err := syscall.Write(4, piece); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
 	// hangup closes its message pipe (by putting /dev/null on fd 4, so
 	// that the number stays valid for the Child) and runs on, or with the
 	// argument "exit" exits 0 soon after.

@@ -59,6 +59,7 @@ type Manager struct {
 	events   []unix.EpollEvent
 	deadline time.Time // the caller's, from SetDeadline
 	hungup   int       // processes waiting out their hangup grace
+	stalled  int       // processes with an unfinished frame (stallAt set)
 	finished []*Process
 	dirty    []*Process // sent frames not yet written
 	scratch  [][]byte   // read buffers of finished children, for the next ones (keepScratch)
@@ -94,6 +95,7 @@ type Process struct {
 	errCopy io.Writer // where captured stderr goes as it comes; nil: nowhere
 
 	hangupAt time.Time // when a child that hung up gets killed; zero: not hung up
+	stallAt  time.Time // when a child that left a frame unfinished gets killed; zero: none is
 	exitErr  error     // a protocol error or ErrHungUp, for Exit.Err
 	exit     *Exit
 }
@@ -110,7 +112,7 @@ const (
 // New returns a Manager configured by opts. Call Setup before using it.
 func New(opts ...Option) *Manager {
 	m := &Manager{epfd: -1, outer: -1, evfd: -1, devnull: -1, procs: make(map[uint32]*Process)}
-	m.opts = options{pipeSize: 1 << 20, hangupWait: 2 * time.Second, maxPayload: wire.DefaultMaxPayload}
+	m.opts = options{pipeSize: 1 << 20, hangupWait: 2 * time.Second, frameWait: 10 * time.Second, maxPayload: wire.DefaultMaxPayload}
 	for _, o := range opts {
 		o.apply(&m.opts)
 	}
@@ -474,8 +476,8 @@ func (m *Manager) Step() error {
 			p.reap(false)
 		}
 	}
-	if m.hungup > 0 {
-		m.killHungUp()
+	if m.hungup > 0 || m.stalled > 0 {
+		m.killOverdue()
 	}
 	m.deliverFinished()
 	return nil
@@ -651,27 +653,52 @@ func pollable(fd int) (*os.File, syscall.RawConn, error) {
 
 func (m *Manager) nextDeadline() time.Time {
 	t := m.deadline
-	if m.hungup > 0 {
+	if m.hungup > 0 || m.stalled > 0 {
 		for _, p := range m.procs {
-			if !p.hangupAt.IsZero() && (t.IsZero() || p.hangupAt.Before(t)) {
-				t = p.hangupAt
+			for _, at := range [2]time.Time{p.hangupAt, p.stallAt} {
+				if !at.IsZero() && (t.IsZero() || at.Before(t)) {
+					t = at
+				}
 			}
 		}
 	}
 	return t
 }
 
-func (m *Manager) killHungUp() {
+// killOverdue kills the children whose hangup grace ran out, and those
+// that left a frame unfinished for longer than the frame wait.
+func (m *Manager) killOverdue() {
 	now := time.Now()
 	for _, p := range m.procs {
-		if p.state == StateRunning && !p.hangupAt.IsZero() && !now.Before(p.hangupAt) {
+		if p.state != StateRunning {
+			continue
+		}
+		if !p.hangupAt.IsZero() && !now.Before(p.hangupAt) {
 			p.hangupAt = time.Time{}
 			m.hungup--
 			p.exitErr = ErrHungUp
 			m.log.Warn("child closed its message pipe and kept running; killing it", "pid", p.pid)
 			_ = p.Signal(unix.SIGKILL)
 		}
+		if !p.stallAt.IsZero() && !now.Before(p.stallAt) {
+			n := p.dec.Pending()
+			p.setStall(time.Time{})
+			m.log.Warn("protocol error: child left a frame unfinished; killing it", "pid", p.pid, "bytes", n)
+			p.protocolError(fmt.Errorf("a frame stopped %d bytes into it: nothing more of it came for %v", n, m.opts.frameWait))
+		}
 	}
+}
+
+// setStall sets when p is killed for a frame it left unfinished; the zero
+// time: never.
+func (p *Process) setStall(at time.Time) {
+	switch {
+	case p.stallAt.IsZero() && !at.IsZero():
+		p.m.stalled++
+	case !p.stallAt.IsZero() && at.IsZero():
+		p.m.stalled--
+	}
+	p.stallAt = at
 }
 
 // read reads what the child's message pipe holds and delivers whole frames.
@@ -692,8 +719,17 @@ func (p *Process) read(final bool) {
 	got, heard := 0, false
 	p.m.recycleScratch(&p.dec)
 	defer func() {
-		if !heard && p.dec.Pending() == 0 {
-			p.m.keepScratch(p.dec.Release())
+		switch {
+		case p.msgfd < 0:
+			// Closed: the end of the stream or a protocol error.
+		case p.dec.Pending() == 0:
+			p.setStall(time.Time{})
+			if !heard {
+				p.m.keepScratch(p.dec.Release())
+			}
+		case got > 0 && p.m.opts.frameWait > 0:
+			// Part of a frame, and more of it than before.
+			p.setStall(time.Now().Add(p.m.opts.frameWait))
 		}
 	}()
 	for p.msgfd >= 0 && (final || got < share) {
@@ -780,6 +816,7 @@ func (p *Process) recordError(err error) {
 }
 
 func (p *Process) closeMsg() {
+	p.setStall(time.Time{}) // no more of any frame will come
 	if p.msgfd >= 0 {
 		p.m.unwatch(p.msgfd)
 		unix.Close(p.msgfd)

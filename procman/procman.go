@@ -202,6 +202,7 @@ type options struct {
 	pdeathsig  syscall.Signal
 	pipeSize   int
 	hangupWait time.Duration
+	frameWait  time.Duration
 }
 
 // WithLogger sends the manager's log (children started and exited,
@@ -249,4 +250,14 @@ func WithPipeSize(n int) Option {
 // default is 2 seconds.
 func WithHangupWait(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.hangupWait = d })
+}
+
+// WithFrameWait sets how long a child may leave a frame unfinished on its
+// message pipe, writing no more of it, before the manager kills it: its
+// Exit.Err is then a *ProtocolError. A child that began an answer and
+// stopped, and then waited for work, would otherwise hold its task's
+// future for ever. The default is 10 seconds; 0 or less turns the limit
+// off.
+func WithFrameWait(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.frameWait = d })
 }

@@ -35,6 +35,10 @@ const (
 	KindStop       Kind = 6 // parent asks the child to finish; see AppendStop
 	KindRetiring   Kind = 7 // the child takes no more work after its next answer; empty payload
 	KindWarm       Kind = 8 // a waiting child's warm-up round trip, sent back by the parent; empty payload
+
+	// MaxKind is the last kind: a header's kind byte of 0, or above
+	// MaxKind, says that what was read is not a frame.
+	MaxKind = KindWarm
 )
 
 // Terminal reports whether a frame of kind k ends the task in flight (an
@@ -63,7 +67,7 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-func (k Kind) valid() bool { return k >= KindInvocation && k <= KindWarm }
+func (k Kind) valid() bool { return k >= KindInvocation && k <= MaxKind }
 
 // FrameTooLargeError is returned for a frame whose declared payload is over
 // the limit. The stream cannot be resynchronised after it.

@@ -272,7 +272,7 @@ func TestLimits(t *testing.T) {
 }
 
 func TestBadKind(t *testing.T) {
-	for _, k := range []Kind{0, KindWarm + 1, 200, 255} {
+	for _, k := range []Kind{0, MaxKind + 1, 200, 255} {
 		t.Run(k.String(), func(t *testing.T) {
 			enc := AppendFrame(nil, k, []byte("xyz"))
 			_, _, err := ReadFrame(bytes.NewReader(enc), 0)
