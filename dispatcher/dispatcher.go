@@ -238,7 +238,8 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 
 // Submit queues c; it is how task.Def.Schedule reaches the dispatcher. It
 // never waits for a child. After Shutdown or Close it resolves c with
-// ErrClosed at once.
+// ErrClosed at once, and a call whose task.Limits.Env procman.CheckEnv
+// refuses with that error, at once too.
 func (d *Dispatcher) Submit(c *task.Call) {
 	if !d.runsTasks {
 		c.Resolver.Fail(ErrNoTasks)

@@ -1037,6 +1037,23 @@ func TestCloseSignalsWhatAPlainTaskStarted(t *testing.T) {
 	require.Less(t, took, grace/2, "Close waited for the grace period: the task's process got no SIGTERM")
 }
 
+// When the executable cannot start at all, each call fails with the
+// reason, one after another, and none of them waits for an event that
+// never comes (before, only the first failed while nothing ran, and the
+// others waited for the next Schedule).
+func TestCallsFailInTurnWhenNoChildCanStart(t *testing.T) {
+	checkLeaks(t)
+	d := start(t, strategy.Throttled(1), dispatcher.WithProcmanOptions(procman.WithExecutable(filepath.Join(t.TempDir(), "missing"))))
+	rs := []*result.Result[int]{square.Schedule(d, 1), square.Schedule(d, 2), square.Schedule(d, 3)}
+	for i, r := range rs {
+		_, err := await(t, r)
+		var se *procman.StartError
+		require.ErrorAs(t, err, &se, "call %d", i)
+		require.ErrorIs(t, err, syscall.ENOENT, "call %d", i)
+	}
+	require.NoError(t, d.Close())
+}
+
 // A cancellable call's child is one that catches the termination signal,
 // which Close sends it. When that child cannot start, nothing of it is
 // left for Close to signal.

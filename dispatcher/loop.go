@@ -411,8 +411,17 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 				if len(d.pending) > 0 {
 					// The strategy stops spawning for this step at an
 					// error; the jobs behind this one must not wait
-					// for an unrelated event to be started.
-					poolView{d}.After(0)
+					// for an unrelated event to be started. A call's
+					// own limits (a missing Dir, say) fail it alone:
+					// the next one may start at once. Otherwise the
+					// cause may pass (no fds or processes left for a
+					// moment): try again a little later, so that it
+					// does not fail the whole queue at once.
+					if j.call.Limits != nil {
+						poolView{d}.After(0)
+					} else {
+						poolView{d}.After(startRetry)
+					}
 				}
 			}
 			d.resolve(j, nil, fmt.Errorf("dispatcher: task %q: %w", j.call.Task, err))
@@ -463,6 +472,11 @@ func (v poolView) Spawn() error {
 	}
 	return d.spawn()
 }
+
+// startRetry is how long the dispatcher waits, after a child for a call
+// without limits failed to start, before it asks its strategy to start
+// one for the next call.
+const startRetry = 100 * time.Millisecond
 
 // spareDelay is how long a spare's start waits after work was handed to
 // an idle child.

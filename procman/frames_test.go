@@ -202,6 +202,18 @@ func TestAFrameLeftUnfinishedIsAProtocolError(t *testing.T) {
 		require.Equal(t, syscall.SIGKILL, bad.exit.Signal, "%v", bad.exit)
 		require.Empty(t, bad.msgs)
 	})
+	t.Run("AndHungUpIsKilledAfterTheHangupWait", func(t *testing.T) {
+		// The pipe's end cuts the frame off: a protocol error at once,
+		// and the hangup grace still ends a child that runs on.
+		leakcheck.Check(t)
+		m := newManager(t, procman.WithHangupWait(100*time.Millisecond))
+		p, bad := startBadAmongGood(t, m, "stall", "hangup")
+		var pe *procman.ProtocolError
+		require.ErrorAs(t, bad.exit.Err, &pe)
+		require.Equal(t, p.Pid(), pe.Pid)
+		require.ErrorIs(t, bad.exit.Err, io.ErrUnexpectedEOF, "the frame's cut-off is the error, not the hangup")
+		require.Equal(t, syscall.SIGKILL, bad.exit.Signal, "%v", bad.exit)
+	})
 	t.Run("SlowButGoingOnIsNot", func(t *testing.T) {
 		// Ten pieces 40 ms apart: 400 ms for the frame, no gap of 100.
 		leakcheck.Check(t)

@@ -211,10 +211,22 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 		blockForever(true)
 		return nil
 	},
-	// stall begins an answer of 100 bytes, writes 10 of them, and blocks.
+	// stall begins an answer of 100 bytes, writes 10 of them, and blocks;
+	// with the argument "hangup" it closes its message pipe first (as
+	// hangup does).
 	"stall": func(c *procman.Child, inv *wire.Invocation) error {
 		if _, err := syscall.Write(4, append(wire.AppendHeader(nil, wire.KindAnswer, 100), make([]byte, 10)...)); err != nil {
 			return err
+		}
+		if string(inv.Arg) == "hangup" {
+			null, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			if err := unix.Dup2(null, 4); err != nil {
+				return err
+			}
+			syscall.Close(null)
 		}
 		blockForever(true)
 		return nil

@@ -676,9 +676,15 @@ func (m *Manager) killOverdue() {
 		if !p.hangupAt.IsZero() && !now.Before(p.hangupAt) {
 			p.hangupAt = time.Time{}
 			m.hungup--
-			p.exitErr = ErrHungUp
+			if p.exitErr == nil {
+				p.exitErr = ErrHungUp
+			}
 			m.log.Warn("child closed its message pipe and kept running; killing it", "pid", p.pid)
 			_ = p.Signal(unix.SIGKILL)
+		}
+		if !p.stallAt.IsZero() && !now.Before(p.stallAt) && pipeHolds(p.msgfd) {
+			// More of it waits, unread (the manager was late): not stalled.
+			p.setStall(now.Add(m.opts.frameWait))
 		}
 		if !p.stallAt.IsZero() && !now.Before(p.stallAt) {
 			n := p.dec.Pending()
@@ -792,9 +798,11 @@ func (p *Process) hangup(err error) {
 	} else if err != nil {
 		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("reading the message pipe: %w", err)})
 	}
-	if p.state == StateRunning && p.exitErr == nil {
+	if p.state == StateRunning {
 		// Usually the child is exiting and its pidfd fires next; if it
-		// is still running after the grace period it is killed.
+		// is still running after the grace period it is killed, whatever
+		// the pipe's end said (a frame cut off in it is kept as the
+		// error).
 		p.hangupAt = time.Now().Add(p.m.opts.hangupWait)
 		p.m.hungup++
 	}

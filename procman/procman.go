@@ -253,8 +253,9 @@ func WithHangupWait(d time.Duration) Option {
 }
 
 // WithFrameWait sets how long a child may leave a frame unfinished on its
-// message pipe, writing no more of it, before the manager kills it: its
-// Exit.Err is then a *ProtocolError. A child that began an answer and
+// message pipe before the manager kills it: the time since the manager's
+// last read that brought part of it, with the pipe empty. Its Exit.Err is
+// then a *ProtocolError. A child that began an answer and
 // stopped, and then waited for work, would otherwise hold its task's
 // future for ever. The default is 10 seconds; 0 or less turns the limit
 // off.
