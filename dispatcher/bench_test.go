@@ -316,8 +316,8 @@ func BenchmarkBareReexec2(b *testing.B) {
 
 // bareOnce starts one bare child, reads its 8 bytes and reaps it.
 func bareOnce(exe string, attr syscall.ProcAttr) error {
-	var p [2]int
-	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+	p, err := cloexecPipe()
+	if err != nil {
 		return err
 	}
 	attr.Files = append(attr.Files[:3:3], uintptr(p[1]))

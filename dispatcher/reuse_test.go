@@ -94,7 +94,7 @@ func TestMaxRSSIsTheChildsOwnPeak(t *testing.T) {
 	// 256 MiB, faulted in by the kernel (MAP_POPULATE), not by Go code
 	// that the race detector would shadow: the parent's peak passes it.
 	const ballast = 256 << 20
-	mem, err := unix.Mmap(-1, 0, ballast, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	mem, err := unix.Mmap(-1, 0, ballast, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|mapPopulate)
 	require.NoError(t, err)
 	require.NoError(t, unix.Munmap(mem))
 	var ru unix.Rusage

@@ -1,0 +1,19 @@
+//go:build linux
+
+package dispatcher_test
+
+import (
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// mapPopulate is mmap's flag to fault a mapping in as it is made.
+const mapPopulate = unix.MAP_POPULATE
+
+// cloexecPipe makes a pipe whose ends close on exec.
+func cloexecPipe() ([2]int, error) {
+	var p [2]int
+	err := syscall.Pipe2(p[:], syscall.O_CLOEXEC)
+	return p, err
+}
