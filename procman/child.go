@@ -536,6 +536,12 @@ func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
 	return int(n), errno
 }
 
+// SetGroupNice sets nice on every thread of the process group that this
+// child leads, and on nothing when it leads none (a child started by
+// hand, in its starter's group). It reports no error, and makes no system
+// call through the runtime's entry, which would wake its monitor thread.
+func (c *Child) SetGroupNice(nice int) { setGroupNice(nice) }
+
 // Warm sends the parent a warm-up frame, which its manager sends back
 // once (the first; it drops later ones) and Next drops. It is for a child
 // that waits for its first invocation (a spare) after other work had the

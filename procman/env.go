@@ -7,10 +7,8 @@ import (
 
 // envKey returns the name that kv, an environment entry, sets.
 func envKey(kv string) string {
-	if i := strings.IndexByte(kv, '='); i >= 0 {
-		return kv[:i]
-	}
-	return kv
+	k, _, _ := strings.Cut(kv, "=")
+	return k
 }
 
 // CheckEnv reports what is wrong with env as extra entries for a child's

@@ -219,14 +219,9 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 			return err
 		}
 		if string(inv.Arg) == "hangup" {
-			null, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-			if err != nil {
+			if err := closeMessagePipe(); err != nil {
 				return err
 			}
-			if err := unix.Dup2(null, 4); err != nil {
-				return err
-			}
-			syscall.Close(null)
 		}
 		blockForever(true)
 		return nil
@@ -246,18 +241,12 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 		}
 		return nil
 	},
-	// hangup closes its message pipe (by putting /dev/null on fd 4, so
-	// that the number stays valid for the Child) and runs on, or with the
-	// argument "exit" exits 0 soon after.
+	// hangup closes its message pipe (closeMessagePipe) and runs on, or
+	// with the argument "exit" exits 0 soon after.
 	"hangup": func(c *procman.Child, inv *wire.Invocation) error {
-		null, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if err != nil {
+		if err := closeMessagePipe(); err != nil {
 			return err
 		}
-		if err := unix.Dup2(null, 4); err != nil {
-			return err
-		}
-		syscall.Close(null)
 		if string(inv.Arg) == "exit" {
 			time.Sleep(10 * time.Millisecond)
 			os.Exit(0)
@@ -296,6 +285,17 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 	},
 	// noop does nothing and answers nothing.
 	"noop": func(c *procman.Child, inv *wire.Invocation) error { return nil },
+}
+
+// closeMessagePipe closes a test child's message pipe by putting
+// /dev/null on fd 4, so that the number stays valid for the Child.
+func closeMessagePipe() error {
+	null, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(null)
+	return unix.Dup2(null, 4)
 }
 
 func serveChild(c *procman.Child) error {

@@ -682,11 +682,12 @@ func (m *Manager) killOverdue() {
 			m.log.Warn("child closed its message pipe and kept running; killing it", "pid", p.pid)
 			_ = p.Signal(unix.SIGKILL)
 		}
-		if !p.stallAt.IsZero() && !now.Before(p.stallAt) && pipeHolds(p.msgfd) {
-			// More of it waits, unread (the manager was late): not stalled.
-			p.setStall(now.Add(m.opts.frameWait))
-		}
 		if !p.stallAt.IsZero() && !now.Before(p.stallAt) {
+			if pipeHolds(p.msgfd) {
+				// More of it waits, unread (the manager was late): not stalled.
+				p.setStall(now.Add(m.opts.frameWait))
+				continue
+			}
 			n := p.dec.Pending()
 			p.setStall(time.Time{})
 			m.log.Warn("protocol error: child left a frame unfinished; killing it", "pid", p.pid, "bytes", n)

@@ -128,12 +128,12 @@ func Serve(c *procman.Child) error {
 				// sleeps, and the system call cost the answer 6 to 9 µs
 				// there (traced, half the tasks).
 				p, err := c.NextContext(root)
-				lowerPriority()
+				lowerPriority(c)
 				if err == nil {
 					return fmt.Errorf("the parent sent an invocation (%d bytes) after the last one", len(p))
 				}
 			} else {
-				lowerPriority()
+				lowerPriority(c)
 			}
 			return c.Err()
 		}
@@ -143,16 +143,8 @@ func Serve(c *procman.Child) error {
 // lowerPriority is for a child whose answers are out: what is left is
 // this process's exit, whose teardown of a Go runtime's memory costs a few
 // hundred microseconds of CPU. At the lowest priority it does not compete
-// with the parent and the caller for the CPU. (A raw system call: the
-// runtime's own entry would wake its monitor thread, which then competes
-// too.)
-func lowerPriority() {
-	// The group this child leads (its pid's), not its caller's: a child
-	// started by hand, in its starter's group, lowers nothing of its
-	// starter's.
-	pid, _, _ := syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
-	_, _, _ = syscall.RawSyscall(syscall.SYS_SETPRIORITY, syscall.PRIO_PGRP, pid, 19)
-}
+// with the parent and the caller for the CPU.
+func lowerPriority(c *procman.Child) { c.SetGroupNice(19) }
 
 // runOne runs one invocation and returns the frame to answer with. If the
 // task calls runtime.Goexit, runOne does not return: it calls goexit with
