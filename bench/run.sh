@@ -173,15 +173,15 @@ suite_fresh() {
 size_run() {
 	local order=()
 	[[ $reverse == 1 ]] && order=(-reverse)
-	"$tmp/tasksize" -per-ms "$per_ms" -budget "$(n 1s 10ms)" -min "$(n 10 2)" -max "$(n 1000 20)" "${order[@]}" >>"$raw"
+	"$tmp/tasksize" -per-ms "$per_ms" -budget "$(n 1s 10ms)" -min 10 -max "$(n 1000 20)" "${order[@]}" >>"$raw"
 }
 suite_size() {
 	gobin tasksize
 	per_ms=$("$tmp/tasksize" -calibrate)
 	echo "# per-ms: $per_ms rounds of the busy loop" >>"$raw"
 	rounds size_run
-	table -metric wall-µs/task -metric cpu-µs/task -ratio wall-µs/task -ratio cpu-µs/task -ref mode=goroutine
-	echo "A ratio near 1 means a process costs the task little: within 10% is 1.10 or less."
+	table -pivot mode -metric cpu-µs/task -ratio wall-µs/task -ratio cpu-µs/task -ref mode=goroutine
+	echo "A ratio to goroutines near 1 means a process costs the task little: within 10% is 1.10 or less."
 }
 
 # reuse: reused children.

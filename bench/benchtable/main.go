@@ -15,8 +15,12 @@
 // -ref mode=goroutine sets TaskSize/work=1ms/mode=fresh beside
 // TaskSize/work=1ms/mode=goroutine.
 //
+// With -pivot KEY, the values of that key become columns: one row for
+// TaskSize/work=1ms, say, with a column for each mode's figure and for
+// each mode's ratio to the reference.
+//
 //	benchtable -metric tasks/s -ref GoReexec raw.txt
-//	benchtable -metric wall-µs/task -metric cpu-µs/task -ratio wall-µs/task -ratio cpu-µs/task -ref mode=goroutine raw.txt
+//	benchtable -pivot mode -metric cpu-µs/task -ratio wall-µs/task -ratio cpu-µs/task -ref mode=goroutine raw.txt
 package main
 
 import (
@@ -43,9 +47,10 @@ func main() {
 	flag.Var(&metrics, "metric", "a unit to show the median of (repeatable; default: every unit found)")
 	flag.Var(&ratios, "ratio", "a unit to take ratios of (repeatable; default: the first -metric)")
 	flag.Var(&refs, "ref", "a reference: a benchmark's name, or key=value (repeatable)")
+	pivot := flag.String("pivot", "", "a key of the benchmarks' names whose values become columns")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: benchtable [-metric UNIT]... [-ratio UNIT]... [-ref NAME|KEY=VALUE]... FILE")
+		fmt.Fprintln(os.Stderr, "usage: benchtable [-metric UNIT]... [-ratio UNIT]... [-ref NAME|KEY=VALUE]... [-pivot KEY] FILE")
 		os.Exit(2)
 	}
 	f, err := os.Open(flag.Arg(0))
@@ -65,7 +70,7 @@ func main() {
 	if len(ratios) == 0 && len(refs) > 0 && len(metrics) > 0 {
 		ratios = metrics[:1]
 	}
-	if err := all.table(os.Stdout, metrics, ratios, refs); err != nil {
+	if err := all.table(os.Stdout, spec{metrics, ratios, refs, *pivot}); err != nil {
 		fmt.Fprintln(os.Stderr, "benchtable:", err)
 		os.Exit(1)
 	}
@@ -175,61 +180,144 @@ func reference(name, ref string) string {
 	return ""
 }
 
+// spec is what a table shows.
+type spec struct {
+	metrics []string // units whose medians are shown
+	ratios  []string // units whose ratios to each reference are shown
+	refs    []string // the references
+	pivot   string   // a key whose values become columns, or ""
+}
+
+// row is one row of the table: its label, and the benchmark of each
+// value of the pivot key ("" without a pivot).
+type row struct {
+	label   string
+	members map[string]string
+}
+
+// column is one column of the table.
+type column struct {
+	head     string
+	cell     func(row) string
+	isFigure bool // a median, not a ratio: a row with none of them is left out
+}
+
 // table writes the Markdown table.
-func (r *results) table(w io.Writer, metrics, ratioUnits, refs []string) error {
+func (r *results) table(w io.Writer, s spec) error {
 	if len(r.names) == 0 {
 		return errors.New("no benchmark results found")
 	}
+	rows, values := r.rows(s.pivot)
+	var cols []column
+	for _, u := range s.metrics {
+		for _, v := range values {
+			cols = append(cols, column{join(v, u), func(rw row) string {
+				if xs := r.figures(rw.members[v], u); len(xs) > 0 {
+					return number(median(xs))
+				}
+				return ""
+			}, true})
+		}
+	}
+	for _, ref := range s.refs {
+		for _, u := range s.ratios {
+			for _, v := range values {
+				if s.pivot != "" && ref == s.pivot+"="+v {
+					continue // the reference itself
+				}
+				head := "÷ " + ref
+				if s.pivot != "" {
+					head = v + " ÷ " + strings.TrimPrefix(ref, s.pivot+"=")
+				}
+				if len(s.ratios) > 1 || !slices.Equal(s.metrics, s.ratios) {
+					head = u + ": " + head // which figure the ratio is of
+				}
+				cols = append(cols, column{head, func(rw row) string {
+					name := rw.members[v]
+					other := reference(name, ref)
+					if other == name {
+						return "1.00" // itself
+					}
+					if xs := r.ratios(name, other, u); len(xs) > 0 {
+						return fmt.Sprintf("%.2f (%.2f–%.2f)", median(xs), slices.Min(xs), slices.Max(xs))
+					}
+					return ""
+				}, false})
+			}
+		}
+	}
+
 	rounds := 0
 	for _, name := range r.names {
 		rounds = max(rounds, len(r.runs[name]))
 	}
 	fmt.Fprintf(w, "Medians over %d rounds. A ratio is taken within each round; the table gives its median (lowest–highest).\n\n", rounds)
-	head := []string{"benchmark"}
-	head = append(head, metrics...)
-	for _, ref := range refs {
-		for _, u := range ratioUnits {
-			if len(ratioUnits) == 1 && len(metrics) == 1 {
-				head = append(head, "÷ "+ref)
-			} else {
-				head = append(head, u+" ÷ "+ref)
-			}
-		}
-	}
-	fmt.Fprintln(w, "| "+strings.Join(head, " | ")+" |")
-	align := []string{"---"}
-	for range head[1:] {
+	head, align := []string{"benchmark"}, []string{"---"}
+	for _, c := range cols {
+		head = append(head, c.head)
 		align = append(align, "---:")
 	}
+	fmt.Fprintln(w, "| "+strings.Join(head, " | ")+" |")
 	fmt.Fprintln(w, "| "+strings.Join(align, " | ")+" |")
-	for _, name := range r.names {
-		row := []string{name}
-		shown := false
-		for _, u := range metrics {
-			cell := ""
-			if xs := r.figures(name, u); len(xs) > 0 {
-				cell = number(median(xs))
-				shown = true
-			}
-			row = append(row, cell)
+	for _, rw := range rows {
+		cells, shown := []string{rw.label}, false
+		for _, c := range cols {
+			cell := c.cell(rw)
+			shown = shown || (c.isFigure && cell != "")
+			cells = append(cells, cell)
 		}
-		if !shown {
-			continue
+		if shown {
+			fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
 		}
-		for _, ref := range refs {
-			for _, u := range ratioUnits {
-				cell := ""
-				if other := reference(name, ref); other == name {
-					cell = "1.00" // itself
-				} else if xs := r.ratios(name, other, u); len(xs) > 0 {
-					cell = fmt.Sprintf("%.2f (%.2f–%.2f)", median(xs), slices.Min(xs), slices.Max(xs))
-				}
-				row = append(row, cell)
-			}
-		}
-		fmt.Fprintln(w, "| "+strings.Join(row, " | ")+" |")
 	}
 	return nil
+}
+
+// rows groups the benchmarks into rows: one for each name without a
+// pivot; with one, one for each name without the pivot key, and the
+// key's values, in the order they first appear.
+func (r *results) rows(pivot string) ([]row, []string) {
+	if pivot == "" {
+		rows := make([]row, len(r.names))
+		for i, name := range r.names {
+			rows[i] = row{name, map[string]string{"": name}}
+		}
+		return rows, []string{""}
+	}
+	var rows []row
+	var values []string
+	at := map[string]int{}
+	for _, name := range r.names {
+		parts := strings.Split(name, "/")
+		value, rest := "", parts[:0:0]
+		for _, p := range parts {
+			if k, v, ok := strings.Cut(p, "="); ok && k == pivot {
+				value = v
+			} else {
+				rest = append(rest, p)
+			}
+		}
+		label := strings.Join(rest, "/")
+		if !slices.Contains(values, value) {
+			values = append(values, value)
+		}
+		i, ok := at[label]
+		if !ok {
+			i = len(rows)
+			at[label] = i
+			rows = append(rows, row{label, map[string]string{}})
+		}
+		rows[i].members[value] = name
+	}
+	return rows, values
+}
+
+// join is a column's head: the pivot's value, if any, and the unit.
+func join(value, unit string) string {
+	if value == "" {
+		return unit
+	}
+	return value + " " + unit
 }
 
 // median returns the median of xs, which must not be empty.

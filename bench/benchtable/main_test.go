@@ -31,9 +31,9 @@ func TestRatiosAreTakenWithinARound(t *testing.T) {
 	assert.Empty(t, r.ratios("A", "B", "cpu-µs/task"), "A has no cpu-µs/task: no ratio")
 
 	var out strings.Builder
-	require.NoError(t, r.table(&out, []string{"tasks/s", "cpu-µs/task"}, []string{"tasks/s"}, []string{"B"}))
+	require.NoError(t, r.table(&out, spec{metrics: []string{"tasks/s", "cpu-µs/task"}, ratios: []string{"tasks/s"}, refs: []string{"B"}}))
 	want := "Medians over 2 rounds. A ratio is taken within each round; the table gives its median (lowest–highest).\n\n" +
-		"| benchmark | tasks/s | cpu-µs/task | tasks/s ÷ B |\n" +
+		"| benchmark | tasks/s | cpu-µs/task | tasks/s: ÷ B |\n" +
 		"| --- | ---: | ---: | ---: |\n" +
 		"| A | 150 |  | 0.50 (0.50–0.50) |\n" +
 		"| B | 300 | 8.00 | 1.00 |\n"
@@ -75,5 +75,27 @@ func TestParseRejectsABadFigure(t *testing.T) {
 func TestTableOfNothingFails(t *testing.T) {
 	r, err := parse(strings.NewReader("nothing here\n"))
 	require.NoError(t, err)
-	require.ErrorContains(t, r.table(&strings.Builder{}, []string{"x"}, nil, nil), "no benchmark results")
+	require.ErrorContains(t, r.table(&strings.Builder{}, spec{metrics: []string{"x"}}), "no benchmark results")
+}
+
+// With a pivot, one row per size and a column per mode; the reference's
+// own ratio column is left out.
+func TestPivot(t *testing.T) {
+	const raw = `# round 1
+BenchmarkTaskSize/work=1ms/mode=goroutine 10 500 wall-µs/task 1000 cpu-µs/task
+BenchmarkTaskSize/work=1ms/mode=fresh 10 1500 wall-µs/task 3000 cpu-µs/task
+BenchmarkTaskSize/work=30ms/mode=goroutine 10 15000 wall-µs/task 30000 cpu-µs/task
+BenchmarkTaskSize/work=30ms/mode=fresh 10 16500 wall-µs/task 32000 cpu-µs/task
+`
+	r, err := parse(strings.NewReader(raw))
+	require.NoError(t, err)
+	var out strings.Builder
+	require.NoError(t, r.table(&out, spec{
+		metrics: []string{"cpu-µs/task"}, ratios: []string{"wall-µs/task"}, refs: []string{"mode=goroutine"}, pivot: "mode",
+	}))
+	want := "| benchmark | goroutine cpu-µs/task | fresh cpu-µs/task | wall-µs/task: fresh ÷ goroutine |\n" +
+		"| --- | ---: | ---: | ---: |\n" +
+		"| TaskSize/work=1ms | 1,000 | 3,000 | 3.00 (3.00–3.00) |\n" +
+		"| TaskSize/work=30ms | 30,000 | 32,000 | 1.10 (1.10–1.10) |\n"
+	assert.Contains(t, out.String(), want)
 }
