@@ -144,17 +144,15 @@ table() {
 # fresh: a fresh process per task.
 fresh_api() { "$tmp/apifresh" "$(n 1000 30)" >>"$raw"; }
 fresh_goreexec() { "$tmp/goreexec" "$(n 1000 30)" >>"$raw"; }
-fresh_testbin() {
-	gobench dispatcher '^BenchmarkNoopThrottled2$' "$(n 400 20)x"
-	gobench dispatcher '^BenchmarkBareReexec2$' "$(n 400 20)x"
-}
+fresh_testbin_api() { gobench dispatcher '^BenchmarkNoopThrottled2$' "$(n 400 20)x"; }
+fresh_testbin_bare() { gobench dispatcher '^BenchmarkBareReexec2$' "$(n 400 20)x"; }
 fresh_c() { "$tmp/spawnloop" "$(n 2000 50)" "$tmp/nop" >>"$raw"; }
 fresh_python() { python3 "$root/bench/python/pools.py" fresh "$(n 500 20)" >>"$raw"; }
 suite_fresh() {
 	gobin apifresh
 	gobin goreexec
 	testbin dispatcher
-	local items=(fresh_api fresh_goreexec fresh_testbin) refs=(-ref GoReexec -ref BareReexec2)
+	local items=(fresh_api fresh_goreexec fresh_testbin_api fresh_testbin_bare) refs=(-ref GoReexec -ref BareReexec2)
 	if cbin spawnloop && cbin nop -static -nostdlib; then
 		items+=(fresh_c)
 	else

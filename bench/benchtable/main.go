@@ -230,7 +230,12 @@ func (r *results) table(w io.Writer, s spec) error {
 					head = v + " ÷ " + strings.TrimPrefix(ref, s.pivot+"=")
 				}
 				if len(s.ratios) > 1 || !slices.Equal(s.metrics, s.ratios) {
-					head = u + ": " + head // which figure the ratio is of
+					// Say which figure the ratio is of.
+					if s.pivot != "" {
+						head = u + ": " + head
+					} else {
+						head = u + " " + head
+					}
 				}
 				cols = append(cols, column{head, func(rw row) string {
 					name := rw.members[v]
@@ -251,7 +256,11 @@ func (r *results) table(w io.Writer, s spec) error {
 	for _, name := range r.names {
 		rounds = max(rounds, len(r.runs[name]))
 	}
-	fmt.Fprintf(w, "Medians over %d rounds. A ratio is taken within each round; the table gives its median (lowest–highest).\n\n", rounds)
+	plural := "s"
+	if rounds == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(w, "Medians over %d round%s. A ratio is taken within each round; the table gives its median (lowest–highest).\n\n", rounds, plural)
 	head, align := []string{"benchmark"}, []string{"---"}
 	for _, c := range cols {
 		head = append(head, c.head)

@@ -33,7 +33,7 @@ func TestRatiosAreTakenWithinARound(t *testing.T) {
 	var out strings.Builder
 	require.NoError(t, r.table(&out, spec{metrics: []string{"tasks/s", "cpu-µs/task"}, ratios: []string{"tasks/s"}, refs: []string{"B"}}))
 	want := "Medians over 2 rounds. A ratio is taken within each round; the table gives its median (lowest–highest).\n\n" +
-		"| benchmark | tasks/s | cpu-µs/task | tasks/s: ÷ B |\n" +
+		"| benchmark | tasks/s | cpu-µs/task | tasks/s ÷ B |\n" +
 		"| --- | ---: | ---: | ---: |\n" +
 		"| A | 150 |  | 0.50 (0.50–0.50) |\n" +
 		"| B | 300 | 8.00 | 1.00 |\n"
