@@ -24,7 +24,7 @@ import (
 // The benchmarks of the public API: a fresh process per task, scheduled
 // with Def.Schedule and read with Result.Value, beside a bare loop that
 // re-executes this same test binary without the library. Compare them
-// within one run (docs/performance.md; bench/api.sh runs them all).
+// within one run (docs/performance.md; bench/run.sh fresh runs them).
 
 // benchNoop is the no-op task.
 var benchNoop = task.Define("bench.noop", func(ctx context.Context, n int) (int, error) {

@@ -17,9 +17,10 @@ import (
 	"github.com/procrastinate-go/procrastinate/task"
 )
 
-// The benchmarks of issue 6: reused workers, warm spares, large answers,
-// and the parent's memory per child, all through the public API (Schedule
-// and Value). bench/throughput.sh runs them beside their peers.
+// The benchmarks of reused children, warm spares, large answers and the
+// parent's memory per child, all through the public API (Schedule and
+// Value). The reuse and latency suites of bench/run.sh run them beside
+// Python's pool and the bare pipe round trips.
 
 var (
 	benchEcho = task.Define("dispatcher_test.bench.echo", func(ctx context.Context, n int) (int, error) {
@@ -52,7 +53,7 @@ func startThroughput(b *testing.B, s strategy.Strategy, warm int) *dispatcher.Di
 }
 
 // scheduleAll schedules b.N no-op tasks, then waits for every value: the
-// shape of ProcessPoolExecutor.submit then result (peers.py ppe_submit).
+// shape of Python's ProcessPoolExecutor.submit, then result.
 func scheduleAll(b *testing.B, d *dispatcher.Dispatcher) {
 	b.Helper()
 	rs := make([]*result.Result[int], b.N)
@@ -69,7 +70,7 @@ func scheduleAll(b *testing.B, d *dispatcher.Dispatcher) {
 }
 
 // BenchmarkReusedPipelined: 2 reused children, up to 64 tasks in flight
-// each. Compare with `python3 ../shared/peers/peers.py ppe_submit N`.
+// each. bench/python/pools.py pool is Python's match.
 func BenchmarkReusedPipelined(b *testing.B) {
 	d := startThroughput(b, strategy.Throttled(2, strategy.Reuse(0), strategy.Pipeline(64)), 2)
 	scheduleAll(b, d)
@@ -106,7 +107,7 @@ func latency(b *testing.B, d *dispatcher.Dispatcher, idle time.Duration) {
 		tracepoint.Mark(tracepoint.ValueReturned)
 	}
 	b.StopTimer()
-	tracepoint.Dump() // with the procrastinate_trace tag: bench/latency-trace.sh
+	tracepoint.Dump() // with the procrastinate_trace tag: bench/run.sh trace
 	slices.Sort(times)
 	b.ReportMetric(float64(times[len(times)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(times[len(times)*9/10].Microseconds()), "p90-µs")

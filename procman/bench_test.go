@@ -2,15 +2,15 @@
 
 package procman_test
 
-// Benchmarks of a fresh child per task (issue 2, point 11), each beside a
-// bare loop that does the same with nothing but syscall.ForkExec, pipes and
-// wait4, so that the manager's overhead is a ratio measured in one run. Both
-// keep two children in flight, like the peers in ../shared/peers (P=2).
+// Benchmarks of a fresh child per task, each beside a bare loop that does
+// the same with nothing but syscall.ForkExec, pipes and wait4, so that the
+// manager's overhead is a ratio measured in one run. Both keep two
+// children in flight, as every comparison in bench/ does.
 //
 //	GORACE= go test -run='^$' -bench=. -count=6 ./procman/ | tee /tmp/bench.txt
-//	go run golang.org/x/perf/cmd/benchstat@latest /tmp/bench.txt
+//	cd bench && go tool benchstat /tmp/bench.txt
 //
-// bench/compare.sh runs them with the peers and prints one table.
+// bench/run.sh procman runs them in interleaved rounds and prints one table.
 
 import (
 	"errors"

@@ -4,10 +4,14 @@
 // child answers every trip; in "fresh" mode each trip goes to a child
 // started for it, which has waited (settle) before the trip, as a warm
 // spare does. Before each trip the parent stays idle for a while, as the
-// library's latency benchmarks do. It prints the median and the 90th
-// percentile. bench/throughput.sh runs it beside bench/pingpong.c.
+// library's latency benchmarks do. bench/run.sh runs it beside
+// bench/c/pingpong.c.
 //
 //	go run ./bench/gopingpong -mode fresh -trips 100 -idle 1ms
+//
+// It prints one line in the format of go test -bench, named
+// GoPipeTrip/child=MODE/idle=IDLE: the mean trip (ns/op), and the median
+// and the 90th percentile (p50-µs, p90-µs).
 package main
 
 import (
@@ -40,9 +44,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gopingpong:", err)
 		os.Exit(1)
 	}
+	var total time.Duration
+	for _, d := range times {
+		total += d
+	}
 	slices.Sort(times)
 	us := func(q int) float64 { return float64(times[(len(times)-1)*q/100]) / float64(time.Microsecond) }
-	fmt.Printf("mode=%s idle=%v trips=%d p50_us=%.1f p90_us=%.1f\n", *mode, *idle, *trips, us(50), us(90))
+	fmt.Printf("BenchmarkGoPipeTrip/child=%s/idle=%v\t%d\t%d ns/op\t%.1f p50-µs\t%.1f p90-µs\n",
+		*mode, *idle, *trips, total.Nanoseconds()/int64(*trips), us(50), us(90))
 }
 
 // child answers each 8 bytes on fd 3 with the same 8 bytes on fd 4, until

@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
 )
 
 // TestMain serves as the child when run starts the test binary again.
@@ -14,12 +17,13 @@ func TestMain(m *testing.M) {
 		child()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 func TestRun(t *testing.T) {
 	for _, mode := range []string{"reused", "fresh"} {
 		t.Run(mode, func(t *testing.T) {
+			leakcheck.Check(t)
 			times, err := run(mode, 3, 0, time.Millisecond)
 			require.NoError(t, err)
 			require.Len(t, times, 3)

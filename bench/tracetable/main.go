@@ -1,6 +1,6 @@
 // Command tracetable reads the marks that a build with the
-// procrastinate_trace tag wrote (see internal/tracepoint and
-// bench/latency-trace.sh) and prints where a task's time goes between
+// procrastinate_trace tag wrote (see internal/tracepoint, and the trace
+// suite of bench/run.sh) and prints where a task's time goes between
 // Schedule and Value: for each point, the median time since Scheduled, and
 // the median and 90th percentile of the step from the point before it.
 // A second table splits the two pipe crossings by where their ends ran:

@@ -1,6 +1,6 @@
 // Package tracepoint marks the points a task passes on its way from
 // Schedule to Value, in the parent and in the child, for the latency
-// trace (bench/latency-trace.sh). Built without the procrastinate_trace
+// trace (bash bench/run.sh trace). Built without the procrastinate_trace
 // tag, Mark and Dump do nothing and cost nothing; with it, each process
 // keeps a timestamp (CLOCK_MONOTONIC, the same clock in every process) and
 // the CPU of every mark, and Dump writes them to the directory named by

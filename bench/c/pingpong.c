@@ -1,5 +1,5 @@
 /*
- * bench/pingpong.c: the floor under a task's round trip. A parent and a
+ * bench/c/pingpong.c: the floor under a task's round trip. A parent and a
  * forked child pass one byte there and back over two pipes, n times,
  * sleeping pause_us before each trip, and print the median and the 90th
  * percentile of a trip. No runtime, no framing: what the kernel and the
@@ -7,8 +7,10 @@
  * and the child to a CPU each (-1: not pinned), to set a trip on one CPU
  * beside one across two.
  *
- *   cc -O2 -o pingpong bench/pingpong.c && ./pingpong 300 1000
+ *   cc -O2 -o pingpong bench/c/pingpong.c && ./pingpong 300 1000
  *   ./pingpong 300 1000 0 0 && ./pingpong 300 1000 0 1
+ *
+ * It prints one line in the format of go test -bench.
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -93,9 +95,19 @@ int main(int argc, char **argv)
 		}
 		trip[i] = now_ns() - t0;
 	}
+	double total = 0;
+	for (int i = 0; i < n; i++)
+		total += trip[i];
 	qsort(trip, n, sizeof *trip, by_value);
-	printf("pause_us=%ld trips=%d cpus=%d/%d p50_us=%.1f p90_us=%.1f\n", pause_us, n,
-	       parent_cpu, child_cpu, trip[n / 2] / 1000.0, trip[n * 9 / 10] / 1000.0);
+	char idle[32], cpus[32] = "";
+	if (pause_us % 1000 == 0)
+		snprintf(idle, sizeof idle, "%ldms", pause_us / 1000);
+	else
+		snprintf(idle, sizeof idle, "%ldµs", pause_us);
+	if (parent_cpu >= 0 || child_cpu >= 0)
+		snprintf(cpus, sizeof cpus, "/cpus=%d,%d", parent_cpu, child_cpu);
+	printf("BenchmarkCPipeTrip/idle=%s%s\t%d\t%.0f ns/op\t%.1f p50-µs\t%.1f p90-µs\n", idle, cpus, n,
+	       total / n, trip[n / 2] / 1000.0, trip[n * 9 / 10] / 1000.0);
 	close(there[1]); /* the child reads EOF and exits */
 	waitpid(child, NULL, 0);
 	return 0;
