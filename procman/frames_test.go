@@ -158,7 +158,7 @@ func TestFrameOverTheLimitIsAProtocolError(t *testing.T) {
 	require.Equal(t, p.Pid(), pe.Pid)
 	var tl *wire.FrameTooLargeError
 	require.ErrorAs(t, bad.exit.Err, &tl)
-	require.Equal(t, uint64(4096), tl.Size)
+	require.Equal(t, uint64(4096+1), tl.Size, "the answer and its invocation's number, one byte")
 	require.Equal(t, 1024, tl.Limit)
 	require.Empty(t, bad.msgs, "no part of the oversized frame is delivered")
 }
@@ -274,6 +274,66 @@ func TestChildThatExitsBeforeReadingItsInvocation(t *testing.T) {
 			require.NoError(t, e.Err)
 			require.Empty(t, c.msgs)
 			require.ErrorIs(t, p.Send(wire.KindInvocation, work("echo", "x", true)), procman.ErrInputClosed)
+		})
+	}
+}
+
+// Answers are bound to the invocations they answer: a child sends three
+// invocations' worth of answers in order, and the first task writes a
+// forged frame to the pipe before its own answer. The handler hears an
+// answer only for its own invocation, once: a frame for an invocation
+// already answered is dropped, and one for an invocation not yet due, or
+// never sent, or without a number, is a protocol error.
+func TestAnswersAreBoundToTheirInvocations(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		forged  []byte
+		answers []string // what the handler hears, in order
+		err     string   // the protocol error; empty: none, the child exits 0
+	}{
+		{"SecondAnswerForItsOwnInvocation", wire.AppendNumberedFrame(nil, wire.KindAnswer, 1, []byte("forged")),
+			[]string{"answer forged", "answer b", "answer c"}, ""},
+		{"FailureForItsOwnInvocation", wire.AppendNumberedFrame(nil, wire.KindTaskFailed, 1, []byte("forged")),
+			[]string{"task-failed forged", "answer b", "answer c"}, ""},
+		{"AnswerForTheNextInvocation", wire.AppendNumberedFrame(nil, wire.KindAnswer, 2, []byte("forged")),
+			nil, "answer frame for invocation 2 while invocation 1 runs"},
+		{"ProgressForTheNextInvocation", wire.AppendNumberedFrame(nil, wire.KindProgress, 3, []byte("forged")),
+			nil, "progress frame for invocation 3 while invocation 1 runs"},
+		{"AnswerForAnInvocationNeverSent", wire.AppendNumberedFrame(nil, wire.KindAnswer, 4, []byte("forged")),
+			nil, "answer frame for invocation 4, which was never sent (3 were)"},
+		{"AnswerNumberedZero", wire.AppendFrame(nil, wire.KindAnswer, []byte{0, 'x'}),
+			nil, "answer frame: wire: a numbered frame without a valid invocation number"},
+		{"AnswerWithoutANumber", wire.AppendFrame(nil, wire.KindAnswer, nil),
+			nil, "answer frame: wire: a numbered frame without a valid invocation number"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			m := newManager(t)
+			p, c := start(t, m, procman.Spec{})
+			forge := "forge"
+			if tc.err != "" {
+				forge = "forge-block" // it waits to be killed
+			}
+			require.NoError(t, p.Send(wire.KindInvocation, work(forge, string(tc.forged), false)))
+			require.NoError(t, p.Send(wire.KindInvocation, work("echo", "b", false)))
+			require.NoError(t, p.Send(wire.KindInvocation, work("echo", "c", true)))
+			e := waitExit(t, m, c)
+			var got []string
+			for _, msg := range c.msgs {
+				if msg.kind.Terminal() {
+					got = append(got, msg.kind.String()+" "+string(msg.payload))
+				}
+			}
+			require.Equal(t, tc.answers, got, "the terminal frames the handler heard")
+			if tc.err == "" {
+				require.True(t, e.Success(), "%v", e)
+				return
+			}
+			var pe *procman.ProtocolError
+			require.ErrorAs(t, e.Err, &pe, "%v", e)
+			require.Equal(t, p.Pid(), pe.Pid)
+			require.ErrorContains(t, e.Err, tc.err)
+			require.Equal(t, syscall.SIGKILL, e.Signal, "a child that breaks the protocol is killed: %v", e)
 		})
 	}
 }

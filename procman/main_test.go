@@ -227,10 +227,11 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 		return nil
 	},
 	// trickle answers "0123456789" ten times over, a piece every 40 ms
-	// after the header, with raw writes, and ends.
+	// after the header, with raw writes, and ends. It must be its
+	// child's first invocation (its answer is numbered 1).
 	"trickle": func(c *procman.Child, inv *wire.Invocation) error {
 		piece := []byte("0123456789")
-		if _, err := syscall.Write(4, wire.AppendHeader(nil, wire.KindAnswer, 10*len(piece))); err != nil {
+		if _, err := syscall.Write(4, wire.AppendNumberedHeader(nil, wire.KindAnswer, 1, 10*len(piece))); err != nil {
 			return err
 		}
 		for range 10 {
@@ -262,6 +263,24 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 			return err
 		}
 		os.Exit(0)
+		return nil
+	},
+	// forge writes its argument to the message pipe as it is (frames
+	// that the Child did not send: forged ones), and then answers
+	// "real".
+	"forge": func(c *procman.Child, inv *wire.Invocation) error {
+		if _, err := syscall.Write(4, inv.Arg); err != nil {
+			return err
+		}
+		return c.Send(wire.KindAnswer, []byte("real"))
+	},
+	// forge-block writes its argument to the message pipe as forge does,
+	// and blocks.
+	"forge-block": func(c *procman.Child, inv *wire.Invocation) error {
+		if _, err := syscall.Write(4, inv.Arg); err != nil {
+			return err
+		}
+		blockForever(true)
 		return nil
 	},
 	// stderr writes its argument on stderr and exits 0.

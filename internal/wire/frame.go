@@ -45,6 +45,13 @@ const (
 // answer or a failure).
 func (k Kind) Terminal() bool { return k == KindAnswer || k == KindTaskFailed }
 
+// Numbered reports whether a frame of kind k belongs to one invocation and
+// says which: an answer, a failure, progress. Its payload begins with the
+// invocation's number, a uvarint (see [AppendNumberedHeader] and
+// [CutNumber]). A parent numbers the invocations it sends to one child
+// from 1, in the order it sends them.
+func (k Kind) Numbered() bool { return k.Terminal() || k == KindProgress }
+
 func (k Kind) String() string {
 	switch k {
 	case KindInvocation:
@@ -111,6 +118,48 @@ func AppendFrame(dst []byte, k Kind, payload []byte) []byte {
 	return append(AppendHeader(dst, k, len(payload)), payload...)
 }
 
+// MaxNumberedHead is the most bytes that AppendNumberedHeader appends.
+const MaxNumberedHead = HeaderSize + binary.MaxVarintLen64
+
+// AppendNumberedHeader appends to dst the header of a numbered frame of
+// kind k for invocation n (see [Kind.Numbered]), whose payload after the
+// number is size bytes, and the number: what comes before that payload.
+func AppendNumberedHeader(dst []byte, k Kind, n uint64, size int) []byte {
+	dst = AppendHeader(dst, k, uvarintLen(n)+size)
+	return binary.AppendUvarint(dst, n)
+}
+
+// AppendNumberedFrame appends a whole numbered frame of kind k for
+// invocation n to dst.
+func AppendNumberedFrame(dst []byte, k Kind, n uint64, payload []byte) []byte {
+	return append(AppendNumberedHeader(dst, k, n, len(payload)), payload...)
+}
+
+// ErrBadNumber is returned by CutNumber for a numbered frame's payload
+// that does not begin with an invocation's number.
+var ErrBadNumber = errors.New("wire: a numbered frame without a valid invocation number")
+
+// CutNumber splits the payload of a numbered frame into the number of the
+// invocation it belongs to and what follows, which aliases p. A number of
+// 0 (no invocation has it), one longer than 64 bits, or one that p cuts
+// off is ErrBadNumber.
+func CutNumber(p []byte) (n uint64, rest []byte, err error) {
+	n, size := binary.Uvarint(p)
+	if size <= 0 || n == 0 {
+		return 0, nil, fmt.Errorf("%w: payload begins % x", ErrBadNumber, p[:min(len(p), binary.MaxVarintLen64)])
+	}
+	return n, p[size:], nil
+}
+
+func uvarintLen(n uint64) int {
+	size := 1
+	for n >= 0x80 {
+		n >>= 7
+		size++
+	}
+	return size
+}
+
 // ParseHeader reads a header from h (at least HeaderSize bytes) and checks it
 // against limit.
 func ParseHeader(h []byte, limit int) (Kind, int, error) {
@@ -133,15 +182,28 @@ func ParseHeader(h []byte, limit int) (Kind, int, error) {
 
 // WriteFrame writes one frame to w, with one write for small frames.
 func WriteFrame(w io.Writer, k Kind, payload []byte) error {
+	var h [HeaderSize]byte
+	return writeFrame(w, AppendHeader(h[:0], k, len(payload)), payload)
+}
+
+// WriteNumberedFrame writes one numbered frame of kind k for invocation n
+// to w (see [Kind.Numbered]), with one write for small frames.
+func WriteNumberedFrame(w io.Writer, k Kind, n uint64, payload []byte) error {
+	var h [MaxNumberedHead]byte
+	return writeFrame(w, AppendNumberedHeader(h[:0], k, n, len(payload)), payload)
+}
+
+// writeFrame writes head, a frame's start, and then the rest of its
+// payload.
+func writeFrame(w io.Writer, head, payload []byte) error {
 	if len(payload) <= 64<<10 {
 		// Sized to the frame: w is an interface, so the buffer escapes to
 		// the heap, and a fixed 64 KiB array would be allocated and zeroed
 		// for every frame, however small.
-		_, err := w.Write(AppendFrame(make([]byte, 0, HeaderSize+len(payload)), k, payload))
+		_, err := w.Write(append(append(make([]byte, 0, len(head)+len(payload)), head...), payload...))
 		return err
 	}
-	var h [HeaderSize]byte
-	if _, err := w.Write(AppendHeader(h[:0], k, len(payload))); err != nil {
+	if _, err := w.Write(head); err != nil {
 		return err
 	}
 	_, err := w.Write(payload)

@@ -445,3 +445,35 @@ func TestDecoderRecycle(t *testing.T) {
 	require.Len(t, buf, scratchSize)
 	require.NotSame(t, &mine[0], &buf[0])
 }
+
+func TestNumberedKinds(t *testing.T) {
+	for k := KindInvocation; k <= MaxKind; k++ {
+		want := k == KindAnswer || k == KindTaskFailed || k == KindProgress
+		require.Equal(t, want, k.Numbered(), "%v.Numbered()", k)
+	}
+}
+
+func TestNumberedFrames(t *testing.T) {
+	for _, n := range []uint64{1, 127, 128, 1 << 40, math.MaxUint64} {
+		for _, size := range []int{0, 3, 64 << 10, 64<<10 + 1} {
+			payload := pattern(size, byte(n%251))
+			frame := AppendNumberedFrame(nil, KindAnswer, n, payload)
+			require.Len(t, frame, HeaderSize+uvarintLen(n)+size)
+			require.Equal(t, AppendNumberedHeader(nil, KindAnswer, n, size), frame[:len(frame)-size], "the header and the number come first")
+			var w bytes.Buffer
+			require.NoError(t, WriteNumberedFrame(&w, KindAnswer, n, payload))
+			require.Equal(t, frame, w.Bytes(), "WriteNumberedFrame(%d, %d bytes)", n, size)
+			k, p, err := ReadFrame(&w, 0)
+			require.NoError(t, err)
+			require.Equal(t, KindAnswer, k)
+			got, rest, err := CutNumber(p)
+			require.NoError(t, err)
+			require.Equal(t, n, got)
+			require.True(t, bytes.Equal(payload, rest), "the payload after number %d (%d bytes)", n, size)
+		}
+	}
+	for _, bad := range [][]byte{nil, {0}, {0, 1}, {0x80}, bytes.Repeat([]byte{0x80}, 10)} {
+		_, _, err := CutNumber(bad)
+		require.ErrorIs(t, err, ErrBadNumber, "CutNumber(% x)", bad)
+	}
+}

@@ -274,3 +274,45 @@ func TestFuzzSeedsMeanWhatTheirNamesSay(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCutNumber cuts arbitrary bytes as a numbered frame's payload. It
+// must not panic; a number it returns is at least 1, and what follows it
+// is the end of the input; and a numbered frame made of that number and
+// that rest reads back, with ReadFrame, as the same number and rest.
+func FuzzCutNumber(f *testing.F) {
+	f.Add([]byte{1, 'x'})
+	f.Add([]byte{0, 'x'})
+	f.Add([]byte{})
+	f.Add([]byte{0x80})
+	f.Add([]byte{0x80, 0x01})                                                       // 128
+	f.Add([]byte{0x81, 0x00})                                                       // 1, not in its shortest form
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})       // the largest
+	f.Add([]byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}) // too long
+	f.Fuzz(func(t *testing.T, p []byte) {
+		n, rest, err := CutNumber(p)
+		if err != nil {
+			if !errors.Is(err, ErrBadNumber) {
+				t.Fatalf("CutNumber(% x): %v; want an ErrBadNumber", p, err)
+			}
+			return
+		}
+		if n == 0 {
+			t.Fatalf("CutNumber(% x) = 0 with no error", p)
+		}
+		if !bytes.HasSuffix(p, rest) || len(rest) >= len(p) {
+			t.Fatalf("CutNumber(% x): the rest % x is not what follows the number", p, rest)
+		}
+		frame := AppendNumberedFrame(nil, KindProgress, n, rest)
+		var w bytes.Buffer
+		require.NoError(t, WriteNumberedFrame(&w, KindProgress, n, rest))
+		if !bytes.Equal(frame, w.Bytes()) {
+			t.Fatalf("WriteNumberedFrame wrote % x; AppendNumberedFrame made % x", w.Bytes(), frame)
+		}
+		k, payload, err := ReadFrame(bytes.NewReader(frame), 0)
+		require.NoError(t, err)
+		n2, rest2, err := CutNumber(payload)
+		if err != nil || k != KindProgress || n2 != n || !bytes.Equal(rest2, rest) {
+			t.Fatalf("the frame of number %d read back as %v, number %d, % x, %v", n, k, n2, rest2, err)
+		}
+	})
+}
