@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/stretchr/testify/require"
 
@@ -336,4 +338,64 @@ func TestAnswersAreBoundToTheirInvocations(t *testing.T) {
 			require.Equal(t, syscall.SIGKILL, e.Signal, "a child that breaks the protocol is killed: %v", e)
 		})
 	}
+}
+
+// A frame's header alone does not make the manager allocate the payload
+// it claims: children that each send the header of a 1 GiB answer and
+// then wait add far less than that to the parent's heap, and are killed
+// after the frame wait.
+func TestAHeaderAloneDoesNotAllocateItsClaim(t *testing.T) {
+	leakcheck.Check(t)
+	const children, claim = 4, 1 << 30
+	m := newManager(t, procman.WithFrameWait(300*time.Millisecond))
+	var before, at runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	cs := make([]*child, children)
+	exited := 0
+	for i := range cs {
+		_, cs[i] = start(t, m, procman.Spec{Invocation: work("claim", strconv.Itoa(claim), true)})
+		cs[i].onExit = func(*procman.Process, *procman.Exit) {
+			exited++
+			if exited == children {
+				// Every child's frame was read as far as it goes (the
+				// frame wait ran out), and its decoder is still there.
+				runtime.ReadMemStats(&at)
+			}
+		}
+	}
+	stepUntil(t, m, func() bool { return exited == children })
+	for i, c := range cs {
+		var pe *procman.ProtocolError
+		require.ErrorAs(t, c.exit.Err, &pe, "child %d: %v", i, c.exit)
+		require.ErrorContains(t, c.exit.Err, "a frame stopped 5 bytes into it", "child %d", i)
+		require.Equal(t, syscall.SIGKILL, c.exit.Signal, "child %d: %v", i, c.exit)
+		require.Empty(t, c.msgs, "child %d", i)
+	}
+	allocated := at.TotalAlloc - before.TotalAlloc
+	require.Less(t, allocated, uint64(64<<20), "the parent allocated %d MiB for %d children that each sent the header of a %d MiB frame and nothing more", allocated>>20, children, claim>>20)
+}
+
+// The manager keeps nothing of a large answer once its handler has it: a
+// child that lives on, waiting for work, does not hold the memory of its
+// last answer in its parent.
+func TestALargeAnswerIsNotKeptOnceHandled(t *testing.T) {
+	leakcheck.Check(t)
+	m := newManager(t)
+	p, c := start(t, m, procman.Spec{Invocation: work("big", strconv.Itoa(8<<20), false)})
+	var answer weak.Pointer[byte]
+	c.onMessage = func(_ *procman.Process, k wire.Kind, payload []byte) {
+		if k == wire.KindAnswer {
+			answer = weak.Make(&payload[0])
+		}
+	}
+	stepUntil(t, m, func() bool { return len(c.answers()) == 1 })
+	require.Len(t, c.answers()[0], 8<<20)
+	c.msgs = nil // the handler drops the answer
+	runtime.GC()
+	require.Nil(t, answer.Value(), "the parent still holds the 8 MiB answer once its handler dropped it")
+	require.Equal(t, procman.StateRunning, p.State(), "the child waits for work")
+	p.CloseInput()
+	e := waitExit(t, m, c)
+	require.True(t, e.Success(), "%v", e)
 }

@@ -226,6 +226,16 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 		blockForever(true)
 		return nil
 	},
+	// claim writes the header of an answer whose payload it says is as
+	// many bytes as its argument, and no more of it, and blocks.
+	"claim": func(c *procman.Child, inv *wire.Invocation) error {
+		n, _ := strconv.Atoi(string(inv.Arg))
+		if _, err := syscall.Write(4, wire.AppendHeader(nil, wire.KindAnswer, n)); err != nil {
+			return err
+		}
+		blockForever(true)
+		return nil
+	},
 	// trickle answers "0123456789" ten times over, a piece every 40 ms
 	// after the header, with raw writes, and ends. It must be its
 	// child's first invocation (its answer is numbered 1).

@@ -477,3 +477,35 @@ func TestNumberedFrames(t *testing.T) {
 		require.ErrorIs(t, err, ErrBadNumber, "CutNumber(% x)", bad)
 	}
 }
+
+// The buffer of a large payload grows with the bytes that come, never to
+// more than bigGrowth times them (or its first size), whatever the header
+// claims, and ends at the payload's size.
+func TestLargePayloadBufferGrowsWithTheBytes(t *testing.T) {
+	for _, size := range []int{scratchSize, 3*scratchSize + 17, 64<<20 + 1, DefaultMaxPayload} {
+		var d Decoder
+		d.Advance(copy(d.Buffer(), AppendHeader(nil, KindAnswer, size)))
+		_, _, ok, err := d.Next()
+		require.NoError(t, err)
+		require.False(t, ok)
+		require.LessOrEqual(t, cap(d.big), 2*scratchSize, "a header alone, claiming %d bytes", size)
+		if size > 64<<20+1 {
+			continue // the rest of a whole GiB would take long, and show nothing new
+		}
+		want := pattern(size, 3)
+		for rest := want; len(rest) > 0; {
+			buf := d.Buffer()
+			require.LessOrEqual(t, cap(d.big), max(2*scratchSize, bigGrowth*len(d.big)), "%d of %d bytes came", len(d.big), size)
+			n := copy(buf, rest[:min(len(rest), 1<<20)])
+			d.Advance(n)
+			rest = rest[n:]
+		}
+		k, p, ok, err := d.Next()
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, KindAnswer, k)
+		require.True(t, bytes.Equal(want, p), "the payload of %d bytes came back changed", size)
+		require.Equal(t, len(p), cap(p), "the payload holds no more than its bytes")
+		require.Nil(t, d.big, "the decoder keeps no reference to the payload")
+	}
+}

@@ -19,7 +19,9 @@ import (
 // path for frames larger than the scratch buffer is reached with small
 // inputs). The decoder must not panic, must not return a payload over the
 // limit, must return frames that re-encode to a prefix of the input, and
-// must agree with ReadFrame on the same bytes.
+// must agree with ReadFrame on the same bytes. The memory it holds for a
+// large payload grows with the bytes that came, not with the size its
+// header claims, and a payload it returns holds no more than its bytes.
 //
 // The seed corpus is in testdata/fuzz/FuzzDecoder; plain go test runs it.
 func FuzzDecoder(f *testing.F) {
@@ -43,6 +45,9 @@ func FuzzDecoder(f *testing.F) {
 			if len(splits) > 0 {
 				chunk = 1 + int(splits[i%len(splits)])
 			}
+			if d.big != nil && cap(d.big) > max(2*len(d.scratch), bigGrowth*len(d.big)) {
+				t.Fatalf("the buffer of a large payload holds %d bytes for the %d that came (of %d)", cap(d.big), len(d.big), d.bigSize)
+			}
 			n := copy(buf, rest[:min(chunk, len(rest))])
 			d.Advance(n)
 			rest = rest[n:]
@@ -57,6 +62,9 @@ func FuzzDecoder(f *testing.F) {
 				}
 				if len(p) > lim {
 					t.Fatalf("Next returned a payload of %d bytes; the limit is %d", len(p), lim)
+				}
+				if cap(p) != len(p) {
+					t.Fatalf("Next returned a payload of %d bytes that holds %d", len(p), cap(p))
 				}
 				got = append(got, frame{k, p})
 			}
