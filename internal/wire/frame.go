@@ -182,27 +182,35 @@ func ParseHeader(h []byte, limit int) (Kind, int, error) {
 
 // WriteFrame writes one frame to w, with one write for small frames.
 func WriteFrame(w io.Writer, k Kind, payload []byte) error {
+	if len(payload) <= smallFrame {
+		// Sized to the frame: w is an interface, so the buffer escapes to
+		// the heap, and a fixed 64 KiB array would be allocated and zeroed
+		// for every frame, however small.
+		_, err := w.Write(AppendFrame(make([]byte, 0, HeaderSize+len(payload)), k, payload))
+		return err
+	}
 	var h [HeaderSize]byte
-	return writeFrame(w, AppendHeader(h[:0], k, len(payload)), payload)
+	return writeLarge(w, AppendHeader(h[:0], k, len(payload)), payload)
 }
 
 // WriteNumberedFrame writes one numbered frame of kind k for invocation n
 // to w (see [Kind.Numbered]), with one write for small frames.
 func WriteNumberedFrame(w io.Writer, k Kind, n uint64, payload []byte) error {
-	var h [MaxNumberedHead]byte
-	return writeFrame(w, AppendNumberedHeader(h[:0], k, n, len(payload)), payload)
-}
-
-// writeFrame writes head, a frame's start, and then the rest of its
-// payload.
-func writeFrame(w io.Writer, head, payload []byte) error {
-	if len(payload) <= 64<<10 {
-		// Sized to the frame: w is an interface, so the buffer escapes to
-		// the heap, and a fixed 64 KiB array would be allocated and zeroed
-		// for every frame, however small.
-		_, err := w.Write(append(append(make([]byte, 0, len(head)+len(payload)), head...), payload...))
+	if len(payload) <= smallFrame {
+		_, err := w.Write(AppendNumberedFrame(make([]byte, 0, MaxNumberedHead+len(payload)), k, n, payload))
 		return err
 	}
+	var h [MaxNumberedHead]byte
+	return writeLarge(w, AppendNumberedHeader(h[:0], k, n, len(payload)), payload)
+}
+
+// smallFrame is the largest payload that WriteFrame copies, to write its
+// frame in one write.
+const smallFrame = 64 << 10
+
+// writeLarge writes head, a frame's start, and then the rest of its
+// payload.
+func writeLarge(w io.Writer, head, payload []byte) error {
 	if _, err := w.Write(head); err != nil {
 		return err
 	}

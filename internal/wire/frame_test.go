@@ -375,6 +375,9 @@ func TestWriteFrameAllocs(t *testing.T) {
 	// A buffer of the frame's size at most; it used to be a 64 KiB array.
 	perCall := float64(after.TotalAlloc-before.TotalAlloc) / runs
 	require.Less(t, perCall, 256.0, "WriteFrame of an 8-byte payload allocates %.0f bytes a call", perCall)
+	// One allocation, the frame: an answer's way out of a child.
+	require.Equal(t, 1.0, testing.AllocsPerRun(runs, func() { _ = WriteFrame(io.Discard, KindAnswer, payload) }), "allocations of WriteFrame")
+	require.Equal(t, 1.0, testing.AllocsPerRun(runs, func() { _ = WriteNumberedFrame(io.Discard, KindAnswer, 300, payload) }), "allocations of WriteNumberedFrame")
 }
 
 func TestKind(t *testing.T) {
