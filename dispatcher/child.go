@@ -17,23 +17,24 @@ import (
 // child is one child process of the dispatcher. Its fields belong to the
 // manager goroutine.
 type child struct {
-	d        *Dispatcher
-	p        *procman.Process
-	inflight []*job    // sent and not answered, in order; the first is running
-	limit    int       // tasks it may be given; < 0: no limit
-	given    int       // tasks it was given
-	oldAt    time.Time // retire it once this passes; zero: never
-	last     bool      // it takes no more work: its last invocation is sent, it retires, or it is being stopped
-	retiring bool      // it said it exits after its current answer
-	retireOn *job      // the job it was running when it said so
-	ready    bool      // in d.ready
-	worker   bool      // runs a server-mode worker (in d.workers)
-	stopping bool      // it was sent a stop frame
-	catches  bool      // an invocation told it to catch the termination signal
-	linger   bool      // its last invocation asked it to wait for the goodbye
-	lastBeat time.Time // when it last sent a heartbeat, or was given its task
-	inactive bool      // it was killed for want of heartbeats
-	sent     []syscall.Signal
+	d         *Dispatcher
+	p         *procman.Process
+	inflight  []*job    // sent and not answered, in order; the first is running
+	limit     int       // tasks it may be given; < 0: no limit
+	given     int       // tasks it was given
+	oldAt     time.Time // retire it once this passes; zero: never
+	last      bool      // it takes no more work: its last invocation is sent, it retires, or it is being stopped
+	retiring  bool      // it said it exits after its current answer
+	retireOn  *job      // the job it was running when it said so
+	ready     bool      // in d.ready
+	worker    bool      // runs a server-mode worker (in d.workers)
+	stopping  bool      // it was sent a stop frame
+	catches   bool      // an invocation told it to catch the termination signal
+	linger    bool      // its last invocation asked it to wait for the goodbye
+	lastBeat  time.Time // when it last sent a heartbeat, or was given its task
+	killTimer *timer    // the end of its grace period, in the timer heap; nil: none
+	inactive  bool      // it was killed for want of heartbeats
+	sent      []syscall.Signal
 }
 
 // newChild sets up the bookkeeping of a child under the dispatcher's
@@ -138,7 +139,7 @@ func (c *child) give(j *job) {
 func (c *child) watchActivity(j *job) {
 	if a := j.call.Activity; a > 0 {
 		c.lastBeat = time.Now()
-		c.d.timers.add(timer{at: c.lastBeat.Add(a), kind: timerActivity, c: c, j: j})
+		c.d.timers.add(&timer{at: c.lastBeat.Add(a), kind: timerActivity, c: c, j: j})
 	}
 }
 
@@ -150,7 +151,7 @@ func (c *child) checkActivity(j *job) {
 	}
 	due := c.lastBeat.Add(j.call.Activity)
 	if time.Now().Before(due) {
-		c.d.timers.add(timer{at: due, kind: timerActivity, c: c, j: j})
+		c.d.timers.add(&timer{at: due, kind: timerActivity, c: c, j: j})
 		return
 	}
 	c.d.log.Warn("a task sent no heartbeat in time; killing its child", "task", j.call.Task, "pid", c.p.Pid(), "activity timeout", j.call.Activity)
@@ -181,7 +182,7 @@ func (c *child) terminate() {
 	c.last = true
 	c.d.unready(c)
 	c.signal(c.d.termSig)
-	c.d.timers.add(timer{at: time.Now().Add(c.d.grace), kind: timerKill, c: c})
+	c.d.timers.add(&timer{at: time.Now().Add(c.d.grace), kind: timerKill, c: c})
 }
 
 // kill ends the termination sequence, if c still runs.
@@ -257,6 +258,8 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	d := c.d
 	c.last = true
 	d.unready(c)
+	d.timers.remove(c.killTimer)
+	c.killTimer = nil
 	delete(d.workers, c)
 	delete(d.catchers, c)
 	if len(c.inflight) == 0 {

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/task"
 )
@@ -404,3 +406,36 @@ func answerNothing[R any](ctx context.Context, _ int) (R, error) {
 	var zero R
 	return zero, nil
 }
+
+// forgeAnswer writes a.Frame to the message pipe as it is (a forged
+// frame: an answer the child's loop did not send), waits, when a.WaitNext
+// is set, until the next invocation has reached its child's pipe, and
+// returns a.Value, which the child's loop sends as its answer.
+var forgeAnswer = task.Define("dispatcher_test.failure.forge-answer", func(ctx context.Context, a forgeArg) (int, error) {
+	if _, err := rawFD(messageFD).Write(a.Frame); err != nil {
+		return 0, err
+	}
+	if !a.WaitNext {
+		return a.Value, nil
+	}
+	// A reused child gets its next call once the parent has taken an
+	// answer for this one: the forgery then has a call of another task
+	// to shift its answer onto.
+	fds := []unix.PollFd{{Fd: invocationFD, Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, 10_000)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	return a.Value, nil
+})
+
+type forgeArg struct {
+	Frame    []byte // written to the message pipe first
+	WaitNext bool   // then wait for the next invocation
+	Value    int    // then returned
+}
+
+// invocationFD is the child's end of its invocation pipe (see procman).
+const invocationFD = 3

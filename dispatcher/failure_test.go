@@ -385,12 +385,12 @@ func TestErrorsAsAndIs(t *testing.T) {
 			kinds{death: true}, []error{procman.ErrHungUp}, nil},
 		{"an answer that does not decode", func(t *testing.T) error {
 			// An empty answer: gob's decoder meets the end of its input.
-			_, err := await(t, rawStream.Schedule(d, wire.AppendFrame(nil, wire.KindAnswer, nil)))
+			_, err := await(t, rawStream.Schedule(d, wire.AppendNumberedFrame(nil, wire.KindAnswer, 1, nil)))
 			return err
 		}, kinds{}, []error{io.EOF}, nil},
 		{"the second of two answers is ignored", func(t *testing.T) error {
-			stream := wire.AppendFrame(nil, wire.KindAnswer, answer(5))
-			stream = wire.AppendFrame(stream, wire.KindAnswer, answer(6))
+			stream := wire.AppendNumberedFrame(nil, wire.KindAnswer, 1, answer(5))
+			stream = wire.AppendNumberedFrame(stream, wire.KindAnswer, 1, answer(6))
 			v, err := await(t, rawStream.Schedule(d, stream))
 			require.Equal(t, 5, v)
 			return err

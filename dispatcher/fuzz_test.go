@@ -104,9 +104,11 @@ type streamWant struct {
 
 // modelChildStream predicts what the dispatcher makes of a child that
 // wrote stream and exited: procman's reading (a wire.Decoder with the
-// manager's limit, frames delivered until an error) and the dispatcher's
-// handling of each frame (child.Message: the first answer or failure
-// resolves the future, other kinds change nothing).
+// manager's limit, frames delivered until an error; a numbered frame
+// delivered when it is for invocation 1, the only one the child was
+// sent, and a protocol error otherwise) and the dispatcher's handling of
+// each frame (child.Message: the first answer or failure resolves the
+// future, other kinds change nothing).
 func modelChildStream(stream []byte, limit int) streamWant {
 	dec := wire.Decoder{Limit: limit}
 	for rest := stream; len(rest) > 0; {
@@ -120,6 +122,13 @@ func modelChildStream(stream []byte, limit int) streamWant {
 			}
 			if !ok {
 				break
+			}
+			if k.Numbered() {
+				n, rest, err := wire.CutNumber(p)
+				if err != nil || n != 1 {
+					return streamWant{kind: "death", protocol: true}
+				}
+				p = rest
 			}
 			switch k {
 			case wire.KindAnswer:

@@ -19,6 +19,7 @@ type job struct {
 	child   *child               // the child running it, or nil
 	cause   error                // why it is being stopped while it runs (a context's error)
 	deaths  []*result.ChildDeath // the tries that died, when it retries
+	timers  [jobTimers]*timer    // its timers in the heap, by kind; removed when it resolves
 	waiting bool                 // waiting out a retry delay
 	worker  bool                 // a server-mode worker: Join does not wait for it
 	done    bool                 // resolved
@@ -64,7 +65,7 @@ func (d *Dispatcher) admit(j *job) {
 			d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: context.DeadlineExceeded})
 			return
 		}
-		d.timers.add(timer{at: j.deadline, j: j, kind: timerDeadline})
+		d.timers.add(&timer{at: j.deadline, j: j, kind: timerDeadline})
 	}
 	d.pending = append(d.pending, j)
 }
@@ -131,7 +132,7 @@ func (d *Dispatcher) died(j *job, death *result.ChildDeath) {
 		j.child = nil // dead: a cancel in the delay must find the job waiting, not running
 		j.waiting = true
 		d.waiting++
-		d.timers.add(timer{at: time.Now().Add(delay), j: j, kind: timerRetry})
+		d.timers.add(&timer{at: time.Now().Add(delay), j: j, kind: timerRetry})
 		d.log.Debug("task's child died; retrying", "task", j.call.Task, "try", len(j.deaths), "delay", delay, "death", death.Error())
 		return
 	}
@@ -184,6 +185,7 @@ func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
 	}
 	j.done = true
 	j.child = nil
+	d.timers.removeJob(j)
 	if j.stopCtx != nil {
 		j.stopCtx()
 	}

@@ -315,12 +315,16 @@ func (d *Dispatcher) giveUpRetries() {
 	if d.waiting == 0 {
 		return
 	}
+	var waiting []*job // collected first: resolving one takes its timer out of the heap
 	for _, t := range d.timers {
 		if t.kind == timerRetry && t.j.waiting {
-			t.j.waiting = false
-			d.waiting--
-			d.resolve(t.j, nil, d.deathError(t.j, nil))
+			waiting = append(waiting, t.j)
 		}
+	}
+	for _, j := range waiting {
+		j.waiting = false
+		d.waiting--
+		d.resolve(j, nil, d.deathError(j, nil))
 	}
 }
 
@@ -365,7 +369,7 @@ func (d *Dispatcher) stopWorkers() {
 		if err := c.p.Send(wire.KindStop, nil); err != nil {
 			d.log.Debug("sending a stop frame", "pid", c.p.Pid(), "error", err)
 		}
-		d.timers.add(timer{at: time.Now().Add(d.grace), kind: timerKill, c: c})
+		d.timers.add(&timer{at: time.Now().Add(d.grace), kind: timerKill, c: c})
 	}
 }
 

@@ -99,15 +99,16 @@ var (
 		}
 		return os.Getpid(), nil
 	})
-	// twoAnswers writes an answer frame of its own (7) straight to the
-	// message pipe, then returns 42, which the child's loop sends as a
-	// second answer.
+	// twoAnswers writes an answer frame of its own (7) for its call
+	// straight to the message pipe, then returns 42, which the child's
+	// loop sends as a second answer. It must be its child's first call
+	// (number 1).
 	twoAnswers = task.Define("dispatcher_test.two-answers", func(ctx context.Context, _ int) (int, error) {
 		seven, err := task.Gob.Marshal(7)
 		if err != nil {
 			return 0, err
 		}
-		if err := wire.WriteFrame(rawFD(messageFD), wire.KindAnswer, seven); err != nil {
+		if err := wire.WriteNumberedFrame(rawFD(messageFD), wire.KindAnswer, 1, seven); err != nil {
 			return 0, err
 		}
 		return 42, nil

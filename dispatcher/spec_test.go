@@ -273,7 +273,7 @@ func TestResultSpec_ChildDeath(t *testing.T) {
 }
 
 // result_spec: "fails when there is a second answer". A second answer from
-// a child is a protocol error that the dispatcher logs; it changes
+// a child is a protocol error that is logged and dropped; it changes
 // nothing and crashes nothing.
 func TestResultSpec_SecondAnswerIsAProtocolError(t *testing.T) {
 	checkLeaks(t)
@@ -296,7 +296,7 @@ func TestResultSpec_SecondAnswerIsAProtocolError(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 7, v, "the second answer changed the value")
 	require.Contains(t, log.String(), "protocol error")
-	require.Contains(t, log.String(), "answered with no task in flight")
+	require.Contains(t, log.String(), "a frame for an invocation it had answered; dropped")
 }
 
 // result_spec, for the rule under all of it: every future resolves

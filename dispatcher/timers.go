@@ -9,15 +9,18 @@ import (
 )
 
 // timer is something the manager goroutine must do at a time: stop a job
-// whose deadline passed, requeue a job whose retry delay is over, or send
-// SIGKILL to a child whose grace period is over. Timers are not removed
-// when what they are for goes away; each checks, when it fires, that it
-// still applies.
+// whose deadline passed, requeue a job whose retry delay is over, check a
+// job's heartbeats, or send SIGKILL to a child whose grace period is over.
+// A job's timers leave the heap when it resolves, and a child's when it
+// exits, so that nothing of a finished call (its argument, its answer)
+// stays reachable until a deadline that may be hours away. Each timer
+// still checks, when it fires, that it applies.
 type timer struct {
-	at   time.Time
-	kind timerKind
-	j    *job
-	c    *child
+	at    time.Time
+	kind  timerKind
+	j     *job
+	c     *child
+	index int // its place in the heap; -1 once out of it
 }
 
 type timerKind int
@@ -25,30 +28,67 @@ type timerKind int
 const (
 	timerDeadline timerKind = iota // j's deadline
 	timerRetry                     // j may run again
-	timerKill                      // c's grace period is over
 	timerActivity                  // time to check c's heartbeats for j
+	timerKill                      // c's grace period is over
+
+	jobTimers = timerKill // the kinds a job has, one timer of each at most: those before timerKill
 )
 
-// timerHeap is a min-heap of timers by time.
-type timerHeap []timer
+// timerHeap is a min-heap of timers by time, each knowing its place in it,
+// so that one can be taken out.
+type timerHeap []*timer
 
 func (h timerHeap) Len() int           { return len(h) }
 func (h timerHeap) Less(i, k int) bool { return h[i].at.Before(h[k].at) }
-func (h timerHeap) Swap(i, k int)      { h[i], h[k] = h[k], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
+func (h timerHeap) Swap(i, k int) {
+	h[i], h[k] = h[k], h[i]
+	h[i].index, h[k].index = i, k
+}
+func (h *timerHeap) Push(x any) {
+	t := x.(*timer)
+	t.index = len(*h)
+	*h = append(*h, t)
+}
 func (h *timerHeap) Pop() any {
 	old := *h
 	t := old[len(old)-1]
-	old[len(old)-1] = timer{}
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
+	t.index = -1
 	return t
 }
 
-func (h *timerHeap) add(t timer) { heap.Push(h, t) }
+// add puts t in the heap. A job's timer takes the job's slot for its kind,
+// and a kill timer the child's, where remove finds them.
+func (h *timerHeap) add(t *timer) {
+	heap.Push(h, t)
+	switch {
+	case t.kind == timerKill:
+		h.remove(t.c.killTimer)
+		t.c.killTimer = t
+	case t.j != nil:
+		h.remove(t.j.timers[t.kind])
+		t.j.timers[t.kind] = t
+	}
+}
+
+// remove takes t out of the heap, if it is there; t may be nil.
+func (h *timerHeap) remove(t *timer) {
+	if t != nil && t.index >= 0 && t.index < len(*h) && (*h)[t.index] == t {
+		heap.Remove(h, t.index)
+	}
+}
+
+// removeJob takes j's timers out of the heap.
+func (h *timerHeap) removeJob(j *job) {
+	for i, t := range j.timers {
+		h.remove(t)
+		j.timers[i] = nil
+	}
+}
 
 // live reports whether a timer still applies: one that, when it fires,
-// will do something (timers are not removed when what they are for goes
-// away).
+// will do something.
 func (h timerHeap) live() bool {
 	for _, t := range h {
 		switch t.kind {
@@ -78,10 +118,17 @@ func (h timerHeap) next() time.Time {
 }
 
 // due pops the timers whose time has come.
-func (h *timerHeap) due(now time.Time) []timer {
-	var out []timer
+func (h *timerHeap) due(now time.Time) []*timer {
+	var out []*timer
 	for len(*h) > 0 && !now.Before((*h)[0].at) {
-		out = append(out, heap.Pop(h).(timer))
+		t := heap.Pop(h).(*timer)
+		switch {
+		case t.kind == timerKill && t.c.killTimer == t:
+			t.c.killTimer = nil
+		case t.kind != timerKill && t.j.timers[t.kind] == t:
+			t.j.timers[t.kind] = nil
+		}
+		out = append(out, t)
 	}
 	return out
 }

@@ -26,7 +26,7 @@ import (
 // to run as a child instead of misreading the pipes.
 const (
 	cookieKey   = "PROCRASTINATE_CHILD"
-	cookieValue = "procrastinate-go.v3"
+	cookieValue = "procrastinate-go.v4"
 )
 
 // cpuLimitKey, set in a child's environment, says that the parent sets a
@@ -148,16 +148,17 @@ type Child struct {
 	told    atomic.Bool   // a goodbye came: the end of the pipes is not the parent's death
 	ctlEOF  atomic.Bool   // the control pipe has ended
 
-	out     *os.File
-	wmu     sync.Mutex
-	stop    chan struct{}
-	stopped sync.Once
-	pending atomic.Int64 // invocations received and not yet answered
-	sigOnce sync.Once
-	sigs    chan os.Signal  // what catch asked for
-	outConn syscall.RawConn // out's, for vmsplice; nil: plain writes only
-	outW    io.Writer       // writes to out; nil: out itself
-	lent    []byte          // a payload whose pages the pipe may still hold; guarded by wmu
+	out      *os.File
+	wmu      sync.Mutex
+	stop     chan struct{}
+	stopped  sync.Once
+	pending  atomic.Int64 // invocations received and not yet answered
+	answered uint64       // invocations answered (with a terminal frame); guarded by wmu
+	sigOnce  sync.Once
+	sigs     chan os.Signal  // what catch asked for
+	outConn  syscall.RawConn // out's, for vmsplice; nil: plain writes only
+	outW     io.Writer       // writes to out; nil: out itself
+	lent     []byte          // a payload whose pages the pipe may still hold; guarded by wmu
 }
 
 func newChild() (*Child, error) {
@@ -552,15 +553,28 @@ func (c *Child) SetGroupNice(nice int) { setGroupNice(nice) }
 func (c *Child) Warm() error { return c.Send(wire.KindWarm, nil) }
 
 // Send writes one frame to the parent. A terminal frame (an answer or a
-// failure) ends the invocation in flight. A payload of 1 MiB or more goes
-// by vmsplice(2): the pipe holds its pages, not a copy, until the parent
-// has read them, so the caller must not change it until then. Next and
-// NextContext return the next invocation only once it has been read, so
-// a task that answers with a buffer may use that buffer again in its next
-// invocation.
+// failure) ends the invocation in flight: the oldest that Next returned
+// and that has no terminal frame yet. Send stamps each numbered frame (an
+// answer, a failure, progress; see wire.Kind.Numbered) with that
+// invocation's number, which the parent checks: an answer is bound to
+// the invocation it answers, and one that a task writes to the pipe by
+// itself cannot pass for the answer to another. A numbered frame with no
+// invocation in flight is an error, and is not sent. A payload of 1 MiB
+// or more goes by vmsplice(2): the pipe holds its pages, not a copy,
+// until the parent has read them, so the caller must not change it until
+// then. Next and NextContext return the next invocation only once it has
+// been read, so a task that answers with a buffer may use that buffer
+// again in its next invocation.
 func (c *Child) Send(kind wire.Kind, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	var n uint64 // the invocation's number; 0: the frame has none
+	if kind.Numbered() {
+		if c.pending.Load() <= 0 {
+			return fmt.Errorf("procman: a %v frame with no invocation in flight (every invocation taken has its answer)", kind)
+		}
+		n = c.answered + 1
+	}
 	// The invocation is over before its answer is written: once the
 	// parent has the answer it may close the pipes at once (CloseInput on
 	// a worker it retires), and the control pipe's watcher must not take
@@ -568,39 +582,50 @@ func (c *Child) Send(kind wire.Kind, payload []byte) error {
 	if kind.Terminal() {
 		c.pending.Add(-1)
 	}
-	if err := c.write(kind, payload); err != nil {
+	if err := c.write(kind, n, payload); err != nil {
 		if kind.Terminal() {
 			c.pending.Add(1) // not delivered: still in flight
 		}
 		return fmt.Errorf("procman: writing a %v frame: %w", kind, err)
 	}
+	if kind.Terminal() {
+		c.answered++
+	}
 	return nil
 }
 
-// write writes one frame: a large payload by vmsplice, whose pages the
-// child then lends the pipe until the parent has read them (see settle).
-func (c *Child) write(kind wire.Kind, payload []byte) error {
+// write writes one frame, numbered n when n is not 0: a large payload by
+// vmsplice, whose pages the child then lends the pipe until the parent
+// has read them (see settle).
+func (c *Child) write(kind wire.Kind, n uint64, payload []byte) error {
 	w := c.outW
 	if w == nil {
 		w = c.out
 	}
 	if len(payload) < spliceMin || c.outConn == nil {
+		if n != 0 {
+			return wire.WriteNumberedFrame(w, kind, n, payload)
+		}
 		return wire.WriteFrame(w, kind, payload)
 	}
 	// One payload lent at a time: with a pipe larger than 1 MiB the last
 	// one could still be in it.
 	c.reclaim()
-	var h [wire.HeaderSize]byte
-	if _, err := w.Write(wire.AppendHeader(h[:0], kind, len(payload))); err != nil {
+	var h [wire.MaxNumberedHead]byte
+	head := wire.AppendHeader(h[:0], kind, len(payload))
+	if n != 0 {
+		head = wire.AppendNumberedHeader(h[:0], kind, n, len(payload))
+	}
+	if _, err := w.Write(head); err != nil {
 		return err
 	}
 	c.lent = payload
-	n, err := writeSpliced(c.outConn, payload)
+	sent, err := writeSpliced(c.outConn, payload)
 	if err != nil && spliceRefused(err) {
 		// A sandbox that forbids vmsplice (a seccomp filter, gVisor):
 		// the rest goes by write, and so does every payload after it.
 		c.outConn = nil
-		_, err = w.Write(payload[n:])
+		_, err = w.Write(payload[sent:])
 	}
 	return err
 }

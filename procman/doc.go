@@ -47,6 +47,14 @@
 // wrote has been delivered to [Handler.Message], so a child that answered
 // and exited is never reported dead before its answer.
 //
+// Answers are bound to invocations: the manager numbers the invocations
+// it sends to a child, the child stamps each answer, failure and progress
+// frame with the number of the invocation it belongs to, and the manager
+// delivers such a frame only for the invocation the child runs. A second
+// answer is dropped; an answer for an invocation not yet due, or never
+// sent, is a [ProtocolError], and the child is killed (see
+// [Handler.Message]).
+//
 // # Ownership
 //
 // A Manager belongs to one goroutine: Setup, Step, CreateProcess,

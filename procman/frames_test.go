@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/stretchr/testify/require"
 
@@ -158,7 +160,7 @@ func TestFrameOverTheLimitIsAProtocolError(t *testing.T) {
 	require.Equal(t, p.Pid(), pe.Pid)
 	var tl *wire.FrameTooLargeError
 	require.ErrorAs(t, bad.exit.Err, &tl)
-	require.Equal(t, uint64(4096), tl.Size)
+	require.Equal(t, uint64(4096+1), tl.Size, "the answer and its invocation's number, one byte")
 	require.Equal(t, 1024, tl.Limit)
 	require.Empty(t, bad.msgs, "no part of the oversized frame is delivered")
 }
@@ -276,4 +278,124 @@ func TestChildThatExitsBeforeReadingItsInvocation(t *testing.T) {
 			require.ErrorIs(t, p.Send(wire.KindInvocation, work("echo", "x", true)), procman.ErrInputClosed)
 		})
 	}
+}
+
+// Answers are bound to the invocations they answer: a child sends three
+// invocations' worth of answers in order, and the first task writes a
+// forged frame to the pipe before its own answer. The handler hears an
+// answer only for its own invocation, once: a frame for an invocation
+// already answered is dropped, and one for an invocation not yet due, or
+// never sent, or without a number, is a protocol error.
+func TestAnswersAreBoundToTheirInvocations(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		forged  []byte
+		answers []string // what the handler hears, in order
+		err     string   // the protocol error; empty: none, the child exits 0
+	}{
+		{"SecondAnswerForItsOwnInvocation", wire.AppendNumberedFrame(nil, wire.KindAnswer, 1, []byte("forged")),
+			[]string{"answer forged", "answer b", "answer c"}, ""},
+		{"FailureForItsOwnInvocation", wire.AppendNumberedFrame(nil, wire.KindTaskFailed, 1, []byte("forged")),
+			[]string{"task-failed forged", "answer b", "answer c"}, ""},
+		{"AnswerForTheNextInvocation", wire.AppendNumberedFrame(nil, wire.KindAnswer, 2, []byte("forged")),
+			nil, "answer frame for invocation 2 while invocation 1 runs"},
+		{"ProgressForTheNextInvocation", wire.AppendNumberedFrame(nil, wire.KindProgress, 3, []byte("forged")),
+			nil, "progress frame for invocation 3 while invocation 1 runs"},
+		{"AnswerForAnInvocationNeverSent", wire.AppendNumberedFrame(nil, wire.KindAnswer, 4, []byte("forged")),
+			nil, "answer frame for invocation 4, which was never sent (3 were)"},
+		{"AnswerNumberedZero", wire.AppendFrame(nil, wire.KindAnswer, []byte{0, 'x'}),
+			nil, "answer frame: wire: a numbered frame without a valid invocation number"},
+		{"AnswerWithoutANumber", wire.AppendFrame(nil, wire.KindAnswer, nil),
+			nil, "answer frame: wire: a numbered frame without a valid invocation number"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			m := newManager(t)
+			p, c := start(t, m, procman.Spec{})
+			forge := "forge"
+			if tc.err != "" {
+				forge = "forge-block" // it waits to be killed
+			}
+			require.NoError(t, p.Send(wire.KindInvocation, work(forge, string(tc.forged), false)))
+			require.NoError(t, p.Send(wire.KindInvocation, work("echo", "b", false)))
+			require.NoError(t, p.Send(wire.KindInvocation, work("echo", "c", true)))
+			e := waitExit(t, m, c)
+			var got []string
+			for _, msg := range c.msgs {
+				if msg.kind.Terminal() {
+					got = append(got, msg.kind.String()+" "+string(msg.payload))
+				}
+			}
+			require.Equal(t, tc.answers, got, "the terminal frames the handler heard")
+			if tc.err == "" {
+				require.True(t, e.Success(), "%v", e)
+				return
+			}
+			var pe *procman.ProtocolError
+			require.ErrorAs(t, e.Err, &pe, "%v", e)
+			require.Equal(t, p.Pid(), pe.Pid)
+			require.ErrorContains(t, e.Err, tc.err)
+			require.Equal(t, syscall.SIGKILL, e.Signal, "a child that breaks the protocol is killed: %v", e)
+		})
+	}
+}
+
+// A frame's header alone does not make the manager allocate the payload
+// it claims: children that each send the header of a 1 GiB answer and
+// then wait add far less than that to the parent's heap, and are killed
+// after the frame wait.
+func TestAHeaderAloneDoesNotAllocateItsClaim(t *testing.T) {
+	leakcheck.Check(t)
+	const children, claim = 4, 1 << 30
+	m := newManager(t, procman.WithFrameWait(300*time.Millisecond))
+	var before, at runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	cs := make([]*child, children)
+	exited := 0
+	for i := range cs {
+		_, cs[i] = start(t, m, procman.Spec{Invocation: work("claim", strconv.Itoa(claim), true)})
+		cs[i].onExit = func(*procman.Process, *procman.Exit) {
+			exited++
+			if exited == children {
+				// Every child's frame was read as far as it goes (the
+				// frame wait ran out), and its decoder is still there.
+				runtime.ReadMemStats(&at)
+			}
+		}
+	}
+	stepUntil(t, m, func() bool { return exited == children })
+	for i, c := range cs {
+		var pe *procman.ProtocolError
+		require.ErrorAs(t, c.exit.Err, &pe, "child %d: %v", i, c.exit)
+		require.ErrorContains(t, c.exit.Err, "a frame stopped 5 bytes into it", "child %d", i)
+		require.Equal(t, syscall.SIGKILL, c.exit.Signal, "child %d: %v", i, c.exit)
+		require.Empty(t, c.msgs, "child %d", i)
+	}
+	allocated := at.TotalAlloc - before.TotalAlloc
+	require.Less(t, allocated, uint64(64<<20), "the parent allocated %d MiB for %d children that each sent the header of a %d MiB frame and nothing more", allocated>>20, children, claim>>20)
+}
+
+// The manager keeps nothing of a large answer once its handler has it: a
+// child that lives on, waiting for work, does not hold the memory of its
+// last answer in its parent.
+func TestALargeAnswerIsNotKeptOnceHandled(t *testing.T) {
+	leakcheck.Check(t)
+	m := newManager(t)
+	p, c := start(t, m, procman.Spec{Invocation: work("big", strconv.Itoa(8<<20), false)})
+	var answer weak.Pointer[byte]
+	c.onMessage = func(_ *procman.Process, k wire.Kind, payload []byte) {
+		if k == wire.KindAnswer {
+			answer = weak.Make(&payload[0])
+		}
+	}
+	stepUntil(t, m, func() bool { return len(c.answers()) == 1 })
+	require.Len(t, c.answers()[0], 8<<20)
+	c.msgs = nil // the handler drops the answer
+	runtime.GC()
+	require.Nil(t, answer.Value(), "the parent still holds the 8 MiB answer once its handler dropped it")
+	require.Equal(t, procman.StateRunning, p.State(), "the child waits for work")
+	p.CloseInput()
+	e := waitExit(t, m, c)
+	require.True(t, e.Success(), "%v", e)
 }

@@ -226,11 +226,22 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 		blockForever(true)
 		return nil
 	},
+	// claim writes the header of an answer whose payload it says is as
+	// many bytes as its argument, and no more of it, and blocks.
+	"claim": func(c *procman.Child, inv *wire.Invocation) error {
+		n, _ := strconv.Atoi(string(inv.Arg))
+		if _, err := syscall.Write(4, wire.AppendHeader(nil, wire.KindAnswer, n)); err != nil {
+			return err
+		}
+		blockForever(true)
+		return nil
+	},
 	// trickle answers "0123456789" ten times over, a piece every 40 ms
-	// after the header, with raw writes, and ends.
+	// after the header, with raw writes, and ends. It must be its
+	// child's first invocation (its answer is numbered 1).
 	"trickle": func(c *procman.Child, inv *wire.Invocation) error {
 		piece := []byte("0123456789")
-		if _, err := syscall.Write(4, wire.AppendHeader(nil, wire.KindAnswer, 10*len(piece))); err != nil {
+		if _, err := syscall.Write(4, wire.AppendNumberedHeader(nil, wire.KindAnswer, 1, 10*len(piece))); err != nil {
 			return err
 		}
 		for range 10 {
@@ -262,6 +273,24 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 			return err
 		}
 		os.Exit(0)
+		return nil
+	},
+	// forge writes its argument to the message pipe as it is (frames
+	// that the Child did not send: forged ones), and then answers
+	// "real".
+	"forge": func(c *procman.Child, inv *wire.Invocation) error {
+		if _, err := syscall.Write(4, inv.Arg); err != nil {
+			return err
+		}
+		return c.Send(wire.KindAnswer, []byte("real"))
+	},
+	// forge-block writes its argument to the message pipe as forge does,
+	// and blocks.
+	"forge-block": func(c *procman.Child, inv *wire.Invocation) error {
+		if _, err := syscall.Write(4, inv.Arg); err != nil {
+			return err
+		}
+		blockForever(true)
 		return nil
 	},
 	// stderr writes its argument on stderr and exits 0.

@@ -89,6 +89,8 @@ type Process struct {
 	watchOut   bool     // invfd is in the epoll set for EPOLLOUT
 	warmed     bool     // the child's warm-up frame was sent back (see echoWarm)
 	invQueued  bool     // an invocation is in out (for the traced build's mark)
+	sent       uint64   // invocations sent (queued); the last one's number
+	answered   uint64   // invocations answered: the next answer's number is one more
 
 	tail    []byte    // the end of what the child wrote to stderr
 	tailMax int       // how much of it to keep
@@ -768,6 +770,14 @@ func (p *Process) read(final bool) {
 				p.echoWarm()
 				continue
 			}
+			if k.Numbered() {
+				if payload, ok = p.checkNumber(k, payload); !ok {
+					if p.msgfd < 0 {
+						return // a protocol error
+					}
+					continue
+				}
+			}
 			heard = true
 			p.m.callMessage(p, k, payload)
 		}
@@ -775,6 +785,39 @@ func (p *Process) read(final bool) {
 			return
 		}
 	}
+}
+
+// checkNumber checks the invocation number of a numbered frame of kind k
+// (see wire.Kind.Numbered) against the invocation the child runs: the
+// oldest sent and not answered. It returns the payload without the number
+// and true when the frame belongs to that invocation, and counts it
+// answered when the frame is terminal. A frame for an invocation already
+// answered is late, a second answer or a task's forgery: it is dropped,
+// and logged. A frame that is not numbered, or is for an invocation not
+// yet due or never sent, breaks the protocol: the child is killed. So an
+// answer reaches the handler only for its own invocation, once, in the
+// order the invocations were sent.
+func (p *Process) checkNumber(k wire.Kind, payload []byte) ([]byte, bool) {
+	n, rest, err := wire.CutNumber(payload)
+	due := p.answered + 1
+	switch {
+	case err != nil:
+		p.protocolError(fmt.Errorf("%v frame: %w", k, err))
+		return nil, false
+	case n < due:
+		p.m.log.Warn("protocol error: a child sent a frame for an invocation it had answered; dropped", "pid", p.pid, "name", p.name, "kind", k.String(), "invocation", n, "answered", p.answered)
+		return nil, false
+	case n > p.sent:
+		p.protocolError(fmt.Errorf("%v frame for invocation %d, which was never sent (%d were)", k, n, p.sent))
+		return nil, false
+	case n > due:
+		p.protocolError(fmt.Errorf("%v frame for invocation %d while invocation %d runs", k, n, due))
+		return nil, false
+	}
+	if k.Terminal() {
+		p.answered++
+	}
+	return rest, true
 }
 
 // echoWarm sends a child's warm-up frame back to it (see Child.Warm), the
@@ -1144,6 +1187,7 @@ func (p *Process) send(kind wire.Kind, payload []byte) error {
 	p.out = append(p.out, wire.AppendHeader(make([]byte, 0, wire.HeaderSize), kind, len(payload)))
 	if kind == wire.KindInvocation {
 		p.invQueued = true
+		p.sent++ // the child numbers it so too, as it takes it
 	}
 	if len(payload) > 0 {
 		p.out = append(p.out, payload)

@@ -30,8 +30,9 @@ var (
 )
 
 // ProtocolError is the cause in Exit.Err for a child whose message stream
-// broke: a frame over the size limit, bytes that are not a frame, or a frame
-// cut off by the child's exit. The manager stops reading such a child and
+// broke: a frame over the size limit, bytes that are not a frame, a frame
+// cut off by the child's exit, or an answer (or another numbered frame)
+// for an invocation that was never sent or is not yet due. The manager stops reading such a child and
 // kills it; no other child is affected.
 type ProtocolError struct {
 	Pid int
@@ -136,7 +137,18 @@ type Rlimit struct {
 type Handler interface {
 	// Message is called for every frame the child sends, in order, but
 	// its warm-up frames (wire.KindWarm), which the manager answers
-	// itself (see Child.Warm). The payload belongs to the handler.
+	// itself (see Child.Warm), and the numbered frames (answers,
+	// failures, progress; see wire.Kind.Numbered) that do not belong to
+	// the invocation the child runs. The manager numbers the invocations
+	// it sends to a child from 1, the child stamps each numbered frame
+	// with the number of the invocation it belongs to, and the manager
+	// checks it: a frame for an invocation already answered (a second
+	// answer, or one a task wrote to the pipe itself) is dropped and
+	// logged; one for an invocation not yet due, or never sent, is a
+	// protocol error, and the child is killed. So the handler hears at
+	// most one terminal frame per invocation, in the order the
+	// invocations were sent, and a numbered frame's payload comes
+	// without its number. The payload belongs to the handler.
 	Message(p *Process, kind wire.Kind, payload []byte)
 	// Exited is called once, after the last Message, when the child has
 	// been reaped and its message pipe read to the end.
@@ -212,8 +224,9 @@ func WithLogger(l hclog.Logger) Option {
 }
 
 // WithMaxPayload sets the largest frame payload accepted from a child;
-// a larger one is a protocol error. The default is wire.DefaultMaxPayload
-// (1 GiB).
+// a larger one is a protocol error. An answer's payload holds its
+// invocation's number too: 1 to 10 bytes more than the answer. The
+// default is wire.DefaultMaxPayload (1 GiB).
 func WithMaxPayload(n int) Option {
 	return optionFunc(func(o *options) { o.maxPayload = n })
 }

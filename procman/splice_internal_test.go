@@ -55,10 +55,10 @@ func TestSpliceRefusedFallsBackToWrite(t *testing.T) {
 				b, _ := io.ReadAll(r)
 				got <- b
 			}()
-			require.NoError(t, c.write(wire.KindAnswer, payload))
+			require.NoError(t, c.write(wire.KindAnswer, 300, payload))
 			require.Nil(t, c.outConn, "after a refusal, payloads go by write")
 			require.NoError(t, w.Close())
-			want := wire.AppendFrame(nil, wire.KindAnswer, payload)
+			want := wire.AppendNumberedFrame(nil, wire.KindAnswer, 300, payload)
 			require.True(t, bytes.Equal(want, <-got), "the frame arrived whole")
 			require.Equal(t, tc.after, took, "vmsplice took what it could before it refused")
 		})

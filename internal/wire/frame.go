@@ -45,6 +45,13 @@ const (
 // answer or a failure).
 func (k Kind) Terminal() bool { return k == KindAnswer || k == KindTaskFailed }
 
+// Numbered reports whether a frame of kind k belongs to one invocation and
+// says which: an answer, a failure, progress. Its payload begins with the
+// invocation's number, a uvarint (see [AppendNumberedHeader] and
+// [CutNumber]). A parent numbers the invocations it sends to one child
+// from 1, in the order it sends them.
+func (k Kind) Numbered() bool { return k.Terminal() || k == KindProgress }
+
 func (k Kind) String() string {
 	switch k {
 	case KindInvocation:
@@ -111,6 +118,48 @@ func AppendFrame(dst []byte, k Kind, payload []byte) []byte {
 	return append(AppendHeader(dst, k, len(payload)), payload...)
 }
 
+// MaxNumberedHead is the most bytes that AppendNumberedHeader appends.
+const MaxNumberedHead = HeaderSize + binary.MaxVarintLen64
+
+// AppendNumberedHeader appends to dst the header of a numbered frame of
+// kind k for invocation n (see [Kind.Numbered]), whose payload after the
+// number is size bytes, and the number: what comes before that payload.
+func AppendNumberedHeader(dst []byte, k Kind, n uint64, size int) []byte {
+	dst = AppendHeader(dst, k, uvarintLen(n)+size)
+	return binary.AppendUvarint(dst, n)
+}
+
+// AppendNumberedFrame appends a whole numbered frame of kind k for
+// invocation n to dst.
+func AppendNumberedFrame(dst []byte, k Kind, n uint64, payload []byte) []byte {
+	return append(AppendNumberedHeader(dst, k, n, len(payload)), payload...)
+}
+
+// ErrBadNumber is returned by CutNumber for a numbered frame's payload
+// that does not begin with an invocation's number.
+var ErrBadNumber = errors.New("wire: a numbered frame without a valid invocation number")
+
+// CutNumber splits the payload of a numbered frame into the number of the
+// invocation it belongs to and what follows, which aliases p. A number of
+// 0 (no invocation has it), one longer than 64 bits, or one that p cuts
+// off is ErrBadNumber.
+func CutNumber(p []byte) (n uint64, rest []byte, err error) {
+	n, size := binary.Uvarint(p)
+	if size <= 0 || n == 0 {
+		return 0, nil, fmt.Errorf("%w: payload begins % x", ErrBadNumber, p[:min(len(p), binary.MaxVarintLen64)])
+	}
+	return n, p[size:], nil
+}
+
+func uvarintLen(n uint64) int {
+	size := 1
+	for n >= 0x80 {
+		n >>= 7
+		size++
+	}
+	return size
+}
+
 // ParseHeader reads a header from h (at least HeaderSize bytes) and checks it
 // against limit.
 func ParseHeader(h []byte, limit int) (Kind, int, error) {
@@ -133,7 +182,7 @@ func ParseHeader(h []byte, limit int) (Kind, int, error) {
 
 // WriteFrame writes one frame to w, with one write for small frames.
 func WriteFrame(w io.Writer, k Kind, payload []byte) error {
-	if len(payload) <= 64<<10 {
+	if len(payload) <= smallFrame {
 		// Sized to the frame: w is an interface, so the buffer escapes to
 		// the heap, and a fixed 64 KiB array would be allocated and zeroed
 		// for every frame, however small.
@@ -141,7 +190,28 @@ func WriteFrame(w io.Writer, k Kind, payload []byte) error {
 		return err
 	}
 	var h [HeaderSize]byte
-	if _, err := w.Write(AppendHeader(h[:0], k, len(payload))); err != nil {
+	return writeLarge(w, AppendHeader(h[:0], k, len(payload)), payload)
+}
+
+// WriteNumberedFrame writes one numbered frame of kind k for invocation n
+// to w (see [Kind.Numbered]), with one write for small frames.
+func WriteNumberedFrame(w io.Writer, k Kind, n uint64, payload []byte) error {
+	if len(payload) <= smallFrame {
+		_, err := w.Write(AppendNumberedFrame(make([]byte, 0, MaxNumberedHead+len(payload)), k, n, payload))
+		return err
+	}
+	var h [MaxNumberedHead]byte
+	return writeLarge(w, AppendNumberedHeader(h[:0], k, n, len(payload)), payload)
+}
+
+// smallFrame is the largest payload that WriteFrame copies, to write its
+// frame in one write.
+const smallFrame = 64 << 10
+
+// writeLarge writes head, a frame's start, and then the rest of its
+// payload.
+func writeLarge(w io.Writer, head, payload []byte) error {
+	if _, err := w.Write(head); err != nil {
 		return err
 	}
 	_, err := w.Write(payload)
@@ -174,8 +244,12 @@ func ReadFrame(r io.Reader, limit int) (Kind, []byte, error) {
 // whole frames. The zero value is ready to use with [DefaultMaxPayload].
 //
 // A large payload is read straight into its own buffer: [Decoder.Buffer]
-// hands out the place the next read should go, so a 64 MiB answer is copied
-// once, from the pipe into the slice that the receiver keeps.
+// hands out the place the next read should go. That buffer grows with the
+// bytes that arrive, not with the size a header claims, so a header alone
+// costs its reader little: it starts at no more than twice the buffer for
+// small reads and grows by a factor of up to bigGrowth each time it is
+// full, up to the payload's size. A 64 MiB answer is copied from the pipe
+// once, and what came before the last growth (an eighth of it) once more.
 type Decoder struct {
 	// Limit is the largest payload accepted; 0 means DefaultMaxPayload.
 	Limit int
@@ -184,18 +258,28 @@ type Decoder struct {
 	start   int    // first unconsumed byte in scratch
 	end     int    // one past the last byte read into scratch
 
-	big     []byte // payload of a frame larger than scratch, being filled
+	big     []byte // payload of a frame larger than scratch, as far as it was read; cap: what is allocated
 	bigKind Kind
-	bigFill int
+	bigSize int // the payload's size, as its header says
 }
 
 // scratchSize is the size of the buffer small frames are read into.
 const scratchSize = 64 << 10
 
+// bigGrowth is the most by which the buffer of a large payload grows when
+// it is full: the buffer is never more than bigGrowth times what has
+// arrived (or its first size, at most twice scratch). A larger factor
+// copies less of a large payload as it grows (about 1/(bigGrowth-1) of
+// it), and lets a child that stops part-way make its parent allocate more.
+const bigGrowth = 8
+
 // Buffer returns where the next read should go. It is never empty.
 func (d *Decoder) Buffer() []byte {
 	if d.big != nil {
-		return d.big[d.bigFill:]
+		if len(d.big) == cap(d.big) {
+			d.grow()
+		}
+		return d.big[len(d.big):cap(d.big)]
 	}
 	if d.scratch == nil {
 		d.scratch = make([]byte, scratchSize)
@@ -208,6 +292,31 @@ func (d *Decoder) Buffer() []byte {
 		d.start = 0
 	}
 	return d.scratch[d.end:]
+}
+
+// grow gives the large payload being read a buffer up to bigGrowth times
+// as large (see step).
+func (d *Decoder) grow() {
+	n, _ := step(d.bigSize, bigGrowth*cap(d.big))
+	b := make([]byte, len(d.big), n)
+	copy(b, d.big)
+	d.big = b
+}
+
+// step returns the size of the buffer for a large payload of size bytes
+// that may hold up to limit: the largest of size, size/bigGrowth,
+// size/bigGrowth², ... (each rounded up) that is no more than limit, and
+// the one before it in that list (size itself when there is none). The
+// buffers a payload goes through are sizes from this list, so that the
+// one before the last holds a bigGrowth-th of the payload: the last
+// growth copies it, and a buffer just short of the payload's size would
+// have it copied nearly whole.
+func step(size, limit int) (n, prev int) {
+	n, prev = size, size
+	for n > limit {
+		prev, n = n, (n+bigGrowth-1)/bigGrowth
+	}
+	return n, prev
 }
 
 // Recycle gives the decoder buf, which another decoder's Release gave up,
@@ -224,33 +333,36 @@ func (d *Decoder) Recycle(buf []byte) bool {
 
 // Release takes back the decoder's buffer for small reads, for another
 // decoder's Recycle, and returns it; nil if it has none. Whatever the
-// buffer held is dropped (payloads that Next returned are copies, and stay
-// valid). A decoder used after Release makes a new buffer.
+// decoder held is dropped, an unfinished large payload too (payloads that
+// Next returned stay valid). A decoder used after Release makes a new
+// buffer.
 func (d *Decoder) Release() []byte {
 	buf := d.scratch
 	d.scratch, d.start, d.end = nil, 0, 0
+	d.big, d.bigSize = nil, 0
 	return buf
 }
 
 // Advance records that n bytes were read into the slice Buffer returned.
 func (d *Decoder) Advance(n int) {
 	if d.big != nil {
-		d.bigFill += n
+		d.big = d.big[:len(d.big)+n]
 		return
 	}
 	d.end += n
 }
 
 // Next returns the next whole frame, if there is one. The payload belongs to
-// the caller. ok is false when more bytes are needed. After an error the
-// stream is broken and Next keeps returning it.
+// the caller, and the decoder keeps no reference to it. ok is false when
+// more bytes are needed. After an error the stream is broken and Next
+// keeps returning it.
 func (d *Decoder) Next() (k Kind, payload []byte, ok bool, err error) {
 	if d.big != nil {
-		if d.bigFill < len(d.big) {
+		if len(d.big) < d.bigSize {
 			return 0, nil, false, nil
 		}
 		k, payload = d.bigKind, d.big
-		d.big, d.bigFill = nil, 0
+		d.big, d.bigSize = nil, 0
 		return k, payload, true, nil
 	}
 	avail := d.end - d.start
@@ -270,10 +382,15 @@ func (d *Decoder) Next() (k Kind, payload []byte, ok bool, err error) {
 	if HeaderSize+n <= len(d.scratch) {
 		return 0, nil, false, nil // it will fit: wait for the rest
 	}
-	// Too big for scratch: give it its own buffer and read into that.
-	d.big = make([]byte, n)
-	d.bigKind = k
-	d.bigFill = copy(d.big, d.scratch[d.start+HeaderSize:d.end])
+	// Too big for scratch: give it its own buffer, sized to what has come
+	// rather than to what the header claims, and read into that.
+	came := d.end - d.start - HeaderSize
+	size, larger := step(n, 2*len(d.scratch))
+	if size < came {
+		size = larger // no more than bigGrowth times what came
+	}
+	d.big = append(make([]byte, 0, size), d.scratch[d.start+HeaderSize:d.end]...)
+	d.bigKind, d.bigSize = k, n
 	d.start, d.end = 0, 0
 	return d.Next()
 }
@@ -282,7 +399,7 @@ func (d *Decoder) Next() (k Kind, payload []byte, ok bool, err error) {
 // At the end of a stream it is the size of the truncated frame's start.
 func (d *Decoder) Pending() int {
 	if d.big != nil {
-		return HeaderSize + d.bigFill
+		return HeaderSize + len(d.big)
 	}
 	return d.end - d.start
 }

@@ -375,6 +375,9 @@ func TestWriteFrameAllocs(t *testing.T) {
 	// A buffer of the frame's size at most; it used to be a 64 KiB array.
 	perCall := float64(after.TotalAlloc-before.TotalAlloc) / runs
 	require.Less(t, perCall, 256.0, "WriteFrame of an 8-byte payload allocates %.0f bytes a call", perCall)
+	// One allocation, the frame: an answer's way out of a child.
+	require.Equal(t, 1.0, testing.AllocsPerRun(runs, func() { _ = WriteFrame(io.Discard, KindAnswer, payload) }), "allocations of WriteFrame")
+	require.Equal(t, 1.0, testing.AllocsPerRun(runs, func() { _ = WriteNumberedFrame(io.Discard, KindAnswer, 300, payload) }), "allocations of WriteNumberedFrame")
 }
 
 func TestKind(t *testing.T) {
@@ -444,4 +447,68 @@ func TestDecoderRecycle(t *testing.T) {
 	buf = first.Buffer()
 	require.Len(t, buf, scratchSize)
 	require.NotSame(t, &mine[0], &buf[0])
+}
+
+func TestNumberedKinds(t *testing.T) {
+	for k := KindInvocation; k <= MaxKind; k++ {
+		want := k == KindAnswer || k == KindTaskFailed || k == KindProgress
+		require.Equal(t, want, k.Numbered(), "%v.Numbered()", k)
+	}
+}
+
+func TestNumberedFrames(t *testing.T) {
+	for _, n := range []uint64{1, 127, 128, 1 << 40, math.MaxUint64} {
+		for _, size := range []int{0, 3, 64 << 10, 64<<10 + 1} {
+			payload := pattern(size, byte(n%251))
+			frame := AppendNumberedFrame(nil, KindAnswer, n, payload)
+			require.Len(t, frame, HeaderSize+uvarintLen(n)+size)
+			require.Equal(t, AppendNumberedHeader(nil, KindAnswer, n, size), frame[:len(frame)-size], "the header and the number come first")
+			var w bytes.Buffer
+			require.NoError(t, WriteNumberedFrame(&w, KindAnswer, n, payload))
+			require.Equal(t, frame, w.Bytes(), "WriteNumberedFrame(%d, %d bytes)", n, size)
+			k, p, err := ReadFrame(&w, 0)
+			require.NoError(t, err)
+			require.Equal(t, KindAnswer, k)
+			got, rest, err := CutNumber(p)
+			require.NoError(t, err)
+			require.Equal(t, n, got)
+			require.True(t, bytes.Equal(payload, rest), "the payload after number %d (%d bytes)", n, size)
+		}
+	}
+	for _, bad := range [][]byte{nil, {0}, {0, 1}, {0x80}, bytes.Repeat([]byte{0x80}, 10)} {
+		_, _, err := CutNumber(bad)
+		require.ErrorIs(t, err, ErrBadNumber, "CutNumber(% x)", bad)
+	}
+}
+
+// The buffer of a large payload grows with the bytes that come, never to
+// more than bigGrowth times them (or its first size), whatever the header
+// claims, and ends at the payload's size.
+func TestLargePayloadBufferGrowsWithTheBytes(t *testing.T) {
+	for _, size := range []int{scratchSize, 3*scratchSize + 17, 64<<20 + 1, DefaultMaxPayload} {
+		var d Decoder
+		d.Advance(copy(d.Buffer(), AppendHeader(nil, KindAnswer, size)))
+		_, _, ok, err := d.Next()
+		require.NoError(t, err)
+		require.False(t, ok)
+		require.LessOrEqual(t, cap(d.big), 2*scratchSize, "a header alone, claiming %d bytes", size)
+		if size > 64<<20+1 {
+			continue // the rest of a whole GiB would take long, and show nothing new
+		}
+		want := pattern(size, 3)
+		for rest := want; len(rest) > 0; {
+			buf := d.Buffer()
+			require.LessOrEqual(t, cap(d.big), max(2*scratchSize, bigGrowth*len(d.big)), "%d of %d bytes came", len(d.big), size)
+			n := copy(buf, rest[:min(len(rest), 1<<20)])
+			d.Advance(n)
+			rest = rest[n:]
+		}
+		k, p, ok, err := d.Next()
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, KindAnswer, k)
+		require.True(t, bytes.Equal(want, p), "the payload of %d bytes came back changed", size)
+		require.Equal(t, len(p), cap(p), "the payload holds no more than its bytes")
+		require.Nil(t, d.big, "the decoder keeps no reference to the payload")
+	}
 }

@@ -19,7 +19,9 @@ import (
 // path for frames larger than the scratch buffer is reached with small
 // inputs). The decoder must not panic, must not return a payload over the
 // limit, must return frames that re-encode to a prefix of the input, and
-// must agree with ReadFrame on the same bytes.
+// must agree with ReadFrame on the same bytes. The memory it holds for a
+// large payload grows with the bytes that came, not with the size its
+// header claims, and a payload it returns holds no more than its bytes.
 //
 // The seed corpus is in testdata/fuzz/FuzzDecoder; plain go test runs it.
 func FuzzDecoder(f *testing.F) {
@@ -43,6 +45,9 @@ func FuzzDecoder(f *testing.F) {
 			if len(splits) > 0 {
 				chunk = 1 + int(splits[i%len(splits)])
 			}
+			if d.big != nil && cap(d.big) > max(2*len(d.scratch), bigGrowth*len(d.big)) {
+				t.Fatalf("the buffer of a large payload holds %d bytes for the %d that came (of %d)", cap(d.big), len(d.big), d.bigSize)
+			}
 			n := copy(buf, rest[:min(chunk, len(rest))])
 			d.Advance(n)
 			rest = rest[n:]
@@ -57,6 +62,9 @@ func FuzzDecoder(f *testing.F) {
 				}
 				if len(p) > lim {
 					t.Fatalf("Next returned a payload of %d bytes; the limit is %d", len(p), lim)
+				}
+				if cap(p) != len(p) {
+					t.Fatalf("Next returned a payload of %d bytes that holds %d", len(p), cap(p))
 				}
 				got = append(got, frame{k, p})
 			}
@@ -273,4 +281,46 @@ func TestFuzzSeedsMeanWhatTheirNamesSay(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzCutNumber cuts arbitrary bytes as a numbered frame's payload. It
+// must not panic; a number it returns is at least 1, and what follows it
+// is the end of the input; and a numbered frame made of that number and
+// that rest reads back, with ReadFrame, as the same number and rest.
+func FuzzCutNumber(f *testing.F) {
+	f.Add([]byte{1, 'x'})
+	f.Add([]byte{0, 'x'})
+	f.Add([]byte{})
+	f.Add([]byte{0x80})
+	f.Add([]byte{0x80, 0x01})                                                       // 128
+	f.Add([]byte{0x81, 0x00})                                                       // 1, not in its shortest form
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})       // the largest
+	f.Add([]byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}) // too long
+	f.Fuzz(func(t *testing.T, p []byte) {
+		n, rest, err := CutNumber(p)
+		if err != nil {
+			if !errors.Is(err, ErrBadNumber) {
+				t.Fatalf("CutNumber(% x): %v; want an ErrBadNumber", p, err)
+			}
+			return
+		}
+		if n == 0 {
+			t.Fatalf("CutNumber(% x) = 0 with no error", p)
+		}
+		if !bytes.HasSuffix(p, rest) || len(rest) >= len(p) {
+			t.Fatalf("CutNumber(% x): the rest % x is not what follows the number", p, rest)
+		}
+		frame := AppendNumberedFrame(nil, KindProgress, n, rest)
+		var w bytes.Buffer
+		require.NoError(t, WriteNumberedFrame(&w, KindProgress, n, rest))
+		if !bytes.Equal(frame, w.Bytes()) {
+			t.Fatalf("WriteNumberedFrame wrote % x; AppendNumberedFrame made % x", w.Bytes(), frame)
+		}
+		k, payload, err := ReadFrame(bytes.NewReader(frame), 0)
+		require.NoError(t, err)
+		n2, rest2, err := CutNumber(payload)
+		if err != nil || k != KindProgress || n2 != n || !bytes.Equal(rest2, rest) {
+			t.Fatalf("the frame of number %d read back as %v, number %d, % x, %v", n, k, n2, rest2, err)
+		}
+	})
 }
