@@ -134,7 +134,11 @@ func (m *Manager) enter() {
 func (m *Manager) leave() { m.busy.Store(0) }
 
 // Setup opens the manager's epoll set and wakeup eventfd. It must be called
-// once, before anything else.
+// once, before anything else. It also makes the Go runtime hold a reserve
+// of idle OS threads (one for each P and each manager set up, and a few
+// more), so that the program does not need a new thread once its children
+// have taken every pid the system allows: a runtime that cannot make one
+// ends the whole program.
 func (m *Manager) Setup() (err error) {
 	m.enter()
 	defer m.leave()
@@ -184,6 +188,7 @@ func (m *Manager) Setup() (err error) {
 	}
 	m.events = make([]unix.EpollEvent, 128)
 	m.state = 1
+	addManager()
 	return nil
 }
 
@@ -1056,6 +1061,9 @@ func (m *Manager) Teardown() error {
 	defer m.leave()
 	if m.state == 2 {
 		return nil
+	}
+	if m.state == 1 {
+		removeManager()
 	}
 	// Torn down from here on: a handler told of an exit below that calls
 	// CreateProcess (a strategy keeping N workers would) gets ErrTornDown
