@@ -86,6 +86,8 @@ type Process struct {
 	dirty      bool     // in Manager.dirty: sent to since the last flush
 	closeAfter bool     // CloseInput was called: close once the queue is out
 	outOff     int      // bytes of out[0] already written
+	written    int64    // bytes written to invfd in all
+	readNone   bool     // invfd broke with all that was written unread (see neverRead)
 	watchOut   bool     // invfd is in the epoll set for EPOLLOUT
 	warmed     bool     // the child's warm-up frame was sent back (see echoWarm)
 	invQueued  bool     // an invocation is in out (for the traced build's mark)
@@ -944,6 +946,9 @@ func (p *Process) finish(e *Exit) {
 	p.closeMsg()
 	p.readStderr()
 	p.closeStderr()
+	if e.ExitCode != 0 || e.Signal != 0 {
+		e.NeverRead = p.readNone || p.neverRead()
+	}
 	p.closeInput()
 	if !p.hangupAt.IsZero() {
 		p.hangupAt = time.Time{}
@@ -959,6 +964,18 @@ func (p *Process) finish(e *Exit) {
 	} else {
 		p.m.log.Debug("child exited", "pid", p.pid, "name", p.name, "code", e.ExitCode, "duration", e.Duration)
 	}
+}
+
+// neverRead reports whether the child, which has exited or closed its end
+// of the invocation pipe, read none of what was written to it: the pipe
+// still holds all of it. The pipe keeps what its reader left while the
+// manager's end is open.
+func (p *Process) neverRead() bool {
+	if p.invfd < 0 || p.written == 0 {
+		return false
+	}
+	n, err := unix.IoctlGetInt(p.invfd, unix.TIOCINQ)
+	return err == nil && int64(n) == p.written
 }
 
 func waitid(pidfd int, info *siginfo, opts int, ru *unix.Rusage) error {
@@ -1237,9 +1254,11 @@ func (p *Process) flush() {
 			// EPIPE: the child stopped reading or exited; what it did
 			// not read is lost, and its exit will say the rest.
 			p.m.log.Debug("child's invocation pipe broke", "pid", p.pid, "error", err)
+			p.readNone = p.neverRead()
 			p.closeInput()
 			return
 		}
+		p.written += int64(n)
 		n += p.outOff
 		for n > 0 && len(p.out) > 0 && n >= len(p.out[0]) {
 			n -= len(p.out[0])
