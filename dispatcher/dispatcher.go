@@ -249,9 +249,20 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 
 		runsTasks: strategy.RunsTasks(s),
 	}
-	locks, err := lock.Create("")
+	// Directories left by parents that died without Shutdown go first.
+	// The dispatcher's own is made when a lock is first taken, by the
+	// parent or a child, so that a dispatcher that takes none leaves
+	// nothing behind if it dies.
+	removed, err := lock.RemoveStale("")
+	for _, path := range removed {
+		d.log.Debug("removed the lock directory of a process that has ended", "path", path)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("dispatcher: making the lock directory: %w", err)
+		d.log.Debug("removing the lock directories of processes that have ended", "error", err)
+	}
+	locks, err := lock.New("")
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: naming the lock directory: %w", err)
 	}
 	d.locks = locks
 	// No Pdeathsig: the control pipe is the children's lifeline (see
@@ -411,7 +422,12 @@ func (d *Dispatcher) fail(err error) {
 }
 
 // LockDir returns the path of the dispatcher's lock directory, shared with
-// its children (see Lock). It is removed when the dispatcher ends.
+// its children (see Lock). The directory is made when a lock is first
+// taken in it, by the dispatcher or by a child: until then the path does
+// not exist (use lock.At(d.LockDir()) to take locks there yourself). It
+// is removed when the dispatcher ends; one that a process killed before
+// its Shutdown left behind is removed by the next Start in any process
+// of the same user (see lock.RemoveStale).
 func (d *Dispatcher) LockDir() string { return d.locks.Path() }
 
 // Lock takes the named lock that the dispatcher's children take with
