@@ -112,7 +112,7 @@ func WithTermSignal(sig syscall.Signal) Option {
 // is still refused d after its first refusal fails with an error wrapping
 // the *procman.StartError (or the *result.ChildDeath), and so does every
 // task refused after it until a child runs again. The default is 10
-// seconds; 0 fails a task at its first refusal. A start that cannot work
+// seconds; 0 or less fails a task at its first refusal. A start that cannot work
 // (a missing executable or task.Limits.Dir: ENOENT, EACCES) fails its
 // task at once, whatever d.
 func WithStartRetry(d time.Duration) Option {
