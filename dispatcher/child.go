@@ -303,11 +303,11 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	})
 }
 
-// refusedThread reports whether c, which ended before it read j, its
-// first task, died because the system gave its Go runtime no thread, and
-// j is to be tried again as a start that the system refused (see
-// Dispatcher.refused). A child that read anything ran, whatever it died
-// of.
+// refusedThread reports whether c died before it read anything because
+// the system gave its Go runtime no thread: then j, its first task, never
+// began, and is tried again as a start that the system refused (see
+// Dispatcher.refused). A child that read something ran, whatever it died
+// of (see Dispatcher.childRan).
 func (c *child) refusedThread(j *job, e *procman.Exit) bool {
 	d := c.d
 	if !e.NeverRead {
