@@ -105,9 +105,9 @@ func refusalHelper(mode string) error {
 		if err != nil {
 			return err
 		}
-		// Room for a few children (five fds each), not for the burst; none
-		// at all when the limit stays (ReadDir's fd is closed: one free,
-		// and a child's first pipe needs two).
+		// Room for a few children (five fds each), not for the burst; when
+		// the limit stays, room for none: a child's pipes and pidfd need
+		// more fds than the few that are free.
 		room := 12
 		if mode == "nofile-forever" {
 			room = 0
