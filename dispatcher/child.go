@@ -203,6 +203,7 @@ func (c *child) signal(sig syscall.Signal) {
 // Message implements procman.Handler.
 func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
 	d := c.d
+	d.childRan()
 	switch k {
 	case wire.KindAnswer, wire.KindTaskFailed:
 		tracepoint.Mark(tracepoint.AnswerRead)
@@ -277,6 +278,9 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	if c.retiring && e.Success() && first != c.retireOn {
 		first = nil
 	}
+	if first != nil && c.refusedThread(first, e) {
+		first = nil // it never began: back to the queue with the rest
+	}
 	d.requeue(inflight, first)
 	if first == nil {
 		return
@@ -300,6 +304,27 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 		Err:      cause,
 		Limit:    limitHit(j, e),
 	})
+}
+
+// refusedThread reports whether c died before it read anything because
+// the system gave its Go runtime no thread: then j, its first task, never
+// began, and is tried again as a start that the system refused (see
+// Dispatcher.refused). A child that read something ran, whatever it died
+// of (see Dispatcher.childRan).
+func (c *child) refusedThread(j *job, e *procman.Exit) bool {
+	d := c.d
+	if !e.NeverRead {
+		d.childRan()
+		return false
+	}
+	if j.cause != nil || j.worker || d.stop == killing || !threadRefused(e.Stderr) {
+		return false
+	}
+	if !d.refused(j, false) {
+		return false
+	}
+	d.log.Warn("a child died for want of a thread before it read its task; the task waits", "task", j.call.Task, "pid", e.Pid, "pause", time.Until(d.pausedUntil))
+	return true
 }
 
 // limitHit names the limit of j's call that its child ran into, where the

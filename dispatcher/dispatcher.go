@@ -53,6 +53,7 @@ type config struct {
 	termSig    syscall.Signal
 	stderr     io.Writer
 	stderrTail int
+	startRetry time.Duration
 	pm         []procman.Option
 }
 
@@ -99,6 +100,25 @@ func WithTermSignal(sig syscall.Signal) Option {
 	return optionFunc(func(c *config) { c.termSig = sig })
 }
 
+// WithStartRetry sets how long the dispatcher goes on trying to start a
+// task's child while the system refuses it for a reason that passes: no
+// process or thread left (EAGAIN: a full pids cgroup, RLIMIT_NPROC), no fd
+// left (EMFILE, ENFILE), no memory (ENOMEM), and a child whose Go runtime
+// died for want of a thread before it read its task (seen in its stderr,
+// so not with WithStderrTail(0)). Meanwhile the task stays queued, starts
+// pause for a while that doubles from 10 ms to 1 s, and the dispatcher
+// keeps a quarter fewer children alive than it had at the refusal, growing
+// back by one for each round of starts that succeeds. A task whose start
+// is still refused d after its first refusal fails with an error wrapping
+// the *procman.StartError (or the *result.ChildDeath), and so does every
+// task refused after it until a child runs again. The default is 10
+// seconds; 0 or less fails a task at its first refusal. A start that cannot work
+// (a missing executable or task.Limits.Dir: ENOENT, EACCES) fails its
+// task at once, whatever d.
+func WithStartRetry(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.startRetry = d })
+}
+
 // WithProcmanOptions passes options to the dispatcher's process manager
 // (procman.WithExecutable, procman.WithMaxPayload, ...).
 func WithProcmanOptions(opts ...procman.Option) Option {
@@ -119,6 +139,8 @@ type Dispatcher struct {
 	tail    int
 	pm      *procman.Manager
 	locks   *lock.Dir
+
+	startRetry time.Duration // WithStartRetry
 
 	runsTasks bool // strategy.RunsTasks
 
@@ -152,6 +174,16 @@ type Dispatcher struct {
 	handedOut  bool      // this round gave work to an idle child
 	woke       bool      // this round resolved futures, waking their callers
 	goodbyes   []*child  // lingering children whose last answer came this round
+
+	// After the system refused a child (see refusal.go).
+	pausedUntil time.Time     // no child starts before this
+	pause       time.Duration // the last pause; it doubles with each refusal
+	maxChildren int           // the most children kept alive; 0: no limit
+	capStarts   int           // children started since maxChildren last grew
+	cappedAt    time.Time     // when maxChildren was last lowered
+	// When the refusals began that outlasted a task's start retry; until
+	// a child runs, refused starts fail their tasks at once. Zero: none did.
+	refusingSince time.Time
 }
 
 type joinReq struct {
@@ -189,7 +221,7 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 			return nil, fmt.Errorf("dispatcher: refusing the strategy: %w", err)
 		}
 	}
-	cfg := config{grace: 5 * time.Second, termSig: syscall.SIGTERM, stderr: os.Stderr, stderrTail: 64 << 10}
+	cfg := config{grace: 5 * time.Second, termSig: syscall.SIGTERM, stderr: os.Stderr, stderrTail: 64 << 10, startRetry: 10 * time.Second}
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
@@ -200,24 +232,37 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 		cfg.logger = hclog.NewNullLogger()
 	}
 	d := &Dispatcher{
-		strat:    s,
-		policy:   strategy.PolicyOf(s),
-		depth:    max(1, strategy.PolicyOf(s).Pipeline),
-		log:      cfg.logger,
-		grace:    cfg.grace,
-		termSig:  cfg.termSig,
-		stderr:   cfg.stderr,
-		tail:     cfg.stderrTail,
-		done:     make(chan struct{}),
-		failed:   make(chan struct{}),
-		workers:  make(map[*child]struct{}),
-		catchers: make(map[*child]struct{}),
+		strat:   s,
+		policy:  strategy.PolicyOf(s),
+		depth:   max(1, strategy.PolicyOf(s).Pipeline),
+		log:     cfg.logger,
+		grace:   cfg.grace,
+		termSig: cfg.termSig,
+		stderr:  cfg.stderr,
+		tail:    cfg.stderrTail,
+
+		startRetry: cfg.startRetry,
+		done:       make(chan struct{}),
+		failed:     make(chan struct{}),
+		workers:    make(map[*child]struct{}),
+		catchers:   make(map[*child]struct{}),
 
 		runsTasks: strategy.RunsTasks(s),
 	}
-	locks, err := lock.Create("")
+	// Directories left by parents that died without Shutdown go first.
+	// The dispatcher's own is made when a lock is first taken, by the
+	// parent or a child, so that a dispatcher that takes none leaves
+	// nothing behind if it dies.
+	removed, err := lock.RemoveStale("")
+	for _, path := range removed {
+		d.log.Debug("removed the lock directory of a process that has ended", "path", path)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("dispatcher: making the lock directory: %w", err)
+		d.log.Debug("removing the lock directories of processes that have ended", "error", err)
+	}
+	locks, err := lock.New("")
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: naming the lock directory: %w", err)
 	}
 	d.locks = locks
 	// No Pdeathsig: the control pipe is the children's lifeline (see
@@ -377,7 +422,12 @@ func (d *Dispatcher) fail(err error) {
 }
 
 // LockDir returns the path of the dispatcher's lock directory, shared with
-// its children (see Lock). It is removed when the dispatcher ends.
+// its children (see Lock). The directory is made when a lock is first
+// taken in it, by the dispatcher or by a child: until then the path does
+// not exist (use lock.At(d.LockDir()) to take locks there yourself). It
+// is removed when the dispatcher ends; one that a process killed before
+// its Shutdown left behind is removed by the next Start in any process
+// of the same user (see lock.RemoveStale).
 func (d *Dispatcher) LockDir() string { return d.locks.Path() }
 
 // Lock takes the named lock that the dispatcher's children take with

@@ -23,5 +23,9 @@
 //   - a *result.TaskError: the task returned an error or panicked;
 //   - a *result.ChildDeath: its child ended before answering (a crash,
 //     os.Exit, a signal, a protocol error, or Close);
-//   - [ErrClosed]: the dispatcher closed before the task started.
+//   - [ErrClosed]: the dispatcher closed before the task started;
+//   - an error wrapping a *procman.StartError: its child could not be
+//     started, at once when the cause stays (a missing executable or
+//     task.Limits.Dir), or when the system refused children (no process,
+//     thread, fd or memory to spare) for all of [WithStartRetry].
 package dispatcher

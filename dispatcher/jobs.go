@@ -15,14 +15,15 @@ type job struct {
 	seq      uint64
 	deadline time.Time // the earlier of the call's and its context's; zero: none
 
-	stopCtx func() bool          // undoes context.AfterFunc
-	child   *child               // the child running it, or nil
-	cause   error                // why it is being stopped while it runs (a context's error)
-	deaths  []*result.ChildDeath // the tries that died, when it retries
-	timers  [jobTimers]*timer    // its timers in the heap, by kind; removed when it resolves
-	waiting bool                 // waiting out a retry delay
-	worker  bool                 // a server-mode worker: Join does not wait for it
-	done    bool                 // resolved
+	stopCtx   func() bool          // undoes context.AfterFunc
+	child     *child               // the child running it, or nil
+	cause     error                // why it is being stopped while it runs (a context's error)
+	deaths    []*result.ChildDeath // the tries that died, when it retries
+	timers    [jobTimers]*timer    // its timers in the heap, by kind; removed when it resolves
+	waiting   bool                 // waiting out a retry delay
+	refusedAt time.Time            // when the system first refused a child for it; zero: never
+	worker    bool                 // a server-mode worker: Join does not wait for it
+	done      bool                 // resolved
 }
 
 func newJob(c *task.Call, seq uint64) *job {

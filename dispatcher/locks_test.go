@@ -141,8 +141,9 @@ func TestLockingSpec_HundredTasksFightForOneLock(t *testing.T) {
 	require.Equal(t, strings.Repeat("lu", tasks), seq)
 }
 
-// The lock directory: private (0700) while the dispatcher runs, the one its
-// children use, and gone once Shutdown or Close has returned.
+// The lock directory: made by the first lock (a child's, here), private
+// (0700), the one the parent's locks use too, and gone once Shutdown or
+// Close has returned.
 func TestLockDirectoryLife(t *testing.T) {
 	for _, how := range []string{"Shutdown", "Close"} {
 		t.Run(how, func(t *testing.T) {
@@ -150,15 +151,18 @@ func TestLockDirectoryLife(t *testing.T) {
 			d := start(t, strategy.Simple())
 			dir := d.LockDir()
 			require.True(t, filepath.IsAbs(dir), "LockDir() = %q; want an absolute path", dir)
+			_, err := os.Lstat(dir)
+			require.ErrorIs(t, err, fs.ErrNotExist, "the lock directory before any lock")
+
+			// A child's lock makes it, and is a file in this very directory.
+			require.Equal(t, "taken", tryInChild(t, d, "from-a-child"))
 			fi, err := os.Lstat(dir)
-			require.NoError(t, err)
+			require.NoError(t, err, "the lock directory after a child's lock")
 			require.True(t, fi.IsDir(), "LockDir() is a %v", fi.Mode())
 			require.Equal(t, fs.FileMode(0o700), fi.Mode().Perm(), "mode of the lock directory")
-
-			// A child's lock is a file in this very directory.
-			require.Equal(t, "taken", tryInChild(t, d, "from-a-child"))
 			_, err = os.Lstat(filepath.Join(dir, "from-a-child"))
 			require.NoError(t, err, "the child's lock file is not in the dispatcher's directory")
+			requireFree(t, d, "from-a-child")
 
 			if how == "Close" {
 				require.NoError(t, d.Close())

@@ -406,32 +406,31 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 	d.yieldToCallers()
 	p, err := d.pm.CreateProcess(spec, c)
 	if err != nil {
+		if transient(err) {
+			if d.refused(j, worker) {
+				d.log.Warn("the system refused a child; its task waits", "task", j.call.Task, "error", err, "pause", time.Until(d.pausedUntil))
+				return err // j stays at the head of the queue
+			}
+			if j != nil && !worker {
+				err = fmt.Errorf("the system has refused children for %v: %w", time.Since(d.refusingSince).Round(time.Millisecond), err)
+			}
+		}
 		d.log.Error("starting a child", "error", err)
 		if j != nil {
-			// Fail the job rather than retry forever: a binary that
-			// cannot start will not start the next time either.
 			if !worker {
 				d.pending = d.pending[1:]
 				if len(d.pending) > 0 {
 					// The strategy stops spawning for this step at an
 					// error; the jobs behind this one must not wait
-					// for an unrelated event to be started. A call's
-					// own limits (a missing Dir, say) fail it alone:
-					// the next one may start at once. Otherwise the
-					// cause may pass (no fds or processes left for a
-					// moment): try again a little later, so that it
-					// does not fail the whole queue at once.
-					if j.call.Limits != nil {
-						poolView{d}.After(0)
-					} else {
-						poolView{d}.After(startRetry)
-					}
+					// for an unrelated event to be started.
+					poolView{d}.After(0)
 				}
 			}
 			d.resolve(j, nil, fmt.Errorf("dispatcher: task %q: %w", j.call.Task, err))
 		}
 		return err
 	}
+	d.started()
 	c.p = p
 	c.noteCatcher()
 	if j != nil {
@@ -474,13 +473,11 @@ func (v poolView) Spawn() error {
 		v.After(spareDelay)
 		return errSpareDeferred
 	}
+	if err := v.mayStart(); err != nil {
+		return err
+	}
 	return d.spawn()
 }
-
-// startRetry is how long the dispatcher waits, after a child for a call
-// without limits failed to start, before it asks its strategy to start
-// one for the next call.
-const startRetry = 100 * time.Millisecond
 
 // spareDelay is how long a spare's start waits after work was handed to
 // an idle child.

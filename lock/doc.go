@@ -5,10 +5,12 @@
 //
 // # Use
 //
-// One process makes the directory with [Create] and hands its [Dir.Path] to
-// the others, which use it with [Open] (in this module the dispatcher makes
-// it at Start, passes the path in every invocation, and removes it at
-// Shutdown or Close). Any of them then takes a lock by name:
+// One process names a directory with [New] and hands its [Dir.Path] to the
+// others, which use it with [At]; the first lock taken, in any of them,
+// makes the directory (in this module the dispatcher names it at Start,
+// passes the path in every invocation, and removes it at Shutdown or
+// Close). [Create] makes a directory at once, and [Open] uses one that
+// exists. Any of them then takes a lock by name:
 //
 //	err := dir.Do(ctx, "report", func() error {
 //		return writeReport() // no other holder of "report" runs meanwhile
@@ -58,10 +60,21 @@
 //
 // # The directory's life
 //
-// Lock files are created on first use and never removed while the
-// directory lives (removing a lock file on release would let two processes
-// lock two different files of the same name). [Dir.Remove] deletes the
-// directory and all of its files. Locks held at that moment stay held, and
-// keep excluding the others who opened the same file, until they are
-// released; new Lock and TryLock calls fail, since the directory is gone.
+// A directory named by [New] is made by the first lock taken in it, with
+// mode 0700, by whichever process comes first; the others use it. What
+// already stands at the path is used only if it is a private directory of
+// this user, checked on the directory opened without following a link, so
+// that another user cannot plant one in a shared /tmp. Lock files are
+// created on first use and never removed while the directory lives
+// (removing a lock file on release would let two processes lock two
+// different files of the same name). [Dir.Remove] deletes the directory
+// and all of its files. Locks held at that moment stay held, and keep
+// excluding the others who opened the same file, until they are released;
+// new Lock and TryLock calls fail, since the directory is gone.
+//
+// A process that ends without Remove (killed, or exiting without the
+// dispatcher's Shutdown) leaves its directory behind. On Linux the name
+// says which process named it (PID namespace, pid and start time), and
+// [RemoveStale] removes those whose process no longer runs; the
+// dispatcher calls it at every Start.
 package lock

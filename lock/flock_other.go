@@ -4,7 +4,9 @@ package lock
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
+	"os"
 )
 
 // errUnsupported is the error of taking a lock where there is no flock.
@@ -21,3 +23,20 @@ func closeFile(fd int) {}
 func isLoop(err error) bool { return false }
 
 func checkOwner(fi fs.FileInfo) error { return nil }
+
+// makeDir makes the directory path (mode 0700), or checks the one that is
+// there: a directory, not a symbolic link.
+func makeDir(path string) error {
+	err := os.Mkdir(path, 0o700)
+	if err == nil || !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("not a directory (mode %v)", fi.Mode())
+	}
+	return nil
+}

@@ -85,6 +85,47 @@ func isLoop(err error) bool {
 	return errors.Is(err, unix.ELOOP)
 }
 
+// makeDir makes the private directory path (mode 0700 whatever the
+// umask), or checks the one that is there: it must be a directory, not a
+// symbolic link, owned by this user and not writable by group or others.
+// The checks are made on the directory opened without following a link,
+// so nothing can be swapped in between.
+func makeDir(path string) error {
+	err := unix.Mkdir(path, 0o700)
+	made := err == nil
+	if err != nil && err != unix.EEXIST {
+		return &fs.PathError{Op: "mkdir", Path: path, Err: err}
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.ELOOP || err == unix.ENOTDIR {
+		// What it is, for the message (the open refused it either way).
+		if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return errors.New("is a symbolic link; want the directory itself")
+		}
+		return errors.New("not a directory")
+	}
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &fs.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if uid := os.Geteuid(); int(st.Uid) != uid {
+		return fmt.Errorf("owned by uid %d, not by this user (uid %d)", st.Uid, uid)
+	}
+	if made {
+		// The umask may have taken bits away.
+		if err := unix.Fchmod(fd, 0o700); err != nil {
+			return &fs.PathError{Op: "chmod", Path: path, Err: err}
+		}
+	} else if st.Mode&0o022 != 0 {
+		return fmt.Errorf("writable by group or others (mode %v); want a private directory", fs.FileMode(st.Mode&0o777))
+	}
+	return nil
+}
+
 // checkOwner refuses a directory that another user owns.
 func checkOwner(fi fs.FileInfo) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)

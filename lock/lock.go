@@ -2,12 +2,15 @@ package lock
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -16,13 +19,12 @@ import (
 // or another, has the lock.
 var ErrHeld = errors.New("lock: held by another holder")
 
-// errNoDir is returned by the methods of a Dir that was not made by Create
-// or Open.
-var errNoDir = errors.New("lock: Dir has no directory (make it with Create or Open)")
+// errNoDir is returned by the methods of a Dir that was not made by New,
+// At, Create or Open.
+var errNoDir = errors.New("lock: Dir has no directory (make it with New, At, Create or Open)")
 
-// dirPattern is the name of a directory that Create makes; the last '*' is
-// replaced by a random string.
-const dirPattern = "procrastinate-locks-*"
+// dirPrefix begins the name of every directory that New and Create name.
+const dirPrefix = "procrastinate-locks-"
 
 // maxNameLen is the longest name a lock may have: NAME_MAX on Linux and
 // the BSDs.
@@ -35,46 +37,85 @@ const (
 )
 
 // Dir is a directory of lock files, one file for each lock name. A Dir
-// holds only the directory's path: it is safe for concurrent use, and holds
-// no file descriptor, so a Dir that is dropped needs no closing. The zero
-// Dir has no directory; its methods return an error.
+// holds the directory's path and no file descriptor, so a Dir that is
+// dropped needs no closing. It is safe for concurrent use. The zero Dir
+// has no directory; its methods return an error.
 type Dir struct {
 	path string
+
+	mu      sync.Mutex
+	made    atomic.Bool // the directory exists, or did: it is not made again
+	removed bool        // Remove was called: the directory is never made again
 
 	// onWait, if not nil, is called when a Lock call finds the lock held
 	// and starts to wait for it (once per call). Tests use it.
 	onWait func(name string)
 }
 
-// Create makes a new private lock directory, named procrastinate-locks-
-// and a random string, under parent (os.TempDir() if parent is ""). The
-// directory has mode 0700 whatever the umask. Its path, [Dir.Path], is
-// absolute, ready to be handed to other processes for [Open]. The caller
-// removes it with [Dir.Remove] when done.
-func Create(parent string) (*Dir, error) {
-	path, err := os.MkdirTemp(parent, dirPattern)
-	if err != nil {
-		return nil, fmt.Errorf("lock: create directory: %w", err)
+// New returns a Dir for a new private lock directory under parent
+// (os.TempDir() if parent is ""), and makes nothing: the directory is
+// made when a lock is first taken in it, by this Dir or by the Dir that
+// [At] returns for its path in another process, whichever comes first. A
+// program that takes no lock leaves nothing behind.
+//
+// The directory's name is procrastinate-locks- followed, on Linux, by
+// what tells this process apart from any other that ever ran (its PID
+// namespace, its pid and its start time), so that [RemoveStale] can
+// remove it once this process has ended without [Dir.Remove], and then
+// by a random string. Its path, [Dir.Path], is absolute, ready to be
+// handed to other processes.
+func New(parent string) (*Dir, error) {
+	if parent == "" {
+		parent = os.TempDir()
 	}
-	// MkdirTemp asks for 0700, but the umask may take bits away.
-	if err := os.Chmod(path, 0o700); err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("lock: create directory: %w", err)
+	abs, err := filepath.Abs(parent)
+	if err != nil {
+		return nil, fmt.Errorf("lock: new directory: %w", err)
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return &Dir{path: filepath.Join(abs, dirPrefix+ownerTag()+hex.EncodeToString(b[:]))}, nil
+}
+
+// At returns a Dir for the lock directory at path, which need not exist
+// yet: a child uses the one that its parent named with [New]. The first
+// lock taken makes the directory with mode 0700 if it is not there; if it
+// is there, it must be a private directory of this user, as [Open]
+// checks, or the lock fails. A relative path is made absolute.
+func At(path string) (*Dir, error) {
+	if path == "" {
+		return nil, errors.New("lock: directory: empty path")
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("lock: create directory: %w", err)
+		return nil, fmt.Errorf("lock: directory: %w", err)
 	}
 	return &Dir{path: abs}, nil
 }
 
-// Open uses an existing lock directory: a child opens the one that its
-// parent made with [Create]. Open creates nothing. It refuses path if it is
-// not a directory (a symbolic link to one is refused too: the path itself
-// must be the directory), if it is owned by another user, or if its group
-// or others may write to it (they could plant files under lock names).
-// A relative path is made absolute.
+// Create makes a new private lock directory now, named as [New] names
+// it, under parent (os.TempDir() if parent is ""). The directory has mode
+// 0700 whatever the umask. Its path, [Dir.Path], is absolute, ready to be
+// handed to other processes for [Open] or [At]. The caller removes it
+// with [Dir.Remove] when done.
+func Create(parent string) (*Dir, error) {
+	d, err := New(parent)
+	if err != nil {
+		return nil, err
+	}
+	if err := makeDir(d.path); err != nil {
+		return nil, fmt.Errorf("lock: create directory: %w", err)
+	}
+	d.made.Store(true)
+	return d, nil
+}
+
+// Open uses an existing lock directory, one that another process made
+// with [Create] or by a first lock. Open creates nothing. It refuses path
+// if it is not a directory (a symbolic link to one is refused too: the
+// path itself must be the directory), if it is owned by another user, or
+// if its group or others may write to it (they could plant files under
+// lock names). A relative path is made absolute.
 func Open(path string) (*Dir, error) {
 	if path == "" {
 		return nil, errors.New("lock: open directory: empty path")
@@ -87,18 +128,25 @@ func Open(path string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock: open directory: %w", err)
 	}
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return nil, fmt.Errorf("lock: open directory %s: is a symbolic link; want the directory itself", abs)
-	case !fi.IsDir():
-		return nil, fmt.Errorf("lock: open directory %s: not a directory (mode %v)", abs, fi.Mode())
-	case fi.Mode().Perm()&0o022 != 0:
-		return nil, fmt.Errorf("lock: open directory %s: writable by group or others (mode %v); want a private directory", abs, fi.Mode().Perm())
-	}
-	if err := checkOwner(fi); err != nil {
+	if err := checkPrivate(fi); err != nil {
 		return nil, fmt.Errorf("lock: open directory %s: %w", abs, err)
 	}
-	return &Dir{path: abs}, nil
+	d := &Dir{path: abs}
+	d.made.Store(true)
+	return d, nil
+}
+
+// checkPrivate refuses what is not a private directory of this user.
+func checkPrivate(fi fs.FileInfo) error {
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return errors.New("is a symbolic link; want the directory itself")
+	case !fi.IsDir():
+		return fmt.Errorf("not a directory (mode %v)", fi.Mode())
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("writable by group or others (mode %v); want a private directory", fi.Mode().Perm())
+	}
+	return checkOwner(fi)
 }
 
 // Path returns the directory's absolute path ("" for the zero Dir).
@@ -106,22 +154,110 @@ func (d *Dir) Path() string {
 	return d.path
 }
 
-// Remove deletes the directory and its lock files; the process that made
-// the directory calls it when all work is done (the dispatcher, at
-// shutdown). A directory that is already gone is not an error.
+// Remove deletes the directory and its lock files, if the directory is
+// there; the process that named or made it calls it when all work is done
+// (the dispatcher, at shutdown). A directory that is not there is not an
+// error, and neither is one that another process made at the path of a
+// Dir from [New] (a child's first lock). A path that holds something else
+// than a directory of this user is left alone, with an error.
 //
 // Locks held when the directory is removed keep working: a holder keeps
 // its lock, and keeps excluding the others who had opened the same file,
 // until it releases it (flock works on a file that has been unlinked), and
-// its Unlock succeeds. Lock and TryLock calls made after Remove fail.
+// its Unlock succeeds. Lock and TryLock calls made after Remove fail with
+// an error that wraps fs.ErrNotExist; a Dir from New or At does not make
+// the directory again.
 func (d *Dir) Remove() error {
 	if d.path == "" {
 		return errNoDir
 	}
-	if err := os.RemoveAll(d.path); err != nil {
-		return fmt.Errorf("lock: remove directory: %w", err)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.removed = true
+	fi, err := os.Lstat(d.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		err = checkOwner(fi)
+		if err == nil && !fi.IsDir() {
+			err = fmt.Errorf("not a directory (mode %v)", fi.Mode())
+		}
+	}
+	if err == nil {
+		err = os.RemoveAll(d.path)
+	}
+	if err != nil {
+		return fmt.Errorf("lock: remove directory %s: %w", d.path, err)
 	}
 	return nil
+}
+
+// ensure makes the directory of a Dir from New or At if it is not there
+// yet, and checks one that is.
+func (d *Dir) ensure() error {
+	if d.made.Load() {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.made.Load() {
+		return nil
+	}
+	if d.removed {
+		return fmt.Errorf("lock: directory %s was removed: %w", d.path, fs.ErrNotExist)
+	}
+	if err := makeDir(d.path); err != nil {
+		return fmt.Errorf("lock: make directory %s: %w", d.path, err)
+	}
+	d.made.Store(true)
+	return nil
+}
+
+// RemoveStale removes the lock directories under parent (os.TempDir() if
+// parent is "") that [New] or [Create] named for a process that no longer
+// runs: a program killed, or one that exited without [Dir.Remove], leaves
+// its directory behind. It removes only directories that this user owns,
+// and never follows a symbolic link. It leaves alone a directory whose
+// process still runs, one named for a process in another PID namespace
+// (it cannot tell whether that one runs), and one named in another way.
+// It returns the paths it removed, and the first error met on the way
+// (it goes on past it). Where processes cannot be told apart (off Linux),
+// it removes nothing.
+func RemoveStale(parent string) ([]string, error) {
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	f, err := os.Open(parent)
+	if err != nil {
+		return nil, fmt.Errorf("lock: remove stale directories: %w", err)
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("lock: remove stale directories: %w", err)
+	}
+	var removed []string
+	var first error
+	for _, name := range names {
+		tag, ok := strings.CutPrefix(name, dirPrefix)
+		if !ok || !ownerGone(tag) {
+			continue
+		}
+		path := filepath.Join(parent, name)
+		fi, err := os.Lstat(path)
+		if err != nil || !fi.IsDir() || checkOwner(fi) != nil {
+			continue // gone meanwhile, a symbolic link, another user's
+		}
+		if err := os.RemoveAll(path); err != nil {
+			if first == nil {
+				first = fmt.Errorf("lock: remove stale directory: %w", err)
+			}
+			continue
+		}
+		removed = append(removed, path)
+	}
+	return removed, first
 }
 
 // Lock takes the named lock, waiting until it is free or ctx ends. It
@@ -226,6 +362,9 @@ func (d *Dir) open(name string) (int, error) {
 		return -1, errNoDir
 	}
 	if err := checkName(name); err != nil {
+		return -1, err
+	}
+	if err := d.ensure(); err != nil {
 		return -1, err
 	}
 	path := filepath.Join(d.path, name)

@@ -75,6 +75,22 @@ var helpers = map[string]func(d *Dir, name string) error{
 		io.Copy(io.Discard, os.Stdin)
 		return l.Unlock()
 	},
+	// new: name a directory with New under the helper's directory, take
+	// the lock there (which makes it), print its path, and wait until
+	// stdin ends or the process is killed.
+	"new": func(d *Dir, name string) error {
+		n, err := New(d.Path())
+		if err != nil {
+			return err
+		}
+		l, err := n.TryLock(name)
+		if err != nil {
+			return err
+		}
+		fmt.Println(n.Path())
+		io.Copy(io.Discard, os.Stdin)
+		return l.Unlock()
+	},
 	// fight: rounds times, take the lock and append 'l' and then 'u' to
 	// the file named by outEnv, with a pause in between.
 	"fight": func(d *Dir, name string) error {
@@ -110,7 +126,8 @@ func runHelper(mode string) int {
 		fmt.Fprintf(os.Stderr, "no helper %q\n", mode)
 		return 2
 	}
-	d, err := Open(os.Getenv(dirEnv))
+	// At, as a dispatcher's child does: the directory may not be made yet.
+	d, err := At(os.Getenv(dirEnv))
 	if err == nil {
 		err = f(d, os.Getenv(nameEnv))
 	}

@@ -259,6 +259,9 @@ func TestChildThatClosesItsMessagePipe(t *testing.T) {
 	})
 }
 
+// A child that exits before it reads a byte of its invocation is told
+// apart (Exit.NeverRead) from one that took its invocation and then
+// failed: no task began in it.
 func TestChildThatExitsBeforeReadingItsInvocation(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -274,6 +277,7 @@ func TestChildThatExitsBeforeReadingItsInvocation(t *testing.T) {
 			e := waitExit(t, m, c)
 			require.Equal(t, 7, e.ExitCode, "%v", e)
 			require.NoError(t, e.Err)
+			require.True(t, e.NeverRead, "Exit.NeverRead of a child that read nothing")
 			require.Empty(t, c.msgs)
 			require.ErrorIs(t, p.Send(wire.KindInvocation, work("echo", "x", true)), procman.ErrInputClosed)
 		})
@@ -398,4 +402,20 @@ func TestALargeAnswerIsNotKeptOnceHandled(t *testing.T) {
 	p.CloseInput()
 	e := waitExit(t, m, c)
 	require.True(t, e.Success(), "%v", e)
+}
+
+// A child that read its invocation and then failed did take it:
+// Exit.NeverRead is false, and so it is for a child that was sent nothing.
+func TestChildThatReadItsInvocationIsNotNeverRead(t *testing.T) {
+	leakcheck.Check(t)
+	m := newManager(t)
+	_, c := start(t, m, procman.Spec{Invocation: work("exit", "42", true)})
+	e := waitExit(t, m, c)
+	require.Equal(t, 42, e.ExitCode, "%v", e)
+	require.False(t, e.NeverRead, "Exit.NeverRead of a child that read its invocation")
+
+	_, c = start(t, m, procman.Spec{Env: []string{envExitEarly + "=7"}})
+	e = waitExit(t, m, c)
+	require.Equal(t, 7, e.ExitCode, "%v", e)
+	require.False(t, e.NeverRead, "Exit.NeverRead of a child that was sent nothing")
 }

@@ -86,6 +86,8 @@ type Process struct {
 	dirty      bool     // in Manager.dirty: sent to since the last flush
 	closeAfter bool     // CloseInput was called: close once the queue is out
 	outOff     int      // bytes of out[0] already written
+	written    int64    // bytes written to invfd in all
+	readNone   bool     // invfd broke with all that was written unread (see neverRead)
 	watchOut   bool     // invfd is in the epoll set for EPOLLOUT
 	warmed     bool     // the child's warm-up frame was sent back (see echoWarm)
 	invQueued  bool     // an invocation is in out (for the traced build's mark)
@@ -136,7 +138,11 @@ func (m *Manager) enter() {
 func (m *Manager) leave() { m.busy.Store(0) }
 
 // Setup opens the manager's epoll set and wakeup eventfd. It must be called
-// once, before anything else.
+// once, before anything else. It also makes the Go runtime hold a reserve
+// of idle OS threads (one for each P and each manager set up, and a few
+// more), so that the program does not need a new thread once its children
+// have taken every pid the system allows: a runtime that cannot make one
+// ends the whole program.
 func (m *Manager) Setup() (err error) {
 	m.enter()
 	defer m.leave()
@@ -186,6 +192,7 @@ func (m *Manager) Setup() (err error) {
 	}
 	m.events = make([]unix.EpollEvent, 128)
 	m.state = 1
+	addManager()
 	return nil
 }
 
@@ -982,6 +989,9 @@ func (p *Process) finish(e *Exit) {
 	p.closeMsg()
 	p.readStderr()
 	p.closeStderr()
+	if e.ExitCode != 0 || e.Signal != 0 {
+		e.NeverRead = p.readNone || p.neverRead()
+	}
 	p.closeInput()
 	if !p.hangupAt.IsZero() {
 		p.hangupAt = time.Time{}
@@ -997,6 +1007,18 @@ func (p *Process) finish(e *Exit) {
 	} else {
 		p.m.log.Debug("child exited", "pid", p.pid, "name", p.name, "code", e.ExitCode, "duration", e.Duration)
 	}
+}
+
+// neverRead reports whether the child, which has exited or closed its end
+// of the invocation pipe, read none of what was written to it: the pipe
+// still holds all of it. The pipe keeps what its reader left while the
+// manager's end is open.
+func (p *Process) neverRead() bool {
+	if p.invfd < 0 || p.written == 0 {
+		return false
+	}
+	n, err := unix.IoctlGetInt(p.invfd, unix.TIOCINQ)
+	return err == nil && int64(n) == p.written
 }
 
 func waitid(pidfd int, info *siginfo, opts int, ru *unix.Rusage) error {
@@ -1099,6 +1121,9 @@ func (m *Manager) Teardown() error {
 	defer m.leave()
 	if m.state == 2 {
 		return nil
+	}
+	if m.state == 1 {
+		removeManager()
 	}
 	// Torn down from here on: a handler told of an exit below that calls
 	// CreateProcess (a strategy keeping N workers would) gets ErrTornDown
@@ -1273,9 +1298,11 @@ func (p *Process) flush() {
 			// EPIPE: the child stopped reading or exited; what it did
 			// not read is lost, and its exit will say the rest.
 			p.m.log.Debug("child's invocation pipe broke", "pid", p.pid, "error", err)
+			p.readNone = p.neverRead()
 			p.closeInput()
 			return
 		}
+		p.written += int64(n)
 		n += p.outOff
 		for n > 0 && len(p.out) > 0 && n >= len(p.out[0]) {
 			n -= len(p.out[0])

@@ -172,6 +172,13 @@ type Exit struct {
 	// Stderr is the end of what the child wrote to its stderr, when
 	// Spec.StderrTail captured it.
 	Stderr []byte
+	// NeverRead is set when a child that failed (an exit status other
+	// than 0, or a signal) read nothing of what the manager had written
+	// to its invocation pipe: it never took its first invocation, so no
+	// task began in it. It is false when nothing was written, and when
+	// the manager had closed the pipe (Process.CloseInput) before the
+	// child ended.
+	NeverRead bool
 	// Err is set when the manager itself ended the child: a *ProtocolError,
 	// or ErrHungUp. It wraps syscall.ECHILD when someone else took the
 	// child's exit status (the program ignores SIGCHLD, or waits on any

@@ -90,9 +90,9 @@ func lockDir(ctx context.Context) (*lock.Dir, error) {
 	if d, ok := lockDirs.Load(path); ok {
 		return d.(*lock.Dir), nil
 	}
-	d, err := lock.Open(path)
+	d, err := lock.At(path)
 	if err != nil {
-		return nil, fmt.Errorf("task: opening the dispatcher's lock directory: %w", err)
+		return nil, fmt.Errorf("task: the dispatcher's lock directory: %w", err)
 	}
 	lockDirs.Store(path, d)
 	return d, nil
