@@ -25,9 +25,10 @@
 // # Why Main
 //
 // Go cannot fork and go on running Go code in the child, so a child is a
-// fresh start of the same executable. [Main] recognises such a start, runs
-// the task it was started for, and exits; in the parent it returns at once.
-// Anything main does before Main runs in every child too.
+// fresh start of the same executable, with the same arguments. [Main]
+// recognises such a start, runs the task it was started for, and exits; in
+// the parent it returns at once. Anything main does before Main runs in
+// every child too.
 package procrastinate
 
 import (
@@ -45,6 +46,13 @@ import (
 // of tests that schedule tasks. In a child process it runs the tasks the
 // parent sends and exits, never returning; in any other process it returns
 // at once.
+//
+// A child gets the parent's arguments (os.Args) and environment, so code
+// that runs before Main (flag checks, say) sees what the parent saw. A
+// child that never reaches Main runs the program's main instead of its
+// task: there, dispatcher.Start and the default dispatcher refuse to start
+// with procman.ErrNoMain, and the parent's future fails with a
+// *result.ChildDeath that wraps it.
 func Main() {
 	procman.Serve(task.Serve)
 }

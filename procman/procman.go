@@ -27,6 +27,12 @@ var (
 	// ErrHungUp is the cause in Exit.Err for a child that closed its
 	// message pipe and went on running; the manager killed it.
 	ErrHungUp = errors.New("procman: child closed its message pipe but kept running; it was killed")
+	// ErrNoMain is the error of Setup in a process that was started as a
+	// child and never called Serve (a program that forgot
+	// procrastinate.Main, whose children run its main again), and the
+	// cause in Exit.Err for such a child: it told its parent so, and was
+	// killed if it did not exit within the hangup wait.
+	ErrNoMain = errors.New("procman: a child process did not call procrastinate.Main, so it ran the program's main instead of its task; call procrastinate.Main() first thing in main, and in TestMain")
 )
 
 // ProtocolError is the cause in Exit.Err for a child whose message stream
@@ -219,7 +225,8 @@ func WithMaxPayload(n int) Option {
 }
 
 // WithExecutable starts children from path instead of the running
-// executable (os.Executable). The program at path must call Serve.
+// executable (os.Executable). The program at path must call Serve. Its
+// children get the parent's arguments (os.Args) all the same.
 func WithExecutable(path string) Option {
 	return optionFunc(func(o *options) { o.path = path })
 }
@@ -246,7 +253,8 @@ func WithPipeSize(n int) Option {
 
 // WithHangupWait sets how long a child that closed its message pipe may go
 // on running before the manager kills it (its exit usually follows at
-// once: the kernel closes the pipe just before the exit is reported). The
+// once: the kernel closes the pipe just before the exit is reported), and
+// so may a child that said it never called Serve (see ErrNoMain). The
 // default is 2 seconds.
 func WithHangupWait(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.hangupWait = d })

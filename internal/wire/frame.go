@@ -25,7 +25,8 @@ const DefaultMaxPayload = 1 << 30
 type Kind uint8
 
 // The kinds of frame. Parent to child: Invocation, Stop. Child to parent:
-// Answer, TaskFailed, Heartbeat, Progress, Retiring. Both ways: Warm.
+// Answer, TaskFailed, Heartbeat, Progress, Retiring, NoMain. Both ways:
+// Warm.
 const (
 	KindInvocation Kind = 1 // an encoded [Invocation]
 	KindAnswer     Kind = 2 // the task's encoded result
@@ -35,10 +36,11 @@ const (
 	KindStop       Kind = 6 // parent asks the child to finish; see AppendStop
 	KindRetiring   Kind = 7 // the child takes no more work after its next answer; empty payload
 	KindWarm       Kind = 8 // a waiting child's warm-up round trip, sent back by the parent; empty payload
+	KindNoMain     Kind = 9 // the child never reached procrastinate.Main and will take no task; empty payload
 
 	// MaxKind is the last kind: a header's kind byte of 0, or above
 	// MaxKind, says that what was read is not a frame.
-	MaxKind = KindWarm
+	MaxKind = KindNoMain
 )
 
 // Terminal reports whether a frame of kind k ends the task in flight (an
@@ -63,6 +65,8 @@ func (k Kind) String() string {
 		return "stop"
 	case KindWarm:
 		return "warm"
+	case KindNoMain:
+		return "no-main"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -121,6 +125,9 @@ func ParseHeader(h []byte, limit int) (Kind, int, error) {
 	}
 	if k == KindWarm && n != 0 {
 		return 0, 0, fmt.Errorf("%w: a warm-up frame of %d bytes (it has none): header % x", ErrBadKind, n, h[:HeaderSize])
+	}
+	if k == KindNoMain && n != 0 {
+		return 0, 0, fmt.Errorf("%w: a no-main frame of %d bytes (it has none): header % x", ErrBadKind, n, h[:HeaderSize])
 	}
 	if limit <= 0 {
 		limit = DefaultMaxPayload
