@@ -3,7 +3,6 @@ package dispatcher_test
 import (
 	"bytes"
 	"context"
-	"encoding/gob"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -451,29 +450,34 @@ func TestStartRefusesABadTermSignal(t *testing.T) {
 	}
 }
 
-func TestUnencodableArgumentFailsAtOnce(t *testing.T) {
-	checkLeaks(t)
-	p := newProbe(strategy.Throttled(2))
-	d := start(t, p)
+// A task whose argument can never be encoded (a chan, a func) is refused
+// where it is defined: no Schedule of it can ever reach a dispatcher.
+func TestUnencodableArgumentIsRefusedAtDefine(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		r    *result.Result[int]
-		arg  any
+		name   string
+		define func()
+		what   string
 	}{
-		{"chan", chanArg.Schedule(d, make(chan int)), make(chan int)},
-		{"func", funcArg.Schedule(d, func() {}), func() {}},
+		{"chan", func() {
+			task.Define("dispatcher_test.chan-arg", func(ctx context.Context, c chan int) (int, error) { return 0, nil })
+		}, "chan int"},
+		{"func", func() {
+			task.Define("dispatcher_test.func-arg", func(ctx context.Context, f func()) (int, error) { return 0, nil })
+		}, "func()"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			require.True(t, tc.r.Ready(), "the future must fail at once")
-			encErr := gob.NewEncoder(new(bytes.Buffer)).Encode(tc.arg)
-			require.Error(t, encErr)
-			err := tc.r.Err()
-			require.Error(t, err)
-			require.Contains(t, err.Error(), encErr.Error(), "the encoder's error")
+			var got any
+			func() {
+				defer func() { got = recover() }()
+				tc.define()
+			}()
+			require.NotNil(t, got, "Define did not panic; want it to refuse an argument of type %s", tc.what)
+			msg := fmt.Sprint(got)
+			require.Contains(t, msg, "task: Define(")
+			require.Contains(t, msg, tc.what)
+			require.NotContains(t, task.Names(), "dispatcher_test."+tc.name+"-arg", "a refused definition must not be registered")
 		})
 	}
-	shutdown(t, d, nil)
-	require.Zero(t, p.spawns.Load(), "a child was started for a task whose argument does not encode")
 }
 
 // An invocation of a task that the child does not know is a TaskError,

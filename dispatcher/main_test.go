@@ -82,12 +82,6 @@ var (
 	panics = task.Define("dispatcher_test.panics", func(ctx context.Context, msg string) (int, error) {
 		return panicDeep(msg), nil
 	})
-	chanArg = task.Define("dispatcher_test.chan-arg", func(ctx context.Context, c chan int) (int, error) {
-		return 0, nil
-	})
-	funcArg = task.Define("dispatcher_test.func-arg", func(ctx context.Context, f func()) (int, error) {
-		return 0, nil
-	})
 	// hold says that it started (and logs it, when the gate keeps a log),
 	// then waits for a token from the gate's release FIFO.
 	hold = task.Define("dispatcher_test.hold", func(ctx context.Context, a holdArg) (int, error) {

@@ -1,7 +1,6 @@
 package procman
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,29 +9,30 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
 
 // Errors returned by the Manager. Compare with errors.Is.
 var (
 	// ErrNotSetUp is returned by calls made before Setup.
-	ErrNotSetUp = errors.New("procman: manager is not set up (call Setup first)")
+	ErrNotSetUp = sentinel.New("procman.ErrNotSetUp", "procman: manager is not set up (call Setup first)")
 	// ErrTornDown is returned by calls made after Teardown.
-	ErrTornDown = errors.New("procman: manager was torn down")
+	ErrTornDown = sentinel.New("procman.ErrTornDown", "procman: manager was torn down")
 	// ErrUnsupported is returned by Setup where pidfds and epoll are missing.
-	ErrUnsupported = errors.New("procman: this platform is not supported (Linux 5.4 or later is needed for pidfds)")
+	ErrUnsupported = sentinel.New("procman.ErrUnsupported", "procman: this platform is not supported (Linux 5.4 or later is needed for pidfds)")
 	// ErrInputClosed is returned by Process.Send once the child's invocation
 	// pipe is closed: the child exited, stopped reading, or CloseInput was called.
-	ErrInputClosed = errors.New("procman: the child's invocation pipe is closed")
+	ErrInputClosed = sentinel.New("procman.ErrInputClosed", "procman: the child's invocation pipe is closed")
 	// ErrHungUp is the cause in Exit.Err for a child that closed its
 	// message pipe and went on running; the manager killed it.
-	ErrHungUp = errors.New("procman: child closed its message pipe but kept running; it was killed")
+	ErrHungUp = sentinel.New("procman.ErrHungUp", "procman: child closed its message pipe but kept running; it was killed")
 	// ErrNoMain is the error of Setup in a process that was started as a
 	// child and never called Serve (a program that forgot
 	// procrastinate.Main, whose children run its main again), and the
 	// cause in Exit.Err for such a child: it told its parent so, and was
 	// killed if it did not exit within the hangup wait.
-	ErrNoMain = errors.New("procman: a child process did not call procrastinate.Main, so it ran the program's main instead of its task; call procrastinate.Main() first thing in main, and in TestMain")
+	ErrNoMain = sentinel.New("procman.ErrNoMain", "procman: a child process did not call procrastinate.Main, so it ran the program's main instead of its task; call procrastinate.Main() first thing in main, and in TestMain")
 )
 
 // ProtocolError is the cause in Exit.Err for a child whose message stream

@@ -10,9 +10,10 @@ package wire
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
+
+	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 )
 
 // HeaderSize is the size of a frame's header: length (4 bytes) and kind (1).
@@ -87,7 +88,7 @@ func (e *FrameTooLargeError) Error() string {
 // ErrBadKind is returned for a frame header whose kind is unknown, or
 // whose length its kind does not allow (a warm-up frame's payload is
 // empty): what was read is not a frame (garbage on the pipe).
-var ErrBadKind = errors.New("wire: bad frame header (not a frame: garbage on the pipe?)")
+var ErrBadKind = sentinel.New("wire.ErrBadKind", "wire: bad frame header (not a frame: garbage on the pipe?)")
 
 // AppendStop appends a stop frame to dst: a goodbye when goodbye is set
 // (the parent has no more work for the child, and will close its pipes),
