@@ -190,6 +190,10 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 			return nil, fmt.Errorf("dispatcher: refusing the strategy: %w", err)
 		}
 	}
+	policy := s.Policy()
+	if err := policy.Validate(); err != nil {
+		return nil, fmt.Errorf("dispatcher: refusing the strategy's policy: %w", err)
+	}
 	cfg := config{grace: 5 * time.Second, termSig: syscall.SIGTERM, stderr: os.Stderr, stderrTail: 64 << 10}
 	for _, o := range opts {
 		o.apply(&cfg)
@@ -202,8 +206,8 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{
 		strat:    s,
-		policy:   strategy.PolicyOf(s),
-		depth:    max(1, strategy.PolicyOf(s).Pipeline),
+		policy:   policy,
+		depth:    max(1, policy.Pipeline),
 		log:      cfg.logger,
 		grace:    cfg.grace,
 		termSig:  cfg.termSig,

@@ -250,6 +250,8 @@ type pollingLimit struct {
 	every time.Duration
 }
 
+func (s pollingLimit) Policy() strategy.Policy { return strategy.Policy{} }
+
 func (s pollingLimit) Step(p strategy.Pool) {
 	for p.Queued() > p.Idle() && p.Children() < s.limit {
 		if p.Spawn() != nil {
@@ -280,6 +282,8 @@ type pacer struct {
 	asked   time.Time // when it last called After
 	started chan time.Time
 }
+
+func (s *pacer) Policy() strategy.Policy { return strategy.Policy{} }
 
 func (s *pacer) Step(p strategy.Pool) {
 	s.steps++
@@ -617,6 +621,8 @@ func TestQuietLogWithoutTrouble(t *testing.T) {
 // spares keeps n idle children (warm spares) besides one for each queued
 // task that no spare will take.
 type spares struct{ n int }
+
+func (s spares) Policy() strategy.Policy { return strategy.Policy{} }
 
 func (s spares) Step(p strategy.Pool) {
 	for p.Queued() > p.Idle() {

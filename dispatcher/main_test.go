@@ -422,6 +422,14 @@ func newProbe(inner strategy.Strategy) *probe {
 	return &probe{inner: inner, changed: make(chan struct{}, 1)}
 }
 
+// Policy returns the wrapped strategy's policy, or the zero one.
+func (s *probe) Policy() strategy.Policy {
+	if s.inner == nil {
+		return strategy.Policy{}
+	}
+	return s.inner.Policy()
+}
+
 func (s *probe) Step(p strategy.Pool) {
 	s.steps.Add(1)
 	s.mu.Lock()
