@@ -7,7 +7,7 @@
 // main (and in TestMain), starts a dispatcher with dispatcher.Start and
 // schedules work on it:
 //
-//	var square = task.Define("square", func(ctx context.Context, n int) (int, error) {
+//	var square = task.Define("example.com/calc.square", func(ctx context.Context, n int) (int, error) {
 //		return n * n, nil
 //	})
 //
@@ -15,9 +15,16 @@
 //		procrastinate.Main()
 //		d, err := dispatcher.Start(strategy.Throttled(4))
 //		if err != nil { ... }
-//		defer d.Shutdown(context.Background())
+//		defer d.Close() // a panic or an early return: drop the queue, stop the children
 //		v, err := square.Schedule(d, 7).Value()
+//		...
+//		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+//		defer cancel()
+//		err = d.Shutdown(ctx) // the end of the work: let the rest finish, within a deadline
 //	}
+//
+// Task names are global to the program: "importpath.name" keeps those of
+// two packages apart.
 //
 // Small programs may use the default dispatcher instead: [Schedule], [Join]
 // and [Reset] start it on first use with strategy.Default.

@@ -618,6 +618,25 @@ func TestQuietLogWithoutTrouble(t *testing.T) {
 	require.Empty(t, log.String())
 }
 
+// The pattern of the docs, a deferred Close beside a Shutdown at the end
+// of the work: the Close after the Shutdown does nothing, and says
+// nothing.
+func TestCloseAfterShutdownDoesNothing(t *testing.T) {
+	checkLeaks(t)
+	var log syncBuffer
+	d := start(t, strategy.Throttled(1), dispatcher.WithLogger(hclog.New(&hclog.LoggerOptions{Output: &log, Level: hclog.Debug})))
+	r := square.Schedule(d, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, d.Shutdown(ctx))
+	before := log.String()
+	require.NoError(t, d.Close(), "Close after Shutdown")
+	require.Equal(t, before, log.String(), "Close after Shutdown logged")
+	v, err := r.Value()
+	require.NoError(t, err, "the task Shutdown let finish")
+	require.Equal(t, 9, v)
+}
+
 // spares keeps n idle children (warm spares) besides one for each queued
 // task that no spare will take.
 type spares struct{ n int }
