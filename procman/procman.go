@@ -1,6 +1,7 @@
 package procman
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -44,8 +45,15 @@ type ProtocolError struct {
 	Err error // what the decoder said, for instance a *wire.FrameTooLargeError
 }
 
+// Error says what broke, and, for a frame over the size limit, which
+// option raises the limit.
 func (e *ProtocolError) Error() string {
-	return fmt.Sprintf("procman: child %d broke the protocol: %v", e.Pid, e.Err)
+	s := fmt.Sprintf("procman: child %d broke the protocol: %v", e.Pid, e.Err)
+	var big *wire.FrameTooLargeError
+	if errors.As(e.Err, &big) {
+		s += "; to take answers that large, raise the limit with procman.WithMaxPayload (for a dispatcher, pass it with dispatcher.WithProcmanOptions)"
+	}
+	return s
 }
 
 func (e *ProtocolError) Unwrap() error { return e.Err }
