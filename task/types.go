@@ -110,7 +110,7 @@ func gobRefusal(t reflect.Type, seen map[reflect.Type]bool) string {
 			}
 		}
 		if t.NumField() > 0 && sent == 0 {
-			return fmt.Sprintf("gob encodes only exported fields, and %s has no exported fields: export them, or give it GobEncode and GobDecode (or MarshalBinary and UnmarshalBinary) methods, or define the task with task.WithJSON() and json methods", t)
+			return fmt.Sprintf("gob encodes exported fields only, and no chan or func ones, and %s has no exported fields it can encode: export them, or give it GobEncode and GobDecode (or MarshalBinary and UnmarshalBinary) methods, or define the task with task.WithJSON() and json methods", t)
 		}
 	}
 	return ""

@@ -69,3 +69,39 @@ func TestCrossingRoundTrip(t *testing.T) {
 		require.True(t, out[1] == nil, "%s: out[1] = %#v; want nil", codec.Name(), out[1])
 	}
 }
+
+type withErr struct {
+	N   int
+	Err error
+}
+
+// BenchmarkEncodeResult: a result with no error in it goes to the codec as
+// it is; one with an error field pays for its shadow.
+func BenchmarkEncodeResult(b *testing.B) {
+	plainDef := &Def[int, plain]{codec: Gob, res: crossingFor(Gob, reflect.TypeFor[plain]())}
+	errDef := &Def[int, withErr]{codec: Gob, res: crossingFor(Gob, reflect.TypeFor[withErr]())}
+	b.Run("plain", func(b *testing.B) {
+		v := plain{N: 7, Tags: []string{"a"}}
+		for b.Loop() {
+			if _, err := plainDef.encodeResult(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("with a nil error", func(b *testing.B) {
+		v := withErr{N: 7}
+		for b.Loop() {
+			if _, err := errDef.encodeResult(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("with an error", func(b *testing.B) {
+		v := withErr{N: 7, Err: errors.New("broke")}
+		for b.Loop() {
+			if _, err := errDef.encodeResult(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
