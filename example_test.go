@@ -3,6 +3,7 @@ package procrastinate_test
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/procrastinate-go/procrastinate"
 	"github.com/procrastinate-go/procrastinate/dispatcher"
@@ -13,7 +14,7 @@ import (
 
 // square is defined at package level, so that the program and each of its
 // children (fresh starts of the same executable) know it by its name.
-var square = task.Define("square", func(ctx context.Context, n int) (int, error) {
+var square = task.Define("example.com/calc.square", func(ctx context.Context, n int) (int, error) {
 	return n * n, nil
 })
 
@@ -27,11 +28,18 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	defer d.Shutdown(context.Background())
+	defer d.Close() // on a panic or an early return: drop the queue, stop the children
 
 	r := square.Schedule(d, 7) // returns at once; a child computes 7*7
 	v, err := r.Value()        // waits for the child's answer
 	fmt.Println(v, err)
+
+	// The work is done: let the rest finish, within a deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		fmt.Println(err)
+	}
 	// Output: 49 <nil>
 }
 

@@ -7,7 +7,7 @@
 // main (and in TestMain), starts a dispatcher with dispatcher.Start and
 // schedules work on it:
 //
-//	var square = task.Define("square", func(ctx context.Context, n int) (int, error) {
+//	var square = task.Define("example.com/calc.square", func(ctx context.Context, n int) (int, error) {
 //		return n * n, nil
 //	})
 //
@@ -15,9 +15,16 @@
 //		procrastinate.Main()
 //		d, err := dispatcher.Start(strategy.Throttled(4))
 //		if err != nil { ... }
-//		defer d.Shutdown(context.Background())
+//		defer d.Close() // a panic or an early return: drop the queue, stop the children
 //		v, err := square.Schedule(d, 7).Value()
+//		...
+//		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+//		defer cancel()
+//		err = d.Shutdown(ctx) // the end of the work: let the rest finish, within a deadline
 //	}
+//
+// Task names are global to the program: "importpath.name" keeps those of
+// two packages apart.
 //
 // Small programs may use the default dispatcher instead: [Schedule], [Join]
 // and [Reset] start it on first use with strategy.Default.
@@ -25,9 +32,10 @@
 // # Why Main
 //
 // Go cannot fork and go on running Go code in the child, so a child is a
-// fresh start of the same executable. [Main] recognises such a start, runs
-// the task it was started for, and exits; in the parent it returns at once.
-// Anything main does before Main runs in every child too.
+// fresh start of the same executable, with the same arguments. [Main]
+// recognises such a start, runs the task it was started for, and exits; in
+// the parent it returns at once. Anything main does before Main runs in
+// every child too.
 package procrastinate
 
 import (
@@ -45,6 +53,13 @@ import (
 // of tests that schedule tasks. In a child process it runs the tasks the
 // parent sends and exits, never returning; in any other process it returns
 // at once.
+//
+// A child gets the parent's arguments (os.Args) and environment, so code
+// that runs before Main (flag checks, say) sees what the parent saw. A
+// child that never reaches Main runs the program's main instead of its
+// task: there, dispatcher.Start and the default dispatcher refuse to start
+// with procman.ErrNoMain, and the parent's future fails with a
+// *result.ChildDeath that wraps it.
 func Main() {
 	procman.Serve(task.Serve)
 }

@@ -29,6 +29,7 @@ import (
 // -race.
 func TestMain(m *testing.M) {
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
+	runProgramIfAsked()
 	procrastinate.Main()
 	goleak.VerifyTestMain(m)
 }

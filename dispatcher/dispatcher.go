@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/lock"
 	"github.com/procrastinate-go/procrastinate/procman"
@@ -21,24 +22,24 @@ import (
 
 // ErrClosed is the error of a task that never started because its
 // dispatcher was shut down or closed, and of Schedule after Shutdown.
-var ErrClosed = errors.New("dispatcher: closed; the task was not started")
+var ErrClosed = sentinel.New("dispatcher.ErrClosed", "dispatcher: closed; the task was not started")
 
 // ErrNoTasks is the error of a task scheduled on a dispatcher whose
 // strategy runs no scheduled tasks (server mode, strategy.SpawnN).
-var ErrNoTasks = errors.New("dispatcher: its strategy runs no scheduled tasks (server mode); schedule them on a dispatcher of their own")
+var ErrNoTasks = sentinel.New("dispatcher.ErrNoTasks", "dispatcher: its strategy runs no scheduled tasks (server mode); schedule them on a dispatcher of their own")
 
 // ErrStalled is the error of a task still queued when a dispatcher that is
 // shutting down has no child left and its strategy will start none: it
 // wraps ErrClosed.
-var ErrStalled = fmt.Errorf("%w: the strategy started no child for it", ErrClosed)
+var ErrStalled = sentinel.Wrap("dispatcher.ErrStalled", ErrClosed, "the strategy started no child for it")
 
 // ErrInactive is the cause (in a *result.ChildDeath) of a task whose child
 // was killed because it sent no heartbeat within its activity timeout.
-var ErrInactive = errors.New("dispatcher: the task sent no heartbeat within its activity timeout; its child was killed")
+var ErrInactive = sentinel.New("dispatcher.ErrInactive", "dispatcher: the task sent no heartbeat within its activity timeout; its child was killed")
 
 // ErrKilled is the cause (in a *result.ChildDeath) of a task whose child
 // was killed by Close, or by Shutdown when its context ended.
-var ErrKilled = errors.New("dispatcher: closed while the task ran; its child was killed")
+var ErrKilled = sentinel.New("dispatcher.ErrKilled", "dispatcher: closed while the task ran; its child was killed")
 
 // Option configures a Dispatcher.
 type Option interface{ apply(*config) }
@@ -221,6 +222,10 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 			return nil, fmt.Errorf("dispatcher: refusing the strategy: %w", err)
 		}
 	}
+	policy := s.Policy()
+	if err := policy.Validate(); err != nil {
+		return nil, fmt.Errorf("dispatcher: refusing the strategy's policy: %w", err)
+	}
 	cfg := config{grace: 5 * time.Second, termSig: syscall.SIGTERM, stderr: os.Stderr, stderrTail: 64 << 10, startRetry: 10 * time.Second}
 	for _, o := range opts {
 		o.apply(&cfg)
@@ -232,20 +237,20 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 		cfg.logger = hclog.NewNullLogger()
 	}
 	d := &Dispatcher{
-		strat:   s,
-		policy:  strategy.PolicyOf(s),
-		depth:   max(1, strategy.PolicyOf(s).Pipeline),
-		log:     cfg.logger,
-		grace:   cfg.grace,
-		termSig: cfg.termSig,
-		stderr:  cfg.stderr,
-		tail:    cfg.stderrTail,
+		strat:    s,
+		policy:   policy,
+		depth:    max(1, policy.Pipeline),
+		log:      cfg.logger,
+		grace:    cfg.grace,
+		termSig:  cfg.termSig,
+		stderr:   cfg.stderr,
+		tail:     cfg.stderrTail,
+		done:     make(chan struct{}),
+		failed:   make(chan struct{}),
+		workers:  make(map[*child]struct{}),
+		catchers: make(map[*child]struct{}),
 
 		startRetry: cfg.startRetry,
-		done:       make(chan struct{}),
-		failed:     make(chan struct{}),
-		workers:    make(map[*child]struct{}),
-		catchers:   make(map[*child]struct{}),
 
 		runsTasks: strategy.RunsTasks(s),
 	}

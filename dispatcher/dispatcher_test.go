@@ -3,7 +3,6 @@ package dispatcher_test
 import (
 	"bytes"
 	"context"
-	"encoding/gob"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -251,6 +250,8 @@ type pollingLimit struct {
 	every time.Duration
 }
 
+func (s pollingLimit) Policy() strategy.Policy { return strategy.Policy{} }
+
 func (s pollingLimit) Step(p strategy.Pool) {
 	for p.Queued() > p.Idle() && p.Children() < s.limit {
 		if p.Spawn() != nil {
@@ -281,6 +282,8 @@ type pacer struct {
 	asked   time.Time // when it last called After
 	started chan time.Time
 }
+
+func (s *pacer) Policy() strategy.Policy { return strategy.Policy{} }
 
 func (s *pacer) Step(p strategy.Pool) {
 	s.steps++
@@ -451,29 +454,34 @@ func TestStartRefusesABadTermSignal(t *testing.T) {
 	}
 }
 
-func TestUnencodableArgumentFailsAtOnce(t *testing.T) {
-	checkLeaks(t)
-	p := newProbe(strategy.Throttled(2))
-	d := start(t, p)
+// A task whose argument can never be encoded (a chan, a func) is refused
+// where it is defined: no Schedule of it can ever reach a dispatcher.
+func TestUnencodableArgumentIsRefusedAtDefine(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		r    *result.Result[int]
-		arg  any
+		name   string
+		define func()
+		what   string
 	}{
-		{"chan", chanArg.Schedule(d, make(chan int)), make(chan int)},
-		{"func", funcArg.Schedule(d, func() {}), func() {}},
+		{"chan", func() {
+			task.Define("dispatcher_test.chan-arg", func(ctx context.Context, c chan int) (int, error) { return 0, nil })
+		}, "chan int"},
+		{"func", func() {
+			task.Define("dispatcher_test.func-arg", func(ctx context.Context, f func()) (int, error) { return 0, nil })
+		}, "func()"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			require.True(t, tc.r.Ready(), "the future must fail at once")
-			encErr := gob.NewEncoder(new(bytes.Buffer)).Encode(tc.arg)
-			require.Error(t, encErr)
-			err := tc.r.Err()
-			require.Error(t, err)
-			require.Contains(t, err.Error(), encErr.Error(), "the encoder's error")
+			var got any
+			func() {
+				defer func() { got = recover() }()
+				tc.define()
+			}()
+			require.NotNil(t, got, "Define did not panic; want it to refuse an argument of type %s", tc.what)
+			msg := fmt.Sprint(got)
+			require.Contains(t, msg, "task: Define(")
+			require.Contains(t, msg, tc.what)
+			require.NotContains(t, task.Names(), "dispatcher_test."+tc.name+"-arg", "a refused definition must not be registered")
 		})
 	}
-	shutdown(t, d, nil)
-	require.Zero(t, p.spawns.Load(), "a child was started for a task whose argument does not encode")
 }
 
 // An invocation of a task that the child does not know is a TaskError,
@@ -610,9 +618,30 @@ func TestQuietLogWithoutTrouble(t *testing.T) {
 	require.Empty(t, log.String())
 }
 
+// The pattern of the docs, a deferred Close beside a Shutdown at the end
+// of the work: the Close after the Shutdown does nothing, and says
+// nothing.
+func TestCloseAfterShutdownDoesNothing(t *testing.T) {
+	checkLeaks(t)
+	var log syncBuffer
+	d := start(t, strategy.Throttled(1), dispatcher.WithLogger(hclog.New(&hclog.LoggerOptions{Output: &log, Level: hclog.Debug})))
+	r := square.Schedule(d, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, d.Shutdown(ctx))
+	before := log.String()
+	require.NoError(t, d.Close(), "Close after Shutdown")
+	require.Equal(t, before, log.String(), "Close after Shutdown logged")
+	v, err := r.Value()
+	require.NoError(t, err, "the task Shutdown let finish")
+	require.Equal(t, 9, v)
+}
+
 // spares keeps n idle children (warm spares) besides one for each queued
 // task that no spare will take.
 type spares struct{ n int }
+
+func (s spares) Policy() strategy.Policy { return strategy.Policy{} }
 
 func (s spares) Step(p strategy.Pool) {
 	for p.Queued() > p.Idle() {

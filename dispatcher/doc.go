@@ -19,13 +19,11 @@
 //
 // # What a future resolves to
 //
-//   - the task's value;
-//   - a *result.TaskError: the task returned an error or panicked;
-//   - a *result.ChildDeath: its child ended before answering (a crash,
-//     os.Exit, a signal, a protocol error, or Close);
-//   - [ErrClosed]: the dispatcher closed before the task started;
-//   - an error wrapping a *procman.StartError: its child could not be
-//     started, at once when the cause stays (a missing executable or
-//     task.Limits.Dir), or when the system refused children (no process,
-//     thread, fd or memory to spare) for all of [WithStartRetry].
+// Every future resolves exactly once: to the task's value, or to an error
+// that says how the task ended (a *result.TaskError, a *result.ChildDeath,
+// a *result.CancelError, a *result.RetryError, [ErrClosed], ...). The
+// list of every way a task can end, with what its future says, is in
+// [docs/failure.md].
+//
+// [docs/failure.md]: https://github.com/procrastinate-go/procrastinate/blob/main/docs/failure.md
 package dispatcher

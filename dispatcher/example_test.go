@@ -18,7 +18,7 @@ import (
 // that the parent and every child (a fresh start of the same program)
 // know them by name; the test binary's TestMain calls procrastinate.Main
 // first, as main does in a program.
-var cube = task.Define("example.cube", func(ctx context.Context, n int) (int, error) {
+var cube = task.Define("example.com/calc.cube", func(ctx context.Context, n int) (int, error) {
 	return n * n * n, nil
 })
 
@@ -28,7 +28,7 @@ func ExampleStart() {
 		fmt.Println(err)
 		return
 	}
-	defer d.Shutdown(context.Background())
+	defer d.Close() // everything is read before it runs; after a panic, nothing waits for the queue
 
 	var results []*result.Result[int]
 	for n := 1; n <= 4; n++ {
@@ -59,8 +59,11 @@ func ExampleDispatcher_Shutdown() {
 	b := cube.Schedule(d, 3) // queued behind a: one child at a time
 
 	// Shutdown takes no more work, lets what is queued and running finish,
-	// and returns when no child, fd or goroutine of d is left.
-	if err := d.Shutdown(context.Background()); err != nil {
+	// and returns when no child, fd or goroutine of d is left. Past its
+	// context's deadline it goes on as Close.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
 		fmt.Println(err)
 	}
 	fmt.Println(a.Ready(), b.Ready())
@@ -87,7 +90,7 @@ type nap struct {
 // returns when its context ends: in the child, that happens on the stop
 // frame that Close sends first. A rude one goes on sleeping until the SIGKILL
 // that follows the grace period.
-var sleeper = task.Define("example.sleep", func(ctx context.Context, n nap) (string, error) {
+var sleeper = task.Define("example.com/calc.sleep", func(ctx context.Context, n nap) (string, error) {
 	if err := os.WriteFile(n.Marker, nil, 0o600); err != nil {
 		return "", err
 	}
@@ -130,7 +133,7 @@ func ExampleDispatcher_Close() {
 	_, err = queued.Value()
 	fmt.Println("queued:", err)
 	// Output:
-	// polite: result: task "example.sleep" failed: context canceled
+	// polite: result: task "example.com/calc.sleep" failed: context canceled
 	// rude: killed true
 	// queued: dispatcher: closed; the task was not started
 }
@@ -151,7 +154,7 @@ func ExampleDispatcher_Join() {
 		fmt.Println(err)
 		return
 	}
-	defer d.Shutdown(context.Background())
+	defer d.Close() // everything is read before it runs; after a panic, nothing waits for the queue
 
 	var results []*result.Result[int]
 	for n := 1; n <= 5; n++ {

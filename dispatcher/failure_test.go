@@ -1065,3 +1065,18 @@ func TestCloseAfterACancellableCallFailedToStart(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	require.NoError(t, d.Close())
 }
+
+// An answer over the frame limit says which option raises the limit, and
+// how to pass it to a dispatcher.
+func TestFrameOverTheLimitNamesTheOption(t *testing.T) {
+	checkLeaks(t)
+	d := start(t, strategy.Throttled(1), dispatcher.WithStderr(nil),
+		dispatcher.WithProcmanOptions(procman.WithMaxPayload(64<<10)))
+	_, err := await(t, rawStream.Schedule(d, wire.AppendHeader(nil, wire.KindAnswer, 1<<20)))
+	var big *wire.FrameTooLargeError
+	require.ErrorAs(t, err, &big, "Value() = %v; want a frame over the limit", err)
+	for _, want := range []string{"procman.WithMaxPayload", "dispatcher.WithProcmanOptions"} {
+		require.Contains(t, err.Error(), want, "the error does not name the option that raises the limit")
+	}
+	shutdown(t, d, nil)
+}

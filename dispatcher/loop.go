@@ -453,7 +453,20 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 // poolView is the dispatcher as its strategy sees it.
 type poolView struct{ d *Dispatcher }
 
-func (v poolView) Queued() int   { return len(v.d.pending) }
+// Queued reports the queued jobs; while none is queued, the spares that
+// the policy asks for, if fewer children are idle (see strategy.Pool):
+// the strategy starts them within its own limits, as children for work
+// to come.
+func (v poolView) Queued() int {
+	if n := len(v.d.pending); n > 0 {
+		return n
+	}
+	if s := v.d.policy.Spares; s > 0 && v.d.stop == running && v.Idle() < s {
+		return s
+	}
+	return 0
+}
+
 func (v poolView) Children() int { return v.d.pm.ProcessCount() }
 func (v poolView) Idle() int {
 	n := 0

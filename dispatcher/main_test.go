@@ -82,12 +82,6 @@ var (
 	panics = task.Define("dispatcher_test.panics", func(ctx context.Context, msg string) (int, error) {
 		return panicDeep(msg), nil
 	})
-	chanArg = task.Define("dispatcher_test.chan-arg", func(ctx context.Context, c chan int) (int, error) {
-		return 0, nil
-	})
-	funcArg = task.Define("dispatcher_test.func-arg", func(ctx context.Context, f func()) (int, error) {
-		return 0, nil
-	})
 	// hold says that it started (and logs it, when the gate keeps a log),
 	// then waits for a token from the gate's release FIFO.
 	hold = task.Define("dispatcher_test.hold", func(ctx context.Context, a holdArg) (int, error) {
@@ -427,6 +421,14 @@ type poolState struct{ Queued, Children, Idle int }
 
 func newProbe(inner strategy.Strategy) *probe {
 	return &probe{inner: inner, changed: make(chan struct{}, 1)}
+}
+
+// Policy returns the wrapped strategy's policy, or the zero one.
+func (s *probe) Policy() strategy.Policy {
+	if s.inner == nil {
+		return strategy.Policy{}
+	}
+	return s.inner.Policy()
 }
 
 func (s *probe) Step(p strategy.Pool) {

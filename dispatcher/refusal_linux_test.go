@@ -164,6 +164,7 @@ type refusalWatch struct {
 }
 
 func (w *refusalWatch) Step(p strategy.Pool) { w.inner.Step(refusalPool{p, w}) }
+func (w *refusalWatch) Policy() strategy.Policy { return w.inner.Policy() }
 
 type refusalPool struct {
 	strategy.Pool

@@ -13,11 +13,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 )
 
 // ErrHeld is returned by [Dir.TryLock] when another holder, in this process
 // or another, has the lock.
-var ErrHeld = errors.New("lock: held by another holder")
+var ErrHeld = sentinel.New("lock.ErrHeld", "lock: held by another holder")
 
 // errNoDir is returned by the methods of a Dir that was not made by New,
 // At, Create or Open.

@@ -103,6 +103,29 @@ func Serve(run func(c *Child) error) {
 	os.Exit(0)
 }
 
+// tellNoMain tells the parent of a process that was started as a child
+// and never called Serve that it will take no task (see ErrNoMain): an
+// empty frame on the message pipe, once, if fd 4 is a pipe. Nothing else
+// writes to that pipe in such a process, and a frame this small never
+// waits for room.
+func tellNoMain() {
+	noMainOnce.Do(func() {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(messageFD, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+			return
+		}
+		frame := wire.AppendHeader(nil, wire.KindNoMain, 0)
+		for {
+			_, err := syscall.Write(messageFD, frame)
+			if err != syscall.EINTR {
+				return
+			}
+		}
+	})
+}
+
+var noMainOnce sync.Once
+
 func fail(msg string) {
 	fmt.Fprintf(os.Stderr, "procrastinate: %s\n", msg)
 	os.Exit(2)

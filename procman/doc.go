@@ -6,8 +6,9 @@
 //
 // # Children
 //
-// A child is a fresh start of the running executable with a cookie in its
-// environment, not a fork: Go cannot go on running Go code in a forked child.
+// A child is a fresh start of the running executable, with the parent's
+// arguments (os.Args) and a cookie in its environment, not a fork: Go
+// cannot go on running Go code in a forked child.
 // The program must call [Serve] (through procrastinate.Main) first thing in
 // main and in TestMain; in a child, Serve strips the cookie from the
 // environment, hands the invocation pipe to the code that runs tasks, and

@@ -152,12 +152,25 @@ func (m *Manager) Setup() (err error) {
 	case 2:
 		return ErrTornDown
 	}
+	if IsChild() {
+		// A program that forgot procrastinate.Main: this child runs its
+		// main, and would start children that run it again, without
+		// end. Its parent hears of it and fails the task with the reason.
+		tellNoMain()
+		return fmt.Errorf("procman: refusing to start children in a child process: %w", ErrNoMain)
+	}
 	if m.opts.path == "" {
 		if m.opts.path, err = os.Executable(); err != nil {
 			return fmt.Errorf("procman: finding the running executable: %w", err)
 		}
 	}
-	m.argv = []string{os.Args[0]}
+	// A child gets the parent's arguments: a program that checks its
+	// flags before procrastinate.Main would otherwise stop every child
+	// with its usage message.
+	m.argv = append([]string(nil), os.Args...)
+	if len(m.argv) == 0 {
+		m.argv = []string{m.opts.path}
+	}
 	defer func() {
 		if err != nil {
 			m.closeFDs()
@@ -688,7 +701,7 @@ func (m *Manager) killOverdue() {
 			if p.exitErr == nil {
 				p.exitErr = ErrHungUp
 			}
-			m.log.Warn("child closed its message pipe and kept running; killing it", "pid", p.pid)
+			m.log.Warn("child kept running past the hangup wait; killing it", "pid", p.pid, "cause", p.exitErr)
 			_ = p.Signal(unix.SIGKILL)
 		}
 		if !p.stallAt.IsZero() && !now.Before(p.stallAt) {
@@ -777,6 +790,10 @@ func (p *Process) read(final bool) {
 				p.echoWarm()
 				continue
 			}
+			if k == wire.KindNoMain {
+				p.noMain()
+				continue
+			}
 			if k.Numbered() {
 				if payload, ok = p.checkNumber(k, payload); !ok {
 					if p.msgfd < 0 {
@@ -840,6 +857,26 @@ func (p *Process) echoWarm() {
 	_ = p.send(wire.KindWarm, nil)
 }
 
+// noMain handles a child's word that it never called Serve (see
+// ErrNoMain): it will take no task, and ErrNoMain is its exit's cause.
+// Its own code may still say why on its stderr and exit; it is killed if
+// it runs on past the hangup wait.
+func (p *Process) noMain() {
+	if p.exitErr == nil {
+		p.exitErr = ErrNoMain
+	}
+	p.m.log.Warn("child did not call procrastinate.Main (procman.Serve); it will take no task", "pid", p.pid, "name", p.name)
+	p.killLater()
+}
+
+// killLater has p killed after the hangup wait if it still runs then.
+func (p *Process) killLater() {
+	if p.state == StateRunning && p.hangupAt.IsZero() {
+		p.hangupAt = time.Now().Add(p.m.opts.hangupWait)
+		p.m.hungup++
+	}
+}
+
 // hangup handles the end of the message pipe (err is a read error, or nil
 // at end of file).
 func (p *Process) hangup(err error) {
@@ -849,14 +886,10 @@ func (p *Process) hangup(err error) {
 	} else if err != nil {
 		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("reading the message pipe: %w", err)})
 	}
-	if p.state == StateRunning {
-		// Usually the child is exiting and its pidfd fires next; if it
-		// is still running after the grace period it is killed, whatever
-		// the pipe's end said (a frame cut off in it is kept as the
-		// error).
-		p.hangupAt = time.Now().Add(p.m.opts.hangupWait)
-		p.m.hungup++
-	}
+	// Usually the child is exiting and its pidfd fires next; if it is
+	// still running after the grace period it is killed, whatever the
+	// pipe's end said (a frame cut off in it is kept as the error).
+	p.killLater()
 }
 
 func (p *Process) protocolError(err error) {

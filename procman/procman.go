@@ -10,23 +10,30 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
 
 // Errors returned by the Manager. Compare with errors.Is.
 var (
 	// ErrNotSetUp is returned by calls made before Setup.
-	ErrNotSetUp = errors.New("procman: manager is not set up (call Setup first)")
+	ErrNotSetUp = sentinel.New("procman.ErrNotSetUp", "procman: manager is not set up (call Setup first)")
 	// ErrTornDown is returned by calls made after Teardown.
-	ErrTornDown = errors.New("procman: manager was torn down")
+	ErrTornDown = sentinel.New("procman.ErrTornDown", "procman: manager was torn down")
 	// ErrUnsupported is returned by Setup where pidfds and epoll are missing.
-	ErrUnsupported = errors.New("procman: this platform is not supported (Linux 5.4 or later is needed for pidfds)")
+	ErrUnsupported = sentinel.New("procman.ErrUnsupported", "procman: this platform is not supported (Linux 5.4 or later is needed for pidfds)")
 	// ErrInputClosed is returned by Process.Send once the child's invocation
 	// pipe is closed: the child exited, stopped reading, or CloseInput was called.
-	ErrInputClosed = errors.New("procman: the child's invocation pipe is closed")
+	ErrInputClosed = sentinel.New("procman.ErrInputClosed", "procman: the child's invocation pipe is closed")
 	// ErrHungUp is the cause in Exit.Err for a child that closed its
 	// message pipe and went on running; the manager killed it.
-	ErrHungUp = errors.New("procman: child closed its message pipe but kept running; it was killed")
+	ErrHungUp = sentinel.New("procman.ErrHungUp", "procman: child closed its message pipe but kept running; it was killed")
+	// ErrNoMain is the error of Setup in a process that was started as a
+	// child and never called Serve (a program that forgot
+	// procrastinate.Main, whose children run its main again), and the
+	// cause in Exit.Err for such a child: it told its parent so, and was
+	// killed if it did not exit within the hangup wait.
+	ErrNoMain = sentinel.New("procman.ErrNoMain", "procman: a child process did not call procrastinate.Main, so it ran the program's main instead of its task; call procrastinate.Main() first thing in main, and in TestMain")
 )
 
 // ProtocolError is the cause in Exit.Err for a child whose message stream
@@ -39,8 +46,15 @@ type ProtocolError struct {
 	Err error // what the decoder said, for instance a *wire.FrameTooLargeError
 }
 
+// Error says what broke, and, for a frame over the size limit, which
+// option raises the limit.
 func (e *ProtocolError) Error() string {
-	return fmt.Sprintf("procman: child %d broke the protocol: %v", e.Pid, e.Err)
+	s := fmt.Sprintf("procman: child %d broke the protocol: %v", e.Pid, e.Err)
+	var big *wire.FrameTooLargeError
+	if errors.As(e.Err, &big) {
+		s += "; to take answers that large, raise the limit with procman.WithMaxPayload (for a dispatcher, pass it with dispatcher.WithProcmanOptions)"
+	}
+	return s
 }
 
 func (e *ProtocolError) Unwrap() error { return e.Err }
@@ -239,7 +253,8 @@ func WithMaxPayload(n int) Option {
 }
 
 // WithExecutable starts children from path instead of the running
-// executable (os.Executable). The program at path must call Serve.
+// executable (os.Executable). The program at path must call Serve. Its
+// children get the parent's arguments (os.Args) all the same.
 func WithExecutable(path string) Option {
 	return optionFunc(func(o *options) { o.path = path })
 }
@@ -266,7 +281,8 @@ func WithPipeSize(n int) Option {
 
 // WithHangupWait sets how long a child that closed its message pipe may go
 // on running before the manager kills it (its exit usually follows at
-// once: the kernel closes the pipe just before the exit is reported). The
+// once: the kernel closes the pipe just before the exit is reported), and
+// so may a child that said it never called Serve (see ErrNoMain). The
 // default is 2 seconds.
 func WithHangupWait(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.hangupWait = d })

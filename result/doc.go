@@ -16,15 +16,12 @@
 //
 // # Errors
 //
-// A future that fails carries one of these, which callers pick out with
-// errors.As:
+// The error types of this package, which callers pick out with
+// errors.As, are [*TaskError], [*ChildDeath], [*CancelError] and
+// [*RetryError]; other packages add errors of their own (a dispatcher that
+// shut down before the task started, say), which come back from
+// [Result.Value] as given to [Resolver.Fail]. Which error a future fails
+// with, for every way a task can end, is listed in [docs/failure.md].
 //
-//   - [*TaskError]: the task ran and failed; it returned an error or
-//     panicked.
-//   - [*ChildDeath]: the child process running the task ended before it
-//     answered.
-//
-// Other packages add their own errors (a dispatcher that shut down before
-// the task started, say); those come back from [Result.Value] as given to
-// [Resolver.Fail].
+// [docs/failure.md]: https://github.com/procrastinate-go/procrastinate/blob/main/docs/failure.md
 package result

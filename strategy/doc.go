@@ -29,11 +29,16 @@
 //
 // # Writing a strategy
 //
-// Any type with a Step(Pool) method is a strategy. Step runs on the
-// dispatcher's goroutine, so it must not block and it must not keep the
-// Pool past its return; state of its own (the times of its recent starts,
-// say) needs no lock, because Step is never called twice at once by one
-// dispatcher. A strategy that waits for something other than a change in
-// the pool (a clock, the load of the machine) calls [Pool.After] to be
-// asked again. The examples show a rate limit and a load-average bound.
+// Any type with the methods Step(Pool) and Policy() Policy is a strategy.
+// Step runs on the dispatcher's goroutine, so it must not block and it
+// must not keep the Pool past its return; state of its own (the times of
+// its recent starts, say) needs no lock, because Step is never called
+// twice at once by one dispatcher. A strategy that waits for something
+// other than a change in the pool (a clock, the load of the machine) calls
+// [Pool.After] to be asked again. Policy says how the children are used
+// (reuse, spares; the zero [Policy] is a fresh process per task); a
+// strategy that wraps another returns the wrapped one's. The dispatcher
+// keeps the spares a policy asks for, by asking the strategy for them as
+// for queued tasks (see [Pool.Queued]). The examples show a rate limit and
+// a load-average bound.
 package strategy

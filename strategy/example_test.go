@@ -102,6 +102,9 @@ func (r *rateLimited) Step(p strategy.Pool) {
 	}
 }
 
+// Policy returns the zero Policy: a fresh process for every task.
+func (r *rateLimited) Policy() strategy.Policy { return strategy.Policy{} }
+
 // Validate refuses a rate that would start nothing.
 func (r *rateLimited) Validate() error {
 	if r.perSecond < 1 {
@@ -146,6 +149,10 @@ type loadBound struct {
 func newLoadBound(bound float64, next strategy.Strategy) *loadBound {
 	return &loadBound{max: bound, load: loadAvg, next: next}
 }
+
+// Policy returns the policy of the strategy it wraps, so that its children
+// are used as that strategy's would be.
+func (b *loadBound) Policy() strategy.Policy { return b.next.Policy() }
 
 func (b *loadBound) Step(p strategy.Pool) {
 	if p.Queued() == 0 {

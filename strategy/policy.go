@@ -8,12 +8,14 @@ import (
 
 // Policy says how the dispatcher treats the children a strategy starts:
 // how many tasks each serves, when it is replaced, and how many wait as
-// spares. The zero Policy is the gem's model, which stays the default: a
-// fresh process for every task (MaxTasks 1), no spares.
+// spares. A strategy returns it from its Policy method; the package's
+// strategies return what their options set. The zero Policy is the gem's
+// model, which stays the default: a fresh process for every task, no
+// spares.
 type Policy struct {
 	// MaxTasks is how many tasks a child serves, one after another,
-	// before it exits: 1 is a fresh process per task; 0 in a Policy built
-	// by options means 1, and Reuse(0) means no limit (MaxTasks < 0).
+	// before it exits: 1 (or 0) is a fresh process per task, and -1 (what
+	// Reuse(0) sets) means no limit.
 	MaxTasks int
 	// MaxAge, when not zero, retires a child older than this: it finishes
 	// the task it has and takes no other.
@@ -25,8 +27,9 @@ type Policy struct {
 	// this fraction (0.1: ±10%), so that children started together are not
 	// all replaced together.
 	Spread float64
-	// Spares is how many children the strategy keeps started and idle,
-	// waiting for their first task, within its limit.
+	// Spares is how many children the dispatcher keeps started and idle,
+	// waiting for their first task, within the strategy's limits: it asks
+	// the strategy for them as for queued tasks (see Pool.Queued).
 	Spares int
 	// Pipeline is how many tasks a reused child may be handed before it
 	// has answered the first (1 when 0): they wait in the child's pipe
@@ -96,9 +99,11 @@ func newPolicy(opts []Option) Policy {
 	return p
 }
 
-func (p Policy) validate() error {
+// Validate reports an error for a field out of range. dispatcher.Start
+// refuses a strategy whose policy it rejects.
+func (p Policy) Validate() error {
 	switch {
-	case p.MaxTasks == 0 || p.MaxTasks < -1:
+	case p.MaxTasks < -1:
 		return fmt.Errorf("strategy: Reuse(%d): the number of tasks must be at least 1, or 0 for no limit", p.MaxTasks)
 	case p.MaxAge < 0:
 		return fmt.Errorf("strategy: MaxAge(%v): the age must not be negative", p.MaxAge)
@@ -142,20 +147,4 @@ func (p Policy) suffix() string {
 		return ""
 	}
 	return " with " + strings.Join(parts, ", ")
-}
-
-// policyHolder is implemented by the strategies of this package.
-type policyHolder interface{ childPolicy() Policy }
-
-// PolicyOf returns the child policy of s: what its options set for the
-// strategies of this package, and the default (a fresh process per task)
-// for any other strategy, unless it has a method ChildPolicy() Policy.
-func PolicyOf(s Strategy) Policy {
-	switch h := s.(type) {
-	case policyHolder:
-		return h.childPolicy()
-	case interface{ ChildPolicy() Policy }:
-		return h.ChildPolicy()
-	}
-	return Policy{MaxTasks: 1}
 }

@@ -165,6 +165,10 @@ func (s *server) limit() int { return s.n }
 
 func (s *server) runsTasks() bool { return false }
 
+// Policy returns the zero Policy: each worker has a child of its own,
+// which serves it alone.
+func (s *server) Policy() Policy { return Policy{} }
+
 // RunsTasks reports whether s starts children for scheduled tasks: false
 // for SpawnN, whose children run only its workers, and true for every
 // other strategy. dispatcher.Submit fails a task at once on a dispatcher

@@ -17,7 +17,11 @@ var testWorker = task.DefineWorker("strategy_test.worker", func(ctx context.Cont
 	return nil
 })
 
-var chanWorker = task.DefineWorker("strategy_test.chan-worker", func(ctx context.Context, c chan int) error {
+// anyHolder holds what its codec learns of only at run time: a chan in
+// it fails to encode when SpawnN encodes the argument.
+type anyHolder struct{ V any }
+
+var holderWorker = task.DefineWorker("strategy_test.holder-worker", func(ctx context.Context, h anyHolder) error {
 	return nil
 })
 
@@ -286,7 +290,7 @@ func TestServerValidate(t *testing.T) {
 		{"no workers", SpawnN(0, testWorker, 0), "strategy: SpawnN(0): the number of workers must be at least 1"},
 		{"negative workers", SpawnN(-2, testWorker, 0), "strategy: SpawnN(-2): the number of workers must be at least 1"},
 		{"nil worker", SpawnN[int](1, nil, 0), "strategy: SpawnN with a nil worker"},
-		{"argument that cannot be encoded", SpawnN(1, chanWorker, make(chan int)), `strategy: SpawnN("strategy_test.chan-worker"): encoding the argument: `},
+		{"argument that cannot be encoded", SpawnN(1, holderWorker, anyHolder{V: make(chan int)}), `strategy: SpawnN("strategy_test.holder-worker"): encoding the argument: `},
 		{"negative restarts", SpawnN(1, testWorker, 0, MaxRestarts(-1, time.Minute)), "strategy: MaxRestarts(-1, 1m0s): the count must not be negative and the period must be positive"},
 		{"no period", SpawnN(1, testWorker, 0, MaxRestarts(3, 0)), "strategy: MaxRestarts(3, 0s): "},
 		{"base above max", SpawnN(1, testWorker, 0, Backoff(2*time.Second, time.Second)), "strategy: Backoff(2s, 1s): the base must not be negative, nor above the maximum"},

@@ -11,7 +11,11 @@ import (
 // during the Step call that received it, on the dispatcher's goroutine; a
 // strategy must not keep it.
 type Pool interface {
-	// Queued reports the number of tasks waiting for a child.
+	// Queued reports the number of tasks waiting for a child. While none
+	// waits and fewer children are idle than the strategy's
+	// Policy.Spares, it reports Spares instead: spares are children for
+	// tasks to come, which the strategy starts as it starts children for
+	// queued tasks, within its own limits.
 	Queued() int
 	// Children reports the children alive: started and not yet reaped. A
 	// child that exited is counted until the dispatcher has heard of its
@@ -23,8 +27,9 @@ type Pool interface {
 	Idle() int
 	// Spawn starts one child now. The child takes the next queued task as
 	// it starts, or waits as a spare if none is queued. An error means the
-	// child could not be started (the dispatcher reports it); a strategy
-	// should stop spawning for this step.
+	// child could not be started (the dispatcher reports it), or that the
+	// dispatcher starts no more now; a strategy should stop spawning for
+	// this step.
 	Spawn() error
 	// After asks for another Step no later than d from now, for strategies
 	// that pace their starts. The earliest request wins. Requests last one
@@ -33,12 +38,18 @@ type Pool interface {
 	After(d time.Duration)
 }
 
-// Strategy decides when children start.
+// Strategy decides when children start, and how the dispatcher uses them.
 type Strategy interface {
 	// Step is called on the dispatcher's goroutine whenever something
 	// changed. It may call p.Spawn any number of times. It must not block,
 	// and must not keep p.
 	Step(p Pool)
+	// Policy returns how the dispatcher treats the children the strategy
+	// starts (see Policy); the zero Policy is a fresh process per task.
+	// The dispatcher reads it once, in dispatcher.Start. A strategy that
+	// wraps another returns the wrapped one's, unless it means to change
+	// it: embedding the wrapped Strategy does that.
+	Policy() Policy
 }
 
 // Validator is implemented by strategies that can be misconfigured.
@@ -74,18 +85,19 @@ func Simple(opts ...Option) Strategy {
 
 type simple struct{ policy Policy }
 
-// Step starts one child for each queued task that no idle child will take,
-// and spares up to Policy.Spares.
+// Step starts one child for each queued task that no idle child will take
+// (spares among them, see Pool.Queued).
 func (s *simple) Step(p Pool) {
-	spawn(p, math.MaxInt, s.policy.Spares)
+	spawn(p, math.MaxInt)
 }
 
 func (s *simple) String() string { return "Simple" + s.policy.suffix() }
 
-func (s *simple) childPolicy() Policy { return s.policy }
+// Policy returns the policy that the strategy's options set.
+func (s *simple) Policy() Policy { return s.policy }
 
 // Validate reports an error for options out of range.
-func (s *simple) Validate() error { return s.policy.validate() }
+func (s *simple) Validate() error { return s.policy.Validate() }
 
 // Throttled returns a strategy that never has more than n children alive
 // (the gem's Throttled). On each Step it starts one child for each queued
@@ -134,21 +146,22 @@ type throttled struct {
 	policy Policy
 }
 
-// Step starts one child for each queued task that no idle child will take,
-// while fewer than n children are alive. An invalid throttled starts
-// nothing.
+// Step starts one child for each queued task that no idle child will take
+// (spares among them, see Pool.Queued), while fewer than n children are
+// alive. An invalid throttled starts nothing.
 func (t *throttled) Step(p Pool) {
 	if t.Validate() != nil {
 		return
 	}
-	spawn(p, t.n, t.policy.Spares)
+	spawn(p, t.n)
 }
 
-func (t *throttled) childPolicy() Policy { return t.policy }
+// Policy returns the policy that the strategy's options set.
+func (t *throttled) Policy() Policy { return t.policy }
 
 // Validate reports an error if the limit or the factor is below 1.
 func (t *throttled) Validate() error {
-	if err := t.policy.validate(); err != nil {
+	if err := t.policy.Validate(); err != nil {
 		return err
 	}
 	switch {
@@ -174,19 +187,11 @@ func (t *throttled) String() string {
 // It calls Spawn at most as many times as there were tasks queued when it
 // began, so that a Pool whose Spawn does not take a task cannot make it
 // loop forever.
-func spawn(p Pool, n, spares int) {
+func spawn(p Pool, n int) {
 	for budget := p.Queued(); budget > 0; budget-- {
 		if p.Queued() <= p.Idle() || p.Children() >= n {
 			break
 		}
-		if err := p.Spawn(); err != nil {
-			return
-		}
-	}
-	// Spares: children started before work comes, so that a task's start
-	// costs a pipe write instead of an exec. Bounded by spares, so a Pool
-	// whose Spawn does not add an idle child cannot make this loop forever.
-	for budget := spares; budget > 0 && p.Queued() == 0 && p.Idle() < spares && p.Children() < n; budget-- {
 		if err := p.Spawn(); err != nil {
 			return
 		}

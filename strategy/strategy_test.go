@@ -193,6 +193,8 @@ type stepFunc func(Pool)
 
 func (f stepFunc) Step(p Pool) { f(p) }
 
+func (f stepFunc) Policy() Policy { return Policy{} }
+
 func TestDefaultWithHugeFactorDoesNotOverflow(t *testing.T) {
 	n, ok := Limit(DefaultWithFactor(int(^uint(0) >> 1)))
 	require.True(t, ok)

@@ -4,15 +4,18 @@
 //
 // # Defining a task
 //
-//	var square = task.Define("square", func(ctx context.Context, n int) (int, error) {
+//	var square = task.Define("example.com/calc.square", func(ctx context.Context, n int) (int, error) {
 //		return n * n, nil
 //	})
 //
 // Define runs at package level, so that the parent and every child (a fresh
-// start of the same executable) register the same names. A closure cannot
-// cross a process boundary: a task is its name and its encoded argument.
-// Arguments and results are encoded with [Gob] unless the definition says
-// otherwise ([WithJSON], [WithCodec]).
+// start of the same executable) register the same names. Names are global
+// to the program: "importpath.name" keeps those of two libraries apart. A
+// closure cannot cross a process boundary: a task is its name and its
+// encoded argument. Arguments and results are encoded with [Gob] unless
+// the definition says otherwise ([WithJSON], [WithCodec]); Define refuses a
+// type the codec can never carry, and an error in a result crosses with
+// its message and the module's sentinels (see [Define]).
 //
 // # Scheduling
 //

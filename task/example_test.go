@@ -15,7 +15,7 @@ import (
 // Tasks are defined at package level, so that the program and each of its
 // children (fresh starts of the same executable, which run
 // procrastinate.Main first thing in main or TestMain) know them by name.
-var square = task.Define("square", func(ctx context.Context, n int) (int, error) {
+var square = task.Define("example.com/calc.square", func(ctx context.Context, n int) (int, error) {
 	if n < 0 {
 		return 0, errors.New("negative input")
 	}
@@ -28,7 +28,7 @@ func ExampleDefine() {
 		fmt.Println(err)
 		return
 	}
-	defer d.Shutdown(context.Background())
+	defer d.Close() // everything is read before it runs; after a panic, nothing waits for the queue
 
 	fmt.Println(square.Name())
 
@@ -43,7 +43,7 @@ func ExampleDefine() {
 		fmt.Println("failed:", te.Message)
 	}
 	// Output:
-	// square
+	// example.com/calc.square
 	// 49 <nil>
 	// failed: negative input
 }
@@ -58,7 +58,7 @@ type receipt struct {
 	Line string `json:"line"`
 }
 
-var place = task.Define("place", func(ctx context.Context, o order) (receipt, error) {
+var place = task.Define("example.com/shop.place", func(ctx context.Context, o order) (receipt, error) {
 	return receipt{Line: fmt.Sprintf("%d × %s", o.Quantity, strings.ToUpper(o.Item))}, nil
 }, task.WithJSON())
 
@@ -68,7 +68,7 @@ func ExampleWithJSON() {
 		fmt.Println(err)
 		return
 	}
-	defer d.Shutdown(context.Background())
+	defer d.Close() // everything is read before it runs; after a panic, nothing waits for the queue
 
 	fmt.Println(place.Codec().Name())
 	r, err := place.Schedule(d, order{Item: "tea", Quantity: 2}).Value()

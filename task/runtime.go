@@ -2,10 +2,10 @@ package task
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
+	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/lock"
 	"github.com/procrastinate-go/procrastinate/procman"
@@ -22,11 +22,11 @@ const (
 
 // ErrNotInChild is returned by calls that only make sense inside a task
 // running in a child process, when their context is not a task's.
-var ErrNotInChild = errors.New("task: not called with the context of a task running in a child process")
+var ErrNotInChild = sentinel.New("task.ErrNotInChild", "task: not called with the context of a task running in a child process")
 
 // ErrNoLocks is returned by Lock and TryLock when the task's dispatcher
 // has no lock directory.
-var ErrNoLocks = errors.New("task: the task's dispatcher has no lock directory")
+var ErrNoLocks = sentinel.New("task.ErrNoLocks", "task: the task's dispatcher has no lock directory")
 
 // Heartbeat tells the parent that the task is alive. A call whose
 // activity timeout is set (WithActivityTimeout, or strategy.ActivityTimeout

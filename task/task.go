@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/gob"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"runtime"
@@ -13,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 	"github.com/procrastinate-go/procrastinate/result"
 )
 
@@ -117,6 +117,7 @@ type Def[A, R any] struct {
 	name  string
 	codec Codec
 	fn    Func[A, R]
+	res   *crossing // how a result with errors in it crosses; nil: as it is
 }
 
 // entry is a definition without its types, as the child runs it.
@@ -138,8 +139,30 @@ var (
 // Define registers fn under name and returns its handle. Call it at package
 // level (var square = task.Define(...)), so that it runs in the parent and
 // in every child alike: a child knows a task only if the same Define ran in
-// it. Define panics when name is empty, fn is nil, or the name is taken:
-// those are mistakes in the program, found at start-up.
+// it. Task names are global to the program: name a task after its package,
+// "importpath.name" (say "example.com/thumbs.resize"), so that the tasks of
+// two libraries cannot collide.
+//
+// A task is a func(context.Context, A) (R, error): the compiler infers A
+// and R from fn, and says "cannot infer A and R" for a function of another
+// shape. A task that needs several arguments takes a struct of them; one
+// that needs none takes struct{}.
+//
+// Define panics when name is empty, fn is nil, the name is taken, or the
+// codec can never carry A or R (with gob: an interface type such as any as
+// the whole argument, a chan, a func or an unsafe.Pointer anywhere gob
+// would encode it, a struct with fields of which none is exported; with
+// JSON: a chan, a func, a complex number, a map key that is not a string,
+// an integer or a TextMarshaler): those are mistakes in the program, found
+// at start-up, and the message says what to do instead.
+//
+// An error in the result (the result itself, or in a field, a slice, a
+// map or behind a pointer) crosses from the child as an error with the
+// same message, for which errors.Is finds the module's sentinels
+// (dispatcher.ErrClosed, task.ErrNotInChild, ...) and context.Canceled and
+// context.DeadlineExceeded that were in its chain; its type and other
+// errors in its chain stay in the child. What this costs is decided per
+// type here: a result with no error in it goes to the codec as it is.
 func Define[A, R any](name string, fn Func[A, R], opts ...Option) *Def[A, R] {
 	if fn == nil {
 		panic(fmt.Sprintf("task: Define(%q) with a nil function", name))
@@ -162,7 +185,14 @@ func defineAt[A, R any](name string, fn Func[A, R], opts []Option, skip int) *De
 	if cfg.codec == nil {
 		panic(fmt.Sprintf("task: Define(%q) with a nil codec", name))
 	}
-	d := &Def[A, R]{name: name, codec: cfg.codec, fn: fn}
+	at, rt := reflect.TypeFor[A](), reflect.TypeFor[R]()
+	if why := refuseType(cfg.codec, at, false); why != "" {
+		panic(fmt.Sprintf("task: Define(%q): the argument type %s: %s", name, typeName(at), why))
+	}
+	if why := refuseType(cfg.codec, rt, true); why != "" {
+		panic(fmt.Sprintf("task: Define(%q): the result type %s: %s", name, typeName(rt), why))
+	}
+	d := &Def[A, R]{name: name, codec: cfg.codec, fn: fn, res: crossingFor(cfg.codec, rt)}
 	where := "unknown place"
 	if _, file, line, ok := runtime.Caller(skip); ok {
 		where = fmt.Sprintf("%s:%d", file, line)
@@ -191,9 +221,27 @@ func (d *Def[A, R]) warm() {
 		_ = d.codec.Unmarshal(b, &a)
 	}
 	var r R
-	if b, err := d.codec.Marshal(r); err == nil {
-		_ = d.codec.Unmarshal(b, &r)
+	if b, err := d.encodeResult(r); err == nil {
+		_, _ = d.decodeResult(b)
 	}
+}
+
+// encodeResult encodes r with the task's codec, through its crossing if
+// it has one.
+func (d *Def[A, R]) encodeResult(r R) ([]byte, error) {
+	if d.res == nil {
+		return d.codec.Marshal(r)
+	}
+	return d.codec.Marshal(d.res.encode(reflect.ValueOf(&r).Elem()))
+}
+
+// decodeResult is encodeResult's reverse.
+func (d *Def[A, R]) decodeResult(data []byte) (R, error) {
+	var r R
+	if d.res == nil {
+		return r, d.codec.Unmarshal(data, &r)
+	}
+	return r, d.res.decode(d.codec, data, reflect.ValueOf(&r))
 }
 
 // runEncoded is the child's side of one call: decode, run, encode.
@@ -206,7 +254,7 @@ func (d *Def[A, R]) runEncoded(ctx context.Context, data []byte) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	out, err := d.codec.Marshal(r)
+	out, err := d.encodeResult(r)
 	if err != nil {
 		return nil, fmt.Errorf("task %q: encoding the result (%s): %w", d.name, d.codec.Name(), err)
 	}
@@ -214,8 +262,8 @@ func (d *Def[A, R]) runEncoded(ctx context.Context, data []byte) ([]byte, error)
 }
 
 func (d *Def[A, R]) decode(data []byte) (R, error) {
-	var r R
-	if err := d.codec.Unmarshal(data, &r); err != nil {
+	r, err := d.decodeResult(data)
+	if err != nil {
 		return r, fmt.Errorf("task %q: decoding the result (%s): %w", d.name, d.codec.Name(), err)
 	}
 	return r, nil
@@ -336,7 +384,7 @@ type Scheduler interface {
 // ErrNilScheduler is the error of a future scheduled on a nil Scheduler:
 // a nil interface, or a nil pointer such as the *dispatcher.Dispatcher
 // that a failed dispatcher.Start returns.
-var ErrNilScheduler = errors.New("task: Schedule on a nil dispatcher")
+var ErrNilScheduler = sentinel.New("task.ErrNilScheduler", "task: Schedule on a nil dispatcher")
 
 // Schedule encodes arg, hands the call to s and returns its future at once:
 // it never waits for a child. An argument that cannot be encoded resolves

@@ -49,16 +49,13 @@ type point struct {
 }
 
 var (
-	echoInt      = task.Define("task_test.echo.int", echo[int])
-	echoString   = task.Define("task_test.echo.string", echo[string])
-	echoBool     = task.Define("task_test.echo.bool", echo[bool])
-	echoPoint    = task.Define("task_test.echo.point", echo[point])
-	echoSlice    = task.Define("task_test.echo.slice", echo[[]int])
-	echoMap      = task.Define("task_test.echo.map", echo[map[string]int])
-	echoIntPtr   = task.Define("task_test.echo.intptr", echo[*int])
-	echoChan     = task.Define("task_test.echo.chan", echo[chan int])
-	echoFunc     = task.Define("task_test.echo.func", echo[func()])
-	echoJSONChan = task.Define("task_test.echo.jsonchan", echo[chan int], task.WithJSON())
+	echoInt    = task.Define("task_test.echo.int", echo[int])
+	echoString = task.Define("task_test.echo.string", echo[string])
+	echoBool   = task.Define("task_test.echo.bool", echo[bool])
+	echoPoint  = task.Define("task_test.echo.point", echo[point])
+	echoSlice  = task.Define("task_test.echo.slice", echo[[]int])
+	echoMap    = task.Define("task_test.echo.map", echo[map[string]int])
+	echoIntPtr = task.Define("task_test.echo.intptr", echo[*int])
 )
 
 type greeting struct {
@@ -101,6 +98,8 @@ var goexiting = task.Define("task_test.goexiting", func(ctx context.Context, n i
 func goexitDeep() { runtime.Goexit() }
 
 type holder struct{ V any }
+
+var echoHolder = task.Define("task_test.echo.holder", echo[holder])
 
 var unencodableResult = task.Define("task_test.unencodable.result", func(ctx context.Context, n int) (holder, error) {
 	return holder{V: make(chan int)}, nil
@@ -327,28 +326,15 @@ func TestUnencodableArgument(t *testing.T) {
 		codec    string
 	}{
 		{
-			name: "chan, gob",
+			// A chan or a func never gets here: Define refuses the type
+			// (TestDefineRefusesTypesTheCodecCannotCarry). An interface
+			// field holds what the codec learns of only at run time.
+			name: "chan in an interface, gob",
 			schedule: func(s task.Scheduler) (any, error) {
-				return echoChan.Schedule(s, make(chan int)).Value()
+				return echoHolder.Schedule(s, holder{V: make(chan int)}).Value()
 			},
-			encode: func() error { _, err := task.Gob.Marshal(make(chan int)); return err },
-			task:   echoChan.Name(), codec: "gob",
-		},
-		{
-			name: "func, gob",
-			schedule: func(s task.Scheduler) (any, error) {
-				return echoFunc.Schedule(s, func() {}).Value()
-			},
-			encode: func() error { _, err := task.Gob.Marshal(func() {}); return err },
-			task:   echoFunc.Name(), codec: "gob",
-		},
-		{
-			name: "chan, json",
-			schedule: func(s task.Scheduler) (any, error) {
-				return echoJSONChan.Schedule(s, make(chan int)).Value()
-			},
-			encode: func() error { _, err := task.JSON.Marshal(make(chan int)); return err },
-			task:   echoJSONChan.Name(), codec: "json",
+			encode: func() error { _, err := task.Gob.Marshal(holder{V: make(chan int)}); return err },
+			task:   echoHolder.Name(), codec: "gob",
 		},
 		{
 			// gob panics on a nil pointer at top level instead of returning

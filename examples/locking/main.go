@@ -57,7 +57,7 @@ type Deposit struct {
 
 // deposit adds one to the balance in the ledger and answers with the
 // balance it read.
-var deposit = task.Define("locking.deposit", func(ctx context.Context, d Deposit) (int, error) {
+var deposit = task.Define("github.com/procrastinate-go/procrastinate/examples/locking.deposit", func(ctx context.Context, d Deposit) (int, error) {
 	if d.Lock {
 		// Waits while another task, or the parent, holds the lock; gives
 		// up if ctx ends first.
@@ -115,7 +115,10 @@ func run(n, parallel int, think time.Duration, lock bool) (balance, midway int, 
 	if err != nil {
 		return 0, 0, err
 	}
-	defer d.Shutdown(context.Background())
+	// On the way out of an error (or a panic), Close: it drops what is
+	// still queued and stops the children at once. A deferred Shutdown
+	// would wait for every queued deposit to run first.
+	defer d.Close()
 
 	results := make([]*result.Result[int], n)
 	for i := range results {
@@ -141,6 +144,13 @@ func run(n, parallel int, think time.Duration, lock bool) (balance, midway int, 
 		if _, err := r.Value(); err != nil {
 			return 0, 0, fmt.Errorf("deposit %d: %w", i, err)
 		}
+	}
+	// All answered: Shutdown only waits for the children to exit, within
+	// a deadline. (The deferred Close then does nothing.)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		return 0, 0, err
 	}
 	balance, err = read(ledger)
 	return balance, midway, err

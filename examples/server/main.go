@@ -38,7 +38,7 @@ type Config struct {
 // worker runs in a child until its context ends: at Shutdown (a stop
 // frame from the parent) or on SIGTERM. The heartbeats keep the activity
 // check (strategy.ActivityTimeout) from taking it for a hung worker.
-var worker = task.DefineWorker("server.worker", func(ctx context.Context, c Config) error {
+var worker = task.DefineWorker("github.com/procrastinate-go/procrastinate/examples/server.worker", func(ctx context.Context, c Config) error {
 	pid := os.Getpid()
 	fmt.Printf("worker %d: started\n", pid)
 	tick := time.NewTicker(c.Beat)
@@ -87,6 +87,7 @@ func run(n int) error {
 	if err != nil {
 		return err
 	}
+	defer d.Close() // a panic on the way: stop the workers at once
 	fmt.Printf("parent %d: keeping %d workers alive; kill one to see it replaced, ^C to stop\n", os.Getpid(), n)
 
 	var failed error
@@ -100,7 +101,9 @@ func run(n int) error {
 	stop() // from here on a second ^C ends the program at once
 
 	// Shutdown lets the workers return through their context, waits the
-	// grace period for those that do not, and kills what is left.
+	// grace period for those that do not, and kills what is left: in
+	// server mode the grace period bounds it. (The deferred Close then
+	// does nothing.)
 	if err := d.Shutdown(context.Background()); err != nil {
 		return errors.Join(failed, err)
 	}

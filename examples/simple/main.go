@@ -43,7 +43,7 @@ func main() {
 // moment, says it is done and answers with its pid. It is defined at
 // package level so that the parent and every child (a fresh start of this
 // program) know it by its name.
-var work = task.Define("simple.work", func(ctx context.Context, pause time.Duration) (int, error) {
+var work = task.Define("github.com/procrastinate-go/procrastinate/examples/simple.work", func(ctx context.Context, pause time.Duration) (int, error) {
 	pid := os.Getpid()
 	fmt.Printf("pid %d starting\n", pid)
 	select {
@@ -62,7 +62,10 @@ func run(s strategy.Strategy, n int, pause time.Duration) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer d.Shutdown(context.Background())
+	// On the way out of an error (or a panic), Close: it drops what is
+	// still queued and stops the children at once. A deferred Shutdown
+	// would wait for every queued task to run first.
+	defer d.Close()
 
 	results := make([]*result.Result[int], n)
 	for i := range results {
@@ -74,5 +77,10 @@ func run(s strategy.Strategy, n int, pause time.Duration) ([]int, error) {
 			return nil, fmt.Errorf("task %d: %w", i, err)
 		}
 	}
-	return pids, nil
+	// All answered: Shutdown only waits for the children to exit, and
+	// its deadline bounds even that. (The deferred Close then does
+	// nothing.)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return pids, d.Shutdown(ctx)
 }

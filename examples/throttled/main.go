@@ -42,7 +42,7 @@ type Job struct {
 
 // work runs in a child. It leaves a marker file while it runs, counts the
 // markers (its own included) as it starts, and answers with that count.
-var work = task.Define("throttled.work", func(ctx context.Context, j Job) (int, error) {
+var work = task.Define("github.com/procrastinate-go/procrastinate/examples/throttled.work", func(ctx context.Context, j Job) (int, error) {
 	pid := os.Getpid()
 	marker := filepath.Join(j.Dir, strconv.Itoa(pid))
 	if err := os.WriteFile(marker, nil, 0o600); err != nil {
@@ -77,7 +77,10 @@ func run(n, limit int, pause time.Duration) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer d.Shutdown(context.Background())
+	// On the way out of an error (or a panic), Close: it drops what is
+	// still queued and stops the children at once. A deferred Shutdown
+	// would wait for every queued task to run first.
+	defer d.Close()
 
 	results := make([]*result.Result[int], n)
 	for i := range results {
@@ -91,5 +94,9 @@ func run(n, limit int, pause time.Duration) (int, error) {
 		}
 		peak = max(peak, running)
 	}
-	return peak, nil
+	// All answered: Shutdown only waits for the children to exit, within
+	// a deadline. (The deferred Close then does nothing.)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return peak, d.Shutdown(ctx)
 }

@@ -10,9 +10,10 @@ package wire
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
+
+	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 )
 
 // HeaderSize is the size of a frame's header: length (4 bytes) and kind (1).
@@ -25,7 +26,8 @@ const DefaultMaxPayload = 1 << 30
 type Kind uint8
 
 // The kinds of frame. Parent to child: Invocation, Stop. Child to parent:
-// Answer, TaskFailed, Heartbeat, Progress, Retiring. Both ways: Warm.
+// Answer, TaskFailed, Heartbeat, Progress, Retiring, NoMain. Both ways:
+// Warm.
 const (
 	KindInvocation Kind = 1 // an encoded [Invocation]
 	KindAnswer     Kind = 2 // the task's encoded result
@@ -35,10 +37,11 @@ const (
 	KindStop       Kind = 6 // parent asks the child to finish; see AppendStop
 	KindRetiring   Kind = 7 // the child takes no more work after its next answer; empty payload
 	KindWarm       Kind = 8 // a waiting child's warm-up round trip, sent back by the parent; empty payload
+	KindNoMain     Kind = 9 // the child never reached procrastinate.Main and will take no task; empty payload
 
 	// MaxKind is the last kind: a header's kind byte of 0, or above
 	// MaxKind, says that what was read is not a frame.
-	MaxKind = KindWarm
+	MaxKind = KindNoMain
 )
 
 // Terminal reports whether a frame of kind k ends the task in flight (an
@@ -70,6 +73,8 @@ func (k Kind) String() string {
 		return "stop"
 	case KindWarm:
 		return "warm"
+	case KindNoMain:
+		return "no-main"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -90,7 +95,7 @@ func (e *FrameTooLargeError) Error() string {
 // ErrBadKind is returned for a frame header whose kind is unknown, or
 // whose length its kind does not allow (a warm-up frame's payload is
 // empty): what was read is not a frame (garbage on the pipe).
-var ErrBadKind = errors.New("wire: bad frame header (not a frame: garbage on the pipe?)")
+var ErrBadKind = sentinel.New("wire.ErrBadKind", "wire: bad frame header (not a frame: garbage on the pipe?)")
 
 // AppendStop appends a stop frame to dst: a goodbye when goodbye is set
 // (the parent has no more work for the child, and will close its pipes),
@@ -137,7 +142,7 @@ func AppendNumberedFrame(dst []byte, k Kind, n uint64, payload []byte) []byte {
 
 // ErrBadNumber is returned by CutNumber for a numbered frame's payload
 // that does not begin with an invocation's number.
-var ErrBadNumber = errors.New("wire: a numbered frame without a valid invocation number")
+var ErrBadNumber = sentinel.New("wire.ErrBadNumber", "wire: a numbered frame without a valid invocation number")
 
 // CutNumber splits the payload of a numbered frame into the number of the
 // invocation it belongs to and what follows, which aliases p. A number of
@@ -170,6 +175,9 @@ func ParseHeader(h []byte, limit int) (Kind, int, error) {
 	}
 	if k == KindWarm && n != 0 {
 		return 0, 0, fmt.Errorf("%w: a warm-up frame of %d bytes (it has none): header % x", ErrBadKind, n, h[:HeaderSize])
+	}
+	if k == KindNoMain && n != 0 {
+		return 0, 0, fmt.Errorf("%w: a no-main frame of %d bytes (it has none): header % x", ErrBadKind, n, h[:HeaderSize])
 	}
 	if limit <= 0 {
 		limit = DefaultMaxPayload

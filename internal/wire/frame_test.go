@@ -304,6 +304,15 @@ func TestBadKind(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, KindWarm, k)
 	require.Zero(t, n)
+
+	// Nor has a no-main frame.
+	_, _, err = ParseHeader(AppendHeader(nil, KindNoMain, 1), 0)
+	require.ErrorIs(t, err, ErrBadKind)
+	require.Contains(t, err.Error(), "a no-main frame of 1 bytes")
+	k, n, err = ParseHeader(AppendHeader(nil, KindNoMain, 0), 0)
+	require.NoError(t, err)
+	require.Equal(t, KindNoMain, k)
+	require.Zero(t, n)
 }
 
 func TestReadFrameTruncated(t *testing.T) {
@@ -383,13 +392,13 @@ func TestWriteFrameAllocs(t *testing.T) {
 func TestKind(t *testing.T) {
 	require.True(t, KindAnswer.Terminal())
 	require.True(t, KindTaskFailed.Terminal())
-	for _, k := range []Kind{0, KindInvocation, KindHeartbeat, KindProgress, KindStop, KindRetiring, KindWarm, 200} {
+	for _, k := range []Kind{0, KindInvocation, KindHeartbeat, KindProgress, KindStop, KindRetiring, KindWarm, KindNoMain, 200} {
 		require.False(t, k.Terminal(), "%v.Terminal()", k)
 	}
 	names := map[Kind]string{
 		KindInvocation: "invocation", KindAnswer: "answer", KindTaskFailed: "task-failed",
 		KindHeartbeat: "heartbeat", KindProgress: "progress", KindStop: "stop", KindRetiring: "retiring", KindWarm: "warm",
-		0: "kind(0)", KindWarm + 1: fmt.Sprintf("kind(%d)", KindWarm+1), 200: "kind(200)",
+		KindNoMain: "no-main", 0: "kind(0)", MaxKind + 1: fmt.Sprintf("kind(%d)", MaxKind+1), 200: "kind(200)",
 	}
 	for k, want := range names {
 		require.Equal(t, want, k.String())

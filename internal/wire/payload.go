@@ -2,10 +2,11 @@ package wire
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 )
 
 // Invocation is what the parent sends to run one task in a child.
@@ -45,7 +46,7 @@ type Failure struct {
 }
 
 // ErrMalformed is returned for a payload that does not decode.
-var ErrMalformed = errors.New("wire: malformed payload")
+var ErrMalformed = sentinel.New("wire.ErrMalformed", "wire: malformed payload")
 
 const (
 	invocationVersion = 3
