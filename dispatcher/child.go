@@ -34,6 +34,8 @@ type child struct {
 	lastBeat time.Time // when it last sent a heartbeat, or was given its task
 	inactive bool      // it was killed for want of heartbeats
 	sent     []syscall.Signal
+	task     string       // the task it was last given
+	errw     *childStderr // its captured stderr's way out; nil when not captured
 }
 
 // newChild sets up the bookkeeping of a child under the dispatcher's
@@ -125,6 +127,7 @@ func (c *child) give(j *job) {
 	}
 	c.inflight = append(c.inflight, j)
 	j.child = c
+	c.task = j.call.Task
 	c.watchActivity(j)
 	inv := c.invocation(j)
 	c.noteCatcher()
@@ -256,6 +259,9 @@ func taskError(j *job, pid int, payload []byte) error {
 func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	d := c.d
 	c.last = true
+	if c.errw != nil {
+		c.errw.end()
+	}
 	d.unready(c)
 	delete(d.workers, c)
 	delete(d.catchers, c)

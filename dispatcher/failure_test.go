@@ -255,7 +255,17 @@ func TestChildDeathSaysWhatHappened(t *testing.T) {
 		shutdown(t, d, nil)
 
 		want := stderrText(size, death.Pid, code)
-		require.Equal(t, string(want), all.String(), "WithStderr gets all the child wrote, as it wrote it")
+		prefix := fmt.Sprintf("[%s %d] ", stderrExit.Name(), death.Pid)
+		var got strings.Builder
+		for _, line := range strings.SplitAfter(all.String(), "\n") {
+			if line == "" {
+				continue
+			}
+			rest, ok := strings.CutPrefix(line, prefix)
+			require.True(t, ok, "line %q; want it to begin with %q", line, prefix)
+			got.WriteString(rest)
+		}
+		require.Equal(t, string(want), got.String(), "WithStderr gets all the child wrote, each line after its prefix")
 		require.Equal(t, stderrExit.Name(), death.Task)
 		require.Positive(t, death.Pid)
 		require.NotEqual(t, os.Getpid(), death.Pid)
