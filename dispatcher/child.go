@@ -293,6 +293,10 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	case d.stop == killing:
 		cause = ErrKilled
 	}
+	var crash, stack string
+	if c.errw != nil {
+		crash, stack = c.errw.crash.results()
+	}
 	d.died(j, &result.ChildDeath{
 		Task:     j.call.Task,
 		Pid:      e.Pid,
@@ -302,6 +306,8 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 		Stderr:   e.Stderr,
 		Err:      cause,
 		Limit:    limitHit(j, e),
+		Cause:    crash,
+		Stack:    stack,
 	})
 }
 

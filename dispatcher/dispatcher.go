@@ -98,9 +98,11 @@ func WithStderr(w io.Writer) Option {
 
 // WithStderrTail sets how much of the end of a child's stderr is kept for
 // *result.ChildDeath.Stderr, as the child wrote it: 64 KiB by default.
-// 0 turns the capture off: children then write straight to the parent's
-// stderr, without a prefix, WithStderr has no effect, and
-// ChildDeath.Stderr stays empty.
+// The cause of a crash (ChildDeath.Cause) is found in all of it, also
+// where the tail is too short to hold it. 0 turns the capture off:
+// children then write straight to the parent's stderr, without a prefix,
+// WithStderr has no effect, and ChildDeath's Stderr, Cause and Stack stay
+// empty.
 func WithStderrTail(n int) Option {
 	return optionFunc(func(c *config) { c.stderrTail = n })
 }

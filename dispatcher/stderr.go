@@ -180,14 +180,16 @@ func (s *stderrSink) close() {
 
 // childStderr is where the process manager writes one child's captured
 // stderr (procman.Spec.StderrCopy), on the manager goroutine. It never
-// blocks: it cuts the stream into lines and queues each for the
-// dispatcher's writer with a prefix that names the child, "[task pid] ". A line that the child has
+// blocks: it cuts the stream into lines, keeps the cause of a crash
+// (crashScan), and queues each line for the dispatcher's writer with a
+// prefix that names the child, "[task pid] ". A line that the child has
 // not ended yet waits here, up to stderrLineMax bytes, so that another
 // child's output never cuts it; end passes it on.
 type childStderr struct {
 	c       *child
 	sink    *stderrSink // nil: the lines go nowhere
 	partial []byte      // the line begun and not ended
+	crash   crashScan
 
 	prefixTask string // the task the prefix names
 	prefixPid  int
@@ -251,6 +253,7 @@ func (w *childStderr) end() {
 
 // emit takes one line; w.sink.mu is held, if there is a sink.
 func (w *childStderr) emit(line []byte) {
+	w.crash.line(line)
 	if w.sink != nil {
 		w.sink.putLocked(w.prefix, line)
 	}

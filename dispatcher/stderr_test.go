@@ -1,7 +1,7 @@
 package dispatcher_test
 
-// Children's stderr: a writer that blocks holds nothing up, and each line
-// passed on names its child.
+// Children's stderr: a writer that blocks holds nothing up, each line
+// passed on names its child, and a crash's error names its cause.
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,11 +60,37 @@ var (
 		_, err := rawFD(2).Write([]byte(fmt.Sprintf("the end of %d", pid)))
 		return n, err
 	})
+	// goroutinePanic starts a goroutine that panics with msg, and waits
+	// for its context to end: the panic ends the child first.
+	goroutinePanic = task.Define("dispatcher_test.stderr.goroutine-panic", func(ctx context.Context, msg string) (int, error) {
+		go panicInGoroutine(msg)
+		<-ctx.Done()
+		return 0, ctx.Err()
+	})
+	// fatalUnlock writes a line that looks like a panic but is only a log
+	// line, then unlocks a mutex that is not locked: a fatal error of the
+	// Go runtime, which no recover catches.
+	fatalUnlock = task.Define("dispatcher_test.stderr.fatal-unlock", func(ctx context.Context, _ int) (int, error) {
+		if _, err := rawFD(2).Write([]byte("panic: this line is only a log line\n\n")); err != nil {
+			return 0, err
+		}
+		var mu sync.Mutex
+		mu.Unlock() //nolint:staticcheck // the fatal error is the point
+		return 0, nil
+	})
 )
 
 type noisyArg struct {
 	Lines, Width int
 	Last         string
+}
+
+// panicInGoroutine is the function whose name the goroutine's stack must
+// show.
+//
+//go:noinline
+func panicInGoroutine(msg string) {
+	panic(msg)
 }
 
 // A writer that takes nothing (a pipe that nobody reads) holds up neither
@@ -239,4 +266,47 @@ func TestStderrLinesNameTheirChild(t *testing.T) {
 		next[m[1]]++
 	}
 	require.Len(t, ends, 3, "the last lines (without a newline) of 3 children; got %v", ends)
+}
+
+// A panic in a goroutine that the task started kills the child: its future
+// fails with a *result.ChildDeath (not a *result.TaskError) whose Cause is
+// the panic line and whose Stack is the panicking goroutine's.
+func TestAPanicInATasksGoroutineIsAChildDeath(t *testing.T) {
+	checkLeaks(t)
+	d := start(t, strategy.Throttled(1), dispatcher.WithStderr(nil))
+	_, err := await(t, goroutinePanic.Schedule(d, "boom in a goroutine"))
+	var death *result.ChildDeath
+	require.ErrorAs(t, err, &death, "err = %v; want a *result.ChildDeath", err)
+	var te *result.TaskError
+	require.NotErrorAs(t, err, &te, "a panic outside the task's own goroutine is no *result.TaskError")
+	require.Equal(t, 2, death.ExitCode, "the Go runtime exits with 2 after a panic; err = %v", err)
+	t.Logf("Error() = %v", err)
+	require.Equal(t, "panic: boom in a goroutine", death.Cause)
+	require.Contains(t, err.Error(), `"panic: boom in a goroutine"`, "Error() names the cause")
+	require.Regexp(t, `^goroutine \d+ \[running\]:\n`, death.Stack, "Stack begins with the panicking goroutine's header")
+	require.Contains(t, death.Stack, "panicInGoroutine(", "Stack shows the function that panicked")
+	require.Contains(t, death.Stack, "created by ", "Stack ends with the goroutine's creator")
+	shutdown(t, d, nil)
+}
+
+// A fatal error of the Go runtime ends with a stack, which is all the end
+// of stderr shows; the error names the line that says what went wrong, the
+// one of the last crash (a log line that looks like a panic is not it),
+// also when the tail kept is too short to hold it.
+func TestAFatalErrorNamesItsCause(t *testing.T) {
+	for _, tail := range []int{64 << 10, 64} {
+		t.Run(fmt.Sprintf("tail %d", tail), func(t *testing.T) {
+			checkLeaks(t)
+			d := start(t, strategy.Throttled(1), dispatcher.WithStderr(nil), dispatcher.WithStderrTail(tail))
+			_, err := await(t, fatalUnlock.Schedule(d, 0))
+			var death *result.ChildDeath
+			require.ErrorAs(t, err, &death, "err = %v; want a *result.ChildDeath", err)
+			require.Equal(t, 2, death.ExitCode, "err = %v", err)
+			require.Equal(t, "fatal error: sync: unlock of unlocked mutex", death.Cause, "err = %v", err)
+			require.Contains(t, err.Error(), `"fatal error: sync: unlock of unlocked mutex"`, "Error() names the cause")
+			require.NotContains(t, err.Error(), "only a log line")
+			require.Contains(t, death.Stack, "goroutine ", "Stack; err = %v", err)
+			shutdown(t, d, nil)
+		})
+	}
 }

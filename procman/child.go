@@ -104,7 +104,7 @@ func Serve(run func(c *Child) error) {
 }
 
 func fail(msg string) {
-	fmt.Fprintf(os.Stderr, "procrastinate: %s\n", msg)
+	fmt.Fprintf(os.Stderr, "procrastinate: child %d: %s\n", os.Getpid(), msg)
 	os.Exit(2)
 }
 
