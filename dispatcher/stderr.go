@@ -25,6 +25,9 @@ const (
 	// writer to take what is queued, and then for a write cut short by a
 	// deadline to return.
 	stderrFlushWait = time.Second
+	// stderrLogEvery is how often, at most, the log says that stderr
+	// was dropped.
+	stderrLogEvery = 10 * time.Second
 )
 
 // stderrSink passes the children's stderr on to the dispatcher's writer
@@ -97,11 +100,13 @@ func dropNotice(n int64) []byte {
 }
 
 // run is the writer goroutine: it writes what is queued, and ends once
-// close was called and the queue is empty.
+// close was called and the queue is empty. It logs what was dropped at
+// most once every stderrLogEvery, and at its end.
 func (s *stderrSink) run() {
 	defer close(s.done)
 	var buf []byte
 	var logged int64
+	var loggedAt time.Time
 	failed := false
 	for {
 		select {
@@ -123,19 +128,20 @@ func (s *stderrSink) run() {
 				}
 			}
 		}
-		if n := s.dropped.Load(); n > logged {
-			s.log.Warn("children's stderr dropped: the writer did not take it in time", "bytes", n-logged, "total", n)
-			logged = n
-		}
+		ending := false
 		select {
 		case <-s.quit:
 			s.mu.Lock()
-			empty := len(s.queue) == 0
+			ending = len(s.queue) == 0
 			s.mu.Unlock()
-			if empty {
-				return
-			}
 		default:
+		}
+		if n := s.dropped.Load(); n > logged && (ending || time.Since(loggedAt) >= stderrLogEvery) {
+			s.log.Warn("children's stderr dropped: the writer did not take it in time", "bytes", n-logged, "total", n)
+			logged, loggedAt = n, time.Now()
+		}
+		if ending {
+			return
 		}
 	}
 }
