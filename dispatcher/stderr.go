@@ -32,10 +32,10 @@ const (
 
 // stderrSink passes the children's stderr on to the dispatcher's writer
 // (WithStderr) from a goroutine of its own, so that a writer that blocks
-// holds up nothing else: the manager goroutine only queues lines (put),
-// and drops them when the queue is full. What is dropped is counted (in
-// bytes of the stream: the lines with their prefixes), logged, and said
-// in the stream before the next line that is not.
+// holds up nothing else: the manager goroutine only queues lines
+// (putLocked), and drops them when the queue is full. What is dropped is
+// counted (in bytes of the stream: the lines with their prefixes),
+// logged, and said in the stream before the next line that is not.
 type stderrSink struct {
 	w       io.Writer
 	log     hclog.Logger
@@ -66,16 +66,18 @@ func newStderrSink(w io.Writer, log hclog.Logger) *stderrSink {
 // not fit. s.mu is held.
 func (s *stderrSink) putLocked(prefix, line []byte) {
 	need := len(prefix) + len(line) + 1
-	if s.unsaid > 0 && !s.closed {
-		notice := dropNotice(s.unsaid)
-		if len(s.queue)+len(notice)+need <= stderrQueue {
-			s.queue = append(s.queue, notice...)
-			s.unsaid = 0
-		}
-	}
-	if s.closed || s.unsaid > 0 || len(s.queue)+need > stderrQueue {
+	if s.closed || len(s.queue)+need > stderrQueue {
 		s.dropLocked(need)
 		return
+	}
+	if s.unsaid > 0 {
+		notice := dropNotice(s.unsaid)
+		if len(s.queue)+len(notice)+need > stderrQueue {
+			s.dropLocked(need)
+			return
+		}
+		s.queue = append(s.queue, notice...)
+		s.unsaid = 0
 	}
 	s.queue = append(s.queue, prefix...)
 	s.queue = append(s.queue, line...)

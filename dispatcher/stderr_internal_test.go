@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -137,3 +138,34 @@ func TestStderrSinkDropsWhatDoesNotFit(t *testing.T) {
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// BenchmarkChildStderr measures what the manager goroutine spends on a
+// child's stderr: cutting 32 KiB reads of 64-byte lines, scanning them,
+// and queueing them for a writer that keeps up (io.Discard) or for one
+// that takes nothing, so that every line is dropped.
+func BenchmarkChildStderr(b *testing.B) {
+	chunk := bytes.Repeat([]byte(strings.Repeat("s", 63)+"\n"), 512)
+	for _, bc := range []struct {
+		name string
+		w    func() (io.Writer, func())
+	}{
+		{"kept", func() (io.Writer, func()) { return io.Discard, func() {} }},
+		{"dropped", func() (io.Writer, func()) {
+			bw := &blockingWriter{entered: make(chan struct{}, 1), release: make(chan struct{})}
+			return bw, func() { close(bw.release) }
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			w, release := bc.w()
+			s := newStderrSink(w, hclog.NewNullLogger())
+			cw := &childStderr{c: &child{task: "bench"}, sink: s}
+			b.SetBytes(int64(len(chunk)))
+			for b.Loop() {
+				_, _ = cw.Write(chunk)
+			}
+			b.StopTimer()
+			release()
+			s.close()
+		})
+	}
+}
