@@ -26,14 +26,14 @@ type ChildDeath struct {
 	Limit string
 	// Cause is the line of the child's stderr that says why it crashed,
 	// with the lines that go on saying it (up to a blank line or a
-	// goroutine's stack, at most 16 lines): the first line of the last crash
-	// report in all that the child wrote, such as "panic: boom" (a panic
-	// in a goroutine that the task started: a panic in the task's own
-	// goroutine is a *TaskError instead), "fatal error: concurrent map
-	// writes", "runtime: out of memory: ...", "SIGSEGV: segmentation
-	// violation", "WARNING: DATA RACE", or this library's own
-	// "procrastinate: child N: ...". It is empty when the child wrote no
-	// such line, or its stderr was not captured.
+	// goroutine's stack, at most 16 lines and 4 KiB): the first line of
+	// the last crash report in all that the child wrote, such as
+	// "panic: boom" (a panic in a goroutine that the task started: a
+	// panic in the task's own goroutine is a *TaskError instead),
+	// "fatal error: concurrent map writes", "runtime: out of memory: ...",
+	// "SIGSEGV: segmentation violation", "WARNING: DATA RACE", or this
+	// library's own "procrastinate: child N: ...". It is empty when the
+	// child wrote no such line, or its stderr was not captured.
 	Cause string
 	// Stack is the stack of the goroutine that crashed, as the Go runtime
 	// dumped it after Cause ("goroutine 7 [running]:" and its frames, at
