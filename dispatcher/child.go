@@ -35,6 +35,8 @@ type child struct {
 	killTimer *timer    // the end of its grace period, in the timer heap; nil: none
 	inactive  bool      // it was killed for want of heartbeats
 	sent      []syscall.Signal
+	task      string       // the task it was last given
+	errw      *childStderr // its captured stderr's way out; nil when not captured
 }
 
 // newChild sets up the bookkeeping of a child under the dispatcher's
@@ -126,6 +128,7 @@ func (c *child) give(j *job) {
 	}
 	c.inflight = append(c.inflight, j)
 	j.child = c
+	c.task = j.call.Task
 	c.watchActivity(j)
 	inv := c.invocation(j)
 	c.noteCatcher()
@@ -258,6 +261,9 @@ func taskError(j *job, pid int, payload []byte) error {
 func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	d := c.d
 	c.last = true
+	if c.errw != nil {
+		c.errw.end()
+	}
 	d.unready(c)
 	d.timers.remove(c.killTimer)
 	c.killTimer = nil
@@ -294,6 +300,10 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	case d.stop == killing:
 		cause = ErrKilled
 	}
+	var crash, stack string
+	if c.errw != nil {
+		crash, stack = c.errw.crash.results()
+	}
 	d.died(j, &result.ChildDeath{
 		Task:     j.call.Task,
 		Pid:      e.Pid,
@@ -303,6 +313,8 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 		Stderr:   e.Stderr,
 		Err:      cause,
 		Limit:    limitHit(j, e),
+		Cause:    crash,
+		Stack:    stack,
 	})
 }
 

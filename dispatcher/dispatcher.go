@@ -73,18 +73,38 @@ func WithGracePeriod(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.grace = d })
 }
 
-// WithStderr sends what children write to their stderr to w, as it comes,
-// instead of to the parent's stderr; nil discards it. Either way its tail
-// is kept for *result.ChildDeath (see WithStderrTail). w is written on the
-// dispatcher's goroutine and must not block for long.
+// WithStderr sends what children write to their stderr to w instead of
+// to the parent's stderr; nil discards it. Either way its tail is kept
+// for *result.ChildDeath (see WithStderrTail).
+//
+// Each line is passed on whole, as the child ends it, with a prefix that
+// names the child, "[task pid] ": the task it runs, or last ran, when the
+// line is read, and its pid. No line is cut by another child's; a line
+// longer than 8 KiB goes in pieces, each a line of its own, and a last
+// line without a newline goes when the child ends.
+//
+// w is written by a goroutine of the dispatcher's own, never by the one
+// that runs the children, so a w that blocks holds up nothing else. Lines
+// wait for it in a queue of 256 KiB; what does not fit is dropped, and
+// counted (see StderrDropped): the log says so, and so does the stream,
+// in a line "procrastinate: N bytes of children's stderr dropped: ...",
+// once w takes lines again. Shutdown and Close wait up to a second for w
+// to take what is queued, then drop the rest; a w with SetWriteDeadline
+// (an *os.File pipe, a net.Conn) has its write in progress cut short with
+// a deadline, and its deadline cleared after. A w that blocks without
+// one keeps the dispatcher's writer goroutine in its Write until that
+// returns.
 func WithStderr(w io.Writer) Option {
 	return optionFunc(func(c *config) { c.stderr = w })
 }
 
 // WithStderrTail sets how much of the end of a child's stderr is kept for
-// *result.ChildDeath.Stderr: 64 KiB by default. 0 turns the capture off:
-// children then write straight to the parent's stderr, and WithStderr has
-// no effect.
+// *result.ChildDeath.Stderr, as the child wrote it: 64 KiB by default.
+// The cause of a crash (ChildDeath.Cause) is found in all of it, also
+// where the tail is too short to hold it. 0 turns the capture off:
+// children then write straight to the parent's stderr, without a prefix,
+// WithStderr has no effect, and ChildDeath's Stderr, Cause and Stack stay
+// empty.
 func WithStderrTail(n int) Option {
 	return optionFunc(func(c *config) { c.stderrTail = n })
 }
@@ -136,8 +156,8 @@ type Dispatcher struct {
 	log     hclog.Logger
 	grace   time.Duration
 	termSig syscall.Signal
-	stderr  io.Writer
 	tail    int
+	stderr  *stderrSink // nil: children's stderr goes nowhere but the tail
 	pm      *procman.Manager
 	locks   *lock.Dir
 
@@ -243,7 +263,6 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 		log:      cfg.logger,
 		grace:    cfg.grace,
 		termSig:  cfg.termSig,
-		stderr:   cfg.stderr,
 		tail:     cfg.stderrTail,
 		done:     make(chan struct{}),
 		failed:   make(chan struct{}),
@@ -277,10 +296,16 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 		procman.WithLogger(cfg.logger.Named("procman")),
 	}, cfg.pm...)
 	d.pm = procman.New(pmOpts...)
+	if cfg.stderr != nil && cfg.stderrTail > 0 {
+		d.stderr = newStderrSink(cfg.stderr, cfg.logger)
+	}
 	started := make(chan error, 1)
 	go d.run(started)
 	if err := <-started; err != nil {
 		_ = locks.Remove()
+		if d.stderr != nil {
+			d.stderr.close()
+		}
 		return nil, err
 	}
 	return d, nil
@@ -357,7 +382,9 @@ func (d *Dispatcher) closed() bool {
 // Shutdown takes no more work, lets the queued and running tasks finish,
 // and ends the dispatcher. When ctx ends first it goes on as Close and
 // returns ctx.Err() once everything is cleaned up. After it returns no
-// child, zombie, fd or goroutine of the dispatcher is left.
+// child, zombie, fd or goroutine of the dispatcher is left, apart from a
+// goroutine still blocked in the Write of a stderr writer that cannot be
+// given a deadline (see WithStderr).
 func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	d.request(draining)
 	select {
@@ -424,6 +451,18 @@ func (d *Dispatcher) fail(err error) {
 		d.log.Error("the strategy gave up", "strategy", fmt.Sprint(d.strat), "error", err)
 		close(d.failed)
 	})
+}
+
+// StderrDropped returns how many bytes of its children's stderr (counted
+// as they would have been written: each line with its prefix) the
+// dispatcher has dropped because its writer (WithStderr, or the parent's
+// stderr) did not take them in time, or failed to write them. It is safe
+// to call at any time, also after the dispatcher has ended.
+func (d *Dispatcher) StderrDropped() int64 {
+	if d.stderr == nil {
+		return 0
+	}
+	return d.stderr.dropped.Load()
 }
 
 // LockDir returns the path of the dispatcher's lock directory, shared with

@@ -15,7 +15,9 @@
 // running finish; [Dispatcher.Close] resolves what is queued with
 // [ErrClosed] and ends the running children with SIGTERM, then SIGKILL
 // after a grace period. After either returns, nothing of the dispatcher is
-// left: no child, zombie, fd or goroutine.
+// left: no child, zombie, fd or goroutine. The one exception is a
+// goroutine still blocked in the Write of a stderr writer that cannot be
+// given a deadline (see [WithStderr]); it ends when that Write returns.
 //
 // # What a future resolves to
 //

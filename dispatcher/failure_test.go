@@ -255,7 +255,17 @@ func TestChildDeathSaysWhatHappened(t *testing.T) {
 		shutdown(t, d, nil)
 
 		want := stderrText(size, death.Pid, code)
-		require.Equal(t, string(want), all.String(), "WithStderr gets all the child wrote, as it wrote it")
+		prefix := fmt.Sprintf("[%s %d] ", stderrExit.Name(), death.Pid)
+		var got strings.Builder
+		for _, line := range strings.SplitAfter(all.String(), "\n") {
+			if line == "" {
+				continue
+			}
+			rest, ok := strings.CutPrefix(line, prefix)
+			require.True(t, ok, "line %q; want it to begin with %q", line, prefix)
+			got.WriteString(rest)
+		}
+		require.Equal(t, string(want), got.String(), "WithStderr gets all the child wrote, each line after its prefix")
 		require.Equal(t, stderrExit.Name(), death.Task)
 		require.Positive(t, death.Pid)
 		require.NotEqual(t, os.Getpid(), death.Pid)
@@ -321,6 +331,8 @@ func TestChildDeathSaysWhatHappened(t *testing.T) {
 		_, err = await(t, segv)
 		require.ErrorAs(t, err, &death)
 		require.Contains(t, string(death.Stderr), "SIGSEGV: segmentation violation")
+		require.True(t, strings.HasPrefix(death.Cause, "SIGSEGV: segmentation violation\n"), "Cause = %q; want the runtime's SIGSEGV lines", death.Cause)
+		require.Contains(t, err.Error(), `cause: "SIGSEGV: segmentation violation\n`)
 		if os.Getenv("GOTRACEBACK") != "crash" {
 			require.Equal(t, 2, death.ExitCode, "err = %v", err)
 			require.Zero(t, death.Signal)
@@ -508,6 +520,7 @@ func TestLimits(t *testing.T) {
 		// task.Serve catches SIGXCPU, says so, and kills its group.
 		require.Equal(t, syscall.SIGKILL, death.Signal)
 		require.Contains(t, string(death.Stderr), "CPU time limit exceeded (SIGXCPU)")
+		require.Equal(t, fmt.Sprintf("procrastinate: child %d: CPU time limit exceeded (SIGXCPU)", death.Pid), death.Cause, "err = %v", err)
 		// Not a bound on Duration: the limit counts the CPU of every
 		// thread, and the wall clock may show less than a second.
 		require.Less(t, death.Duration, 20*time.Second, "the safety timeout ended it, not the limit")
@@ -532,6 +545,7 @@ func TestLimits(t *testing.T) {
 		require.Contains(t, err.Error(), "(over its address space (RLIMIT_AS) limit)")
 		require.Zero(t, death.Signal)
 		require.Contains(t, []int{2, 66}, death.ExitCode, "the Go runtime's fatal errors exit with 2, the race detector's with 66")
+		require.Regexp(t, `out of memory|cannot allocate memory|pthread_create failed|ThreadSanitizer failed to allocate`, death.Cause, "the cause names the failed mapping; err = %v", err)
 		shutdown(t, d, nil)
 	})
 	t.Run("nice level", func(t *testing.T) {

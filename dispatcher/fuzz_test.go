@@ -204,7 +204,8 @@ func normalise(v any) string {
 // FuzzChildDeathError formats the error of a child that died with
 // arbitrary bytes on its stderr. Error must stay one line, quote at most
 // about 200 bytes of the tail, and quote a true suffix of what the child
-// wrote.
+// wrote; with those bytes as its Cause too, it must stay one line and
+// quote the cause.
 func FuzzChildDeathError(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stderr []byte, code int, sig uint8, ms int64) {
 		e := &result.ChildDeath{
@@ -216,6 +217,13 @@ func FuzzChildDeathError(f *testing.F) {
 			t.Fatalf("Error() is not one line: %q", msg)
 		}
 		base := (&result.ChildDeath{Task: e.Task, Pid: e.Pid, ExitCode: e.ExitCode, Signal: e.Signal, Duration: e.Duration}).Error()
+		withCause := *e
+		withCause.Cause = string(stderr)
+		if m := withCause.Error(); strings.ContainsAny(m, "\n\r") {
+			t.Fatalf("Error() with a Cause is not one line: %q", m)
+		} else if len(stderr) > 0 && !strings.HasPrefix(m, base+"; cause: \"") {
+			t.Fatalf("Error() = %q; want the quoted cause after %q", m, base)
+		}
 		if !strings.HasPrefix(msg, base) {
 			t.Fatalf("Error() = %q; want it to begin with %q", msg, base)
 		}

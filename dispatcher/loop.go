@@ -333,6 +333,9 @@ func (d *Dispatcher) finish() {
 	if err := d.pm.Teardown(); err != nil {
 		d.log.Error("tearing down the process manager", "error", err)
 	}
+	if d.stderr != nil {
+		d.stderr.close()
+	}
 	if err := d.locks.Remove(); err != nil {
 		d.log.Warn("removing the lock directory", "path", d.locks.Path(), "error", err)
 	}
@@ -392,9 +395,14 @@ func (d *Dispatcher) spawn() error {
 // is started for it alone and is stopped at Shutdown.
 func (d *Dispatcher) start(j *job, worker bool) error {
 	c := d.newChild(worker || (j != nil && j.needsOwnChild()))
-	spec := procman.Spec{StderrTail: d.tail, StderrCopy: d.stderr}
+	spec := procman.Spec{StderrTail: d.tail}
+	if d.tail > 0 {
+		c.errw = &childStderr{c: c, sink: d.stderr}
+		spec.StderrCopy = c.errw
+	}
 	if j != nil {
 		spec.Name = j.call.Task
+		c.task = j.call.Task
 		spec.Invocation = c.invocation(j)
 		if l := j.call.Limits; l != nil {
 			spec.Dir, spec.Env = l.Dir, l.Env

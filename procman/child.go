@@ -127,7 +127,7 @@ func tellNoMain() {
 var noMainOnce sync.Once
 
 func fail(msg string) {
-	fmt.Fprintf(os.Stderr, "procrastinate: %s\n", msg)
+	fmt.Fprintf(os.Stderr, "procrastinate: child %d: %s\n", os.Getpid(), msg)
 	os.Exit(2)
 }
 

@@ -24,6 +24,21 @@ type ChildDeath struct {
 	// or the runtime tells (SIGXCPU for CPU time; the Go runtime's "out of
 	// memory" under an address-space limit); empty otherwise.
 	Limit string
+	// Cause is the line of the child's stderr that says why it crashed,
+	// with the lines that go on saying it (up to a blank line or a
+	// goroutine's stack, at most 16 lines and 4 KiB): the first line of
+	// the last crash report in all that the child wrote, such as
+	// "panic: boom" (a panic in a goroutine that the task started: a
+	// panic in the task's own goroutine is a *TaskError instead),
+	// "fatal error: concurrent map writes", "runtime: out of memory: ...",
+	// "SIGSEGV: segmentation violation", "WARNING: DATA RACE", or this
+	// library's own "procrastinate: child N: ...". It is empty when the
+	// child wrote no such line, or its stderr was not captured.
+	Cause string
+	// Stack is the stack of the goroutine that crashed, as the Go runtime
+	// dumped it after Cause ("goroutine 7 [running]:" and its frames, at
+	// most 32 KiB); empty when no goroutine's stack followed Cause.
+	Stack string
 }
 
 // stderrTail is about how much of a child's stderr ChildDeath.Error quotes.
@@ -33,8 +48,10 @@ const stderrTail = 200
 //
 //	result: task "square": child 1234 died before answering: killed by signal 9 (killed) after 12ms
 //
-// followed by ": " and Err if Err is not nil, and by the last lines of
-// Stderr (at most about 200 bytes, quoted) if Stderr is not empty.
+// followed by ": " and Err if Err is not nil, by "; cause: " and Cause
+// (at most about 200 bytes, quoted) if Cause is not empty, and by the last
+// lines of Stderr (at most about 200 bytes, quoted) if Stderr is not
+// empty.
 func (e *ChildDeath) Error() string {
 	var b strings.Builder
 	b.WriteString("result: ")
@@ -55,6 +72,9 @@ func (e *ChildDeath) Error() string {
 	}
 	if e.Err != nil {
 		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if e.Cause != "" {
+		fmt.Fprintf(&b, "; cause: %q", firstBytes(e.Cause, stderrTail))
 	}
 	if tail := lastLines(e.Stderr, stderrTail); len(tail) > 0 {
 		fmt.Fprintf(&b, "; its stderr ended with: %q", tail)
@@ -94,6 +114,18 @@ func lastLines(b []byte, n int) []byte {
 		b = b[1:]
 	}
 	return b
+}
+
+// firstBytes returns s if it has at most n bytes, else its first n bytes
+// or fewer, cut at a rune boundary, and "...".
+func firstBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 // TaskError is the error of a future whose task ran and failed: it
@@ -182,6 +214,9 @@ func (e *RetryError) Error() string {
 		}
 		if d.Err != nil {
 			fmt.Fprintf(&b, " (%v)", d.Err)
+		}
+		if d.Cause != "" {
+			fmt.Fprintf(&b, " (cause: %q)", firstBytes(d.Cause, stderrTail))
 		}
 	}
 	return b.String()

@@ -315,6 +315,17 @@ func TestChildDeathError(t *testing.T) {
 			want: `result: task "t": child 7 died before answering: exited with code 1`,
 		},
 		{
+			name: "the crash's cause",
+			e: &ChildDeath{Task: "t", Pid: 7, ExitCode: 2, Cause: "panic: boom [recovered]\n\tpanic: again", Stack: "goroutine 9 [running]:\nmain.f()",
+				Stderr: []byte("panic: boom [recovered]\n\tpanic: again\n\ngoroutine 9 [running]:\nmain.f()\ncreated by main.g in goroutine 1\n")},
+			want: `result: task "t": child 7 died before answering: exited with code 2; cause: "panic: boom [recovered]\n\tpanic: again"; its stderr ended with: "panic: boom [recovered]\n\tpanic: again\n\ngoroutine 9 [running]:\nmain.f()\ncreated by main.g in goroutine 1"`,
+		},
+		{
+			name: "a long cause is cut at a rune boundary",
+			e:    &ChildDeath{Task: "t", Pid: 7, ExitCode: 2, Cause: "panic: " + strings.Repeat("é", 200)},
+			want: `result: task "t": child 7 died before answering: exited with code 2; cause: "panic: ` + strings.Repeat("é", 96) + `..."`,
+		},
+		{
 			name: "no task name",
 			e:    &ChildDeath{Pid: 7, ExitCode: -1, Signal: syscall.SIGSEGV, Duration: 300 * time.Microsecond},
 			want: `result: child 7 died before answering: killed by signal 11 (segmentation fault) after 300µs`,
@@ -325,6 +336,14 @@ func TestChildDeathError(t *testing.T) {
 			require.Equal(t, tt.want, tt.e.Error())
 		})
 	}
+}
+
+func TestRetryErrorNamesEachCause(t *testing.T) {
+	e := &RetryError{Task: "t", Deaths: []*ChildDeath{
+		{Task: "t", Pid: 7, ExitCode: 2, Cause: "fatal error: concurrent map writes"},
+		{Task: "t", Pid: 8, ExitCode: -1, Signal: syscall.SIGKILL},
+	}}
+	require.Equal(t, `result: task "t" failed 2 tries; try 1: child 7 exited with code 2 (cause: "fatal error: concurrent map writes"); try 2: child 8 killed by signal 9 (killed)`, e.Error())
 }
 
 func TestLastLinesRuneBoundary(t *testing.T) {
