@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"syscall"
@@ -33,7 +34,9 @@ type child struct {
 	linger   bool      // its last invocation asked it to wait for the goodbye
 	lastBeat time.Time // when it last sent a heartbeat, or was given its task
 	inactive bool      // it was killed for want of heartbeats
-	sent     []syscall.Signal
+	ending   bool      // its termination sequence has begun
+	// sent holds the signals of that sequence that reached it.
+	sent []syscall.Signal
 }
 
 // newChild sets up the bookkeeping of a child under the dispatcher's
@@ -175,9 +178,10 @@ func (c *child) tooOld(now time.Time) bool {
 // terminate starts the termination sequence on c: the first signal now,
 // SIGKILL when the grace period is over.
 func (c *child) terminate() {
-	if len(c.sent) > 0 {
+	if c.ending {
 		return
 	}
+	c.ending = true
 	c.last = true
 	c.d.unready(c)
 	c.signal(c.d.termSig)
@@ -191,12 +195,17 @@ func (c *child) kill() {
 	}
 }
 
+// signal sends sig to c and its group, and records it in c.sent when it
+// reached c: one sent to a child that had already exited is not.
 func (c *child) signal(sig syscall.Signal) {
-	if err := c.p.Signal(sig); err != nil {
+	err := c.p.Signal(sig)
+	switch {
+	case errors.Is(err, procman.ErrProcessDone):
+	case err != nil:
 		c.d.log.Warn("signalling a child", "pid", c.p.Pid(), "signal", sig.String(), "error", err)
-		return
+	default:
+		c.sent = append(c.sent, sig)
 	}
-	c.sent = append(c.sent, sig)
 }
 
 // Message implements procman.Handler.

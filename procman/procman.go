@@ -27,6 +27,9 @@ var (
 	// ErrHungUp is the cause in Exit.Err for a child that closed its
 	// message pipe and went on running; the manager killed it.
 	ErrHungUp = errors.New("procman: child closed its message pipe but kept running; it was killed")
+	// ErrProcessDone is returned by Process.Signal when the signal
+	// reached no child: the child had already exited.
+	ErrProcessDone = errors.New("procman: the child has already exited")
 )
 
 // ProtocolError is the cause in Exit.Err for a child whose message stream

@@ -1,0 +1,90 @@
+package dispatcher_test
+
+// Tasks that try to get away from their child's end: one that leaves its
+// child's process group, one that closes every fd, one whose child is
+// stopped when its parent dies, and one that starts a daemon. Whatever
+// they do, the child ends when it is told to, and what it started goes
+// with it. The tasks are in escape_tasks_test.go.
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/result"
+	"github.com/procrastinate-go/procrastinate/strategy"
+	"github.com/procrastinate-go/procrastinate/task"
+)
+
+// killLoggedByHand kills, when the test ends, every process whose pid a
+// task wrote to the gate's log: what the library failed to stop must not
+// outlive a failed test, nor hold up the Close of its cleanup. Call it
+// after start, so that it runs before that Close.
+func killLoggedByHand(t *testing.T, g *gate) {
+	t.Helper()
+	t.Cleanup(func() { killLogged(t, g) })
+}
+
+// killLogged kills every process whose pid a task wrote to the gate's
+// log and that still runs.
+func killLogged(t *testing.T, g *gate) {
+	for _, f := range strings.Fields(readOrEmpty(g.dir + "/log")) {
+		if pid, err := strconv.Atoi(f); err == nil && alive(pid) {
+			t.Logf("killing process %d by hand", pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// A task that moves its child into its parent's process group and
+// ignores its context is still stopped: the signals reach the child
+// itself, not only a group that it left (which is then empty).
+func TestAChildThatLeavesItsGroupIsStopped(t *testing.T) {
+	t.Run("its timeout", func(t *testing.T) {
+		checkLeaks(t)
+		g := newGate(t)
+		d := start(t, strategy.Throttled(1), dispatcher.WithGracePeriod(300*time.Millisecond))
+		killLoggedByHand(t, g)
+		r := leaveGroup.Schedule(d, g.arg(), task.WithTimeout(500*time.Millisecond))
+		g.waitStarted(t, 1)
+		select {
+		case <-r.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("the future of a task with a timeout of 500ms had not resolved 10s later; want it stopped after the grace period of 300ms")
+		}
+		_, err := r.Value()
+		ce := requireCancel(t, err, leaveGroup.Name(), context.DeadlineExceeded, true)
+		require.Equal(t, []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL}, ce.Sent, "what reached the child")
+		shutdown(t, d, nil)
+	})
+	t.Run("Close", func(t *testing.T) {
+		checkLeaks(t)
+		g := newGate(t)
+		d := start(t, strategy.Throttled(1), dispatcher.WithGracePeriod(500*time.Millisecond))
+		killLoggedByHand(t, g)
+		r := leaveGroup.Schedule(d, g.arg())
+		g.waitStarted(t, 1)
+		closed := make(chan error, 1)
+		go func() { closed <- d.Close() }()
+		select {
+		case err := <-closed:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Errorf("Close with a grace period of 500ms had not returned 10s later")
+			killLogged(t, g)
+			require.NoError(t, <-closed)
+			return
+		}
+		_, err := r.Value()
+		var death *result.ChildDeath
+		require.ErrorAs(t, err, &death, "err = %v; want a *result.ChildDeath", err)
+		require.ErrorIs(t, err, dispatcher.ErrKilled)
+		require.Equal(t, syscall.SIGKILL, death.Signal)
+	})
+}
