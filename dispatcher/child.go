@@ -88,7 +88,7 @@ func (c *child) invocation(j *job) []byte {
 	c.linger = inv.Linger
 	// Only a call that may be cancelled, and a worker, which Close ends
 	// the same way, have the child catch the termination signal from the
-	// start: the handler costs a fresh child two threads. Close asks the
+	// start: another child keeps the signal's default. Close asks the
 	// others to stop with a stop frame, on which the child catches the
 	// signal and sends it to its group itself (see Dispatcher.kill).
 	inv.TermSignal = int(c.d.termSig)

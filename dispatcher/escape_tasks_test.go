@@ -8,9 +8,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/procrastinate-go/procrastinate/task"
 )
@@ -31,6 +35,74 @@ var (
 			return 0, err
 		}
 		if err := announce(a.Dir); err != nil {
+			return 0, err
+		}
+		for {
+			time.Sleep(time.Hour)
+		}
+	})
+)
+
+// escapeArg is the argument of the escape tasks that the parent-death
+// tests run (see parentModeEnv).
+type escapeArg struct {
+	Dir string // where to write the pid file
+	// Sleepers and HupIgnoringSleepers are how many "sleep 600" to start
+	// in the child's group, plain and with SIGHUP ignored.
+	Sleepers, HupIgnoringSleepers int
+}
+
+// reportPids writes pids to a file of this process's own in dir, whole
+// under a temporary name first, so that the test never reads half a
+// file (see testParentDeath).
+func reportPids(dir string, pids []int) error {
+	var b strings.Builder
+	for _, p := range pids {
+		fmt.Fprintln(&b, p)
+	}
+	tmp := filepath.Join(dir, fmt.Sprintf(".pid.%d", os.Getpid()))
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, fmt.Sprintf("pid.%d", os.Getpid())))
+}
+
+var (
+	// closeAll closes every fd from 3 up, as a program about to exec
+	// often does, reports its pid and runs on, ignoring its context.
+	//
+	// It waits in pause(2), not in a timer: the Go runtime's poller lost
+	// its own fds too, and the runtime throws as soon as it looks at
+	// them again, which a timer makes it do.
+	closeAll = task.Define("dispatcher_test.escape.close-all", func(ctx context.Context, a escapeArg) (int, error) {
+		if err := unix.CloseRange(3, ^uint(0), 0); err != nil {
+			return 0, err
+		}
+		if err := reportPids(a.Dir, []int{os.Getpid()}); err != nil {
+			return 0, err
+		}
+		for {
+			_ = unix.Pause()
+		}
+	})
+	// startSleepers starts a.Sleepers processes of "sleep 600" and
+	// a.HupIgnoringSleepers more that ignore SIGHUP, all in its child's
+	// group, reports their pids and its own, and blocks, ignoring its
+	// context.
+	startSleepers = task.Define("dispatcher_test.escape.start-sleepers", func(ctx context.Context, a escapeArg) (int, error) {
+		pids := []int{os.Getpid()}
+		for i := range a.Sleepers + a.HupIgnoringSleepers {
+			cmd := exec.Command("sleep", "600")
+			if i >= a.Sleepers {
+				cmd = exec.Command("sh", "-c", `trap "" HUP; exec sleep 600`)
+			}
+			if err := cmd.Start(); err != nil {
+				return 0, err
+			}
+			go func() { _ = cmd.Wait() }()
+			pids = append(pids, cmd.Process.Pid)
+		}
+		if err := reportPids(a.Dir, pids); err != nil {
 			return 0, err
 		}
 		for {

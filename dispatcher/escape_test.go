@@ -7,7 +7,9 @@ package dispatcher_test
 // with it. The tasks are in escape_tasks_test.go.
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,4 +89,42 @@ func TestAChildThatLeavesItsGroupIsStopped(t *testing.T) {
 		require.ErrorIs(t, err, dispatcher.ErrKilled)
 		require.Equal(t, syscall.SIGKILL, death.Signal)
 	})
+}
+
+// A task that closes every fd from 3 up (as a program about to exec
+// often does), the control pipe among them, and runs on still dies with
+// its parent.
+func TestParentDeathAfterTheTaskClosedItsFDs(t *testing.T) {
+	testParentDeath(t, "close-fds", 1, 1)
+}
+
+// A child that is stopped (SIGSTOP, a debugger) when its parent dies is
+// sent SIGHUP and SIGCONT by the kernel, as a member of a process group
+// that the death orphans. It still takes what its task started with it:
+// plain processes and those that ignore SIGHUP.
+func TestParentDeathWhileTheChildIsStopped(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			testParentDeathBy(t, "stopped", 1, 6, sig, func(t *testing.T, pids [][]int) {
+				require.NoError(t, syscall.Kill(pids[0][0], syscall.SIGSTOP))
+				waitStopped(t, pids[0][0])
+			})
+		})
+	}
+}
+
+// waitStopped waits until the process pid is stopped.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		require.NoError(t, err)
+		i := bytes.LastIndexByte(b, ')')
+		if i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "process %d was not stopped 10s after SIGSTOP", pid)
+		time.Sleep(time.Millisecond)
+	}
 }

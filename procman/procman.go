@@ -232,9 +232,10 @@ func WithExecutable(path string) Option {
 // group, what its task started included. Linux ties this to the thread, not the process:
 // use it only when every call that starts children (CreateProcess) runs on
 // a goroutine locked to its thread (runtime.LockOSThread) for as long as
-// the children may live. The lifeline (see Child) does without it; the
-// dispatcher does not use it, because catching the signal costs each
-// child a signal handler, two threads, about a tenth of its start-up.
+// the children may live. Every child asks the kernel for
+// ParentDeathSignal itself (see Child), unless this option set another
+// signal, and ignores the signal while its parent lives: the dispatcher
+// does not use this option.
 func WithPdeathsig(sig syscall.Signal) Option {
 	return optionFunc(func(o *options) { o.pdeathsig = sig })
 }
