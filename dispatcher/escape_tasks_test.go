@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -109,4 +110,38 @@ var (
 			time.Sleep(time.Hour)
 		}
 	})
+	// startDaemon starts a daemon the classic way, with setsid and a
+	// fork in the background (the shell's "&"), so that it is in a
+	// session of its own, out of its child's group, and its parent is
+	// gone; reports its child's pid and the daemon's; then returns the
+	// daemon's pid, or with a.Block blocks for ever, ignoring its
+	// context.
+	startDaemon = task.Define("dispatcher_test.escape.start-daemon", func(ctx context.Context, a daemonArg) (int, error) {
+		pidFile := filepath.Join(a.Dir, fmt.Sprintf(".daemon.%d", os.Getpid()))
+		if err := exec.Command("setsid", "sh", "-c", `sleep 600 & echo $! > "$0"`, pidFile).Run(); err != nil {
+			return 0, err
+		}
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			return 0, err
+		}
+		daemon, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return 0, err
+		}
+		if err := reportPids(a.Dir, []int{os.Getpid(), daemon}); err != nil {
+			return 0, err
+		}
+		if a.Block {
+			for {
+				time.Sleep(time.Hour)
+			}
+		}
+		return daemon, nil
+	})
 )
+
+type daemonArg struct {
+	Dir   string
+	Block bool // block for ever once the daemon runs
+}

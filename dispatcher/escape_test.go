@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -125,6 +126,90 @@ func waitStopped(t *testing.T, pid int) {
 			return
 		}
 		require.True(t, time.Now().Before(deadline), "process %d was not stopped 10s after SIGSTOP", pid)
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A daemon that a task started (setsid, then a fork whose parent exits:
+// out of its child's group and session) ends with the child: when the
+// dispatcher shuts down, and when the parent dies.
+func TestADaemonEndsWithItsChild(t *testing.T) {
+	t.Run("Shutdown", func(t *testing.T) {
+		checkLeaks(t)
+		dir := t.TempDir()
+		d := start(t, strategy.Throttled(1))
+		daemon, err := await(t, startDaemon.Schedule(d, daemonArg{Dir: dir}))
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			if alive(daemon) {
+				_ = syscall.Kill(daemon, syscall.SIGKILL) // only when the test failed
+			}
+		})
+		require.True(t, alive(daemon), "the daemon %d does not run", daemon)
+		shutdown(t, d, nil)
+		requireGone(t, daemon, "after Shutdown returned")
+	})
+	t.Run("the parent's death", func(t *testing.T) {
+		testParentDeath(t, "daemon", 1, 2)
+	})
+	// The task ignores its context: its child is killed with SIGKILL,
+	// on which it cannot act, and the parent kills the daemon first.
+	t.Run("Close", func(t *testing.T) {
+		checkLeaks(t)
+		dir := t.TempDir()
+		d := start(t, strategy.Throttled(1), dispatcher.WithGracePeriod(200*time.Millisecond))
+		r := startDaemon.Schedule(d, daemonArg{Dir: dir, Block: true})
+		daemon := reportedDaemon(t, dir)
+		require.NoError(t, d.Close())
+		_, err := r.Value()
+		require.ErrorIs(t, err, dispatcher.ErrKilled)
+		requireGone(t, daemon, "after Close returned")
+	})
+	t.Run("its timeout", func(t *testing.T) {
+		checkLeaks(t)
+		dir := t.TempDir()
+		d := start(t, strategy.Throttled(1), dispatcher.WithGracePeriod(200*time.Millisecond))
+		r := startDaemon.Schedule(d, daemonArg{Dir: dir, Block: true}, task.WithTimeout(time.Second))
+		daemon := reportedDaemon(t, dir)
+		_, err := await(t, r)
+		requireCancel(t, err, startDaemon.Name(), context.DeadlineExceeded, true)
+		requireGone(t, daemon, "after the future resolved")
+		shutdown(t, d, nil)
+	})
+}
+
+// reportedDaemon waits for the pid file that startDaemon writes in dir
+// and returns the daemon's pid, which it kills when the test ends, should
+// it still run.
+func reportedDaemon(t *testing.T, dir string) int {
+	t.Helper()
+	var pids []string
+	require.Eventually(t, func() bool {
+		matches, _ := filepath.Glob(filepath.Join(dir, "pid.*"))
+		if len(matches) == 0 {
+			return false
+		}
+		pids = strings.Fields(readOrEmpty(matches[0]))
+		return true
+	}, 20*time.Second, 5*time.Millisecond, "the task did not report its daemon")
+	require.Len(t, pids, 2, "the child's pid and the daemon's")
+	daemon, err := strconv.Atoi(pids[1])
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if alive(daemon) {
+			_ = syscall.Kill(daemon, syscall.SIGKILL) // only when the test failed
+		}
+	})
+	return daemon
+}
+
+// requireGone fails unless process pid is gone, or a zombie, within 2
+// seconds: the kill was sent, and its delivery is the kernel's.
+func requireGone(t *testing.T, pid int, when string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for alive(pid) {
+		require.True(t, time.Now().Before(deadline), "process %d still runs 2s %s; want it killed", pid, when)
 		time.Sleep(time.Millisecond)
 	}
 }

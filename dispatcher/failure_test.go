@@ -889,6 +889,8 @@ func init() {
 		}
 	case "close-fds":
 		closeAll.Schedule(d, escapeArg{Dir: dir})
+	case "daemon":
+		startDaemon.Schedule(d, daemonArg{Dir: dir, Block: true})
 	case "stopped":
 		startSleepers.Schedule(d, escapeArg{Dir: dir, Sleepers: 3, HupIgnoringSleepers: 2})
 	default:

@@ -98,9 +98,9 @@ func Serve(run func(c *Child) error) {
 	tracepoint.Dump()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "procrastinate: child %d: %v\n", os.Getpid(), err)
-		os.Exit(1)
+		c.Exit(1)
 	}
-	os.Exit(0)
+	c.Exit(0)
 }
 
 func fail(msg string) {
@@ -140,6 +140,20 @@ func fail(msg string) {
 // the child as it ends a Go program that does not catch it, also when its
 // task asked for SIGHUP with signal.Notify; the signal the kernel sends
 // when a thread of the parent ends, not the parent, is ignored.
+//
+// The child is a subreaper (PR_SET_CHILD_SUBREAPER): what its tasks start
+// and leave, a daemon whose parent exited after its double fork say,
+// becomes its child. Whenever it ends of its own accord (Serve returns,
+// Exit, the lifeline), it first kills every descendant it has, in and out
+// of its process group (see killDescendants). It reaps none of them: the
+// zombies of those that end while it lives stay until it exits, when its
+// own parent's reaper takes them, so a long-lived worker whose tasks leave
+// processes that end holds their zombies (bound its life with the
+// dispatcher's MaxTasks or MaxAge). A child cannot act once it is killed
+// by a signal it does not catch from outside the library (SIGKILL, the
+// kernel's OOM killer), nor when a Go fatal error ends it or its task
+// calls os.Exit: then what its tasks started outside its process group
+// outlives it.
 type Child struct {
 	in     *os.File        // the invocation pipe; only Next and NextContext read it
 	inConn syscall.RawConn // in's, to wait on the runtime's poller
@@ -197,6 +211,7 @@ func newChild() (*Child, error) {
 	if err != nil {
 		return nil, err
 	}
+	becomeSubreaper()
 	go c.watchParent()
 	return c, nil
 }
@@ -389,11 +404,24 @@ func (c *Child) handleSignals() {
 // the child's parent is another process now (a subreaper, or init).
 func (c *Child) parentGone() bool { return os.Getppid() != c.parent }
 
-// lifeline ends the child and everything in the process group it was
-// started to lead, itself included: the parent is gone.
+// lifeline ends the child and everything it started: the parent is gone.
+// It kills every descendant (see killDescendants), then the process
+// group the child was started to lead, itself included.
 func (c *Child) lifeline() {
+	killDescendants("self")
 	_ = c.SignalGroup(syscall.SIGKILL)
 	os.Exit(3) // reached by a child that left its group, or never led one
+}
+
+// Exit ends the child with code, as Serve does when its run function
+// returns: it first kills every descendant the child has (what its tasks
+// started and left, in its group or out of it, see Child), then exits.
+// It is for the code that runs tasks when it cannot return to Serve.
+func (c *Child) Exit(code int) {
+	if hasChildren() {
+		killDescendants("self")
+	}
+	os.Exit(code)
 }
 
 // SignalGroup sends sig to the process group the child was started to

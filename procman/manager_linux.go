@@ -1303,14 +1303,23 @@ func (p *Process) closeInput() {
 // the same. It returns ErrProcessDone when the signal reached no child:
 // the child had exited (reaped or not; the group's members, if any are
 // left, still get the signal).
+//
+// SIGKILL, which the child cannot act on, first goes to every descendant
+// of the child's (see killDescendants), in its group or out of it: what
+// its tasks started and left, a daemon among it, is the child's while the
+// child, a subreaper, lives.
 func (p *Process) Signal(sig syscall.Signal) error {
 	if p.state != StateRunning {
 		return ErrProcessDone
 	}
+	exited := p.exited()
+	if sig == unix.SIGKILL && !exited {
+		killDescendants(strconv.Itoa(p.pid))
+	}
 	// The pid cannot be reused before we reap it, so the group id is
 	// ours; an empty group (the child left it) is no error.
 	_ = unix.Kill(-p.pid, sig)
-	if p.exited() {
+	if exited {
 		return ErrProcessDone
 	}
 	err := unix.PidfdSendSignal(p.pidfd, sig, nil, 0)

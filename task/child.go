@@ -100,7 +100,7 @@ func Serve(c *procman.Child) error {
 			// goroutine left to serve its invocations.
 			err := c.Send(kind, out)
 			fmt.Fprintf(os.Stderr, "procrastinate: child %d: task %q called runtime.Goexit; the child ends (answering: %v)\n", os.Getpid(), inv.Task, err)
-			os.Exit(1)
+			c.Exit(1)
 		})
 		running.Store(0)
 		// Retiring goes before the answer, so that the parent knows not to
