@@ -63,9 +63,10 @@ func IsChild() bool {
 // cookie and the marks of a CPU limit and of a nice level (see
 // cpuLimitKey and niceKey) from the environment (so that the child may
 // start children of its own), checks its pipes, closes any other fd it
-// inherited, calls run with its end of the pipes, and exits: with status
-// 0 when run returns nil, else with status 1 after printing run's error
-// on stderr. It never returns in a child.
+// inherited, calls run with its end of the pipes, and exits through
+// Child.Exit, which first kills what the child's tasks left running: with
+// status 0 when run returns nil, else with status 1 after printing run's
+// error on stderr. It never returns in a child.
 //
 // A process started by hand with the cookie but without the pipes exits
 // with status 2 and a one-line message on stderr.
