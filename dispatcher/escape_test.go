@@ -213,3 +213,16 @@ func requireGone(t *testing.T, pid int, when string) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A child catches SIGHUP, for the case of its parent's death while it is
+// stopped; while its parent lives, SIGHUP still kills it, as it kills a
+// Go program that does not catch it.
+func TestSIGHUPStillKillsAChildWhoseParentLives(t *testing.T) {
+	checkLeaks(t)
+	d := start(t, strategy.Throttled(1))
+	_, err := await(t, killSelf.Schedule(d, syscall.SIGHUP))
+	var death *result.ChildDeath
+	require.ErrorAs(t, err, &death, "err = %v; want a *result.ChildDeath", err)
+	require.Equal(t, syscall.SIGHUP, death.Signal, "%v", death)
+	shutdown(t, d, nil)
+}
