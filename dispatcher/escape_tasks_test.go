@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/procrastinate-go/procrastinate/task"
 )
 
@@ -76,14 +74,14 @@ var (
 	// its own fds too, and the runtime throws as soon as it looks at
 	// them again, which a timer makes it do.
 	closeAll = task.Define("dispatcher_test.escape.close-all", func(ctx context.Context, a escapeArg) (int, error) {
-		if err := unix.CloseRange(3, ^uint(0), 0); err != nil {
+		if err := closeFrom(3); err != nil {
 			return 0, err
 		}
 		if err := reportPids(a.Dir, []int{os.Getpid()}); err != nil {
 			return 0, err
 		}
 		for {
-			_ = unix.Pause()
+			pause()
 		}
 	})
 	// startSleepers starts a.Sleepers processes of "sleep 600" and
