@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"syscall"
@@ -34,9 +35,11 @@ type child struct {
 	lastBeat  time.Time // when it last sent a heartbeat, or was given its task
 	killTimer *timer    // the end of its grace period, in the timer heap; nil: none
 	inactive  bool      // it was killed for want of heartbeats
-	sent      []syscall.Signal
-	task      string       // the task it was last given
-	errw      *childStderr // its captured stderr's way out; nil when not captured
+	ending    bool      // its termination sequence has begun
+	// sent holds the signals of that sequence that reached it.
+	sent []syscall.Signal
+	task string       // the task it was last given
+	errw *childStderr // its captured stderr's way out; nil when not captured
 }
 
 // newChild sets up the bookkeeping of a child under the dispatcher's
@@ -88,7 +91,7 @@ func (c *child) invocation(j *job) []byte {
 	c.linger = inv.Linger
 	// Only a call that may be cancelled, and a worker, which Close ends
 	// the same way, have the child catch the termination signal from the
-	// start: the handler costs a fresh child two threads. Close asks the
+	// start: another child keeps the signal's default. Close asks the
 	// others to stop with a stop frame, on which the child catches the
 	// signal and sends it to its group itself (see Dispatcher.kill).
 	inv.TermSignal = int(c.d.termSig)
@@ -179,9 +182,10 @@ func (c *child) tooOld(now time.Time) bool {
 // terminate starts the termination sequence on c: the first signal now,
 // SIGKILL when the grace period is over.
 func (c *child) terminate() {
-	if len(c.sent) > 0 {
+	if c.ending {
 		return
 	}
+	c.ending = true
 	c.last = true
 	c.d.unready(c)
 	c.signal(c.d.termSig)
@@ -195,12 +199,17 @@ func (c *child) kill() {
 	}
 }
 
+// signal sends sig to c and its group, and records it in c.sent when it
+// reached c: one sent to a child that had already exited is not.
 func (c *child) signal(sig syscall.Signal) {
-	if err := c.p.Signal(sig); err != nil {
+	err := c.p.Signal(sig)
+	switch {
+	case errors.Is(err, procman.ErrProcessDone):
+	case err != nil:
 		c.d.log.Warn("signalling a child", "pid", c.p.Pid(), "signal", sig.String(), "error", err)
-		return
+	default:
+		c.sent = append(c.sent, sig)
 	}
-	c.sent = append(c.sent, sig)
 }
 
 // Message implements procman.Handler.

@@ -114,9 +114,9 @@ func WithStderrTail(n int) Option {
 // follows after the grace period. A child turns it into the end of its
 // task's context. It catches it from the start only for a call that the
 // dispatcher may cancel (task.WithContext, task.WithTimeout,
-// task.WithActivityTimeout) and for a server-mode worker, since a signal
-// handler costs a fresh child two threads, a tenth of its start-up; other
-// children catch it when Close asks them to stop (see Close).
+// task.WithActivityTimeout) and for a server-mode worker, so that another
+// child keeps the signal's default (someone else's SIGTERM kills it);
+// other children catch it when Close asks them to stop (see Close).
 func WithTermSignal(sig syscall.Signal) Option {
 	return optionFunc(func(c *config) { c.termSig = sig })
 }
@@ -289,9 +289,8 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 		return nil, fmt.Errorf("dispatcher: naming the lock directory: %w", err)
 	}
 	d.locks = locks
-	// No Pdeathsig: the control pipe is the children's lifeline (see
-	// procman.Child), and a parent-death signal would cost every child a
-	// signal handler, two threads, a tenth of its start-up.
+	// No Pdeathsig option: every child asks for the parent-death signal
+	// itself (see procman.Child), beside the control pipe, its lifeline.
 	pmOpts := append([]procman.Option{
 		procman.WithLogger(cfg.logger.Named("procman")),
 	}, cfg.pm...)

@@ -895,12 +895,19 @@ func init() {
 		fmt.Fprintln(os.Stderr, "parent:", err)
 		os.Exit(3)
 	}
-	if mode == "idle" {
+	switch mode {
+	case "idle":
 		if _, err := leaveBehind.Schedule(d, dir).Value(); err != nil {
 			fmt.Fprintln(os.Stderr, "parent:", err)
 			os.Exit(3)
 		}
-	} else {
+	case "close-fds":
+		closeAll.Schedule(d, escapeArg{Dir: dir})
+	case "daemon":
+		startDaemon.Schedule(d, daemonArg{Dir: dir, Block: true})
+	case "stopped":
+		startSleepers.Schedule(d, escapeArg{Dir: dir, Sleepers: 3, HupIgnoringSleepers: 2})
+	default:
 		for i := range 4 {
 			reportAndBlock.Schedule(d, blockArg{Dir: dir, IgnoreTerm: i%2 == 1, Grandchild: mode == "grandchild" && i == 3})
 		}
@@ -933,9 +940,17 @@ func TestParentDeath(t *testing.T) {
 }
 
 // testParentDeath runs a parent in the given mode (see parentModeEnv),
-// waits for files files of pids, pids in all, kills the parent and checks
-// that every one of them dies.
+// waits for files files of pids, pids in all, kills the parent with
+// SIGKILL and checks that every one of them dies.
 func testParentDeath(t *testing.T, mode string, files, want int) {
+	t.Helper()
+	testParentDeathBy(t, mode, files, want, syscall.SIGKILL, nil)
+}
+
+// testParentDeathBy is testParentDeath with the signal that kills the
+// parent, and a function that is given the pids of each file (the
+// child's first) before the parent is killed.
+func testParentDeathBy(t *testing.T, mode string, files, want int, sig syscall.Signal, before func(t *testing.T, pids [][]int)) {
 	checkLeaks(t)
 	exe, err := os.Executable()
 	require.NoError(t, err)
@@ -960,12 +975,16 @@ func testParentDeath(t *testing.T, mode string, files, want int) {
 	matches, err := filepath.Glob(filepath.Join(dir, "pid.*"))
 	require.NoError(t, err)
 	var pids []int
+	var byFile [][]int
 	for _, m := range matches {
+		var filePids []int
 		for _, f := range strings.Fields(readFile(t, m)) {
 			pid, err := strconv.Atoi(f)
 			require.NoError(t, err)
-			pids = append(pids, pid)
+			filePids = append(filePids, pid)
 		}
+		pids = append(pids, filePids...)
+		byFile = append(byFile, filePids)
 	}
 	t.Cleanup(func() {
 		for _, pid := range pids {
@@ -977,7 +996,10 @@ func testParentDeath(t *testing.T, mode string, files, want int) {
 		require.True(t, alive(pid), "process %d is not running", pid)
 	}
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	if before != nil {
+		before(t, byFile)
+	}
+	require.NoError(t, cmd.Process.Signal(sig))
 	err = cmd.Wait()
 	parentDone = true
 	var ee *exec.ExitError

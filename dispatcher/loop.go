@@ -284,7 +284,7 @@ func (d *Dispatcher) kill() {
 			_ = p.Send(wire.KindStop, nil)
 		}
 		for c := range d.catchers {
-			if err := c.p.Signal(d.termSig); err != nil {
+			if err := c.p.Signal(d.termSig); err != nil && !errors.Is(err, procman.ErrProcessDone) {
 				d.log.Warn("signalling a child", "pid", c.p.Pid(), "signal", d.termSig.String(), "error", err)
 			}
 		}

@@ -17,3 +17,9 @@ func cloexecPipe() ([2]int, error) {
 	err := syscall.Pipe2(p[:], syscall.O_CLOEXEC)
 	return p, err
 }
+
+// closeFrom closes every fd from fd up, as close_range(2) does.
+func closeFrom(fd uint) error { return unix.CloseRange(fd, ^uint(0), 0) }
+
+// pause waits in pause(2) until a signal comes.
+func pause() { _ = unix.Pause() }

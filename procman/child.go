@@ -63,9 +63,10 @@ func IsChild() bool {
 // cookie and the marks of a CPU limit and of a nice level (see
 // cpuLimitKey and niceKey) from the environment (so that the child may
 // start children of its own), checks its pipes, closes any other fd it
-// inherited, calls run with its end of the pipes, and exits: with status
-// 0 when run returns nil, else with status 1 after printing run's error
-// on stderr. It never returns in a child.
+// inherited, calls run with its end of the pipes, and exits through
+// Child.Exit, which first kills what the child's tasks left running: with
+// status 0 when run returns nil, else with status 1 after printing run's
+// error on stderr. It never returns in a child.
 //
 // A process started by hand with the cookie but without the pipes exits
 // with status 2 and a one-line message on stderr.
@@ -98,9 +99,9 @@ func Serve(run func(c *Child) error) {
 	tracepoint.Dump()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "procrastinate: child %d: %v\n", os.Getpid(), err)
-		os.Exit(1)
+		c.Exit(1)
 	}
-	os.Exit(0)
+	c.Exit(0)
 }
 
 // tellNoMain tells the parent of a process that was started as a child
@@ -152,6 +153,31 @@ func fail(msg string) {
 // kills its own process group at once, so that no orphan outlives its
 // parent, nor what its tasks started. A plain stop (Send's) is not a
 // goodbye: pipes that end after one still mean the parent's death.
+//
+// The child also hears of its parent's death by signal, which no task can
+// take from it by closing fds: it asks the kernel for ParentDeathSignal
+// when its parent dies (PR_SET_PDEATHSIG, unless the parent set a signal
+// of its own with WithPdeathsig), and it catches SIGHUP, which the kernel
+// sends a stopped child whose group its parent's death orphans. On either,
+// when its parent is gone (its parent's pid is no longer the one it had),
+// it runs the lifeline. A SIGHUP that comes while the parent lives ends
+// the child as it ends a Go program that does not catch it, also when its
+// task asked for SIGHUP with signal.Notify; the signal the kernel sends
+// when a thread of the parent ends, not the parent, is ignored.
+//
+// The child is a subreaper (PR_SET_CHILD_SUBREAPER): what its tasks start
+// and leave, a daemon whose parent exited after its double fork say,
+// becomes its child. Whenever it ends of its own accord (Serve returns,
+// Exit, the lifeline), it first kills every descendant it has, in and out
+// of its process group (see killDescendants). It reaps none of them: the
+// zombies of those that end while it lives stay until it exits, when its
+// own parent's reaper takes them, so a long-lived worker whose tasks leave
+// processes that end holds their zombies (bound its life with the
+// dispatcher's MaxTasks or MaxAge). A child cannot act once it is killed
+// by a signal it does not catch from outside the library (SIGKILL, the
+// kernel's OOM killer), nor when a Go fatal error ends it or its task
+// calls os.Exit: then what its tasks started outside its process group
+// outlives it.
 type Child struct {
 	in     *os.File        // the invocation pipe; only Next and NextContext read it
 	inConn syscall.RawConn // in's, to wait on the runtime's poller
@@ -164,6 +190,10 @@ type Child struct {
 	// nice is the nice level the parent set on the child's group, to be
 	// set again at the first invocation (niceKey); 0 for none.
 	nice int
+	// group is the process group the child was started to lead, its pid;
+	// 0 when it was started in another's (by hand). parent is its
+	// parent's pid as it started.
+	group, parent int
 
 	ctl     *os.File      // the control pipe; only watchControl reads it
 	ctlDone chan struct{} // closed when the control pipe has ended
@@ -206,10 +236,29 @@ func newChild() (*Child, error) {
 	if err != nil {
 		return nil, err
 	}
-	if parentDeathSignal() == ParentDeathSignal {
+	becomeSubreaper()
+	go c.watchParent()
+	return c, nil
+}
+
+// watchParent sets up the signals that tell the child of its parent's
+// death (see Child). It runs beside the task: the first signal.Notify
+// in a process waits for the runtime's signal-mask thread to start, and
+// the task need not wait with it. The death signal is set first, then the
+// parent's pid (read in newChildOn) looked at again: a parent that died
+// before shows as another parent.
+func (c *Child) watchParent() {
+	sig := parentDeathSignal()
+	if sig == 0 && setParentDeathSignal(ParentDeathSignal) == nil {
+		sig = ParentDeathSignal
+	}
+	if sig == ParentDeathSignal {
 		c.catch(ParentDeathSignal)
 	}
-	return c, nil
+	c.catch(syscall.SIGHUP)
+	if c.parentGone() {
+		c.lifeline()
+	}
 }
 
 // newChildOn makes the Child of the pipes in (invocations), out
@@ -223,6 +272,10 @@ func newChildOn(in, out, ctl *os.File) (*Child, error) {
 		ctlDone: make(chan struct{}),
 		stop:    make(chan struct{}),
 		first:   true,
+		parent:  os.Getppid(),
+	}
+	if pid := os.Getpid(); syscall.Getpgrp() == pid {
+		c.group = pid
 	}
 	var err error
 	if c.inConn, err = c.in.SyscallConn(); err != nil {
@@ -289,13 +342,13 @@ func (c *Child) watchControl() {
 			// of them (see took).
 			c.ctlEOF.Store(true)
 			if c.pending.Load() > 0 || !c.told.Load() {
-				lifeline()
+				c.lifeline()
 			}
 			close(c.ctlDone)
 			return
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			fmt.Fprintf(os.Stderr, "procrastinate: child %d: the control pipe ended inside a frame; the parent is gone\n", os.Getpid())
-			lifeline()
+			c.lifeline()
 		case err != nil:
 			c.controlBroke(fmt.Errorf("procman: reading the control pipe: %w", err))
 			return
@@ -320,25 +373,28 @@ func (c *Child) controlBroke(err error) {
 }
 
 // ParentDeathSignal is the signal a child takes as news of its parent's
-// death: on it the child kills its whole process group, itself and what its
-// task started. Use it with WithPdeathsig. SIGKILL there would kill the
-// child alone and leave what it started running. It is a real-time signal
-// (40), which the Go runtime ignores unless asked for, and which a task
-// should not use for anything else.
+// death: on it, when its parent is gone, the child kills what it started
+// and its whole process group, itself included. Every child asks the
+// kernel for it (see Child); WithPdeathsig asks for it from the parent's
+// side. SIGKILL there would kill the child alone and leave what it
+// started running. It is a real-time signal (40), which the Go runtime
+// ignores unless asked for, and which a task should not use for anything
+// else.
 const ParentDeathSignal = syscall.Signal(40)
 
 // catch makes the child answer sig, one of the signals a child answers
-// the same way whatever its task: ParentDeathSignal (when the parent set
-// it, see WithPdeathsig) runs the lifeline; SIGXCPU (when the child has a
-// CPU time limit) is said on stderr and kills the child's group, since
-// the Go runtime would otherwise ignore it and run on to the hard limit.
-// Each is caught only when it can come: the first signal.Notify in a
-// process starts two threads, which cost a fresh child about a tenth of
-// its start-up. SIGTERM keeps its default (the child dies) unless the code
-// that runs tasks asks for it, as task.Serve does.
+// the same way whatever its task: ParentDeathSignal and SIGHUP (see
+// Child) run the lifeline when the parent is gone; SIGXCPU (when the
+// child has a CPU time limit) is said on stderr and runs the lifeline,
+// since the Go runtime would otherwise ignore it and run on to the hard
+// limit. The first signal.Notify in a process starts two threads, about
+// a tenth of a fresh child's CPU at start-up: every child pays it, for
+// its parent's death (see watchParent). SIGTERM keeps its default (the
+// child dies) unless the code that runs tasks asks for it, as
+// task.Serve does.
 func (c *Child) catch(sig os.Signal) {
 	c.sigOnce.Do(func() {
-		c.sigs = make(chan os.Signal, 2)
+		c.sigs = make(chan os.Signal, 4)
 		go c.handleSignals()
 	})
 	signal.Notify(c.sigs, sig)
@@ -348,36 +404,66 @@ func (c *Child) handleSignals() {
 	for s := range c.sigs {
 		switch s {
 		case ParentDeathSignal:
-			lifeline()
+			if c.parentGone() {
+				c.lifeline()
+			}
+			// Else a thread of the parent ended, not the parent (the
+			// kernel ties the signal to the thread that started the
+			// child, and sends it again on each such end).
+		case syscall.SIGHUP:
+			if c.parentGone() {
+				c.lifeline()
+			}
+			// As if it were not caught: the runtime's default ends
+			// the child with it.
+			signal.Reset(syscall.SIGHUP)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGHUP)
 		case syscall.SIGXCPU:
 			fmt.Fprintf(os.Stderr, "procrastinate: child %d: CPU time limit exceeded (SIGXCPU)\n", os.Getpid())
-			lifeline() // the same end: the group dies
+			c.lifeline() // the same end: the group dies
 		}
 	}
 }
 
-// lifeline ends the child and everything in its group: the parent is gone.
-func lifeline() {
-	_ = signalGroup(syscall.SIGKILL)
-	os.Exit(3) // reached only by a child that does not lead its group
+// parentGone reports whether the parent that started the child has died:
+// the child's parent is another process now (a subreaper, or init).
+func (c *Child) parentGone() bool { return os.Getppid() != c.parent }
+
+// lifeline ends the child and everything it started: the parent is gone.
+// It kills every descendant (see killDescendants), then the process
+// group the child was started to lead, itself included.
+func (c *Child) lifeline() {
+	killDescendants("self")
+	_ = c.SignalGroup(syscall.SIGKILL)
+	os.Exit(3) // reached by a child that left its group, or never led one
 }
 
-// signalGroup sends sig to this process's group, if this process leads it,
-// as every child a Manager starts does. A process that does not (a child
-// started by hand) would signal whoever started it: it does nothing and
-// returns an error.
-func signalGroup(sig syscall.Signal) error {
-	if syscall.Getpgrp() != os.Getpid() {
-		return errors.New("procman: this process does not lead its process group")
+// Exit ends the child with code, as Serve does when its run function
+// returns: it first kills every descendant the child has (what its tasks
+// started and left, in its group or out of it, see Child), then exits.
+// It is for the code that runs tasks when it cannot return to Serve.
+func (c *Child) Exit(code int) {
+	if hasChildren() {
+		killDescendants("self")
 	}
-	return syscall.Kill(0, sig)
+	os.Exit(code)
 }
 
-// SignalGroup sends sig to the child's process group, which it leads (a
-// Manager starts every child so), and so to the child itself and to
-// whatever its tasks started. A process that does not lead its group (one
-// started by hand) signals nothing and gets an error.
-func (c *Child) SignalGroup(sig syscall.Signal) error { return signalGroup(sig) }
+// SignalGroup sends sig to the process group the child was started to
+// lead (a Manager starts every child so), and so to what its tasks
+// started in it, and to the child itself while it is in it. A process
+// that was not started as a group's leader (one started by hand) signals
+// nothing and gets an error. A group left empty (the child moved out of
+// it, and started nothing) is no error.
+func (c *Child) SignalGroup(sig syscall.Signal) error {
+	if c.group == 0 {
+		return errors.New("procman: this process was not started as the leader of a process group")
+	}
+	if err := syscall.Kill(-c.group, sig); err != nil && err != syscall.ESRCH {
+		return fmt.Errorf("procman: signalling process group %d: %w", c.group, err)
+	}
+	return nil
+}
 
 // Next waits for the next invocation and returns its payload. It returns
 // io.EOF when the parent has no more work for this child (the pipes ended
@@ -486,7 +572,7 @@ func (c *Child) took(p []byte) []byte {
 		// one, untaken: it is gone, or it gave up on the child with
 		// work in flight. Either way the lifeline, as the watcher would
 		// have taken had it seen this invocation in flight.
-		lifeline()
+		c.lifeline()
 	}
 	c.settle()
 	tracepoint.Mark(tracepoint.ChildTook)
@@ -503,14 +589,14 @@ func (c *Child) ended() error {
 	if n := c.dec.Pending(); n > 0 {
 		// The pipe ended inside a frame: the parent died while it wrote.
 		fmt.Fprintf(os.Stderr, "procrastinate: child %d: the invocation pipe ended inside a frame; the parent is gone (%d bytes of it came)\n", os.Getpid(), n)
-		lifeline()
+		c.lifeline()
 	}
 	<-c.ctlDone
 	if c.ctlErr != nil {
 		return c.ctlErr
 	}
 	if c.pending.Load() > 0 || !c.told.Load() {
-		lifeline()
+		c.lifeline()
 	}
 	return io.EOF
 }

@@ -25,8 +25,10 @@
 // when the child exits whatever it left in its group is killed. The control
 // pipe is the child's lifeline: when the parent dies the pipe reaches end
 // of file, without the goodbye that [Process.CloseInput] sends first, and
-// the child kills its own group at once (see [Child]); with
-// [WithPdeathsig] the kernel sends a signal too.
+// the child kills its own group at once (see [Child]). The child also asks
+// the kernel for [ParentDeathSignal] when its parent dies, and catches
+// SIGHUP, so that it dies with its parent when its task closed every fd,
+// and when it is stopped as its parent dies.
 //
 // # The manager
 //

@@ -58,6 +58,82 @@ func TestKillProcessesSignalsEachChildsGroup(t *testing.T) {
 	require.NoError(t, m.KillProcesses(syscall.SIGTERM), "with no children")
 }
 
+// A child that moved itself into its parent's process group, leaving its
+// own group empty, is still reached: through its pidfd.
+func TestSignalsReachAChildThatLeftItsGroup(t *testing.T) {
+	for _, how := range []string{"KillProcesses", "Signal", "Teardown"} {
+		t.Run(how, func(t *testing.T) {
+			leakcheck.Check(t)
+			m := procman.New()
+			require.NoError(t, m.Setup())
+			p, c := start(t, m, procman.Spec{Invocation: work("leave-group", "", true)})
+			msg := waitHeard(t, m, c, wire.KindProgress)
+			require.Equal(t, strconv.Itoa(p.Pid()), string(msg.payload))
+			pid := p.Pid()
+			t.Cleanup(func() {
+				// When the test failed, the child, out of the manager's
+				// reach, is killed by hand before Teardown waits for it.
+				if !isGone(pid, 0) {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+				require.NoError(t, m.Teardown())
+			})
+			switch how {
+			case "KillProcesses":
+				require.NoError(t, m.KillProcesses(syscall.SIGKILL))
+			case "Signal":
+				require.NoError(t, p.Signal(syscall.SIGKILL))
+			case "Teardown":
+				torndown := make(chan error, 1)
+				go func() { torndown <- m.Teardown() }()
+				select {
+				case err := <-torndown:
+					require.NoError(t, err)
+				case <-time.After(10 * time.Second):
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+					require.NoError(t, <-torndown)
+					t.Fatal("Teardown had not returned 10s later; want the child killed and reaped")
+				}
+				require.NotNil(t, c.exit, "Teardown did not report the child's exit")
+				require.Equal(t, syscall.SIGKILL, c.exit.Signal, "%v", c.exit)
+				return
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			m.SetDeadline(deadline)
+			for c.exit == nil {
+				require.NoError(t, m.Step())
+				if c.exit == nil && !time.Now().Before(deadline) {
+					t.Fatalf("the child still ran 10s after %s with SIGKILL", how)
+				}
+			}
+			require.Equal(t, syscall.SIGKILL, c.exit.Signal, "%v", c.exit)
+		})
+	}
+}
+
+// A signal that reaches no child is not reported as sent: Signal returns
+// ErrProcessDone for a child that has exited, reaped or not.
+func TestSignalToAnExitedChild(t *testing.T) {
+	leakcheck.Check(t)
+	m := newManager(t)
+	p, c := start(t, m, procman.Spec{Invocation: work("exit", "0", true)})
+	// Exited: a zombie whose last thread is gone (a thread group is
+	// reported exited only then).
+	deadline := time.Now().Add(safety)
+	for {
+		state, _, _ := procStat(p.Pid())
+		tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(p.Pid()) + "/task")
+		if state == 'Z' && len(tasks) == 1 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "child %d did not exit", p.Pid())
+		time.Sleep(time.Millisecond)
+	}
+	require.ErrorIs(t, p.Signal(syscall.SIGTERM), procman.ErrProcessDone, "a child that exited and is not reaped yet")
+	waitExit(t, m, c)
+	require.ErrorIs(t, p.Signal(syscall.SIGTERM), procman.ErrProcessDone, "a reaped child")
+}
+
 func TestWhatAChildLeavesInItsGroupIsKilledWhenItExits(t *testing.T) {
 	leakcheck.Check(t)
 	m := newManager(t)

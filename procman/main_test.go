@@ -161,6 +161,22 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 		os.Exit(0)
 		return nil
 	},
+	// leave-group moves the child into its parent's process group,
+	// reports its pid with a progress frame, and blocks.
+	"leave-group": func(c *procman.Child, inv *wire.Invocation) error {
+		pgid, err := syscall.Getpgid(os.Getppid())
+		if err != nil {
+			return err
+		}
+		if err := syscall.Setpgid(0, pgid); err != nil {
+			return err
+		}
+		if err := c.Send(wire.KindProgress, []byte(strconv.Itoa(os.Getpid()))); err != nil {
+			return err
+		}
+		blockForever(true)
+		return nil
+	},
 	// kill-self sends itself the signal whose number is the argument.
 	"kill-self": func(c *procman.Child, inv *wire.Invocation) error {
 		sig, _ := strconv.Atoi(string(inv.Arg))

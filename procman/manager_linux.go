@@ -953,8 +953,12 @@ func (p *Process) reap(block bool) {
 			return
 		}
 	}
-	// Whatever the child left running in its group goes with it.
+	// Whatever the child left running in its group goes with it; a child
+	// waited for (Teardown) is killed too, also one that left its group.
 	_ = unix.Kill(-p.pid, unix.SIGKILL)
+	if block {
+		_ = unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0)
+	}
 	var info siginfo
 	var ru unix.Rusage
 	if err := waitid(p.pidfd, &info, opts, &ru); err != nil {
@@ -1119,8 +1123,9 @@ func (m *Manager) callExited(p *Process, e *Exit) {
 	p.h.Exited(p, e)
 }
 
-// KillProcesses sends sig to the process group of every child that has
-// not exited yet. A child that is already gone is not an error.
+// KillProcesses sends sig to every child that has not exited yet, and to
+// its process group (see Process.Signal). A child that is already gone is
+// not an error.
 func (m *Manager) KillProcesses(sig syscall.Signal) error {
 	m.enter()
 	defer m.leave()
@@ -1129,7 +1134,7 @@ func (m *Manager) KillProcesses(sig syscall.Signal) error {
 	}
 	var errs []error
 	for _, p := range m.procs {
-		if err := p.Signal(sig); err != nil {
+		if err := p.Signal(sig); err != nil && err != ErrProcessDone {
 			errs = append(errs, err)
 		}
 	}
@@ -1146,7 +1151,7 @@ func (m *Manager) WaitForAllChildren() error {
 	return nil
 }
 
-// Teardown kills every child that is left (SIGKILL to its group), reaps it,
+// Teardown kills every child that is left (SIGKILL to it and its group), reaps it,
 // tells its handler, and closes the manager's fds. After it returns no child
 // of this manager is alive or a zombie. Calling it again does nothing.
 func (m *Manager) Teardown() error {
@@ -1396,22 +1401,47 @@ func (p *Process) closeInput() {
 	p.out, p.outOff = nil, 0
 }
 
-// Signal sends sig to the child's process group, which the child leads. It
-// is a no-op once the child has been reaped; a child that has exited but
-// is not reaped yet is not an error.
+// Signal sends sig to the child itself, through its pidfd, and to its
+// process group, which the child leads (what its tasks started is there),
+// so that a child that moved itself into another group is reached all
+// the same. It returns ErrProcessDone when the signal reached no child:
+// the child had exited (reaped or not; the group's members, if any are
+// left, still get the signal).
+//
+// SIGKILL, which the child cannot act on, first goes to every descendant
+// of the child's (see killDescendants), in its group or out of it: what
+// its tasks started and left, a daemon among it, is the child's while the
+// child, a subreaper, lives.
 func (p *Process) Signal(sig syscall.Signal) error {
 	if p.state != StateRunning {
-		return nil
+		return ErrProcessDone
 	}
-	// The pid cannot be reused before we reap it, so the group id is ours.
-	err := unix.Kill(-p.pid, sig)
+	exited := p.exited()
+	if sig == unix.SIGKILL && !exited {
+		killDescendants(strconv.Itoa(p.pid))
+	}
+	// The pid cannot be reused before we reap it, so the group id is
+	// ours; an empty group (the child left it) is no error.
+	_ = unix.Kill(-p.pid, sig)
+	if exited {
+		return ErrProcessDone
+	}
+	err := unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
 	if err == unix.ESRCH {
-		return nil
+		return ErrProcessDone
 	}
 	if err != nil {
 		return fmt.Errorf("procman: signalling child %d: %w", p.pid, err)
 	}
 	return nil
+}
+
+// exited reports whether the child has exited, without reaping it. A child
+// whose exit status someone else took has exited too.
+func (p *Process) exited() bool {
+	var info siginfo
+	err := waitid(p.pidfd, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	return err != nil || info.pid != 0
 }
 
 // childEnv is the parent's environment with the child cookie, the mark of

@@ -81,5 +81,5 @@ func (p *Process) Send(kind wire.Kind, payload []byte) error { return ErrInputCl
 // CloseInput does nothing.
 func (p *Process) CloseInput() {}
 
-// Signal does nothing.
-func (p *Process) Signal(sig syscall.Signal) error { return nil }
+// Signal returns ErrProcessDone: there is no child to reach.
+func (p *Process) Signal(sig syscall.Signal) error { return ErrProcessDone }

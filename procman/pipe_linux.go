@@ -94,6 +94,14 @@ func parentDeathSignal() syscall.Signal {
 	return syscall.Signal(sig)
 }
 
+// setParentDeathSignal asks the kernel to send sig to this process when
+// its parent dies (PR_SET_PDEATHSIG; exec keeps it). The kernel ties it to
+// the parent's thread that started this process, and sends it too when
+// that thread ends (see Child.handleSignals).
+func setParentDeathSignal(sig syscall.Signal) error {
+	return unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(sig), 0, 0, 0)
+}
+
 // setGroupNice sets nice on every thread of the process group that this
 // process leads, and on nothing when it leads none (a child started by
 // hand, in its starter's group). Its error is not reported: the parent set

@@ -25,6 +25,11 @@ func waitDrained(fd int) {}
 // parentDeathSignal: off Linux there is none.
 func parentDeathSignal() syscall.Signal { return 0 }
 
+// setParentDeathSignal: off Linux there is no such request.
+func setParentDeathSignal(sig syscall.Signal) error {
+	return errors.New("procman: no parent-death signal off Linux")
+}
+
 // setGroupNice: off Linux no child runs.
 func setGroupNice(nice int) {}
 

@@ -34,6 +34,9 @@ var (
 	// cause in Exit.Err for such a child: it told its parent so, and was
 	// killed if it did not exit within the hangup wait.
 	ErrNoMain = sentinel.New("procman.ErrNoMain", "procman: a child process did not call procrastinate.Main, so it ran the program's main instead of its task; call procrastinate.Main() first thing in main, and in TestMain")
+	// ErrProcessDone is returned by Process.Signal when the signal
+	// reached no child: the child had already exited.
+	ErrProcessDone = sentinel.New("procman.ErrProcessDone", "procman: the child has already exited")
 )
 
 // ProtocolError is the cause in Exit.Err for a child whose message stream
@@ -264,9 +267,10 @@ func WithExecutable(path string) Option {
 // group, what its task started included. Linux ties this to the thread, not the process:
 // use it only when every call that starts children (CreateProcess) runs on
 // a goroutine locked to its thread (runtime.LockOSThread) for as long as
-// the children may live. The lifeline (see Child) does without it; the
-// dispatcher does not use it, because catching the signal costs each
-// child a signal handler, two threads, about a tenth of its start-up.
+// the children may live. Every child asks the kernel for
+// ParentDeathSignal itself (see Child), unless this option set another
+// signal, and ignores the signal while its parent lives: the dispatcher
+// does not use this option.
 func WithPdeathsig(sig syscall.Signal) Option {
 	return optionFunc(func(o *options) { o.pdeathsig = sig })
 }

@@ -165,7 +165,7 @@ type CancelError struct {
 	Cause   error            // ctx.Err(), or context.DeadlineExceeded for a timeout
 	Started bool             // the task had started in a child
 	Pid     int              // the child it ran in, when Started
-	Sent    []syscall.Signal // what was sent to the child, in order
+	Sent    []syscall.Signal // the signals that reached the child, in order; not one sent after it had exited
 }
 
 // Error says what ended and what was done, such as

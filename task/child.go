@@ -42,9 +42,8 @@ import (
 func Serve(c *procman.Child) error {
 	root, cancel := context.WithCancel(context.WithValue(context.Background(), childKey, c))
 	defer cancel()
-	// The termination signal is caught only when it may come: a signal
-	// handler costs a fresh child two threads, so a call that the parent
-	// will never signal does without.
+	// The termination signal is caught only when it may come: a call
+	// that the parent will never signal keeps the signal's default.
 	term := &termCatcher{sigs: make(chan os.Signal, 1)}
 	defer signal.Stop(term.sigs)
 	var running atomic.Int32 // the running invocation's TermSignal; 0: none runs
@@ -101,7 +100,7 @@ func Serve(c *procman.Child) error {
 			// goroutine left to serve its invocations.
 			err := c.Send(kind, out)
 			fmt.Fprintf(os.Stderr, "procrastinate: child %d: task %q called runtime.Goexit; the child ends (answering: %v)\n", os.Getpid(), inv.Task, err)
-			os.Exit(1)
+			c.Exit(1)
 		})
 		running.Store(0)
 		// Retiring goes before the answer, so that the parent knows not to

@@ -27,11 +27,11 @@ type Invocation struct {
 	// TermSignal is the parent's termination signal, the first step of
 	// the sequence that ends a call (0: none). The child turns it into
 	// the end of the task's context. It installs the handler at once only
-	// when CatchTerm is set: a handler costs a fresh child two threads, a
-	// tenth of its start-up. Otherwise it installs it when the parent
-	// asks it to stop (a stop frame) while the task runs, and then sends
-	// the signal to its own process group itself, so that what the task
-	// started gets it as it would from the parent.
+	// when CatchTerm is set, and keeps the signal's default otherwise,
+	// until the parent asks it to stop (a stop frame) while the task
+	// runs; then it installs it, and sends the signal to its own process
+	// group itself, so that what the task started gets it as it would
+	// from the parent.
 	TermSignal int
 	// CatchTerm says that the parent may send TermSignal to this call
 	// (one it may cancel, or a server-mode worker).
