@@ -52,15 +52,22 @@ func churn(m *procman.Manager, total, window int, spec func(i int) procman.Spec,
 		}
 	}
 	next()
+	// Stuck means no child exited for safety: a slow machine may take
+	// longer than that for the whole run.
 	deadline := time.Now().Add(safety)
 	m.SetDeadline(deadline)
 	defer m.SetDeadline(time.Time{})
 	for exited < started && failed == nil {
+		before := exited
 		if err := m.Step(); err != nil {
 			return err
 		}
+		if exited > before {
+			deadline = time.Now().Add(safety)
+			m.SetDeadline(deadline)
+		}
 		if !time.Now().Before(deadline) {
-			return fmt.Errorf("stuck for %v with %d of %d children exited", safety, exited, started)
+			return fmt.Errorf("stuck: no child exited for %v, with %d of %d exited", safety, exited, started)
 		}
 		next()
 	}
