@@ -91,9 +91,11 @@ func WithGracePeriod(d time.Duration) Option {
 // once w takes lines again. Shutdown and Close wait up to a second for w
 // to take what is queued, then drop the rest; a w with SetWriteDeadline
 // (an *os.File pipe, a net.Conn) has its write in progress cut short with
-// a deadline, and its deadline cleared after. A w that blocks without
-// one keeps the dispatcher's writer goroutine in its Write until that
-// returns.
+// a deadline, and its deadline cleared after. An *os.File that is a pipe
+// or a terminal without deadlines (the parent's own stderr, as a rule) is
+// written through a non-blocking copy of it, opened anew, so that its
+// writes can be cut short too. Any other w that blocks keeps the
+// dispatcher's writer goroutine in its Write until that returns.
 func WithStderr(w io.Writer) Option {
 	return optionFunc(func(c *config) { c.stderr = w })
 }
@@ -382,8 +384,8 @@ func (d *Dispatcher) closed() bool {
 // and ends the dispatcher. When ctx ends first it goes on as Close and
 // returns ctx.Err() once everything is cleaned up. After it returns no
 // child, zombie, fd or goroutine of the dispatcher is left, apart from a
-// goroutine still blocked in the Write of a stderr writer that cannot be
-// given a deadline (see WithStderr).
+// goroutine still blocked in the Write of a stderr writer of your own that
+// cannot be given a deadline (see WithStderr).
 func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	d.request(draining)
 	select {

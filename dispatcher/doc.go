@@ -17,7 +17,8 @@
 // after a grace period. After either returns, nothing of the dispatcher is
 // left: no child, zombie, fd or goroutine. The one exception is a
 // goroutine still blocked in the Write of a stderr writer that cannot be
-// given a deadline (see [WithStderr]); it ends when that Write returns.
+// given a deadline (a writer of your own that blocks; see [WithStderr]);
+// it ends when that Write returns.
 //
 // # What a future resolves to
 //

@@ -163,7 +163,7 @@ type refusalWatch struct {
 	once    sync.Once
 }
 
-func (w *refusalWatch) Step(p strategy.Pool) { w.inner.Step(refusalPool{p, w}) }
+func (w *refusalWatch) Step(p strategy.Pool)    { w.inner.Step(refusalPool{p, w}) }
 func (w *refusalWatch) Policy() strategy.Policy { return w.inner.Policy() }
 
 type refusalPool struct {

@@ -37,7 +37,8 @@ const (
 // counted (in bytes of the stream: the lines with their prefixes),
 // logged, and said in the stream before the next line that is not.
 type stderrSink struct {
-	w       io.Writer
+	w       io.Writer // the writer, or a copy of it that takes deadlines (see interruptible)
+	release func()    // releases that copy, once the writer goroutine has ended
 	log     hclog.Logger
 	dropped atomic.Int64 // bytes dropped, in all
 
@@ -52,8 +53,9 @@ type stderrSink struct {
 }
 
 func newStderrSink(w io.Writer, log hclog.Logger) *stderrSink {
+	w, release := interruptible(w)
 	s := &stderrSink{
-		w: w, log: log,
+		w: w, log: log, release: release,
 		wake: make(chan struct{}, 1),
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
@@ -106,6 +108,7 @@ func dropNotice(n int64) []byte {
 // most once every stderrLogEvery, and at its end.
 func (s *stderrSink) run() {
 	defer close(s.done)
+	defer s.release()
 	var buf []byte
 	var logged int64
 	var loggedAt time.Time

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -309,4 +310,34 @@ func TestAFatalErrorNamesItsCause(t *testing.T) {
 			shutdown(t, d, nil)
 		})
 	}
+}
+
+// A stderr that the Go runtime's poller does not hold (a blocking pipe, as
+// the parent's own stderr usually is, or a terminal) cannot be given a
+// deadline; the dispatcher writes to a non-blocking copy of it instead, so
+// that Close cuts a stuck write short and leaves no goroutine behind.
+func TestABlockingStderrLeavesNothingBehind(t *testing.T) {
+	checkLeaks(t)
+	var fds [2]int
+	require.NoError(t, syscall.Pipe2(fds[:], syscall.O_CLOEXEC)) // blocking, unlike os.Pipe
+	r, w := os.NewFile(uintptr(fds[0]), "blocking-r"), os.NewFile(uintptr(fds[1]), "blocking-w")
+	t.Cleanup(func() { r.Close(); w.Close() })
+	require.ErrorIs(t, w.SetWriteDeadline(time.Now()), os.ErrNoDeadline, "the test needs a writer without deadlines")
+	d, err := dispatcher.Start(strategy.Throttled(2), dispatcher.WithStderr(w))
+	require.NoError(t, err)
+	f := noisy.Schedule(d, noisyArg{Lines: 16 << 10, Width: 64})
+	_, err = awaitWithin(t, f, 20*time.Second, "the noisy task")
+	require.NoError(t, err)
+	closed := make(chan error, 1)
+	go func() { closed <- d.Close() }()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		go func() { _, _ = io.Copy(io.Discard, r) }()
+		t.Fatal("Close did not return in 20s with a blocked stderr writer")
+	}
+	// Nothing of the dispatcher is left, though the pipe is still full.
+	goleak.VerifyNone(t)
+	go func() { _, _ = io.Copy(io.Discard, r) }() // let a leaked write end
 }
