@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/lock"
@@ -49,7 +47,7 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	logger     hclog.Logger
+	logger     procman.Logger
 	grace      time.Duration
 	termSig    syscall.Signal
 	stderr     io.Writer
@@ -58,9 +56,11 @@ type config struct {
 	pm         []procman.Option
 }
 
-// WithLogger sends the dispatcher's log, and its process manager's, to l.
-// The default is silent.
-func WithLogger(l hclog.Logger) Option {
+// WithLogger sends the dispatcher's log, and its process manager's, to l:
+// an hclog.Logger or a *slog.Logger, say (see procman.Logger). The
+// default is silent. l is called on the dispatcher's own goroutine: it
+// should not block.
+func WithLogger(l procman.Logger) Option {
 	return optionFunc(func(c *config) { c.logger = l })
 }
 
@@ -155,7 +155,7 @@ func WithProcmanOptions(opts ...procman.Option) Option {
 type Dispatcher struct {
 	strat   strategy.Strategy
 	policy  strategy.Policy
-	log     hclog.Logger
+	log     procman.Logger
 	grace   time.Duration
 	termSig syscall.Signal
 	tail    int
@@ -256,7 +256,7 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 		return nil, fmt.Errorf("dispatcher: WithTermSignal(%d): not a signal; give one from 1 to %d, such as syscall.SIGTERM", int(cfg.termSig), wire.MaxSignal)
 	}
 	if cfg.logger == nil {
-		cfg.logger = hclog.NewNullLogger()
+		cfg.logger = nopLogger{}
 	}
 	d := &Dispatcher{
 		strat:    s,
@@ -294,7 +294,7 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 	// No Pdeathsig option: every child asks for the parent-death signal
 	// itself (see procman.Child), beside the control pipe, its lifeline.
 	pmOpts := append([]procman.Option{
-		procman.WithLogger(cfg.logger.Named("procman")),
+		procman.WithLogger(cfg.logger),
 	}, cfg.pm...)
 	d.pm = procman.New(pmOpts...)
 	if cfg.stderr != nil && cfg.stderrTail > 0 {
@@ -486,3 +486,11 @@ func (d *Dispatcher) Lock(ctx context.Context, name string) (*lock.Lock, error) 
 func (d *Dispatcher) TryLock(name string) (*lock.Lock, error) {
 	return d.locks.TryLock(name)
 }
+
+// nopLogger is the logger of a dispatcher made without WithLogger.
+type nopLogger struct{}
+
+func (nopLogger) Debug(string, ...any) {}
+func (nopLogger) Info(string, ...any)  {}
+func (nopLogger) Warn(string, ...any)  {}
+func (nopLogger) Error(string, ...any) {}

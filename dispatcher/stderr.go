@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/procrastinate-go/procrastinate/procman"
 )
 
 // The bounds of the children's stderr on its way to the dispatcher's
@@ -39,7 +39,7 @@ const (
 type stderrSink struct {
 	w       io.Writer // the writer, or a copy of it that takes deadlines (see interruptible)
 	release func()    // releases that copy, once the writer goroutine has ended
-	log     hclog.Logger
+	log     procman.Logger
 	dropped atomic.Int64 // bytes dropped, in all
 
 	mu     sync.Mutex
@@ -52,7 +52,7 @@ type stderrSink struct {
 	done chan struct{} // closed when the writer goroutine has ended
 }
 
-func newStderrSink(w io.Writer, log hclog.Logger) *stderrSink {
+func newStderrSink(w io.Writer, log procman.Logger) *stderrSink {
 	w, release := interruptible(w)
 	s := &stderrSink{
 		w: w, log: log, release: release,

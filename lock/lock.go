@@ -2,11 +2,10 @@ package lock
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,9 +73,12 @@ func New(parent string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock: new directory: %w", err)
 	}
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	return &Dir{path: filepath.Join(abs, dirPrefix+ownerTag()+hex.EncodeToString(b[:]))}, nil
+	// The random part only keeps two dispatchers of one process apart:
+	// the directory is made with O_EXCL-like mkdir and checked before use,
+	// so nothing depends on its being hard to guess. math/rand/v2 is
+	// seeded by the runtime; crypto/rand would cost every child of the
+	// program the initialisation of the whole crypto stack.
+	return &Dir{path: filepath.Join(abs, fmt.Sprintf("%s%s%016x", dirPrefix, ownerTag(), rand.Uint64()))}, nil
 }
 
 // At returns a Dir for the lock directory at path, which need not exist

@@ -14,7 +14,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
 	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
@@ -26,7 +25,7 @@ import (
 // package documentation for the rules of ownership.
 type Manager struct {
 	opts options
-	log  hclog.Logger
+	log  Logger
 
 	busy atomic.Int32 // 1 while the owner goroutine is inside a call
 
@@ -122,7 +121,7 @@ func New(opts ...Option) *Manager {
 	}
 	m.log = m.opts.logger
 	if m.log == nil {
-		m.log = hclog.NewNullLogger()
+		m.log = nopLogger{}
 	}
 	return m
 }

@@ -8,8 +8,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
@@ -232,7 +230,7 @@ type optionFunc func(*options)
 func (f optionFunc) apply(o *options) { f(o) }
 
 type options struct {
-	logger     hclog.Logger
+	logger     Logger
 	maxPayload int
 	path       string
 	pdeathsig  syscall.Signal
@@ -242,8 +240,9 @@ type options struct {
 }
 
 // WithLogger sends the manager's log (children started and exited,
-// protocol errors) to l. The default is silent.
-func WithLogger(l hclog.Logger) Option {
+// protocol errors) to l: an hclog.Logger or a *slog.Logger, say. The
+// default is silent.
+func WithLogger(l Logger) Option {
 	return optionFunc(func(o *options) { o.logger = l })
 }
 
