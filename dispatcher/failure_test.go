@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/result"
@@ -993,7 +994,7 @@ func testParentDeathBy(t *testing.T, mode string, files, want int, sig syscall.S
 	})
 	require.Len(t, pids, want)
 	for _, pid := range pids {
-		require.True(t, alive(pid), "process %d is not running", pid)
+		require.True(t, testio.Alive(pid), "process %d is not running", pid)
 	}
 
 	if before != nil {
@@ -1009,7 +1010,7 @@ func testParentDeathBy(t *testing.T, mode string, files, want int, sig syscall.S
 	for {
 		left = left[:0]
 		for _, pid := range pids {
-			if alive(pid) {
+			if testio.Alive(pid) {
 				left = append(left, pid)
 			}
 		}

@@ -3,9 +3,7 @@ package dispatcher_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/strategy"
 	"github.com/procrastinate-go/procrastinate/task"
@@ -243,46 +242,15 @@ func TestBadPolicyIsRefused(t *testing.T) {
 // liveChildrenOf returns the pids of the live children of pid.
 func liveChildrenOf(t *testing.T, pid int) []int {
 	t.Helper()
-	var out []int
-	entries, err := os.ReadDir("/proc")
+	children, err := testio.Children(pid)
 	require.NoError(t, err)
-	for _, e := range entries {
-		var child, ppid int
-		var comm string
-		var state byte
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		if _, err := parseStat(b, &child, &comm, &state, &ppid); err != nil {
-			continue
-		}
-		if ppid == pid && state != 'Z' {
-			out = append(out, child)
+	var out []int
+	for _, c := range children {
+		if !c.Exited() {
+			out = append(out, c.Pid)
 		}
 	}
 	return out
-}
-
-// parseStat reads the pid, command, state and parent pid from the
-// contents of /proc/PID/stat; the command is in parentheses and may hold
-// spaces, so the fields after it are found from the last ')'.
-func parseStat(b []byte, pid *int, comm *string, state *byte, ppid *int) (int, error) {
-	s := string(b)
-	open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || close < open {
-		return 0, errors.New("bad stat")
-	}
-	*comm = s[open+1 : close]
-	if _, err := fmt.Sscan(s[:open], pid); err != nil {
-		return 0, err
-	}
-	var st string
-	if _, err := fmt.Sscan(s[close+1:], &st, ppid); err != nil {
-		return 0, err
-	}
-	*state = st[0]
-	return 4, nil
 }
 
 // refillBuf is the buffer refill keeps from call to call in its child.
@@ -337,7 +305,7 @@ func TestSpareExitsOnTheGoodbye(t *testing.T) {
 	for range 3 {
 		pid, err := getPid.Schedule(d, 0).Value()
 		require.NoError(t, err)
-		require.Eventually(t, func() bool { return !alive(pid) }, 5*time.Second, time.Millisecond,
+		require.Eventually(t, func() bool { return !testio.Alive(pid) }, 5*time.Second, time.Millisecond,
 			"child %d still runs: it waits for a goodbye that did not come", pid)
 	}
 	shutdown(t, d, nil)

@@ -1,14 +1,13 @@
 package procman_test
 
 import (
-	"bytes"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 )
@@ -139,25 +138,36 @@ func waitHeard(t *testing.T, m *procman.Manager, c *child, k wire.Kind) message 
 	return message{}
 }
 
-// procStat reads the state and start time of a process from /proc; ok is
-// false when there is no such process.
-func procStat(pid int) (state byte, start uint64, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
-	start, _ = strconv.ParseUint(string(f[19]), 10, 64)
-	return f[0][0], start, true
-}
-
 // isGone reports whether a process no longer runs: there is no such
 // process (or the pid is another process now), or it is a zombie, dead
 // and waiting for whoever is its parent now to reap it. start is the
 // process's start time, or 0 when unknown.
 func isGone(pid int, start uint64) bool {
-	state, st, ok := procStat(pid)
-	return !ok || state == 'Z' || state == 'X' || (start != 0 && st != start)
+	s, err := testio.ReadStat(pid)
+	return err != nil || s.Exited() || (start != 0 && s.Start != start)
+}
+
+// waitExited waits until the child pid has exited, and leaves it to be
+// reaped: the kernel tells (waitid with WNOWAIT) once its whole thread
+// group has exited, and /proc shows it a zombie from then on. It fails the
+// test when the child still runs after safety.
+func waitExited(t *testing.T, pid int) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		var info unix.Siginfo
+		var err error = unix.EINTR
+		for err == unix.EINTR {
+			err = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "waitid(%d, WEXITED|WNOWAIT)", pid)
+	case <-time.After(safety):
+		t.Fatalf("child %d still ran %v later; want it exited", pid, safety)
+	}
 }
 
 // waitGone polls until every pid is gone, or fails after within.

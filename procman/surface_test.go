@@ -143,7 +143,7 @@ func TestProcessCountCountsAChildUntilItsExitedRan(t *testing.T) {
 	// Each child answers and exits at once, but it counts until its
 	// handler is told: a zombie that no Step has reaped yet still counts.
 	for _, p := range m.Processes() {
-		require.Eventually(t, func() bool { st, _, _ := procStat(p.Pid()); return st == 'Z' }, safety, time.Millisecond)
+		waitExited(t, p.Pid())
 	}
 	require.Equal(t, n, m.ProcessCount(), "children that exited but were not reported yet")
 

@@ -5,11 +5,7 @@
 package testio
 
 import (
-	"bytes"
-	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,31 +39,4 @@ func Quiet(f func()) {
 	if err := WithStdout(null, f); err != nil {
 		panic(err)
 	}
-}
-
-// ThreadNiceLevels returns the nice level of each thread of this process
-// (field 19 of /proc/self/task/<tid>/stat), in the order of the directory.
-// A thread that ends while it reads is left out.
-func ThreadNiceLevels() ([]int, error) {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return nil, err
-	}
-	var levels []int
-	for _, tk := range tasks {
-		b, err := os.ReadFile(filepath.Join("/proc/self/task", tk.Name(), "stat"))
-		if err != nil {
-			continue // the thread ended meanwhile
-		}
-		f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:]) // f[0] is field 3
-		if len(f) < 17 {
-			return nil, fmt.Errorf("testio: %s/stat has %d fields after the name; want 17 or more", tk.Name(), len(f))
-		}
-		nice, err := strconv.Atoi(string(f[16]))
-		if err != nil {
-			return nil, err
-		}
-		levels = append(levels, nice)
-	}
-	return levels, nil
 }
