@@ -8,7 +8,6 @@ package dispatcher_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -124,7 +123,7 @@ func TestDeadline(t *testing.T) {
 		require.Equal(t, []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL}, ce.Sent)
 		require.Contains(t, err.Error(), "sent it terminated (signal 15), then killed (signal 9)")
 		var death *result.ChildDeath
-		require.False(t, errors.As(err, &death), "a stopped task is a CancelError, not a ChildDeath")
+		require.NotErrorAs(t, err, &death, "a stopped task is a CancelError, not a ChildDeath")
 		shutdown(t, d, nil)
 	})
 	t.Run("a deadline that passed before Schedule", func(t *testing.T) {
@@ -456,16 +455,21 @@ func TestErrorsAsAndIs(t *testing.T) {
 			}
 			require.Error(t, err)
 			for _, e := range []error{err, fmt.Errorf("the caller's own wrapping: %w", err)} {
-				var (
-					te *result.TaskError
-					cd *result.ChildDeath
-					ce *result.CancelError
-					re *result.RetryError
-				)
-				require.Equal(t, tc.as.task, errors.As(e, &te), "errors.As(%v, *TaskError)", e)
-				require.Equal(t, tc.as.death, errors.As(e, &cd), "errors.As(%v, *ChildDeath)", e)
-				require.Equal(t, tc.as.cancel, errors.As(e, &ce), "errors.As(%v, *CancelError)", e)
-				require.Equal(t, tc.as.retry, errors.As(e, &re), "errors.As(%v, *RetryError)", e)
+				for _, as := range []struct {
+					want   bool
+					target any
+				}{
+					{tc.as.task, new(*result.TaskError)},
+					{tc.as.death, new(*result.ChildDeath)},
+					{tc.as.cancel, new(*result.CancelError)},
+					{tc.as.retry, new(*result.RetryError)},
+				} {
+					if as.want {
+						require.ErrorAs(t, e, as.target)
+					} else {
+						require.NotErrorAs(t, e, as.target)
+					}
+				}
 				for _, want := range tc.is {
 					require.ErrorIs(t, e, want)
 				}

@@ -6,7 +6,6 @@ package dispatcher_test
 
 import (
 	"context"
-	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -269,6 +268,6 @@ func TestLocksOfTwoDispatchersAreSeparate(t *testing.T) {
 	shutdown(t, d2, nil)
 	for _, dir := range []string{d1.LockDir(), d2.LockDir()} {
 		_, err := os.Lstat(dir)
-		require.True(t, errors.Is(err, fs.ErrNotExist), "%s outlived its dispatcher", dir)
+		require.ErrorIs(t, err, fs.ErrNotExist, "%s outlived its dispatcher", dir)
 	}
 }

@@ -2,7 +2,6 @@ package dispatcher_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -41,7 +40,7 @@ func TestCancelDuringRetryDelay(t *testing.T) {
 	}
 	_, err := r.Value()
 	var ce *result.CancelError
-	require.True(t, errors.As(err, &ce), "Value() error = %v; want a *result.CancelError", err)
+	require.ErrorAs(t, err, &ce, "Value() error = %v; want a *result.CancelError", err)
 	require.ErrorIs(t, err, context.Canceled)
 	shutdown(t, d, nil)
 	b, err := os.ReadFile(file)

@@ -2,7 +2,6 @@ package dispatcher_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"testing"
 	"time"
@@ -169,7 +168,7 @@ func TestPipelinedTasksBehindACrashGoToAnotherChild(t *testing.T) {
 	require.NoError(t, err)
 	_, err = crash.Value()
 	var cd *result.ChildDeath
-	require.True(t, errors.As(err, &cd), "the crash: %v", err)
+	require.ErrorAs(t, err, &cd, "the crash: %v", err)
 	require.Equal(t, 3, cd.ExitCode)
 	require.Equal(t, first, cd.Pid, "the crash ran in the first child")
 	for i, r := range after {
@@ -189,7 +188,7 @@ func TestTimeoutUnderReuseKillsOnlyItsChild(t *testing.T) {
 	a.IgnoreTerm = true
 	_, err := hold.Schedule(d, a, task.WithTimeout(300*time.Millisecond)).Value()
 	var ce *result.CancelError
-	require.True(t, errors.As(err, &ce), "%v", err)
+	require.ErrorAs(t, err, &ce, "%v", err)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.True(t, ce.Started)
 	require.Equal(t, before, ce.Pid, "the timed-out task ran in the reused child")
@@ -214,7 +213,7 @@ func TestCloseWithPipelinedWork(t *testing.T) {
 	require.NoError(t, d.Close())
 	_, err := held.Value()
 	var cd *result.ChildDeath
-	require.True(t, errors.As(err, &cd), "%v", err)
+	require.ErrorAs(t, err, &cd, "%v", err)
 	require.ErrorIs(t, err, dispatcher.ErrKilled)
 	for i, r := range behind {
 		_, err := r.Value()

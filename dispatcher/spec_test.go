@@ -5,7 +5,6 @@ package dispatcher_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -380,7 +379,7 @@ func TestProcessManagerSpec_ExitedChildIsCleanedUp(t *testing.T) {
 	// dispatcher still running.
 	require.NoError(t, snap.Leaks(0), "after the child's death was told")
 	_, err = os.Stat("/proc/" + strconv.Itoa(death.Pid))
-	require.True(t, errors.Is(err, os.ErrNotExist), "the dead child %d is still in /proc: %v", death.Pid, err)
+	require.ErrorIs(t, err, os.ErrNotExist, "the dead child %d is still in /proc: %v", death.Pid, err)
 	p.waitForSince(t, mark, "no child once the dead one was told", func(s poolState) bool { return s.Children == 0 && s.Queued == 0 })
 	select {
 	case <-d.Done():
@@ -410,5 +409,5 @@ func TestNestedDispatcherInATask(t *testing.T) {
 	// The grandchild is gone too (it was the child's, reaped by the child's
 	// dispatcher before the child answered).
 	err = syscall.Kill(r.Grandchild, 0)
-	require.True(t, errors.Is(err, syscall.ESRCH), "kill(%d, 0) = %v; want ESRCH", r.Grandchild, err)
+	require.ErrorIs(t, err, syscall.ESRCH, "kill(%d, 0) = %v; want ESRCH", r.Grandchild, err)
 }

@@ -262,7 +262,7 @@ func TestErrorsAs(t *testing.T) {
 	require.Same(t, death, gotDeath)
 	require.ErrorIs(t, err, errProto, "ChildDeath.Unwrap should expose its cause")
 	var gotTask *TaskError
-	require.False(t, errors.As(err, &gotTask))
+	require.NotErrorAs(t, err, &gotTask)
 
 	r = Failed[int](fmt.Errorf("dispatcher: %w", taskErr))
 	_, err = r.Value()

@@ -361,9 +361,9 @@ func TestUnencodableArgument(t *testing.T) {
 			require.NotNil(t, errors.Unwrap(err), "the encoder's error is wrapped")
 			assert.Equal(t, want.Error(), errors.Unwrap(err).Error())
 			var te *result.TaskError
-			assert.False(t, errors.As(err, &te), "an encoding error is not a TaskError: %v", err)
+			assert.NotErrorAs(t, err, &te, "an encoding error is not a TaskError: %v", err)
 			var cd *result.ChildDeath
-			assert.False(t, errors.As(err, &cd), "an encoding error is not a ChildDeath: %v", err)
+			assert.NotErrorAs(t, err, &cd, "an encoding error is not a ChildDeath: %v", err)
 		})
 	}
 }
@@ -399,7 +399,7 @@ func TestScheduleOnNilScheduler(t *testing.T) {
 func taskError(t *testing.T, err error) *result.TaskError {
 	t.Helper()
 	var te *result.TaskError
-	require.True(t, errors.As(err, &te), "error %v (%T); want a *result.TaskError", err, err)
+	require.ErrorAs(t, err, &te, "error %v (%T); want a *result.TaskError", err, err)
 	return te
 }
 
@@ -515,7 +515,7 @@ func TestDecodeOnCallersGoroutine(t *testing.T) {
 	assert.ErrorIs(t, err, errPicky)
 	assert.Contains(t, err.Error(), `task "task_test.picky": decoding the result (gob)`)
 	var te *result.TaskError
-	assert.False(t, errors.As(err, &te), "a decoding error in the parent is not the task's failure")
+	assert.NotErrorAs(t, err, &te, "a decoding error in the parent is not the task's failure")
 
 	_, err2 := r.Value()
 	assert.Equal(t, err, err2, "a second Value returns the same")

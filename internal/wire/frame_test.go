@@ -234,7 +234,7 @@ func TestLimits(t *testing.T) {
 	checkTooLarge := func(t *testing.T, err error, size uint64, limit int) {
 		t.Helper()
 		var tl *FrameTooLargeError
-		require.True(t, errors.As(err, &tl), "error %v (%T); want a *FrameTooLargeError", err, err)
+		require.ErrorAs(t, err, &tl, "error %v (%T); want a *FrameTooLargeError", err, err)
 		require.Equal(t, size, tl.Size)
 		require.Equal(t, limit, tl.Limit)
 		require.Contains(t, err.Error(), fmt.Sprint(size))
