@@ -311,7 +311,7 @@ func (s *pacer) Step(p strategy.Pool) {
 	}
 }
 
-func TestCloseTwice(t *testing.T) {
+func TestCloseTwiceOrConcurrentlyReturnsNil(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Throttled(2))
 	_, err := square.Schedule(d, 2).Value()
@@ -366,7 +366,7 @@ func TestScheduleAfterShutdownFailsAtOnce(t *testing.T) {
 	}
 }
 
-func TestSeveralDispatchersSideBySide(t *testing.T) {
+func TestDispatchersSideBySideRunTheirOwnTasks(t *testing.T) {
 	checkLeaks(t)
 	const n = 3
 	var ds [n]*dispatcher.Dispatcher
@@ -528,7 +528,7 @@ func TestGarbageFromAChildIsAProtocolError(t *testing.T) {
 
 // A strategy that never spawns leaves its tasks queued; Shutdown with a
 // short context still returns, and the queued tasks fail with ErrClosed.
-func TestStrategyThatSpawnsNothing(t *testing.T) {
+func TestShutdownFailsTasksThatTheStrategyNeverStarts(t *testing.T) {
 	checkLeaks(t)
 	p := newProbe(nil)
 	d := start(t, p)
@@ -721,7 +721,7 @@ func TestLargeArgumentsArriveIntact(t *testing.T) {
 	}
 }
 
-func TestScheduleFromManyGoroutines(t *testing.T) {
+func TestScheduleAndJoinFromManyGoroutinesResolveEveryCall(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Throttled(4))
 	const goroutines, each = 4, 10

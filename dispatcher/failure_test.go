@@ -1,6 +1,6 @@
 package dispatcher_test
 
-// Failure handling (issue 5): deadlines and cancellation, what a child
+// Failure handling: deadlines and cancellation, what a child
 // died of, limits, retries, one crash among many, and a parent that dies.
 // The chaos test is in chaos_test.go, the fuzz targets in fuzz_test.go,
 // the tasks in failure_tasks_test.go.
@@ -65,7 +65,7 @@ func requireCancel(t *testing.T, err error, name string, cause error, started bo
 	return ce
 }
 
-func TestDeadline(t *testing.T) {
+func TestWithTimeoutEndsTheCallWithACancelError(t *testing.T) {
 	t.Run("a task that watches its context", func(t *testing.T) {
 		checkLeaks(t)
 		g := newGate(t)
@@ -144,7 +144,7 @@ func TestDeadline(t *testing.T) {
 	})
 }
 
-func TestCancellation(t *testing.T) {
+func TestAnEndedCallContextEndsTheCallWithACancelError(t *testing.T) {
 	t.Run("cancel while running", func(t *testing.T) {
 		checkLeaks(t)
 		g := newGate(t)
@@ -344,7 +344,7 @@ func TestChildDeathSaysWhatHappened(t *testing.T) {
 
 // Every error the library returns works with errors.As and errors.Is, also
 // when the caller wraps it once more.
-func TestErrorsAsAndIs(t *testing.T) {
+func TestEveryErrorWorksWithErrorsAsAndIsWhenWrapped(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Throttled(4),
 		dispatcher.WithStderr(nil),
@@ -511,7 +511,7 @@ func TestRetiringWithoutAnAnswerIsADeath(t *testing.T) {
 	}
 }
 
-func TestLimits(t *testing.T) {
+func TestCallLimitsHoldInTheCallsOwnChild(t *testing.T) {
 	t.Run("CPU time", func(t *testing.T) {
 		checkLeaks(t)
 		d := start(t, strategy.Throttled(1), dispatcher.WithStderr(nil))
@@ -685,7 +685,7 @@ func firstLine(b []byte) string {
 	return line
 }
 
-func TestRetries(t *testing.T) {
+func TestWithRetriesRetriesOnlyDeadChildren(t *testing.T) {
 	t.Run("every try dies", func(t *testing.T) {
 		checkLeaks(t)
 		d := start(t, strategy.Throttled(2))
@@ -865,7 +865,7 @@ func TestAReusedChildThatLeavesAFrameUnfinishedDies(t *testing.T) {
 	shutdown(t, d, nil)
 }
 
-// parentDirEnv makes this test binary the parent of TestParentDeath (see
+// parentDirEnv makes this test binary the parent of TestParentDeathTakesItsChildrenWithIt (see
 // the init function below) instead of a test run; parentModeEnv says what
 // the parent runs: four blocking tasks ("children"), the same with one
 // that starts a process of its own ("grandchild"), or one task that
@@ -876,7 +876,7 @@ const (
 	parentModeEnv = "PROCRASTINATE_TEST_PARENT_MODE"
 )
 
-// init runs the parent role of TestParentDeath when the test re-executes
+// init runs the parent role of TestParentDeathTakesItsChildrenWithIt when the test re-executes
 // this binary with parentDirEnv set. It runs after the package's variables
 // are initialised, so the tasks are defined, and before TestMain, which
 // never runs in that role. The variables are taken out of the environment
@@ -924,7 +924,7 @@ func init() {
 
 // A parent killed by SIGKILL takes its children with it, also those that
 // ignore SIGTERM: no child is left alive 2 seconds later.
-func TestParentDeath(t *testing.T) {
+func TestParentDeathTakesItsChildrenWithIt(t *testing.T) {
 	t.Run("children", func(t *testing.T) {
 		testParentDeath(t, "children", 4, 4)
 	})

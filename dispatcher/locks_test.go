@@ -143,7 +143,7 @@ func TestLockingSpec_HundredTasksFightForOneLock(t *testing.T) {
 // The lock directory: made by the first lock (a child's, here), private
 // (0700), the one the parent's locks use too, and gone once Shutdown or
 // Close has returned.
-func TestLockDirectoryLife(t *testing.T) {
+func TestLockDirectoryIsMadeByTheFirstLockAndGoneAtTheEnd(t *testing.T) {
 	for _, how := range []string{"Shutdown", "Close"} {
 		t.Run(how, func(t *testing.T) {
 			checkLeaks(t)

@@ -21,7 +21,7 @@ import (
 // running one, signalled a dead child, and left the future waiting out
 // the delay, after which the job ran again.) The delay is an hour: a
 // future that waited it out would fail the test's bound by far.
-func TestCancelDuringRetryDelay(t *testing.T) {
+func TestCancelDuringARetryDelayResolvesAtOnce(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Throttled(1))
 	file := filepath.Join(t.TempDir(), "log")

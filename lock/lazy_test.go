@@ -134,7 +134,7 @@ func lmode(t *testing.T, path string) string {
 // nothing else: not a live process's, not another user's, not another PID
 // namespace's, not one named in another way, and never what a symbolic
 // link points to.
-func TestRemoveStale(t *testing.T) {
+func TestRemoveStaleRemovesOnlyTheDirectoriesOfEndedProcesses(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("RemoveStale removes nothing off Linux")
 	}

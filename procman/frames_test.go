@@ -262,7 +262,7 @@ func TestChildThatClosesItsMessagePipe(t *testing.T) {
 // A child that exits before it reads a byte of its invocation is told
 // apart (Exit.NeverRead) from one that took its invocation and then
 // failed: no task began in it.
-func TestChildThatExitsBeforeReadingItsInvocation(t *testing.T) {
+func TestAChildThatExitsBeforeReadingIsMarkedNeverRead(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		size int

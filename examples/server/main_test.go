@@ -150,9 +150,9 @@ func pidIn(t *testing.T, line string) int {
 	return pid
 }
 
-// TestExample builds the example and runs it as a user would, sending
+// TestExampleReplacesKilledWorkersAndStopsOnSignals builds the example and runs it as a user would, sending
 // it signals.
-func TestExample(t *testing.T) {
+func TestExampleReplacesKilledWorkersAndStopsOnSignals(t *testing.T) {
 	bin := build(t, t.TempDir())
 	t.Run("replaces a killed worker and stops on SIGTERM", func(t *testing.T) { testReplaceAndStop(t, bin) })
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGQUIT} {

@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func TestRun(t *testing.T) {
+func TestRunRunsEachTaskInAChildOfItsOwn(t *testing.T) {
 	var pids []int
 	var err error
 	out, cerr := captureFD1(func() {
