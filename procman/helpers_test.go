@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
@@ -145,29 +144,6 @@ func waitHeard(t *testing.T, m *procman.Manager, c *child, k wire.Kind) message 
 func isGone(pid int, start uint64) bool {
 	s, err := testio.ReadStat(pid)
 	return err != nil || s.Exited() || (start != 0 && s.Start != start)
-}
-
-// waitExited waits until the child pid has exited, and leaves it to be
-// reaped: the kernel tells (waitid with WNOWAIT) once its whole thread
-// group has exited, and /proc shows it a zombie from then on. It fails the
-// test when the child still runs after safety.
-func waitExited(t *testing.T, pid int) {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		var info unix.Siginfo
-		var err error = unix.EINTR
-		for err == unix.EINTR {
-			err = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		require.NoError(t, err, "waitid(%d, WEXITED|WNOWAIT)", pid)
-	case <-time.After(safety):
-		t.Fatalf("child %d still ran %v later; want it exited", pid, safety)
-	}
 }
 
 // waitGone polls until every pid is gone, or fails after within.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package testio_test
 
 import (
