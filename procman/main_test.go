@@ -368,8 +368,6 @@ func serveChild(c *procman.Child) error {
 	}
 }
 
-var errNoAnswer = errors.New("no answer")
-
 // rlimitMsgqueue is RLIMIT_MSGQUEUE: a limit the Go runtime leaves alone
 // (it raises RLIMIT_NOFILE at start), so a test sees what the parent set.
 const rlimitMsgqueue = 12

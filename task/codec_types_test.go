@@ -23,6 +23,9 @@ type withChanSlice struct {
 	Cs []chan int
 }
 
+// noExported has a field, and none that gob can see.
+//
+//lint:ignore U1000 the unexported field is what the test case is about
 type noExported struct{ n int }
 
 type holdsNoExported struct{ Inner noExported }
