@@ -768,6 +768,7 @@ func TestCloseKillsWhatTheTaskStarted(t *testing.T) {
 	require.ErrorIs(t, r.Err(), dispatcher.ErrKilled)
 	// SIGKILL was sent to its group before Close returned; the kernel
 	// ends it as soon as it runs.
-	require.Eventually(t, func() bool { return !testio.Alive(sleeper) }, 5*time.Second, time.Millisecond,
-		"the task's own child %d outlived Close", sleeper)
+	exited, err := testio.WaitExited(sleeper, 0, 5*time.Second)
+	require.NoError(t, err)
+	require.True(t, exited, "the task's own child %d outlived Close by 5s", sleeper)
 }

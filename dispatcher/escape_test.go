@@ -205,11 +205,9 @@ func reportedDaemon(t *testing.T, dir string) int {
 // seconds: the kill was sent, and its delivery is the kernel's.
 func requireGone(t *testing.T, pid int, when string) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for testio.Alive(pid) {
-		require.True(t, time.Now().Before(deadline), "process %d still runs 2s %s; want it killed", pid, when)
-		time.Sleep(time.Millisecond)
-	}
+	exited, err := testio.WaitExited(pid, 0, 2*time.Second)
+	require.NoError(t, err)
+	require.True(t, exited, "process %d still runs 2s %s; want it killed", pid, when)
 }
 
 // A child catches SIGHUP, for the case of its parent's death while it is

@@ -1011,17 +1011,12 @@ func testParentDeathBy(t *testing.T, mode string, files, want int, sig syscall.S
 	require.ErrorAs(t, err, &ee)
 	killed := time.Now()
 	var left []int
-	for {
-		left = left[:0]
-		for _, pid := range pids {
-			if testio.Alive(pid) {
-				left = append(left, pid)
-			}
+	for _, pid := range pids {
+		exited, err := testio.WaitExited(pid, 0, time.Until(killed.Add(5*time.Second)))
+		require.NoError(t, err)
+		if !exited {
+			left = append(left, pid)
 		}
-		if len(left) == 0 || time.Since(killed) > 5*time.Second {
-			break
-		}
-		time.Sleep(time.Millisecond)
 	}
 	took := time.Since(killed)
 	require.Empty(t, left, "processes alive %v after their parent was killed", took)

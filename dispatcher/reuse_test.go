@@ -304,8 +304,9 @@ func TestSpareExitsOnTheGoodbye(t *testing.T) {
 	for range 3 {
 		pid, err := getPid.Schedule(d, 0).Value()
 		require.NoError(t, err)
-		require.Eventually(t, func() bool { return !testio.Alive(pid) }, 5*time.Second, time.Millisecond,
-			"child %d still runs: it waits for a goodbye that did not come", pid)
+		exited, err := testio.WaitExited(pid, 0, 5*time.Second)
+		require.NoError(t, err)
+		require.True(t, exited, "child %d still runs 5s later: it waits for a goodbye that did not come", pid)
 	}
 	shutdown(t, d, nil)
 }

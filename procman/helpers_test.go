@@ -146,24 +146,21 @@ func isGone(pid int, start uint64) bool {
 	return err != nil || s.Exited() || (start != 0 && s.Start != start)
 }
 
-// waitGone polls until every pid is gone, or fails after within.
+// waitGone waits until every pid (with its start time) has exited, or
+// fails after within.
 func waitGone(t *testing.T, within time.Duration, pids map[int]uint64) {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	for {
-		var alive []int
-		for pid, start := range pids {
-			if !isGone(pid, start) {
-				alive = append(alive, pid)
-			}
+	var alive []int
+	for pid, start := range pids {
+		exited, err := testio.WaitExited(pid, start, time.Until(deadline))
+		require.NoError(t, err)
+		if !exited {
+			alive = append(alive, pid)
 		}
-		if len(alive) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("processes %v still run after %v; want them gone", alive, within)
-		}
-		time.Sleep(5 * time.Millisecond)
+	}
+	if len(alive) > 0 {
+		t.Fatalf("processes %v still run after %v; want them gone", alive, within)
 	}
 }
 
