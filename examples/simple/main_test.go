@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/procrastinate-go/procrastinate"
+	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
 	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/strategy"
 )
@@ -30,6 +31,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestRunRunsEachTaskInAChildOfItsOwn(t *testing.T) {
+	leakcheck.Check(t)
 	var pids []int
 	var err error
 	out, cerr := captureFD1(func() {
