@@ -1,7 +1,8 @@
 // Package testio points a test process's fd 1 elsewhere for a while, so
 // that the output of children, which inherit fd 1, can be caught or
-// dropped, and reads what tests check in /proc. It is for tests and
-// examples' tests only.
+// dropped; it reads what tests check in /proc (one parser of
+// /proc/<pid>/stat for all of them), and waits for a process to exit. It
+// is for tests and examples' tests only.
 package testio
 
 import (
