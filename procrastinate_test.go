@@ -111,10 +111,10 @@ func readLines(t *testing.T, path string) []string {
 	return lines
 }
 
-// TestImplicitSpec ports the gem's spec/acceptance/implicit_spec.rb, the
+// TestImplicitSpec_JoinWaitsForTheDefaultDispatchersTasks ports the gem's spec/acceptance/implicit_spec.rb, the
 // implicit use (no dispatcher started by hand): Join waits for all the
 // tasks scheduled on the default dispatcher to complete.
-func TestImplicitSpec(t *testing.T) {
+func TestImplicitSpec_JoinWaitsForTheDefaultDispatchersTasks(t *testing.T) {
 	leakcheck.Check(t)
 	resetDefault(t)
 	path := filepath.Join(t.TempDir(), "lines")
@@ -146,7 +146,7 @@ func TestImplicitSpec(t *testing.T) {
 	}
 }
 
-func TestJoinAndResetWithoutDefaultDispatcher(t *testing.T) {
+func TestJoinAndResetWithoutADefaultDispatcherReturnAtOnce(t *testing.T) {
 	resetDefault(t)
 	done := make(chan struct{})
 	go func() {
@@ -215,15 +215,15 @@ func TestResetLetsWorkFinish(t *testing.T) {
 	assert.Equal(t, []string{"0", "1", "2"}, readLines(t, path))
 }
 
-func TestMainInParent(t *testing.T) {
+func TestMainReturnsInTheParent(t *testing.T) {
 	assert.False(t, procman.IsChild(), "the test process thinks it is a child")
 	// Main was called in TestMain and returned; a second call returns too.
 	procrastinate.Main()
 }
 
-// TestNesting: a task may use a default dispatcher of its own, in its
+// TestATaskMayScheduleOnADefaultDispatcherOfItsOwn: a task may use a default dispatcher of its own, in its
 // child, and schedule work there (one level of nesting).
-func TestNesting(t *testing.T) {
+func TestATaskMayScheduleOnADefaultDispatcherOfItsOwn(t *testing.T) {
 	leakcheck.Check(t)
 	resetDefault(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -96,9 +96,9 @@ func flagsProgram() {
 	fmt.Println("square:", v.Square)
 }
 
-// TestFlagCheckingProgram: a program that checks its flags before Main
+// TestAProgramThatChecksItsFlagsGivesThemToItsChildren: a program that checks its flags before Main
 // gives its children the same arguments, so that they pass the check.
-func TestFlagCheckingProgram(t *testing.T) {
+func TestAProgramThatChecksItsFlagsGivesThemToItsChildren(t *testing.T) {
 	leakcheck.Check(t)
 	out, errOut, err := runProgram(t, "flags", nil, "-procrastinate-test.needed")
 	require.NoError(t, err, "the program failed; want it to square 7 in a child.\nstdout:\n%s\nstderr:\n%s", out, errOut)
@@ -212,14 +212,14 @@ func forgetfulProgram(mode forgetMode) {
 	}
 }
 
-// TestForgottenMain: a program that forgets procrastinate.Main is not a
+// TestAForgottenMainFailsTheTasksInsteadOfForking: a program that forgets procrastinate.Main is not a
 // fork bomb. Its children, which run main again, refuse to start
 // dispatchers (an explicit one, or the default one) with an error that
 // names Main, and the parent's futures fail with a *result.ChildDeath that
 // says so. No child has children of its own. A child that goes on running
 // after the refusal is killed after the hangup wait: its future does not
 // wait for ever.
-func TestForgottenMain(t *testing.T) {
+func TestAForgottenMainFailsTheTasksInsteadOfForking(t *testing.T) {
 	for _, name := range []string{"forget-start", "forget-default", "forget-ignore"} {
 		t.Run(name, func(t *testing.T) {
 			leakcheck.Check(t)

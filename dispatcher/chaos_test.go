@@ -40,13 +40,13 @@ const (
 	chaosHangup   = 50 * time.Millisecond // a closed message pipe to SIGKILL
 )
 
-// TestChaos runs tasks whose children, chosen at random, answer, fail,
+// TestRandomMisbehaviourResolvesEveryFutureToItsOutcome runs tasks whose children, chosen at random, answer, fail,
 // panic, exit, kill themselves, hang past their deadline, write garbage,
 // close their pipe and keep running, or exit without a word, side by
 // side. Every future must resolve, once, to the kind of outcome its child
 // chose, and nothing may be left behind. It runs twice: with a fresh
 // child for every task, and with children that serve up to 50.
-func TestChaos(t *testing.T) {
+func TestRandomMisbehaviourResolvesEveryFutureToItsOutcome(t *testing.T) {
 	n := chaosDefault
 	if testing.Short() {
 		n = 200

@@ -1,7 +1,6 @@
 package dispatcher_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/result"
@@ -311,7 +311,7 @@ func (s *pacer) Step(p strategy.Pool) {
 	}
 }
 
-func TestCloseTwice(t *testing.T) {
+func TestCloseTwiceOrConcurrentlyReturnsNil(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Throttled(2))
 	_, err := square.Schedule(d, 2).Value()
@@ -366,7 +366,7 @@ func TestScheduleAfterShutdownFailsAtOnce(t *testing.T) {
 	}
 }
 
-func TestSeveralDispatchersSideBySide(t *testing.T) {
+func TestDispatchersSideBySideRunTheirOwnTasks(t *testing.T) {
 	checkLeaks(t)
 	const n = 3
 	var ds [n]*dispatcher.Dispatcher
@@ -528,7 +528,7 @@ func TestGarbageFromAChildIsAProtocolError(t *testing.T) {
 
 // A strategy that never spawns leaves its tasks queued; Shutdown with a
 // short context still returns, and the queued tasks fail with ErrClosed.
-func TestStrategyThatSpawnsNothing(t *testing.T) {
+func TestShutdownFailsTasksThatTheStrategyNeverStarts(t *testing.T) {
 	checkLeaks(t)
 	p := newProbe(nil)
 	d := start(t, p)
@@ -721,7 +721,7 @@ func TestLargeArgumentsArriveIntact(t *testing.T) {
 	}
 }
 
-func TestScheduleFromManyGoroutines(t *testing.T) {
+func TestScheduleAndJoinFromManyGoroutinesResolveEveryCall(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Throttled(4))
 	const goroutines, each = 4, 10
@@ -762,23 +762,13 @@ func TestCloseKillsWhatTheTaskStarted(t *testing.T) {
 	g.waitStarted(t, 1)
 	sleeper, err := strconv.Atoi(g.log(t)[0])
 	require.NoError(t, err)
-	require.True(t, alive(sleeper), "the sleeper %d is not running", sleeper)
+	require.True(t, testio.Alive(sleeper), "the sleeper %d is not running", sleeper)
 
 	require.NoError(t, d.Close())
 	require.ErrorIs(t, r.Err(), dispatcher.ErrKilled)
 	// SIGKILL was sent to its group before Close returned; the kernel
 	// ends it as soon as it runs.
-	require.Eventually(t, func() bool { return !alive(sleeper) }, 5*time.Second, time.Millisecond,
-		"the task's own child %d outlived Close", sleeper)
-}
-
-// alive reports whether pid is a process that has not exited (a zombie
-// has: whoever inherited it may not have reaped it yet).
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
+	exited, err := testio.WaitExited(sleeper, 0, 5*time.Second)
+	require.NoError(t, err)
+	require.True(t, exited, "the task's own child %d outlived Close by 5s", sleeper)
 }

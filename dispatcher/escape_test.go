@@ -7,9 +7,7 @@ package dispatcher_test
 // with it. The tasks are in escape_tasks_test.go.
 
 import (
-	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/strategy"
 	"github.com/procrastinate-go/procrastinate/task"
@@ -38,7 +37,7 @@ func killLoggedByHand(t *testing.T, g *gate) {
 // log and that still runs.
 func killLogged(t *testing.T, g *gate) {
 	for _, f := range strings.Fields(readOrEmpty(g.dir + "/log")) {
-		if pid, err := strconv.Atoi(f); err == nil && alive(pid) {
+		if pid, err := strconv.Atoi(f); err == nil && testio.Alive(pid) {
 			t.Logf("killing process %d by hand", pid)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
@@ -119,10 +118,9 @@ func waitStopped(t *testing.T, pid int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		s, err := testio.ReadStat(pid)
 		require.NoError(t, err)
-		i := bytes.LastIndexByte(b, ')')
-		if i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+		if s.State == 'T' {
 			return
 		}
 		require.True(t, time.Now().Before(deadline), "process %d was not stopped 10s after SIGSTOP", pid)
@@ -141,11 +139,11 @@ func TestADaemonEndsWithItsChild(t *testing.T) {
 		daemon, err := await(t, startDaemon.Schedule(d, daemonArg{Dir: dir}))
 		require.NoError(t, err)
 		t.Cleanup(func() {
-			if alive(daemon) {
+			if testio.Alive(daemon) {
 				_ = syscall.Kill(daemon, syscall.SIGKILL) // only when the test failed
 			}
 		})
-		require.True(t, alive(daemon), "the daemon %d does not run", daemon)
+		require.True(t, testio.Alive(daemon), "the daemon %d does not run", daemon)
 		shutdown(t, d, nil)
 		requireGone(t, daemon, "after Shutdown returned")
 	})
@@ -196,7 +194,7 @@ func reportedDaemon(t *testing.T, dir string) int {
 	daemon, err := strconv.Atoi(pids[1])
 	require.NoError(t, err)
 	t.Cleanup(func() {
-		if alive(daemon) {
+		if testio.Alive(daemon) {
 			_ = syscall.Kill(daemon, syscall.SIGKILL) // only when the test failed
 		}
 	})
@@ -207,11 +205,9 @@ func reportedDaemon(t *testing.T, dir string) int {
 // seconds: the kill was sent, and its delivery is the kernel's.
 func requireGone(t *testing.T, pid int, when string) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for alive(pid) {
-		require.True(t, time.Now().Before(deadline), "process %d still runs 2s %s; want it killed", pid, when)
-		time.Sleep(time.Millisecond)
-	}
+	exited, err := testio.WaitExited(pid, 0, 2*time.Second)
+	require.NoError(t, err)
+	require.True(t, exited, "process %d still runs 2s %s; want it killed", pid, when)
 }
 
 // A child catches SIGHUP, for the case of its parent's death while it is

@@ -1,6 +1,6 @@
 package dispatcher_test
 
-// Failure handling (issue 5): deadlines and cancellation, what a child
+// Failure handling: deadlines and cancellation, what a child
 // died of, limits, retries, one crash among many, and a parent that dies.
 // The chaos test is in chaos_test.go, the fuzz targets in fuzz_test.go,
 // the tasks in failure_tasks_test.go.
@@ -8,7 +8,6 @@ package dispatcher_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/result"
@@ -65,7 +65,7 @@ func requireCancel(t *testing.T, err error, name string, cause error, started bo
 	return ce
 }
 
-func TestDeadline(t *testing.T) {
+func TestWithTimeoutEndsTheCallWithACancelError(t *testing.T) {
 	t.Run("a task that watches its context", func(t *testing.T) {
 		checkLeaks(t)
 		g := newGate(t)
@@ -123,7 +123,7 @@ func TestDeadline(t *testing.T) {
 		require.Equal(t, []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL}, ce.Sent)
 		require.Contains(t, err.Error(), "sent it terminated (signal 15), then killed (signal 9)")
 		var death *result.ChildDeath
-		require.False(t, errors.As(err, &death), "a stopped task is a CancelError, not a ChildDeath")
+		require.NotErrorAs(t, err, &death, "a stopped task is a CancelError, not a ChildDeath")
 		shutdown(t, d, nil)
 	})
 	t.Run("a deadline that passed before Schedule", func(t *testing.T) {
@@ -144,7 +144,7 @@ func TestDeadline(t *testing.T) {
 	})
 }
 
-func TestCancellation(t *testing.T) {
+func TestAnEndedCallContextEndsTheCallWithACancelError(t *testing.T) {
 	t.Run("cancel while running", func(t *testing.T) {
 		checkLeaks(t)
 		g := newGate(t)
@@ -344,7 +344,7 @@ func TestChildDeathSaysWhatHappened(t *testing.T) {
 
 // Every error the library returns works with errors.As and errors.Is, also
 // when the caller wraps it once more.
-func TestErrorsAsAndIs(t *testing.T) {
+func TestEveryErrorWorksWithErrorsAsAndIsWhenWrapped(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Throttled(4),
 		dispatcher.WithStderr(nil),
@@ -455,16 +455,21 @@ func TestErrorsAsAndIs(t *testing.T) {
 			}
 			require.Error(t, err)
 			for _, e := range []error{err, fmt.Errorf("the caller's own wrapping: %w", err)} {
-				var (
-					te *result.TaskError
-					cd *result.ChildDeath
-					ce *result.CancelError
-					re *result.RetryError
-				)
-				require.Equal(t, tc.as.task, errors.As(e, &te), "errors.As(%v, *TaskError)", e)
-				require.Equal(t, tc.as.death, errors.As(e, &cd), "errors.As(%v, *ChildDeath)", e)
-				require.Equal(t, tc.as.cancel, errors.As(e, &ce), "errors.As(%v, *CancelError)", e)
-				require.Equal(t, tc.as.retry, errors.As(e, &re), "errors.As(%v, *RetryError)", e)
+				for _, as := range []struct {
+					want   bool
+					target any
+				}{
+					{tc.as.task, new(*result.TaskError)},
+					{tc.as.death, new(*result.ChildDeath)},
+					{tc.as.cancel, new(*result.CancelError)},
+					{tc.as.retry, new(*result.RetryError)},
+				} {
+					if as.want {
+						require.ErrorAs(t, e, as.target)
+					} else {
+						require.NotErrorAs(t, e, as.target)
+					}
+				}
 				for _, want := range tc.is {
 					require.ErrorIs(t, e, want)
 				}
@@ -506,7 +511,7 @@ func TestRetiringWithoutAnAnswerIsADeath(t *testing.T) {
 	}
 }
 
-func TestLimits(t *testing.T) {
+func TestCallLimitsHoldInTheCallsOwnChild(t *testing.T) {
 	t.Run("CPU time", func(t *testing.T) {
 		checkLeaks(t)
 		d := start(t, strategy.Throttled(1), dispatcher.WithStderr(nil))
@@ -680,7 +685,7 @@ func firstLine(b []byte) string {
 	return line
 }
 
-func TestRetries(t *testing.T) {
+func TestWithRetriesRetriesOnlyDeadChildren(t *testing.T) {
 	t.Run("every try dies", func(t *testing.T) {
 		checkLeaks(t)
 		d := start(t, strategy.Throttled(2))
@@ -860,7 +865,7 @@ func TestAReusedChildThatLeavesAFrameUnfinishedDies(t *testing.T) {
 	shutdown(t, d, nil)
 }
 
-// parentDirEnv makes this test binary the parent of TestParentDeath (see
+// parentDirEnv makes this test binary the parent of TestParentDeathTakesItsChildrenWithIt (see
 // the init function below) instead of a test run; parentModeEnv says what
 // the parent runs: four blocking tasks ("children"), the same with one
 // that starts a process of its own ("grandchild"), or one task that
@@ -871,7 +876,7 @@ const (
 	parentModeEnv = "PROCRASTINATE_TEST_PARENT_MODE"
 )
 
-// init runs the parent role of TestParentDeath when the test re-executes
+// init runs the parent role of TestParentDeathTakesItsChildrenWithIt when the test re-executes
 // this binary with parentDirEnv set. It runs after the package's variables
 // are initialised, so the tasks are defined, and before TestMain, which
 // never runs in that role. The variables are taken out of the environment
@@ -919,7 +924,7 @@ func init() {
 
 // A parent killed by SIGKILL takes its children with it, also those that
 // ignore SIGTERM: no child is left alive 2 seconds later.
-func TestParentDeath(t *testing.T) {
+func TestParentDeathTakesItsChildrenWithIt(t *testing.T) {
 	t.Run("children", func(t *testing.T) {
 		testParentDeath(t, "children", 4, 4)
 	})
@@ -993,7 +998,7 @@ func testParentDeathBy(t *testing.T, mode string, files, want int, sig syscall.S
 	})
 	require.Len(t, pids, want)
 	for _, pid := range pids {
-		require.True(t, alive(pid), "process %d is not running", pid)
+		require.True(t, testio.Alive(pid), "process %d is not running", pid)
 	}
 
 	if before != nil {
@@ -1006,17 +1011,12 @@ func testParentDeathBy(t *testing.T, mode string, files, want int, sig syscall.S
 	require.ErrorAs(t, err, &ee)
 	killed := time.Now()
 	var left []int
-	for {
-		left = left[:0]
-		for _, pid := range pids {
-			if alive(pid) {
-				left = append(left, pid)
-			}
+	for _, pid := range pids {
+		exited, err := testio.WaitExited(pid, 0, time.Until(killed.Add(5*time.Second)))
+		require.NoError(t, err)
+		if !exited {
+			left = append(left, pid)
 		}
-		if len(left) == 0 || time.Since(killed) > 5*time.Second {
-			break
-		}
-		time.Sleep(time.Millisecond)
 	}
 	took := time.Since(killed)
 	require.Empty(t, left, "processes alive %v after their parent was killed", took)

@@ -6,7 +6,6 @@ package dispatcher_test
 
 import (
 	"context"
-	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -144,7 +143,7 @@ func TestLockingSpec_HundredTasksFightForOneLock(t *testing.T) {
 // The lock directory: made by the first lock (a child's, here), private
 // (0700), the one the parent's locks use too, and gone once Shutdown or
 // Close has returned.
-func TestLockDirectoryLife(t *testing.T) {
+func TestLockDirectoryIsMadeByTheFirstLockAndGoneAtTheEnd(t *testing.T) {
 	for _, how := range []string{"Shutdown", "Close"} {
 		t.Run(how, func(t *testing.T) {
 			checkLeaks(t)
@@ -269,6 +268,6 @@ func TestLocksOfTwoDispatchersAreSeparate(t *testing.T) {
 	shutdown(t, d2, nil)
 	for _, dir := range []string{d1.LockDir(), d2.LockDir()} {
 		_, err := os.Lstat(dir)
-		require.True(t, errors.Is(err, fs.ErrNotExist), "%s outlived its dispatcher", dir)
+		require.ErrorIs(t, err, fs.ErrNotExist, "%s outlived its dispatcher", dir)
 	}
 }

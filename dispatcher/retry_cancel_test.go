@@ -2,7 +2,6 @@ package dispatcher_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/strategy"
 	"github.com/procrastinate-go/procrastinate/task"
@@ -21,7 +21,7 @@ import (
 // running one, signalled a dead child, and left the future waiting out
 // the delay, after which the job ran again.) The delay is an hour: a
 // future that waited it out would fail the test's bound by far.
-func TestCancelDuringRetryDelay(t *testing.T) {
+func TestCancelDuringARetryDelayResolvesAtOnce(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Throttled(1))
 	file := filepath.Join(t.TempDir(), "log")
@@ -31,7 +31,7 @@ func TestCancelDuringRetryDelay(t *testing.T) {
 	require.Eventually(t, func() bool { _, err := os.Stat(file); return err == nil }, 20*time.Second, time.Millisecond, "the first try ran")
 	// Its child is reaped (no child of ours left, not even a zombie) in
 	// the round that sets the job waiting for its retry.
-	require.Eventually(t, func() bool { return childCount(t) == 0 }, 20*time.Second, time.Millisecond, "the first try's child was reaped")
+	require.Eventually(t, func() bool { n, err := childCount(); return err == nil && n == 0 }, 20*time.Second, time.Millisecond, "the first try's child was reaped")
 	cancel()
 	select {
 	case <-r.Done():
@@ -40,7 +40,7 @@ func TestCancelDuringRetryDelay(t *testing.T) {
 	}
 	_, err := r.Value()
 	var ce *result.CancelError
-	require.True(t, errors.As(err, &ce), "Value() error = %v; want a *result.CancelError", err)
+	require.ErrorAs(t, err, &ce, "Value() error = %v; want a *result.CancelError", err)
 	require.ErrorIs(t, err, context.Canceled)
 	shutdown(t, d, nil)
 	b, err := os.ReadFile(file)
@@ -49,22 +49,7 @@ func TestCancelDuringRetryDelay(t *testing.T) {
 }
 
 // childCount counts the children of this process, zombies included.
-func childCount(t *testing.T) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	require.NoError(t, err)
-	n := 0
-	for _, e := range entries {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		var pid, ppid int
-		var comm string
-		var state byte
-		if _, err := parseStat(b, &pid, &comm, &state, &ppid); err == nil && ppid == os.Getpid() {
-			n++
-		}
-	}
-	return n
+func childCount() (int, error) {
+	children, err := testio.Children(os.Getpid())
+	return len(children), err
 }

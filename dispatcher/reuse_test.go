@@ -2,10 +2,7 @@ package dispatcher_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/strategy"
 	"github.com/procrastinate-go/procrastinate/task"
@@ -170,7 +168,7 @@ func TestPipelinedTasksBehindACrashGoToAnotherChild(t *testing.T) {
 	require.NoError(t, err)
 	_, err = crash.Value()
 	var cd *result.ChildDeath
-	require.True(t, errors.As(err, &cd), "the crash: %v", err)
+	require.ErrorAs(t, err, &cd, "the crash: %v", err)
 	require.Equal(t, 3, cd.ExitCode)
 	require.Equal(t, first, cd.Pid, "the crash ran in the first child")
 	for i, r := range after {
@@ -190,7 +188,7 @@ func TestTimeoutUnderReuseKillsOnlyItsChild(t *testing.T) {
 	a.IgnoreTerm = true
 	_, err := hold.Schedule(d, a, task.WithTimeout(300*time.Millisecond)).Value()
 	var ce *result.CancelError
-	require.True(t, errors.As(err, &ce), "%v", err)
+	require.ErrorAs(t, err, &ce, "%v", err)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.True(t, ce.Started)
 	require.Equal(t, before, ce.Pid, "the timed-out task ran in the reused child")
@@ -215,7 +213,7 @@ func TestCloseWithPipelinedWork(t *testing.T) {
 	require.NoError(t, d.Close())
 	_, err := held.Value()
 	var cd *result.ChildDeath
-	require.True(t, errors.As(err, &cd), "%v", err)
+	require.ErrorAs(t, err, &cd, "%v", err)
 	require.ErrorIs(t, err, dispatcher.ErrKilled)
 	for i, r := range behind {
 		_, err := r.Value()
@@ -243,46 +241,15 @@ func TestBadPolicyIsRefused(t *testing.T) {
 // liveChildrenOf returns the pids of the live children of pid.
 func liveChildrenOf(t *testing.T, pid int) []int {
 	t.Helper()
-	var out []int
-	entries, err := os.ReadDir("/proc")
+	children, err := testio.Children(pid)
 	require.NoError(t, err)
-	for _, e := range entries {
-		var child, ppid int
-		var comm string
-		var state byte
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		if _, err := parseStat(b, &child, &comm, &state, &ppid); err != nil {
-			continue
-		}
-		if ppid == pid && state != 'Z' {
-			out = append(out, child)
+	var out []int
+	for _, c := range children {
+		if !c.Exited() {
+			out = append(out, c.Pid)
 		}
 	}
 	return out
-}
-
-// parseStat reads the pid, command, state and parent pid from the
-// contents of /proc/PID/stat; the command is in parentheses and may hold
-// spaces, so the fields after it are found from the last ')'.
-func parseStat(b []byte, pid *int, comm *string, state *byte, ppid *int) (int, error) {
-	s := string(b)
-	open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || close < open {
-		return 0, errors.New("bad stat")
-	}
-	*comm = s[open+1 : close]
-	if _, err := fmt.Sscan(s[:open], pid); err != nil {
-		return 0, err
-	}
-	var st string
-	if _, err := fmt.Sscan(s[close+1:], &st, ppid); err != nil {
-		return 0, err
-	}
-	*state = st[0]
-	return 4, nil
 }
 
 // refillBuf is the buffer refill keeps from call to call in its child.
@@ -337,8 +304,9 @@ func TestSpareExitsOnTheGoodbye(t *testing.T) {
 	for range 3 {
 		pid, err := getPid.Schedule(d, 0).Value()
 		require.NoError(t, err)
-		require.Eventually(t, func() bool { return !alive(pid) }, 5*time.Second, time.Millisecond,
-			"child %d still runs: it waits for a goodbye that did not come", pid)
+		exited, err := testio.WaitExited(pid, 0, 5*time.Second)
+		require.NoError(t, err)
+		require.True(t, exited, "child %d still runs 5s later: it waits for a goodbye that did not come", pid)
 	}
 	shutdown(t, d, nil)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/lock"
 	"github.com/procrastinate-go/procrastinate/task"
 )
@@ -156,11 +157,11 @@ func pidsOf(events []workerEvent, what string) []int {
 	return pids
 }
 
-// aliveOf returns those of pids that run (alive is in dispatcher_test.go).
+// aliveOf returns those of pids that run.
 func aliveOf(pids []int) []int {
 	var out []int
 	for _, p := range pids {
-		if alive(p) {
+		if testio.Alive(p) {
 			out = append(out, p)
 		}
 	}

@@ -184,7 +184,7 @@ func TestServerStopsWorkers(t *testing.T) {
 // A worker that exits at once is restarted at most MaxRestarts times, with
 // a pause that grows between starts; then the server gives up, and says so
 // through Failed, Err and the log.
-func TestServerRestartLimit(t *testing.T) {
+func TestServerGivesUpPastMaxRestartsAndSaysSo(t *testing.T) {
 	checkLeaks(t)
 	const (
 		restarts = 3

@@ -5,7 +5,6 @@ package dispatcher_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,7 +23,7 @@ import (
 )
 
 // basic_spec: "Worker writing to a temporary file (orderly shutdown)".
-func TestBasicSpec_WorkerWritingToAFile(t *testing.T) {
+func TestBasicSpec_WhatAWorkerWroteIsThereOnceValueOrShutdownReturns(t *testing.T) {
 	checkLeaks(t)
 	dir := t.TempDir()
 	d := start(t, strategy.Default())
@@ -45,7 +44,7 @@ func TestBasicSpec_WorkerWritingToAFile(t *testing.T) {
 
 // basic_spec: "Worker that exits its process": everyone who asks for the
 // value gets a ChildDeath, and the dispatcher keeps working.
-func TestBasicSpec_WorkerThatExitsItsProcess(t *testing.T) {
+func TestBasicSpec_AWorkerThatExitsIsAChildDeathForEveryReader(t *testing.T) {
 	checkLeaks(t)
 	dir := t.TempDir()
 	d := start(t, strategy.Default())
@@ -81,7 +80,7 @@ func TestBasicSpec_WorkerThatExitsItsProcess(t *testing.T) {
 
 // basic_spec: "Worker doing nothing when started many times" should not
 // exhaust OS resources.
-func TestBasicSpec_WorkerDoingNothingManyTimes(t *testing.T) {
+func TestBasicSpec_AHundredIdleWorkersLeaveNothingBehind(t *testing.T) {
 	checkLeaks(t)
 	snap := leakcheck.Take()
 	p := newProbe(strategy.Default())
@@ -103,7 +102,7 @@ func TestBasicSpec_WorkerDoingNothingManyTimes(t *testing.T) {
 
 // basic_spec: "Worker#the_answer return value": 42, and ready? after the
 // value was read.
-func TestBasicSpec_TheAnswer(t *testing.T) {
+func TestBasicSpec_TheAnswerIsTheValueAndTheFutureIsReady(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Default())
 	r := theAnswer.Schedule(d, 0)
@@ -120,7 +119,7 @@ func TestBasicSpec_TheAnswer(t *testing.T) {
 }
 
 // basic_spec, grown for this port: ten answers of 64 KiB arrive intact.
-func TestBasicSpec_TenLargeAnswers(t *testing.T) {
+func TestBasicSpec_TenLargeAnswersArriveIntact(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Default())
 	var rs []*result.Result[[]byte]
@@ -203,7 +202,7 @@ func TestThrottledSpec_NeverMoreThanFourSimultaneousTasks(t *testing.T) {
 
 // result_spec: "once it has received an answer": the answer is the value,
 // the result is ready, and every read gives the same.
-func TestResultSpec_Answer(t *testing.T) {
+func TestResultSpec_AnAnswerIsTheValueOfEveryRead(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Default())
 	r := square.Schedule(d, 7)
@@ -219,7 +218,7 @@ func TestResultSpec_Answer(t *testing.T) {
 }
 
 // result_spec, for the error a task returns or panics with: a TaskError.
-func TestResultSpec_TaskError(t *testing.T) {
+func TestResultSpec_AReturnedOrPanickedErrorIsATaskError(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Default())
 
@@ -253,7 +252,7 @@ func TestResultSpec_TaskError(t *testing.T) {
 
 // result_spec: "when marked as failure" (its child died): it is ready?,
 // and #value raises ChildDeath, every time.
-func TestResultSpec_ChildDeath(t *testing.T) {
+func TestResultSpec_ADeadChildIsAChildDeathOnEveryRead(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Default())
 	for _, code := range []int{0, 1, 3} {
@@ -380,7 +379,7 @@ func TestProcessManagerSpec_ExitedChildIsCleanedUp(t *testing.T) {
 	// dispatcher still running.
 	require.NoError(t, snap.Leaks(0), "after the child's death was told")
 	_, err = os.Stat("/proc/" + strconv.Itoa(death.Pid))
-	require.True(t, errors.Is(err, os.ErrNotExist), "the dead child %d is still in /proc: %v", death.Pid, err)
+	require.ErrorIs(t, err, os.ErrNotExist, "the dead child %d is still in /proc: %v", death.Pid, err)
 	p.waitForSince(t, mark, "no child once the dead one was told", func(s poolState) bool { return s.Children == 0 && s.Queued == 0 })
 	select {
 	case <-d.Done():
@@ -394,9 +393,9 @@ func TestProcessManagerSpec_ExitedChildIsCleanedUp(t *testing.T) {
 	require.NoError(t, snap.Leaks(0), "after Shutdown returned") // its own fds, closed
 }
 
-// The nesting of issue 3, point 6: a task starts a dispatcher of its own
-// in its child and schedules work there.
-func TestNestedDispatcherInATask(t *testing.T) {
+// A task may start a dispatcher of its own in its child and schedule
+// work there.
+func TestATaskMayStartADispatcherOfItsOwn(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Throttled(1))
 	r, err := nested.Schedule(d, 7).Value()
@@ -410,5 +409,5 @@ func TestNestedDispatcherInATask(t *testing.T) {
 	// The grandchild is gone too (it was the child's, reaped by the child's
 	// dispatcher before the child answered).
 	err = syscall.Kill(r.Grandchild, 0)
-	require.True(t, errors.Is(err, syscall.ESRCH), "kill(%d, 0) = %v; want ESRCH", r.Grandchild, err)
+	require.ErrorIs(t, err, syscall.ESRCH, "kill(%d, 0) = %v; want ESRCH", r.Grandchild, err)
 }

@@ -10,12 +10,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 )
 
 // New names a directory and makes nothing; the first lock makes it, with
@@ -133,7 +134,7 @@ func lmode(t *testing.T, path string) string {
 // nothing else: not a live process's, not another user's, not another PID
 // namespace's, not one named in another way, and never what a symbolic
 // link points to.
-func TestRemoveStale(t *testing.T) {
+func TestRemoveStaleRemovesOnlyTheDirectoriesOfEndedProcesses(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("RemoveStale removes nothing off Linux")
 	}
@@ -219,10 +220,7 @@ func selfForTest(t *testing.T) (ns, pid, start uint64) {
 	t.Helper()
 	var st syscall.Stat_t
 	require.NoError(t, syscall.Stat("/proc/self/ns/pid", &st))
-	b, err := os.ReadFile("/proc/self/stat")
+	s, err := testio.ReadStat(os.Getpid())
 	require.NoError(t, err)
-	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	start, err = strconv.ParseUint(fields[19], 10, 64)
-	require.NoError(t, err)
-	return st.Ino, uint64(os.Getpid()), start
+	return st.Ino, uint64(os.Getpid()), s.Start
 }

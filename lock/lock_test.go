@@ -205,7 +205,7 @@ func newDir(t *testing.T) *Dir {
 	return d
 }
 
-func TestNames(t *testing.T) {
+func TestBadNamesAreRefusedAndGoodNamesBecomeFiles(t *testing.T) {
 	checkFDs(t)
 	d := newDir(t)
 	ctx := context.Background()
@@ -263,7 +263,7 @@ func TestNames(t *testing.T) {
 	}
 }
 
-func TestNameErrorMessage(t *testing.T) {
+func TestNameErrorMessageCutsALongName(t *testing.T) {
 	err := checkName("a/b")
 	require.EqualError(t, err, `lock: bad lock name "a/b": contains '/'`)
 
@@ -279,7 +279,7 @@ func TestNameErrorMessage(t *testing.T) {
 	require.Contains(t, err.Error(), `"`+strings.Repeat("é", 32)+`..."`)
 }
 
-func TestNoFollow(t *testing.T) {
+func TestLockRefusesToFollowASymbolicLink(t *testing.T) {
 	checkFDs(t)
 	d := newDir(t)
 	outside := t.TempDir()
@@ -320,7 +320,7 @@ func TestNoFollow(t *testing.T) {
 	require.NoError(t, unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB), "the symlink's target is locked")
 }
 
-func TestNotRegularFile(t *testing.T) {
+func TestLockRefusesWhatIsNotARegularFile(t *testing.T) {
 	checkFDs(t)
 	d := newDir(t)
 	require.NoError(t, os.Mkdir(filepath.Join(d.Path(), "dir"), 0o700))
@@ -332,9 +332,9 @@ func TestNotRegularFile(t *testing.T) {
 	require.ErrorContains(t, err, "not a regular file")
 }
 
-// TestHeld ports the gem's lock_spec: while a lock is held, another
+// TestAHeldLockExcludesOtherProcessesUntilReleased ports the gem's lock_spec: while a lock is held, another
 // process cannot take it; once it is released, it can.
-func TestHeld(t *testing.T) {
+func TestAHeldLockExcludesOtherProcessesUntilReleased(t *testing.T) {
 	checkFDs(t)
 	d := newDir(t)
 
@@ -354,9 +354,9 @@ func TestHeld(t *testing.T) {
 	require.Equal(t, "got", tryInChild(t, d, "x"), "another process after release")
 }
 
-// TestHeldByChild shows a lock held by another process excluding this one,
+// TestALockOfAKilledProcessIsReleased shows a lock held by another process excluding this one,
 // and released by the kernel when that process is killed.
-func TestHeldByChild(t *testing.T) {
+func TestALockOfAKilledProcessIsReleased(t *testing.T) {
 	checkFDs(t)
 	d := newDir(t)
 
@@ -411,8 +411,8 @@ func TestHeldByChild(t *testing.T) {
 	require.ErrorAs(t, err, &ee, "helper's Wait")
 }
 
-// TestDo ports the gem's "synchronize holds it only inside".
-func TestDo(t *testing.T) {
+// TestDoHoldsTheLockOnlyInsideF ports the gem's "synchronize holds it only inside".
+func TestDoHoldsTheLockOnlyInsideF(t *testing.T) {
 	checkFDs(t)
 	d := newDir(t)
 	ctx := context.Background()
@@ -442,7 +442,7 @@ func TestDo(t *testing.T) {
 	require.NoError(t, l.Unlock())
 }
 
-func TestTwoLocksInOneProcess(t *testing.T) {
+func TestALockExcludesOtherHoldersInTheSameProcess(t *testing.T) {
 	checkFDs(t)
 	d := newDir(t)
 	d2, err := Open(d.Path())
@@ -471,7 +471,7 @@ func TestTwoLocksInOneProcess(t *testing.T) {
 	require.NoError(t, other.Unlock())
 }
 
-func TestLockWaits(t *testing.T) {
+func TestLockWaitsUntilTheHolderUnlocks(t *testing.T) {
 	checkFDs(t)
 	d := newDir(t)
 
@@ -517,7 +517,7 @@ func TestLockWaits(t *testing.T) {
 	require.NoError(t, l.Unlock())
 }
 
-func TestLockGivesUp(t *testing.T) {
+func TestLockGivesUpWhenItsContextEnds(t *testing.T) {
 	checkFDs(t)
 	d := newDir(t)
 
@@ -569,7 +569,7 @@ func TestLockGivesUp(t *testing.T) {
 	require.NoError(t, l.Unlock())
 }
 
-func TestUnlock(t *testing.T) {
+func TestUnlockAgainOnNilOrRacingReturnsNil(t *testing.T) {
 	checkFDs(t)
 	d := newDir(t)
 
@@ -606,7 +606,7 @@ func TestUnlock(t *testing.T) {
 	require.NoError(t, l.Unlock())
 }
 
-func TestCreate(t *testing.T) {
+func TestCreateMakesAPrivateDirectoryOfItsOwn(t *testing.T) {
 	checkFDs(t)
 	parent := t.TempDir()
 
@@ -650,7 +650,7 @@ func TestCreate(t *testing.T) {
 	require.ErrorContains(t, err, "lock: create directory: ")
 }
 
-func TestRemove(t *testing.T) {
+func TestRemoveEndsNewLocksButNotHeldOnes(t *testing.T) {
 	checkFDs(t)
 	d := newDir(t)
 
@@ -676,7 +676,7 @@ func TestRemove(t *testing.T) {
 	require.NoError(t, l.Unlock(), "Unlock after Remove")
 }
 
-func TestOpen(t *testing.T) {
+func TestOpenTakesOnlyAPrivateDirectoryOfThisUser(t *testing.T) {
 	checkFDs(t)
 	d := newDir(t)
 
@@ -738,7 +738,7 @@ func owner(t *testing.T, path string) int {
 	return int(st.Uid)
 }
 
-func TestZeroDir(t *testing.T) {
+func TestTheZeroDirRefusesEveryCall(t *testing.T) {
 	var d Dir
 	require.Equal(t, "", d.Path())
 	_, err := d.TryLock("x")
@@ -751,10 +751,10 @@ func TestZeroDir(t *testing.T) {
 	require.ErrorIs(t, err, fs.ErrNotExist, "the zero Dir made a file in the working directory")
 }
 
-// TestFight ports the gem's locking_spec: processes fight for one lock and
+// TestProcessesFightingForOneLockTakeTurns ports the gem's locking_spec: processes fight for one lock and
 // write 'l' and then 'u' into one file under it; the file must read
 // "lulu...", never two 'l' in a row.
-func TestFight(t *testing.T) {
+func TestProcessesFightingForOneLockTakeTurns(t *testing.T) {
 	checkFDs(t)
 	const procs, rounds = 8, 25
 	d := newDir(t)

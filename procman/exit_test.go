@@ -95,7 +95,7 @@ func TestExitStatusTakenBySomeoneElseIsReportedNotWaitedForForever(t *testing.T)
 	leakcheck.Check(t)
 	steal := func(pid int) {
 		t.Helper()
-		require.Eventually(t, func() bool { st, _, _ := procStat(pid); return st == 'Z' }, safety, time.Millisecond)
+		waitExited(t, pid)
 		var ws syscall.WaitStatus
 		got, err := syscall.Wait4(pid, &ws, 0, nil)
 		require.NoError(t, err)

@@ -113,13 +113,13 @@ func TestLargeInvocationIsWrittenAsTheChildReads(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
 			m := newManager(t)
-			var p *procman.Process
 			var c *child
 			if tc.later {
+				var p *procman.Process
 				p, c = start(t, m, procman.Spec{})
 				require.NoError(t, p.Send(wire.KindInvocation, work("echo", string(payload), true)))
 			} else {
-				p, c = start(t, m, procman.Spec{Invocation: work("echo", string(payload), true)})
+				_, c = start(t, m, procman.Spec{Invocation: work("echo", string(payload), true)})
 			}
 			e := waitExit(t, m, c)
 			require.True(t, e.Success(), "%v", e)
@@ -262,7 +262,7 @@ func TestChildThatClosesItsMessagePipe(t *testing.T) {
 // A child that exits before it reads a byte of its invocation is told
 // apart (Exit.NeverRead) from one that took its invocation and then
 // failed: no task began in it.
-func TestChildThatExitsBeforeReadingItsInvocation(t *testing.T) {
+func TestAChildThatExitsBeforeReadingIsMarkedNeverRead(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		size int

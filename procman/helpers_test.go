@@ -1,14 +1,12 @@
 package procman_test
 
 import (
-	"bytes"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 )
@@ -139,45 +137,30 @@ func waitHeard(t *testing.T, m *procman.Manager, c *child, k wire.Kind) message 
 	return message{}
 }
 
-// procStat reads the state and start time of a process from /proc; ok is
-// false when there is no such process.
-func procStat(pid int) (state byte, start uint64, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
-	start, _ = strconv.ParseUint(string(f[19]), 10, 64)
-	return f[0][0], start, true
-}
-
 // isGone reports whether a process no longer runs: there is no such
 // process (or the pid is another process now), or it is a zombie, dead
 // and waiting for whoever is its parent now to reap it. start is the
 // process's start time, or 0 when unknown.
 func isGone(pid int, start uint64) bool {
-	state, st, ok := procStat(pid)
-	return !ok || state == 'Z' || state == 'X' || (start != 0 && st != start)
+	s, err := testio.ReadStat(pid)
+	return err != nil || s.Exited() || (start != 0 && s.Start != start)
 }
 
-// waitGone polls until every pid is gone, or fails after within.
+// waitGone waits until every pid (with its start time) has exited, or
+// fails after within.
 func waitGone(t *testing.T, within time.Duration, pids map[int]uint64) {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	for {
-		var alive []int
-		for pid, start := range pids {
-			if !isGone(pid, start) {
-				alive = append(alive, pid)
-			}
+	var alive []int
+	for pid, start := range pids {
+		exited, err := testio.WaitExited(pid, start, time.Until(deadline))
+		require.NoError(t, err)
+		if !exited {
+			alive = append(alive, pid)
 		}
-		if len(alive) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("processes %v still run after %v; want them gone", alive, within)
-		}
-		time.Sleep(5 * time.Millisecond)
+	}
+	if len(alive) > 0 {
+		t.Fatalf("processes %v still run after %v; want them gone", alive, within)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 )
@@ -26,8 +27,9 @@ func grandchildOf(t *testing.T, m *procman.Manager, arg string) (*procman.Proces
 	msg := waitHeard(t, m, c, wire.KindProgress)
 	pid, err := strconv.Atoi(string(msg.payload))
 	require.NoError(t, err)
-	_, st, ok := procStat(pid)
-	require.True(t, ok, "grandchild %d is not running", pid)
+	s, err := testio.ReadStat(pid)
+	require.NoError(t, err, "grandchild %d is not running", pid)
+	st := s.Start
 	t.Cleanup(func() {
 		if !isGone(pid, st) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -119,16 +121,7 @@ func TestSignalToAnExitedChild(t *testing.T) {
 	p, c := start(t, m, procman.Spec{Invocation: work("exit", "0", true)})
 	// Exited: a zombie whose last thread is gone (a thread group is
 	// reported exited only then).
-	deadline := time.Now().Add(safety)
-	for {
-		state, _, _ := procStat(p.Pid())
-		tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(p.Pid()) + "/task")
-		if state == 'Z' && len(tasks) == 1 {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "child %d did not exit", p.Pid())
-		time.Sleep(time.Millisecond)
-	}
+	waitExited(t, p.Pid())
 	require.ErrorIs(t, p.Signal(syscall.SIGTERM), procman.ErrProcessDone, "a child that exited and is not reaped yet")
 	waitExit(t, m, c)
 	require.ErrorIs(t, p.Signal(syscall.SIGTERM), procman.ErrProcessDone, "a reaped child")
@@ -195,9 +188,9 @@ func TestChildrenDieWithTheirParent(t *testing.T) {
 			for _, s := range f[1:] {
 				pid, err := strconv.Atoi(s)
 				require.NoError(t, err)
-				_, st, ok := procStat(pid)
-				require.True(t, ok, "child %d of the parent is not running", pid)
-				pids[pid] = st
+				s, err := testio.ReadStat(pid)
+				require.NoError(t, err, "child %d of the parent is not running", pid)
+				pids[pid] = s.Start
 			}
 			require.Len(t, pids, 3)
 			t.Cleanup(func() { // only if the test failed: these children are not ours to reap

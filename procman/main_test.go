@@ -321,12 +321,11 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 		if err := syscall.Getrlimit(rlimitMsgqueue, &rl); err != nil {
 			return err
 		}
-		stat, err := os.ReadFile("/proc/self/stat")
+		s, err := testio.ReadStat(os.Getpid())
 		if err != nil {
 			return err
 		}
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		return c.Send(wire.KindAnswer, fmt.Appendf(nil, "%d %d %s", rl.Cur, rl.Max, f[16])) // f[16] is field 19, nice
+		return c.Send(wire.KindAnswer, fmt.Appendf(nil, "%d %d %d", rl.Cur, rl.Max, s.Nice))
 	},
 	// noop does nothing and answers nothing.
 	"noop": func(c *procman.Child, inv *wire.Invocation) error { return nil },
@@ -368,8 +367,6 @@ func serveChild(c *procman.Child) error {
 		}
 	}
 }
-
-var errNoAnswer = errors.New("no answer")
 
 // rlimitMsgqueue is RLIMIT_MSGQUEUE: a limit the Go runtime leaves alone
 // (it raises RLIMIT_NOFILE at start), so a test sees what the parent set.

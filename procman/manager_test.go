@@ -24,7 +24,7 @@ func invocation(task string, arg []byte) []byte {
 	return wire.AppendInvocation(nil, &wire.Invocation{Task: task, Arg: arg, Last: true})
 }
 
-func TestEcho(t *testing.T) {
+func TestAChildAnswersAndExitsCleanly(t *testing.T) {
 	leakcheck.Check(t)
 	m := procman.New()
 	require.NoError(t, m.Setup())

@@ -19,7 +19,7 @@ import (
 	"github.com/procrastinate-go/procrastinate/procman"
 )
 
-func TestStateNames(t *testing.T) {
+func TestStateStringNamesEachState(t *testing.T) {
 	for _, tc := range []struct {
 		s    procman.State
 		want string
@@ -143,7 +143,7 @@ func TestProcessCountCountsAChildUntilItsExitedRan(t *testing.T) {
 	// Each child answers and exits at once, but it counts until its
 	// handler is told: a zombie that no Step has reaped yet still counts.
 	for _, p := range m.Processes() {
-		require.Eventually(t, func() bool { st, _, _ := procStat(p.Pid()); return st == 'Z' }, safety, time.Millisecond)
+		waitExited(t, p.Pid())
 	}
 	require.Equal(t, n, m.ProcessCount(), "children that exited but were not reported yet")
 
@@ -354,7 +354,7 @@ func TestHandlerCannotStartChildrenDuringTeardown(t *testing.T) {
 // NeedsLockedThread tells a caller (the dispatcher) that it must start
 // children from a goroutine locked to its thread: only WithPdeathsig asks
 // for that.
-func TestNeedsLockedThread(t *testing.T) {
+func TestOnlyWithPdeathsigNeedsALockedThread(t *testing.T) {
 	require.False(t, procman.New().NeedsLockedThread())
 	require.False(t, procman.New(procman.WithPipeSize(1<<20)).NeedsLockedThread())
 	require.True(t, procman.New(procman.WithPdeathsig(procman.ParentDeathSignal)).NeedsLockedThread())

@@ -32,7 +32,7 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
-func TestResolveOnce(t *testing.T) {
+func TestOnlyTheFirstResolveOrFailCounts(t *testing.T) {
 	errBoom := errors.New("boom")
 	r, res := New(atoi)
 	var (
@@ -76,7 +76,7 @@ func TestResolveOnce(t *testing.T) {
 	require.Equal(t, err, err2)
 }
 
-func TestValueConcurrent(t *testing.T) {
+func TestConcurrentValueCallsDecodeOnce(t *testing.T) {
 	var calls atomic.Int32
 	r, res := New(func(b []byte) (int, error) {
 		calls.Add(1)
@@ -98,7 +98,7 @@ func TestValueConcurrent(t *testing.T) {
 	require.Equal(t, int32(1), calls.Load(), "decode calls")
 }
 
-func TestDecodeOnCallerGoroutine(t *testing.T) {
+func TestDecodeRunsOnceOnTheCallersGoroutine(t *testing.T) {
 	var calls int // no lock: the race detector checks that decode runs where we say
 	r, res := New(func(b []byte) (int, error) {
 		calls++
@@ -126,7 +126,7 @@ func TestDecodeOnCallerGoroutine(t *testing.T) {
 	require.Equal(t, 1, calls, "decode calls after Value, Wait and Err")
 }
 
-func TestDecodeError(t *testing.T) {
+func TestADecodingErrorIsTheErrorOfValueAndErr(t *testing.T) {
 	r, res := New(atoi)
 	require.True(t, res.Resolve([]byte("seven")))
 
@@ -145,7 +145,7 @@ func TestDecodePanicRepeats(t *testing.T) {
 	require.PanicsWithValue(t, "bad decoder", func() { _, _ = r.Value() })
 }
 
-func TestWait(t *testing.T) {
+func TestWaitReturnsTheValueOrTheContextsError(t *testing.T) {
 	t.Run("cancelled before", func(t *testing.T) {
 		r, res := New(atoi)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -201,7 +201,7 @@ func TestWait(t *testing.T) {
 	})
 }
 
-func TestNeverWaits(t *testing.T) {
+func TestReadyDoneAndErrNeverWait(t *testing.T) {
 	r, res := New(atoi)
 	require.False(t, r.Ready())
 	require.False(t, res.Resolved())
@@ -218,7 +218,7 @@ func TestNeverWaits(t *testing.T) {
 	require.Equal(t, r.Done(), r.Done(), "Done should return one channel")
 }
 
-func TestFailed(t *testing.T) {
+func TestFailedIsAResolvedFutureWithItsError(t *testing.T) {
 	cause := &TaskError{Task: "square", Message: "no"}
 	r := Failed[int](cause)
 	require.True(t, r.Ready())
@@ -230,7 +230,7 @@ func TestFailed(t *testing.T) {
 	require.Same(t, cause, r.Err())
 }
 
-func TestMisusePanics(t *testing.T) {
+func TestNilErrorsAndDecodersPanic(t *testing.T) {
 	tests := []struct {
 		name string
 		f    func()
@@ -250,7 +250,7 @@ func TestMisusePanics(t *testing.T) {
 	require.False(t, res.Resolved(), "Fail(nil) must not resolve the future")
 }
 
-func TestErrorsAs(t *testing.T) {
+func TestErrorsAsFindsChildDeathAndTaskErrorThroughWrapping(t *testing.T) {
 	errProto := errors.New("frame too large")
 	death := &ChildDeath{Task: "square", Pid: 42, ExitCode: -1, Signal: syscall.SIGKILL, Err: errProto}
 	taskErr := &TaskError{Task: "square", Pid: 42, Message: "boom"}
@@ -262,7 +262,7 @@ func TestErrorsAs(t *testing.T) {
 	require.Same(t, death, gotDeath)
 	require.ErrorIs(t, err, errProto, "ChildDeath.Unwrap should expose its cause")
 	var gotTask *TaskError
-	require.False(t, errors.As(err, &gotTask))
+	require.NotErrorAs(t, err, &gotTask)
 
 	r = Failed[int](fmt.Errorf("dispatcher: %w", taskErr))
 	_, err = r.Value()
@@ -272,7 +272,7 @@ func TestErrorsAs(t *testing.T) {
 	require.NoError(t, (&ChildDeath{}).Unwrap())
 }
 
-func TestChildDeathError(t *testing.T) {
+func TestChildDeathErrorSaysHowTheChildDied(t *testing.T) {
 	long := strings.Repeat("x", 300)
 	tests := []struct {
 		name string
@@ -346,7 +346,7 @@ func TestRetryErrorNamesEachCause(t *testing.T) {
 	require.Equal(t, `result: task "t" failed 2 tries; try 1: child 7 exited with code 2 (cause: "fatal error: concurrent map writes"); try 2: child 8 killed by signal 9 (killed)`, e.Error())
 }
 
-func TestLastLinesRuneBoundary(t *testing.T) {
+func TestLastLinesCutsAtARuneBoundary(t *testing.T) {
 	b := []byte(strings.Repeat("é", 150)) // 300 bytes, 2 a rune
 	got := lastLines(append([]byte{'x'}, b...), 200)
 	require.Equal(t, strings.Repeat("é", 100), string(got))
@@ -354,7 +354,7 @@ func TestLastLinesRuneBoundary(t *testing.T) {
 	require.Equal(t, strings.Repeat("é", 99), string(got))
 }
 
-func TestTaskErrorError(t *testing.T) {
+func TestTaskErrorErrorSaysFailedOrPanicked(t *testing.T) {
 	tests := []struct {
 		name string
 		e    *TaskError

@@ -279,7 +279,7 @@ func TestServerSpawnCallErrorPauses(t *testing.T) {
 	require.Len(t, p.calls, 1)
 }
 
-func TestServerValidate(t *testing.T) {
+func TestServerValidateRefusesBadOptionsAndSpawnsNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		s    Strategy

@@ -127,7 +127,7 @@ func TestStepLeavesTasksToIdleChildren(t *testing.T) {
 	}
 }
 
-func TestInvalidThrottled(t *testing.T) {
+func TestAnInvalidThrottleIsRefusedAndSpawnsNothing(t *testing.T) {
 	tests := []struct {
 		name string
 		s    Strategy
@@ -155,7 +155,7 @@ func TestInvalidThrottled(t *testing.T) {
 	}
 }
 
-func TestValidStrategies(t *testing.T) {
+func TestValidStrategiesPassValidate(t *testing.T) {
 	for _, s := range []Strategy{Throttled(1), Throttled(3), Default(), DefaultWithFactor(1), Simple(), Simple(Reuse(0), Spares(2)), Throttled(2, Reuse(100), MaxAge(time.Minute), MaxRSS(1<<30), Spread(0.1))} {
 		t.Run(fmt.Sprint(s), func(t *testing.T) {
 			require.NoError(t, s.(Validator).Validate())
@@ -163,7 +163,7 @@ func TestValidStrategies(t *testing.T) {
 	}
 }
 
-func TestLimit(t *testing.T) {
+func TestLimitIsTheThrottleOfLimitedStrategiesOnly(t *testing.T) {
 	cpus := runtime.NumCPU()
 	tests := []struct {
 		name    string
@@ -201,7 +201,7 @@ func TestDefaultWithHugeFactorDoesNotOverflow(t *testing.T) {
 	require.Positive(t, n, "Limit(DefaultWithFactor(MaxInt))")
 }
 
-func TestString(t *testing.T) {
+func TestStrategiesNameThemselvesWithTheirLimit(t *testing.T) {
 	cpus := runtime.NumCPU()
 	tests := []struct {
 		s    Strategy

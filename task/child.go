@@ -172,7 +172,7 @@ func runEntry(root context.Context, inv *wire.Invocation, e *entry, traced bool,
 	if traced {
 		tracepoint.Mark(tracepoint.TaskStarted)
 	}
-	out, err, panicked, stack := protect(ctx, e, inv.Arg, func(stack string) {
+	out, panicked, stack, err := protect(ctx, e, inv.Arg, func(stack string) {
 		goexit(failure(fmt.Sprintf("task %q called runtime.Goexit instead of returning", inv.Task), stack, false))
 	})
 	if traced {
@@ -190,11 +190,11 @@ func runEntry(root context.Context, inv *wire.Invocation, e *entry, traced bool,
 // protect runs e, turning a panic into an error with its stack. A task
 // that calls runtime.Goexit neither returns nor panics: protect then calls
 // goexited with the stack where it was called, and does not return.
-func protect(ctx context.Context, e *entry, arg []byte, goexited func(stack string)) (out []byte, err error, panicked bool, stack string) {
+func protect(ctx context.Context, e *entry, arg []byte, goexited func(stack string)) (out []byte, panicked bool, stack string, err error) {
 	returned := false
 	defer func() {
 		if v := recover(); v != nil {
-			err, panicked, stack = fmt.Errorf("%v", v), true, string(debug.Stack())
+			panicked, stack, err = true, string(debug.Stack()), fmt.Errorf("%v", v)
 			return
 		}
 		if !returned {
@@ -203,7 +203,7 @@ func protect(ctx context.Context, e *entry, arg []byte, goexited func(stack stri
 	}()
 	out, err = e.run(ctx, arg)
 	returned = true
-	return out, err, false, ""
+	return out, false, "", err
 }
 
 func failure(msg, stack string, panicked bool) (wire.Kind, []byte) {

@@ -23,6 +23,9 @@ type withChanSlice struct {
 	Cs []chan int
 }
 
+// noExported has a field, and none that gob can see.
+//
+//lint:ignore U1000 the unexported field is what the test case is about
 type noExported struct{ n int }
 
 type holdsNoExported struct{ Inner noExported }
@@ -154,10 +157,10 @@ func checkCrossed(t *testing.T, err error, msg, where string) {
 	assert.NotErrorIs(t, err, procman.ErrNoMain, "%s: a sentinel that was not in the chain", where)
 }
 
-// TestErrorsCross: an error in a task's result reaches the parent as an
+// TestErrorsInResultsCrossWithTheirSentinels: an error in a task's result reaches the parent as an
 // error with the same message, for which errors.Is finds the library's
 // sentinels (and the context's) that were in its chain in the child.
-func TestErrorsCross(t *testing.T) {
+func TestErrorsInResultsCrossWithTheirSentinels(t *testing.T) {
 	leakcheck.Check(t)
 	d := startDispatcher(t, strategy.Throttled(2))
 	t.Run("the result is an error", func(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestStatusKB(t *testing.T) {
+func TestStatusKBReadsOneFieldInKB(t *testing.T) {
 	status := []byte("Name:\tx\nVmPeak:\t  10000 kB\nVmHWM:\t    2372 kB\nVmRSS:\t 2000 kB\n")
 	n, ok := statusKB(status, "VmHWM:")
 	require.True(t, ok)

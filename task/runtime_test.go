@@ -72,7 +72,7 @@ var (
 )
 
 // Outside a child, the runtime calls say so and do nothing.
-func TestRuntimeOutsideAChild(t *testing.T) {
+func TestRuntimeCallsOutsideAChildFailWithErrNotInChild(t *testing.T) {
 	ctx := context.Background()
 	require.ErrorIs(t, task.Heartbeat(ctx), task.ErrNotInChild)
 	_, err := task.Lock(ctx, "a")
@@ -87,7 +87,7 @@ func TestRuntimeOutsideAChild(t *testing.T) {
 }
 
 // In a child, Heartbeat works from any goroutine of the task.
-func TestHeartbeatInAChild(t *testing.T) {
+func TestHeartbeatWorksFromAnyGoroutineOfATask(t *testing.T) {
 	leakcheck.Check(t)
 	d := startDispatcher(t, strategy.Simple())
 	n, err := beat.Schedule(d, 50).Value()
@@ -97,7 +97,7 @@ func TestHeartbeatInAChild(t *testing.T) {
 
 // A task takes locks from its dispatcher's directory, with or without a
 // deadline on its call (its context then carries both).
-func TestLockInAChild(t *testing.T) {
+func TestATaskLocksInItsDispatchersDirectory(t *testing.T) {
 	leakcheck.Check(t)
 	d := startDispatcher(t, strategy.Simple())
 	for _, opts := range [][]task.CallOption{
@@ -113,7 +113,7 @@ func TestLockInAChild(t *testing.T) {
 
 // DefineWorker defines a task with an empty result: it may be scheduled,
 // and its error is the task's.
-func TestDefineWorker(t *testing.T) {
+func TestDefineWorkerDefinesATaskWithAnEmptyResult(t *testing.T) {
 	leakcheck.Check(t)
 	require.Equal(t, "task_test.runtime.worker", worker.Name())
 	require.Contains(t, task.Names(), worker.Name())
@@ -127,7 +127,7 @@ func TestDefineWorker(t *testing.T) {
 	require.Equal(t, "it failed", te.Message)
 }
 
-func TestDefineWorkerPanics(t *testing.T) {
+func TestDefineWorkerPanicsOnABadNameOrFunction(t *testing.T) {
 	require.PanicsWithValue(t, `task: DefineWorker("task_test.runtime.nil") with a nil function`, func() {
 		task.DefineWorker[int]("task_test.runtime.nil", nil)
 	})

@@ -197,7 +197,7 @@ func (c *capturing) count() int {
 	return len(c.calls)
 }
 
-func TestDefine(t *testing.T) {
+func TestDefineRegistersTheTaskWithItsCodec(t *testing.T) {
 	assert.Equal(t, "task_test.echo.int", echoInt.Name())
 	assert.Equal(t, task.Gob, echoInt.Codec(), "the default codec")
 	assert.Equal(t, task.JSON, greet.Codec(), "the codec of WithJSON")
@@ -222,7 +222,7 @@ func panicText(t *testing.T, f func()) (msg string) {
 // duplicates counts the runs of the duplicate-name test.
 var duplicates atomic.Int64
 
-func TestDefinePanics(t *testing.T) {
+func TestDefinePanicsOnABadNameFunctionOrCodec(t *testing.T) {
 	t.Run("empty name", func(t *testing.T) {
 		msg := panicText(t, func() { task.Define("", echo[int]) })
 		assert.Contains(t, msg, "task: ")
@@ -265,7 +265,7 @@ func roundTrip[T any](t *testing.T, d task.Scheduler, def *task.Def[T, T], v T) 
 	return got
 }
 
-func TestGobRoundTrip(t *testing.T) {
+func TestGobValuesRoundTripThroughAChild(t *testing.T) {
 	leakcheck.Check(t)
 	d := startDispatcher(t, strategy.Throttled(4))
 	seven := 7
@@ -301,7 +301,7 @@ func TestGobRoundTrip(t *testing.T) {
 	}
 }
 
-func TestJSON(t *testing.T) {
+func TestWithJSONSendsTheArgumentAsJSON(t *testing.T) {
 	leakcheck.Check(t)
 	d := startDispatcher(t, strategy.Simple())
 	c := &capturing{next: d}
@@ -317,7 +317,7 @@ func TestJSON(t *testing.T) {
 	assert.JSONEq(t, `{"name":"ann","times":2}`, string(arg))
 }
 
-func TestUnencodableArgument(t *testing.T) {
+func TestAnUnencodableArgumentFailsBeforeTheScheduler(t *testing.T) {
 	cases := []struct {
 		name     string
 		schedule func(s task.Scheduler) (any, error)
@@ -361,9 +361,9 @@ func TestUnencodableArgument(t *testing.T) {
 			require.NotNil(t, errors.Unwrap(err), "the encoder's error is wrapped")
 			assert.Equal(t, want.Error(), errors.Unwrap(err).Error())
 			var te *result.TaskError
-			assert.False(t, errors.As(err, &te), "an encoding error is not a TaskError: %v", err)
+			assert.NotErrorAs(t, err, &te, "an encoding error is not a TaskError: %v", err)
 			var cd *result.ChildDeath
-			assert.False(t, errors.As(err, &cd), "an encoding error is not a ChildDeath: %v", err)
+			assert.NotErrorAs(t, err, &cd, "an encoding error is not a ChildDeath: %v", err)
 		})
 	}
 }
@@ -381,7 +381,7 @@ func TestScheduleReturnsAtOnce(t *testing.T) {
 	assert.EqualError(t, err, "not run")
 }
 
-func TestScheduleOnNilScheduler(t *testing.T) {
+func TestScheduleOnANilSchedulerFailsWithErrNilScheduler(t *testing.T) {
 	t.Run("nil interface", func(t *testing.T) {
 		_, err := echoInt.Schedule(nil, 1).Value()
 		assert.ErrorIs(t, err, task.ErrNilScheduler)
@@ -399,11 +399,11 @@ func TestScheduleOnNilScheduler(t *testing.T) {
 func taskError(t *testing.T, err error) *result.TaskError {
 	t.Helper()
 	var te *result.TaskError
-	require.True(t, errors.As(err, &te), "error %v (%T); want a *result.TaskError", err, err)
+	require.ErrorAs(t, err, &te, "error %v (%T); want a *result.TaskError", err, err)
 	return te
 }
 
-func TestUnknownTaskInChild(t *testing.T) {
+func TestAnUnknownTaskIsATaskErrorFromTheChild(t *testing.T) {
 	leakcheck.Check(t)
 	d := startDispatcher(t, strategy.Simple())
 	r := echoInt.Schedule(renaming{to: "no-such-task", next: d}, 1)
@@ -421,7 +421,7 @@ func TestUnknownTaskInChild(t *testing.T) {
 	assert.Equal(t, 5, v)
 }
 
-func TestArgumentDoesNotDecodeInChild(t *testing.T) {
+func TestAnArgumentTheChildCannotDecodeIsATaskError(t *testing.T) {
 	leakcheck.Check(t)
 	d := startDispatcher(t, strategy.Simple())
 	// A string argument, sent to a task that takes an int.
@@ -432,7 +432,7 @@ func TestArgumentDoesNotDecodeInChild(t *testing.T) {
 	assert.False(t, te.Panicked)
 }
 
-func TestTaskReturnsError(t *testing.T) {
+func TestAReturnedErrorIsATaskError(t *testing.T) {
 	leakcheck.Check(t)
 	d := startDispatcher(t, strategy.Simple())
 	v, err := failing.Schedule(d, 7).Value()
@@ -445,7 +445,7 @@ func TestTaskReturnsError(t *testing.T) {
 	assert.EqualError(t, err, `result: task "task_test.failing" failed: bad input 7`)
 }
 
-func TestTaskPanics(t *testing.T) {
+func TestAPanicIsATaskErrorWithItsStack(t *testing.T) {
 	leakcheck.Check(t)
 	d := startDispatcher(t, strategy.Simple())
 	_, err := panicking.Schedule(d, 3).Value()
@@ -457,7 +457,7 @@ func TestTaskPanics(t *testing.T) {
 	assert.NotEqual(t, os.Getpid(), te.Pid)
 }
 
-func TestTaskCallsGoexit(t *testing.T) {
+func TestAGoexitIsATaskErrorWithItsStack(t *testing.T) {
 	leakcheck.Check(t)
 	// runtime.Goexit neither returns nor panics; it ends the child's main
 	// goroutine. The future must resolve all the same.
@@ -476,7 +476,7 @@ func TestTaskCallsGoexit(t *testing.T) {
 	assert.Equal(t, 2, v)
 }
 
-func TestResultCannotBeEncoded(t *testing.T) {
+func TestAnUnencodableResultIsATaskErrorNotAPanic(t *testing.T) {
 	leakcheck.Check(t)
 	d := startDispatcher(t, strategy.Simple())
 	t.Run("chan in an interface", func(t *testing.T) {
@@ -497,7 +497,7 @@ func TestResultCannotBeEncoded(t *testing.T) {
 	})
 }
 
-func TestDecodeOnCallersGoroutine(t *testing.T) {
+func TestTheResultIsDecodedOnceOnTheCallersGoroutine(t *testing.T) {
 	leakcheck.Check(t)
 	pickyMu.Lock()
 	pickyDecodes, pickyStack = 0, "" // go test -count=n
@@ -515,7 +515,7 @@ func TestDecodeOnCallersGoroutine(t *testing.T) {
 	assert.ErrorIs(t, err, errPicky)
 	assert.Contains(t, err.Error(), `task "task_test.picky": decoding the result (gob)`)
 	var te *result.TaskError
-	assert.False(t, errors.As(err, &te), "a decoding error in the parent is not the task's failure")
+	assert.NotErrorAs(t, err, &te, "a decoding error in the parent is not the task's failure")
 
 	_, err2 := r.Value()
 	assert.Equal(t, err, err2, "a second Value returns the same")
@@ -523,7 +523,7 @@ func TestDecodeOnCallersGoroutine(t *testing.T) {
 	pickyMu.Lock()
 	defer pickyMu.Unlock()
 	assert.Equal(t, 1, pickyDecodes, "decoded once")
-	assert.Contains(t, pickyStack, "TestDecodeOnCallersGoroutine", "decoded on another goroutine than the caller's")
+	assert.Contains(t, pickyStack, "TestTheResultIsDecodedOnceOnTheCallersGoroutine", "decoded on another goroutine than the caller's")
 	assert.NotContains(t, pickyStack, "dispatcher.(*Dispatcher).run")
 }
 
@@ -531,7 +531,7 @@ func TestDecodeOnCallersGoroutine(t *testing.T) {
 // call, whose child does not catch SIGTERM (the termination signal goes
 // only to children that catch it), so that the task returns long before
 // the grace period.
-func TestContextEndsOnClose(t *testing.T) {
+func TestCloseEndsARunningTasksContext(t *testing.T) {
 	leakcheck.Check(t)
 	const grace = 10 * time.Second
 	d, err := dispatcher.Start(strategy.Simple(), dispatcher.WithGracePeriod(grace))

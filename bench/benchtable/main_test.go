@@ -48,7 +48,7 @@ func TestRunsOfOneRoundArePairedInOrder(t *testing.T) {
 	assert.Equal(t, []float64{0.5, 3}, r.ratios("A", "B", "x"))
 }
 
-func TestReference(t *testing.T) {
+func TestReferenceReplacesTheMatchingPartOfTheName(t *testing.T) {
 	for _, c := range []struct{ name, ref, want string }{
 		{"TaskSize/work=1ms/mode=fresh", "mode=goroutine", "TaskSize/work=1ms/mode=goroutine"},
 		{"TaskSize/work=1ms/mode=fresh", "GoReexec", "GoReexec"},
@@ -59,7 +59,7 @@ func TestReference(t *testing.T) {
 	}
 }
 
-func TestNumber(t *testing.T) {
+func TestNumberGroupsThousandsAndRoundsTheRest(t *testing.T) {
 	for v, want := range map[float64]string{
 		505367.4: "505,367", 1234: "1,234", 100: "100", 69.44: "69.4", 0.856: "0.86", -2500: "-2,500",
 	} {
@@ -80,7 +80,7 @@ func TestTableOfNothingFails(t *testing.T) {
 
 // With a pivot, one row per size and a column per mode; the reference's
 // own ratio column is left out.
-func TestPivot(t *testing.T) {
+func TestPivotMakesAColumnPerMode(t *testing.T) {
 	const raw = `# round 1
 BenchmarkTaskSize/work=1ms/mode=goroutine 10 500 wall-µs/task 1000 cpu-µs/task
 BenchmarkTaskSize/work=1ms/mode=fresh 10 1500 wall-µs/task 3000 cpu-µs/task

@@ -20,7 +20,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func TestRun(t *testing.T) {
+func TestRunTimesEveryTripInBothModes(t *testing.T) {
 	for _, mode := range []string{"reused", "fresh"} {
 		t.Run(mode, func(t *testing.T) {
 			leakcheck.Check(t)

@@ -69,7 +69,7 @@ func TestFreshProcessesCostCPU(t *testing.T) {
 	assert.Greater(t, f.Self+f.Children, 10*(g.Self+g.Children), "CPU of 4 fresh tasks against 4 in goroutines")
 }
 
-func TestCalibrate(t *testing.T) {
+func TestCalibratedRoundsTakeAboutAMillisecond(t *testing.T) {
 	perMs := calibrate()
 	require.Positive(t, perMs)
 	// Half a millisecond's worth takes some CPU, and not 100 times more.
@@ -78,7 +78,7 @@ func TestCalibrate(t *testing.T) {
 	assert.Less(t, d, 50*time.Millisecond, "CPU time of half a calibrated millisecond")
 }
 
-func TestParseFlags(t *testing.T) {
+func TestParseSizesAndModesRefuseBadValues(t *testing.T) {
 	sizes, err := parseSizes("100µs, 1ms,30ms")
 	require.NoError(t, err)
 	assert.Equal(t, []time.Duration{100 * time.Microsecond, time.Millisecond, 30 * time.Millisecond}, sizes)

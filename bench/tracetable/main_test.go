@@ -23,7 +23,7 @@ func write(t *testing.T, dir, name, text string) {
 // Marks from two processes merge in time order; a trip runs from a
 // Scheduled to the ValueReturned after it, and keeps the first time each
 // point was passed (a reused manager passes ManagerAwake often).
-func TestReadAndSplit(t *testing.T) {
+func TestMarksMergeInTimeOrderAndSplitIntoTrips(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, "100.trace", "1000 Scheduled 0\n1010 ManagerAwake 0\n1030 ManagerAwake 1\n1200 AnswerRead 0\n1300 ValueReturned 0\n"+
 		"5000 Scheduled 1\n5400 ValueReturned 1\n9000 ManagerAwake 0\n")
@@ -46,7 +46,7 @@ func TestReadAndSplit(t *testing.T) {
 
 // The crossings are split by whether their two ends ran on one CPU; a
 // trip without both marks, or a mark without its CPU, counts in neither.
-func TestByCPU(t *testing.T) {
+func TestByCPUSplitsCrossingsBySameOrOtherCPU(t *testing.T) {
 	w, r := tracepoint.InvocationWrite, tracepoint.ChildRead
 	trips := []trip{
 		{w: {1000, 0}, r: {1010, 0}},
@@ -87,7 +87,7 @@ func TestReadWithoutACPU(t *testing.T) {
 	assert.Equal(t, []mark{{1000, tracepoint.Scheduled, -1}}, marks)
 }
 
-func TestMicro(t *testing.T) {
+func TestMicroIsThePercentileInMicroseconds(t *testing.T) {
 	assert.Equal(t, 0.0, micro(nil, 50))
 	ds := []time.Duration{3 * time.Microsecond, time.Microsecond, 2 * time.Microsecond}
 	assert.Equal(t, 2.0, micro(ds, 50))

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/procrastinate-go/procrastinate"
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 )
 
 // TestMain calls procrastinate.Main first, as main does.
@@ -150,19 +150,9 @@ func pidIn(t *testing.T, line string) int {
 	return pid
 }
 
-// alive reports whether pid runs (exists and is not a zombie).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
-}
-
-// TestExample builds the example and runs it as a user would, sending
+// TestExampleReplacesKilledWorkersAndStopsOnSignals builds the example and runs it as a user would, sending
 // it signals.
-func TestExample(t *testing.T) {
+func TestExampleReplacesKilledWorkersAndStopsOnSignals(t *testing.T) {
 	bin := build(t, t.TempDir())
 	t.Run("replaces a killed worker and stops on SIGTERM", func(t *testing.T) { testReplaceAndStop(t, bin) })
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGQUIT} {
@@ -207,9 +197,9 @@ func testReplaceAndStop(t *testing.T, bin string) {
 	require.Contains(t, strings.Join(rest, "\n"), "all workers stopped")
 	require.Contains(t, strings.Join(rest, "\n"), "terminated signal received")
 	for pid := range workers {
-		require.False(t, alive(pid), "worker %d outlived the example", pid)
+		require.False(t, testio.Alive(pid), "worker %d outlived the example", pid)
 	}
-	require.False(t, alive(victim))
+	require.False(t, testio.Alive(victim))
 }
 
 func testStopsOn(t *testing.T, bin string, sig syscall.Signal) {
@@ -221,6 +211,6 @@ func testStopsOn(t *testing.T, bin string, sig syscall.Signal) {
 	rest := e.rest(t)
 	require.NoError(t, e.wait(), "the example's exit on %v", sig)
 	require.Contains(t, strings.Join(rest, "\n"), "all workers stopped")
-	require.False(t, alive(w1))
-	require.False(t, alive(w2))
+	require.False(t, testio.Alive(w1))
+	require.False(t, testio.Alive(w2))
 }

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/procrastinate-go/procrastinate"
+	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
 	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/strategy"
 )
@@ -29,7 +30,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func TestRun(t *testing.T) {
+func TestRunRunsEachTaskInAChildOfItsOwn(t *testing.T) {
+	leakcheck.Check(t)
 	var pids []int
 	var err error
 	out, cerr := captureFD1(func() {

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestNames(t *testing.T) {
+func TestNamesListsEachSentinelInTheChainOnce(t *testing.T) {
 	a := New("pkg.ErrA", "pkg: a")
 	b := Wrap("pkg.ErrB", a, "b")
 	c := New("pkg.ErrC", "pkg: c")

@@ -81,7 +81,7 @@ var boundarySizes = []int{0, 1, 8, 1000, scratchSize - HeaderSize - 1, scratchSi
 
 func TestFrameRoundTrip(t *testing.T) {
 	for _, n := range boundarySizes {
-		for _, k := range []Kind{KindInvocation, KindAnswer, KindTaskFailed, KindHeartbeat, KindProgress, KindStop, KindRetiring} { // KindWarm has no payload: TestBadKind
+		for _, k := range []Kind{KindInvocation, KindAnswer, KindTaskFailed, KindHeartbeat, KindProgress, KindStop, KindRetiring} { // KindWarm has no payload: TestABadKindIsErrBadKind
 			t.Run(fmt.Sprintf("%v/%d", k, n), func(t *testing.T) {
 				payload := pattern(n, byte(k))
 				enc := AppendFrame(nil, k, payload)
@@ -112,7 +112,7 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 }
 
-func TestReadFrameSequence(t *testing.T) {
+func TestReadFrameReadsFramesInOrderToACleanEOF(t *testing.T) {
 	fs := []frame{{KindAnswer, []byte("a")}, {KindHeartbeat, nil}, {KindProgress, pattern(70_000, 3)}, {KindAnswer, []byte("end")}}
 	r := bytes.NewReader(encodeFrames(fs))
 	for i, f := range fs {
@@ -125,9 +125,9 @@ func TestReadFrameSequence(t *testing.T) {
 	require.Equal(t, io.EOF, err, "ReadFrame at a clean end")
 }
 
-// TestDecoderChunks feeds streams to a Decoder in pieces of every size from
+// TestDecoderDecodesAStreamFedInChunksOfAnySize feeds streams to a Decoder in pieces of every size from
 // 1 up, and of odd sizes around the scratch buffer.
-func TestDecoderChunks(t *testing.T) {
+func TestDecoderDecodesAStreamFedInChunksOfAnySize(t *testing.T) {
 	var small []frame
 	for i := range 12 {
 		small = append(small, frame{Kind(1 + i%int(KindRetiring)), pattern(i*3, byte(i))})
@@ -179,10 +179,10 @@ func TestDecoderChunks(t *testing.T) {
 	}
 }
 
-// TestDecoderPending cuts a stream at every byte (near the large frame, at
+// TestDecoderPendingIsTheUnfinishedFramesLength cuts a stream at every byte (near the large frame, at
 // some), and checks that Pending is the length of the frame started and not
 // finished.
-func TestDecoderPending(t *testing.T) {
+func TestDecoderPendingIsTheUnfinishedFramesLength(t *testing.T) {
 	fs := []frame{
 		{KindAnswer, []byte("hello")},
 		{KindHeartbeat, nil},
@@ -221,7 +221,7 @@ func TestDecoderPending(t *testing.T) {
 	}
 }
 
-func TestLimits(t *testing.T) {
+func TestAFrameOverTheLimitIsAFrameTooLargeError(t *testing.T) {
 	const limit = 10
 	atLimit := AppendFrame(nil, KindAnswer, pattern(limit, 0))
 	over := AppendFrame(nil, KindAnswer, pattern(limit+1, 0))
@@ -234,7 +234,7 @@ func TestLimits(t *testing.T) {
 	checkTooLarge := func(t *testing.T, err error, size uint64, limit int) {
 		t.Helper()
 		var tl *FrameTooLargeError
-		require.True(t, errors.As(err, &tl), "error %v (%T); want a *FrameTooLargeError", err, err)
+		require.ErrorAs(t, err, &tl, "error %v (%T); want a *FrameTooLargeError", err, err)
 		require.Equal(t, size, tl.Size)
 		require.Equal(t, limit, tl.Limit)
 		require.Contains(t, err.Error(), fmt.Sprint(size))
@@ -271,7 +271,7 @@ func TestLimits(t *testing.T) {
 	})
 }
 
-func TestBadKind(t *testing.T) {
+func TestABadKindIsErrBadKind(t *testing.T) {
 	for _, k := range []Kind{0, MaxKind + 1, 200, 255} {
 		t.Run(k.String(), func(t *testing.T) {
 			enc := AppendFrame(nil, k, []byte("xyz"))
@@ -315,7 +315,7 @@ func TestBadKind(t *testing.T) {
 	require.Zero(t, n)
 }
 
-func TestReadFrameTruncated(t *testing.T) {
+func TestReadFrameOfATruncatedFrameIsUnexpectedEOF(t *testing.T) {
 	enc := AppendFrame(nil, KindAnswer, []byte("0123456789"))
 	for n := 1; n < len(enc); n++ {
 		_, _, err := ReadFrame(bytes.NewReader(enc[:n]), 0)
@@ -348,7 +348,7 @@ func (w *failWriter) Write(p []byte) (int, error) {
 	return w.written.Write(p)
 }
 
-func TestWriteFrame(t *testing.T) {
+func TestWriteFrameWritesOnceAndPassesOnWriteErrors(t *testing.T) {
 	t.Run("small frame is one write", func(t *testing.T) {
 		w := &failWriter{}
 		require.NoError(t, WriteFrame(w, KindAnswer, pattern(64<<10, 1)))
@@ -372,7 +372,7 @@ func TestWriteFrame(t *testing.T) {
 	}
 }
 
-func TestWriteFrameAllocs(t *testing.T) {
+func TestWriteFrameAllocatesOnlyTheFrame(t *testing.T) {
 	payload := []byte("12345678")
 	const runs = 1000
 	var before, after runtime.MemStats
@@ -381,7 +381,7 @@ func TestWriteFrameAllocs(t *testing.T) {
 		_ = WriteFrame(io.Discard, KindAnswer, payload)
 	}
 	runtime.ReadMemStats(&after)
-	// A buffer of the frame's size at most; it used to be a 64 KiB array.
+	// A buffer of the frame's size at most, not one of a fixed 64 KiB.
 	perCall := float64(after.TotalAlloc-before.TotalAlloc) / runs
 	require.Less(t, perCall, 256.0, "WriteFrame of an 8-byte payload allocates %.0f bytes a call", perCall)
 	// One allocation, the frame: an answer's way out of a child.
@@ -389,7 +389,7 @@ func TestWriteFrameAllocs(t *testing.T) {
 	require.Equal(t, 1.0, testing.AllocsPerRun(runs, func() { _ = WriteNumberedFrame(io.Discard, KindAnswer, 300, payload) }), "allocations of WriteNumberedFrame")
 }
 
-func TestKind(t *testing.T) {
+func TestKindsKnowTheirNamesAndWhichAreTerminal(t *testing.T) {
 	require.True(t, KindAnswer.Terminal())
 	require.True(t, KindTaskFailed.Terminal())
 	for _, k := range []Kind{0, KindInvocation, KindHeartbeat, KindProgress, KindStop, KindRetiring, KindWarm, KindNoMain, 200} {
@@ -405,7 +405,7 @@ func TestKind(t *testing.T) {
 	}
 }
 
-func TestStopFrames(t *testing.T) {
+func TestAStopFrameSaysWhetherItIsAGoodbye(t *testing.T) {
 	for _, goodbye := range []bool{false, true} {
 		k, payload, err := ReadFrame(bytes.NewReader(AppendStop(nil, goodbye)), 0)
 		require.NoError(t, err)
@@ -419,7 +419,7 @@ func TestStopFrames(t *testing.T) {
 // A decoder's read buffer can serve a second decoder after the first is
 // done with it: Release gives it up, Recycle takes it, and frames decode
 // from it as from a new one.
-func TestDecoderRecycle(t *testing.T) {
+func TestARecycledBufferDecodesLikeANewOne(t *testing.T) {
 	var first Decoder
 	require.Nil(t, first.Release(), "no buffer before the first read")
 	buf := first.Buffer()
@@ -458,14 +458,14 @@ func TestDecoderRecycle(t *testing.T) {
 	require.NotSame(t, &mine[0], &buf[0])
 }
 
-func TestNumberedKinds(t *testing.T) {
+func TestOnlyAnswersFailuresAndProgressAreNumbered(t *testing.T) {
 	for k := KindInvocation; k <= MaxKind; k++ {
 		want := k == KindAnswer || k == KindTaskFailed || k == KindProgress
 		require.Equal(t, want, k.Numbered(), "%v.Numbered()", k)
 	}
 }
 
-func TestNumberedFrames(t *testing.T) {
+func TestNumberedFramesCarryTheirNumberBeforeThePayload(t *testing.T) {
 	for _, n := range []uint64{1, 127, 128, 1 << 40, math.MaxUint64} {
 		for _, size := range []int{0, 3, 64 << 10, 64<<10 + 1} {
 			payload := pattern(size, byte(n%251))

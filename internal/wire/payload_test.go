@@ -63,7 +63,7 @@ func TestInvocationRoundTrip(t *testing.T) {
 	}
 }
 
-func TestInvocationArgAliases(t *testing.T) {
+func TestTheDecodedArgAliasesThePayloadWithoutSpareCapacity(t *testing.T) {
 	enc := AppendInvocation(nil, &Invocation{Task: "t", Arg: []byte("abc")})
 	inv, err := DecodeInvocation(enc)
 	require.NoError(t, err)
@@ -74,9 +74,9 @@ func TestInvocationArgAliases(t *testing.T) {
 	require.Equal(t, len(inv.Arg), cap(inv.Arg))
 }
 
-// TestInvocationDeadlineRange checks deadlines that nanoseconds since the
+// TestDeadlinesOutOfRangeAreClamped checks deadlines that nanoseconds since the
 // epoch cannot hold: they are clamped, not wrapped round.
-func TestInvocationDeadlineRange(t *testing.T) {
+func TestDeadlinesOutOfRangeAreClamped(t *testing.T) {
 	maxT, minT := time.Unix(0, math.MaxInt64), time.Unix(0, math.MinInt64)
 	cases := []struct {
 		name     string
@@ -99,7 +99,7 @@ func TestInvocationDeadlineRange(t *testing.T) {
 	}
 }
 
-func TestDecodeInvocationMalformed(t *testing.T) {
+func TestDecodeInvocationRefusesMalformedPayloads(t *testing.T) {
 	full := AppendInvocation(nil, &Invocation{Task: "task", Arg: []byte("argument"), Deadline: time.Now(), LockDir: "/locks", MaxRSS: 300 << 20, Last: true})
 	for n := range len(full) {
 		_, err := DecodeInvocation(full[:n])
@@ -149,7 +149,7 @@ func TestFailureRoundTrip(t *testing.T) {
 	}
 }
 
-func TestDecodeFailureMalformed(t *testing.T) {
+func TestDecodeFailureRefusesMalformedPayloads(t *testing.T) {
 	full := AppendFailure(nil, &Failure{Message: "message", Stack: "stack", Panicked: true})
 	for n := range len(full) {
 		_, err := DecodeFailure(full[:n])
