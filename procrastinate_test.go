@@ -61,7 +61,7 @@ var appendLine = task.Define("procrastinate_test.append-line", func(ctx context.
 		err = cerr
 	}
 	return os.Getpid(), err
-}, task.WithJSON())
+}, task.WithCodec(task.JSON))
 
 // whoAmI squares its argument and says where it ran.
 type whoAmIReply struct {

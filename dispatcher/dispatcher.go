@@ -234,12 +234,13 @@ type cancelReq struct {
 
 // Start starts a dispatcher that runs its manager goroutine until Shutdown
 // or Close. The strategy decides when children start; a strategy that is
-// misconfigured (strategy.Throttled(0)) or nil is refused with an error.
+// nil, or misconfigured (strategy.Throttled(0): its Validate method, or its
+// policy's, returns an error), is refused with an error.
 func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 	if s == nil {
 		return nil, errors.New("dispatcher: Start with a nil strategy (use strategy.Default())")
 	}
-	if v, ok := s.(strategy.Validator); ok {
+	if v, ok := s.(interface{ Validate() error }); ok {
 		if err := v.Validate(); err != nil {
 			return nil, fmt.Errorf("dispatcher: refusing the strategy: %w", err)
 		}
@@ -273,7 +274,7 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 
 		startRetry: cfg.startRetry,
 
-		runsTasks: strategy.RunsTasks(s),
+		runsTasks: runsTasks(s),
 	}
 	// Directories left by parents that died without Shutdown go first.
 	// The dispatcher's own is made when a lock is first taken, by the
@@ -312,25 +313,34 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 	return d, nil
 }
 
-// Submit queues c; it is how task.Def.Schedule reaches the dispatcher. It
-// never waits for a child. After Shutdown or Close it resolves c with
-// ErrClosed at once, and a call whose task.Limits.Env procman.CheckEnv
-// refuses with that error, at once too.
+// runsTasks reports whether s starts children for scheduled tasks: false
+// for a strategy with a RunsTasks method that says so (server mode).
+func runsTasks(s strategy.Strategy) bool {
+	r, ok := s.(interface{ RunsTasks() bool })
+	return !ok || r.RunsTasks()
+}
+
+// Submit queues c, which makes the dispatcher a task.Scheduler:
+// task.Def.Schedule reaches it here. It never waits for a child. It
+// resolves c at once with ErrClosed after Shutdown or Close, with
+// ErrNoTasks when the strategy runs no scheduled tasks, and with an error
+// that says which entry is wrong when c.Process.Env has one that the
+// child cannot be given.
 func (d *Dispatcher) Submit(c *task.Call) {
 	if !d.runsTasks {
-		c.Resolver.Fail(ErrNoTasks)
+		c.Fail(ErrNoTasks)
 		return
 	}
-	if l := c.Limits; l != nil {
-		if err := procman.CheckEnv(l.Env); err != nil {
-			c.Resolver.Fail(fmt.Errorf("dispatcher: task %q: task.Limits.Env: %w", c.Task, err))
+	if p := c.Process; p != nil {
+		if err := procman.CheckEnv(p.Env); err != nil {
+			c.Fail(fmt.Errorf("dispatcher: task %q: task.Process.Env: %w", c.Task, err))
 			return
 		}
 	}
 	d.mu.Lock()
 	if d.closing {
 		d.mu.Unlock()
-		c.Resolver.Fail(ErrClosed)
+		c.Fail(ErrClosed)
 		return
 	}
 	d.seq++

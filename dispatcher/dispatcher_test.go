@@ -479,7 +479,9 @@ func TestUnencodableArgumentIsRefusedAtDefine(t *testing.T) {
 			msg := fmt.Sprint(got)
 			require.Contains(t, msg, "task: Define(")
 			require.Contains(t, msg, tc.what)
-			require.NotContains(t, task.Names(), "dispatcher_test."+tc.name+"-arg", "a refused definition must not be registered")
+			_, err := task.Raw("dispatcher_test."+tc.name+"-arg").Schedule(answerWith(nil), nil).Value()
+			var te *result.TaskError
+			require.ErrorAs(t, err, &te, "a refused definition must not be registered")
 		})
 	}
 }
@@ -489,13 +491,12 @@ func TestUnencodableArgumentIsRefusedAtDefine(t *testing.T) {
 func TestUnknownTaskIsATaskError(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Throttled(1))
-	r, res := result.New(func(b []byte) (int, error) { return 0, errors.New("no answer was expected") })
-	d.Submit(&task.Call{Task: "dispatcher_test.no-such-task", Resolver: res})
-	_, err := r.Value()
+	s := &renaming{to: "dispatcher_test.no-such-task", next: d}
+	_, err := nop.Schedule(s, 0).Value()
 	var te *result.TaskError
 	require.ErrorAs(t, err, &te)
 	require.Contains(t, te.Message, "dispatcher_test.no-such-task")
-	require.False(t, res.Fail(errors.New("late")), "the future was resolved already")
+	require.False(t, s.call.Fail(errors.New("late")), "the future was resolved already")
 	shutdown(t, d, nil)
 }
 

@@ -345,7 +345,7 @@ func (d *Dispatcher) finish() {
 	d.mu.Unlock()
 	for _, x := range inbox {
 		if j, ok := x.(*job); ok {
-			j.call.Resolver.Fail(ErrClosed)
+			j.call.Fail(ErrClosed)
 		}
 	}
 	for _, j := range d.pending {
@@ -404,7 +404,7 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 		spec.Name = j.call.Task
 		c.task = j.call.Task
 		spec.Invocation = c.invocation(j)
-		if l := j.call.Limits; l != nil {
+		if l := j.call.Process; l != nil {
 			spec.Dir, spec.Env = l.Dir, l.Env
 			spec.Rlimits, spec.Nice = rlimits(l), l.Nice
 		}
@@ -515,7 +515,7 @@ var errSpareDeferred = errors.New("dispatcher: a spare's start is deferred to th
 func (v poolView) SpawnCall(c *task.Call) error {
 	d := v.d
 	if d.stop != running {
-		c.Resolver.Fail(ErrClosed)
+		c.Fail(ErrClosed)
 		return ErrClosed
 	}
 	d.mu.Lock()
@@ -542,7 +542,7 @@ func (v poolView) After(dur time.Duration) {
 }
 
 // rlimits turns a call's limits into the process manager's.
-func rlimits(l *task.Limits) []procman.Rlimit {
+func rlimits(l *task.Process) []procman.Rlimit {
 	var out []procman.Rlimit
 	if l.AddressSpace > 0 {
 		out = append(out, procman.Rlimit{Resource: unix.RLIMIT_AS, Cur: l.AddressSpace, Max: l.AddressSpace})

@@ -98,7 +98,7 @@ var (
 	// loop sends as a second answer. It must be its child's first call
 	// (number 1).
 	twoAnswers = task.Define("dispatcher_test.two-answers", func(ctx context.Context, _ int) (int, error) {
-		seven, err := task.Gob.Marshal(7)
+		seven, err := task.JSON.Marshal(7)
 		if err != nil {
 			return 0, err
 		}
@@ -524,4 +524,18 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// renaming is a Scheduler that hands its call to next under another task
+// name, and keeps it: the way to have a child run a task it does not know.
+type renaming struct {
+	to   string
+	next task.Scheduler
+	call *task.Call
+}
+
+func (r *renaming) Submit(c *task.Call) {
+	c.Task = r.to
+	r.call = c
+	r.next.Submit(c)
 }

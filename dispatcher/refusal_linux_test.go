@@ -298,7 +298,7 @@ func TestStartsThatCannotWorkFailAtOnce(t *testing.T) {
 	checkLeaks(t)
 	t.Run("a missing working directory", func(t *testing.T) {
 		d := start(t, strategy.Throttled(2), dispatcher.WithStartRetry(time.Hour))
-		_, err := await(t, square.Schedule(d, 2, task.WithLimits(task.Limits{Dir: filepath.Join(t.TempDir(), "missing")})))
+		_, err := await(t, square.Schedule(d, 2, task.WithProcess(task.Process{Dir: filepath.Join(t.TempDir(), "missing")})))
 		require.ErrorIs(t, err, syscall.ENOENT)
 		v, err := await(t, square.Schedule(d, 3))
 		require.NoError(t, err)

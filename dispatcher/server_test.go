@@ -279,7 +279,7 @@ func TestServerActivity_LazyWorkersAreReplaced(t *testing.T) {
 	// Let the server give up after two replacements: its error then
 	// carries the last death, whose cause is ErrInactive.
 	d := start(t, strategy.SpawnN(n, serverWorker, serverArg{Dir: dir, Mode: workerLazy},
-		strategy.ActivityTimeout(activity), strategy.MaxRestarts(restarts, time.Minute),
+		strategy.CallOptions(task.WithActivityTimeout(activity)), strategy.MaxRestarts(restarts, time.Minute),
 		strategy.Backoff(10*time.Millisecond, 100*time.Millisecond)),
 		dispatcher.WithLogger(logger))
 
@@ -319,7 +319,7 @@ func TestServerActivity_BusyAndUncheckedWorkersAreLeftAlone(t *testing.T) {
 	)
 	busyDir, quietDir := t.TempDir(), t.TempDir()
 	busy := start(t, strategy.SpawnN(n, serverWorker, serverArg{Dir: busyDir, Mode: workerBusy, Beat: 50 * time.Millisecond},
-		strategy.ActivityTimeout(activity)))
+		strategy.CallOptions(task.WithActivityTimeout(activity))))
 	quiet := start(t, strategy.SpawnN(n, serverWorker, serverArg{Dir: quietDir, Mode: workerLazy}))
 
 	busyPids := waitStarts(t, busyDir, n)
@@ -399,7 +399,7 @@ func TestStartRefusesAMisconfiguredServer(t *testing.T) {
 		{strategy.SpawnN[serverArg](1, nil, serverArg{}), "nil worker"},
 		{strategy.SpawnN(1, serverWorker, serverArg{}, strategy.MaxRestarts(-1, time.Minute)), "MaxRestarts(-1"},
 		{strategy.SpawnN(1, serverWorker, serverArg{}, strategy.Backoff(2*time.Second, time.Second)), "Backoff(2s, 1s)"},
-		{strategy.SpawnN(1, serverWorker, serverArg{}, strategy.ActivityTimeout(-time.Second)), "ActivityTimeout(-1s)"},
+		{strategy.SpawnN(1, serverWorker, serverArg{}, strategy.CallOptions(task.WithRetries(1, time.Second))), "task.WithRetries does not apply to workers"},
 	} {
 		d, err := dispatcher.Start(tc.s)
 		require.Error(t, err, "Start(%v)", tc.s)

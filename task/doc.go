@@ -13,7 +13,7 @@
 // to the program: "importpath.name" keeps those of two libraries apart. A
 // closure cannot cross a process boundary: a task is its name and its
 // encoded argument. Arguments and results are encoded with [Gob] unless
-// the definition says otherwise ([WithJSON], [WithCodec]); Define refuses a
+// the definition says otherwise ([WithCodec]); Define refuses a
 // type the codec can never carry, and an error in a result crosses with
 // its message and the module's sentinels (see [Define]).
 //

@@ -60,9 +60,9 @@ type receipt struct {
 
 var place = task.Define("example.com/shop.place", func(ctx context.Context, o order) (receipt, error) {
 	return receipt{Line: fmt.Sprintf("%d × %s", o.Quantity, strings.ToUpper(o.Item))}, nil
-}, task.WithJSON())
+}, task.WithCodec(task.JSON))
 
-func ExampleWithJSON() {
+func ExampleWithCodec() {
 	d, err := dispatcher.Start(strategy.Simple())
 	if err != nil {
 		fmt.Println(err)
@@ -70,10 +70,7 @@ func ExampleWithJSON() {
 	}
 	defer d.Close() // everything is read before it runs; after a panic, nothing waits for the queue
 
-	fmt.Println(place.Codec().Name())
 	r, err := place.Schedule(d, order{Item: "tea", Quantity: 2}).Value()
 	fmt.Println(r.Line, err)
-	// Output:
-	// json
-	// 2 × TEA <nil>
+	// Output: 2 × TEA <nil>
 }

@@ -2,6 +2,7 @@ package task
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -24,9 +25,10 @@ const (
 // running in a child process, when their context is not a task's.
 var ErrNotInChild = sentinel.New("task.ErrNotInChild", "task: not called with the context of a task running in a child process")
 
-// ErrNoLocks is returned by Lock and TryLock when the task's dispatcher
-// has no lock directory.
-var ErrNoLocks = sentinel.New("task.ErrNoLocks", "task: the task's dispatcher has no lock directory")
+// errNoLocks is returned by Lock, TryLock and Synchronize in a child whose
+// parent gave it no lock directory (one that runs Serve under a process
+// manager of its own, not a dispatcher).
+var errNoLocks = errors.New("task: the task's parent gave it no lock directory; locks are shared through a dispatcher")
 
 // Heartbeat tells the parent that the task is alive. A call whose
 // activity timeout is set (WithActivityTimeout, or strategy.ActivityTimeout
@@ -85,7 +87,7 @@ func lockDir(ctx context.Context) (*lock.Dir, error) {
 		if ctx.Value(childKey) == nil {
 			return nil, ErrNotInChild
 		}
-		return nil, ErrNoLocks
+		return nil, errNoLocks
 	}
 	if d, ok := lockDirs.Load(path); ok {
 		return d.(*lock.Dir), nil

@@ -78,9 +78,9 @@ func run(n int) error {
 	logger := hclog.New(&hclog.LoggerOptions{Name: "server", Level: hclog.Warn, Output: os.Stderr})
 	d, err := dispatcher.Start(
 		strategy.SpawnN(n, worker, Config{Beat: 500 * time.Millisecond},
-			strategy.ActivityTimeout(5*time.Second),                // kill a worker silent for 5s
-			strategy.MaxRestarts(10, time.Minute),                  // give up past 10 restarts a minute
-			strategy.Backoff(100*time.Millisecond, 5*time.Second)), // pause between restarts of a crashing slot
+			strategy.CallOptions(task.WithActivityTimeout(5*time.Second)), // kill a worker silent for 5s
+			strategy.MaxRestarts(10, time.Minute),                         // give up past 10 restarts a minute
+			strategy.Backoff(100*time.Millisecond, 5*time.Second)),        // pause between restarts of a crashing slot
 		dispatcher.WithGracePeriod(3*time.Second), // then SIGKILL a worker that does not stop
 		dispatcher.WithLogger(logger),
 	)
