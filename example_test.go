@@ -59,7 +59,10 @@ func ExampleJoin() {
 	for i := 1; i <= 5; i++ {
 		rs = append(rs, procrastinate.Schedule(square, i))
 	}
-	procrastinate.Join() // waits until all five have answered
+	if err := procrastinate.Join(context.Background()); err != nil { // waits until all five have answered
+		fmt.Println(err)
+		return
+	}
 
 	for _, r := range rs {
 		ready := r.Ready()

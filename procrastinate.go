@@ -103,15 +103,17 @@ type refusing struct{ err error }
 func (r refusing) Submit(c *task.Call) { c.Fail(r.err) }
 
 // Join waits until every task scheduled on the default dispatcher so far
-// has resolved. It does nothing when the default dispatcher was never
-// started.
-func Join() {
+// has resolved, as dispatcher.Dispatcher.Join does: it returns nil, or
+// ctx.Err() when ctx ends first. It returns nil at once when the default
+// dispatcher was never started.
+func Join(ctx context.Context) error {
 	defaultMu.Lock()
 	d := defaultD
 	defaultMu.Unlock()
-	if d != nil {
-		d.Join()
+	if d == nil {
+		return nil
 	}
+	return d.Join(ctx)
 }
 
 // Reset shuts the default dispatcher down, letting its work finish, and

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procrastinate-go/procrastinate/internal/seam"
 	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/lock"
@@ -54,6 +55,13 @@ type config struct {
 	stderrTail int
 	startRetry time.Duration
 	pm         []procman.Option
+}
+
+func init() {
+	seam.ProcmanOptions = func(opts ...procman.Option) any {
+		return optionFunc(func(c *config) { c.pm = append(c.pm, opts...) })
+	}
+	seam.LockDir = func(d any) string { return d.(*Dispatcher).locks.Path() }
 }
 
 // WithLogger sends the dispatcher's log, and its process manager's, to l:
@@ -142,10 +150,12 @@ func WithStartRetry(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.startRetry = d })
 }
 
-// WithProcmanOptions passes options to the dispatcher's process manager
-// (procman.WithExecutable, procman.WithMaxPayload, ...).
-func WithProcmanOptions(opts ...procman.Option) Option {
-	return optionFunc(func(c *config) { c.pm = append(c.pm, opts...) })
+// WithMaxPayload sets the largest answer, in bytes, that the dispatcher
+// takes from a child: a child that sends a larger frame is stopped, and
+// its task fails with a *result.ChildDeath whose cause says so. The
+// default is 1 GiB.
+func WithMaxPayload(n int) Option {
+	return optionFunc(func(c *config) { c.pm = append(c.pm, procman.WithMaxPayload(n)) })
 }
 
 // Dispatcher runs tasks in child processes, starting children when its
@@ -168,8 +178,8 @@ type Dispatcher struct {
 	runsTasks bool // strategy.RunsTasks
 
 	failOnce sync.Once
-	failErr  error         // set once, before failed is closed
-	failed   chan struct{} // closed when the strategy gives up (Pool.Fail)
+	failMu   sync.Mutex
+	failErr  error // why the strategy gave up (Pool.Fail); nil until it does
 
 	mu      sync.Mutex
 	inbox   []any // *task.Call, *joinReq, stopReq
@@ -268,7 +278,6 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 		termSig:  cfg.termSig,
 		tail:     cfg.stderrTail,
 		done:     make(chan struct{}),
-		failed:   make(chan struct{}),
 		workers:  make(map[*child]struct{}),
 		catchers: make(map[*child]struct{}),
 
@@ -355,13 +364,11 @@ func (d *Dispatcher) wakeup() {
 	}
 }
 
-// Join waits until every task scheduled before it was called has resolved.
-func (d *Dispatcher) Join() {
-	_ = d.JoinContext(context.Background())
-}
-
-// JoinContext is Join that gives up when ctx ends, returning ctx.Err().
-func (d *Dispatcher) JoinContext(ctx context.Context) error {
+// Join waits until every task scheduled before it was called has
+// resolved, and returns nil; or, when ctx ends first, returns ctx.Err()
+// itself and leaves the tasks as they are (as Result.Wait does). A
+// server-mode worker is not a task Join waits for.
+func (d *Dispatcher) Join(ctx context.Context) error {
 	d.mu.Lock()
 	if d.closed() {
 		d.mu.Unlock()
@@ -438,29 +445,32 @@ func (d *Dispatcher) request(m stopMode) {
 	d.wakeup()
 }
 
-// Done returns a channel that is closed when the dispatcher has ended.
+// Done returns a channel that is closed when the dispatcher has ended:
+// after Shutdown or Close, or once its strategy gave up (see Err). Then
+// no child of it is left.
 func (d *Dispatcher) Done() <-chan struct{} { return d.done }
 
-// Failed returns a channel that is closed when the dispatcher's strategy
-// gives up, for instance when server mode passes its restart limit; Err
-// then says why. The dispatcher goes on running until Shutdown or Close.
-func (d *Dispatcher) Failed() <-chan struct{} { return d.failed }
-
-// Err returns why the strategy gave up (see Failed), or nil.
+// Err returns nil, unless the dispatcher's strategy gave up; then it
+// returns why, from the moment it gave up. A server (strategy.SpawnN)
+// gives up when its workers end more often than strategy.MaxRestarts
+// allows, with a *strategy.RestartLimitError. A dispatcher whose strategy
+// gave up shuts down on its own, as Shutdown does: it takes no more work,
+// stops the workers (their context ends; after the grace period they are
+// killed) and lets what runs finish; Done is closed when it has ended.
 func (d *Dispatcher) Err() error {
-	select {
-	case <-d.failed:
-		return d.failErr
-	default:
-		return nil
-	}
+	d.failMu.Lock()
+	defer d.failMu.Unlock()
+	return d.failErr
 }
 
+// fail records that the strategy gave up, and shuts the dispatcher down.
 func (d *Dispatcher) fail(err error) {
 	d.failOnce.Do(func() {
+		d.failMu.Lock()
 		d.failErr = err
-		d.log.Error("the strategy gave up", "strategy", fmt.Sprint(d.strat), "error", err)
-		close(d.failed)
+		d.failMu.Unlock()
+		d.log.Error("the strategy gave up; shutting down", "strategy", fmt.Sprint(d.strat), "error", err)
+		d.request(draining)
 	})
 }
 
@@ -475,15 +485,6 @@ func (d *Dispatcher) StderrDropped() int64 {
 	}
 	return d.stderr.dropped.Load()
 }
-
-// LockDir returns the path of the dispatcher's lock directory, shared with
-// its children (see Lock). The directory is made when a lock is first
-// taken in it, by the dispatcher or by a child: until then the path does
-// not exist (use lock.At(d.LockDir()) to take locks there yourself). It
-// is removed when the dispatcher ends; one that a process killed before
-// its Shutdown left behind is removed by the next Start in any process
-// of the same user (see lock.RemoveStale).
-func (d *Dispatcher) LockDir() string { return d.locks.Path() }
 
 // Lock takes the named lock that the dispatcher's children take with
 // task.Lock, waiting until it is free or ctx ends.

@@ -49,7 +49,7 @@ func TestScheduleNeverWaitsForAChild(t *testing.T) {
 	}
 	g.waitStarted(t, 2) // children run and are held, yet every Schedule returned
 	g.open(t, n)
-	d.Join()
+	require.NoError(t, d.Join(context.Background()))
 	for i, r := range rs {
 		_, err := r.Value()
 		require.NoError(t, err, "task %d", i)
@@ -68,8 +68,8 @@ func TestJoinWaitsForWhatWasScheduledBefore(t *testing.T) {
 	}
 	held := hold.Schedule(d, before.arg())
 	joined := make(chan error, 1)
-	go func() { joined <- d.JoinContext(context.Background()) }()
-	waitBlockedIn(t, "(*Dispatcher).JoinContext") // Join has counted what it waits for
+	go func() { joined <- d.Join(context.Background()) }()
+	waitBlockedIn(t, "(*Dispatcher).Join") // Join has counted what it waits for
 
 	late := hold.Schedule(d, after.arg()) // scheduled after Join was called
 	before.waitStarted(t, 1)
@@ -95,11 +95,11 @@ func TestJoinWaitsForWhatWasScheduledBefore(t *testing.T) {
 	// A Join called now waits for the late task, until its context ends.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	require.ErrorIs(t, d.JoinContext(ctx), context.DeadlineExceeded)
+	require.ErrorIs(t, d.Join(ctx), context.DeadlineExceeded)
 	require.False(t, late.Ready())
 
 	after.open(t, 1)
-	d.Join()
+	require.NoError(t, d.Join(context.Background()))
 	require.True(t, late.Ready())
 	_, err := late.Value()
 	require.NoError(t, err)
@@ -325,7 +325,7 @@ func TestCloseTwiceOrConcurrentlyReturnsNil(t *testing.T) {
 	}
 	wg.Wait()
 	require.NoError(t, d.Shutdown(context.Background()), "Shutdown after Close")
-	d.Join() // returns at once
+	require.NoError(t, d.Join(context.Background())) // returns at once
 	select {
 	case <-d.Done():
 	default:
@@ -737,10 +737,10 @@ func TestScheduleAndJoinFromManyGoroutinesResolveEveryCall(t *testing.T) {
 	}
 	// Joins from other goroutines, at the same time.
 	for range 3 {
-		wg.Go(d.Join)
+		wg.Go(func() { _ = d.Join(context.Background()) })
 	}
 	wg.Wait()
-	d.Join()
+	require.NoError(t, d.Join(context.Background()))
 	for g := range rs {
 		for k, r := range rs[g] {
 			require.True(t, r.Ready(), "Join returned before task %d/%d resolved", g, k)

@@ -350,7 +350,7 @@ func TestEveryErrorWorksWithErrorsAsAndIsWhenWrapped(t *testing.T) {
 	d := start(t, strategy.Throttled(4),
 		dispatcher.WithStderr(nil),
 		dispatcher.WithGracePeriod(100*time.Millisecond),
-		dispatcher.WithProcmanOptions(procman.WithHangupWait(100*time.Millisecond), procman.WithMaxPayload(64<<10)))
+		procmanOptions(procman.WithHangupWait(100*time.Millisecond), procman.WithMaxPayload(64<<10)))
 	answer := func(v int) []byte {
 		b, err := task.JSON.Marshal(v)
 		require.NoError(t, err)
@@ -793,7 +793,7 @@ func TestOneCrashHarmsOnlyItsTask(t *testing.T) {
 	g := newGate(t)
 	d := start(t, strategy.Throttled(4),
 		dispatcher.WithStderr(nil),
-		dispatcher.WithProcmanOptions(procman.WithHangupWait(100*time.Millisecond)))
+		procmanOptions(procman.WithHangupWait(100*time.Millisecond)))
 	// Three children are held running for the whole test; the work below
 	// goes through the fourth slot, next to them.
 	held := []*result.Result[int]{hold.Schedule(d, g.arg()), hold.Schedule(d, g.arg()), hold.Schedule(d, g.arg())}
@@ -847,7 +847,7 @@ func TestAReusedChildThatLeavesAFrameUnfinishedDies(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Throttled(1, strategy.Reuse(strategy.Unlimited)),
 		dispatcher.WithStderr(nil),
-		dispatcher.WithProcmanOptions(procman.WithFrameWait(200*time.Millisecond)))
+		procmanOptions(procman.WithFrameWait(200*time.Millisecond)))
 	pid, err := await(t, getPid.Schedule(d, 0))
 	require.NoError(t, err)
 	garbage := append(wire.AppendHeader(nil, wire.KindProgress, 1000), "not a thousand bytes"...)
@@ -1078,7 +1078,7 @@ func TestCloseSignalsWhatAPlainTaskStarted(t *testing.T) {
 // others waited for the next Schedule).
 func TestCallsFailInTurnWhenNoChildCanStart(t *testing.T) {
 	checkLeaks(t)
-	d := start(t, strategy.Throttled(1), dispatcher.WithProcmanOptions(procman.WithExecutable(filepath.Join(t.TempDir(), "missing"))))
+	d := start(t, strategy.Throttled(1), procmanOptions(procman.WithExecutable(filepath.Join(t.TempDir(), "missing"))))
 	rs := []*result.Result[int]{square.Schedule(d, 1), square.Schedule(d, 2), square.Schedule(d, 3)}
 	for i, r := range rs {
 		_, err := await(t, r)
@@ -1101,16 +1101,15 @@ func TestCloseAfterACancellableCallFailedToStart(t *testing.T) {
 	require.NoError(t, d.Close())
 }
 
-// An answer over the frame limit says which option raises the limit, and
-// how to pass it to a dispatcher.
+// An answer over the frame limit says which option raises the limit: the
+// dispatcher's, and the process manager's.
 func TestFrameOverTheLimitNamesTheOption(t *testing.T) {
 	checkLeaks(t)
-	d := start(t, strategy.Throttled(1), dispatcher.WithStderr(nil),
-		dispatcher.WithProcmanOptions(procman.WithMaxPayload(64<<10)))
+	d := start(t, strategy.Throttled(1), dispatcher.WithStderr(nil), dispatcher.WithMaxPayload(64<<10))
 	_, err := await(t, rawStream.Schedule(d, wire.AppendHeader(nil, wire.KindAnswer, 1<<20)))
 	var big *wire.FrameTooLargeError
 	require.ErrorAs(t, err, &big, "Value() = %v; want a frame over the limit", err)
-	for _, want := range []string{"procman.WithMaxPayload", "dispatcher.WithProcmanOptions"} {
+	for _, want := range []string{"procman.WithMaxPayload", "dispatcher.WithMaxPayload"} {
 		require.Contains(t, err.Error(), want, "the error does not name the option that raises the limit")
 	}
 	shutdown(t, d, nil)

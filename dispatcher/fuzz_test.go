@@ -43,7 +43,7 @@ func FuzzChildStream(f *testing.F) {
 	leakcheck.Check(f)
 	d, err := dispatcher.Start(strategy.Throttled(2),
 		dispatcher.WithStderr(nil),
-		dispatcher.WithProcmanOptions(procman.WithMaxPayload(fuzzMaxPayload)))
+		procmanOptions(procman.WithMaxPayload(fuzzMaxPayload)))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 // below the inbox.
 func (d *Dispatcher) run(started chan<- error) {
 	if d.pm.NeedsLockedThread() {
-		// procman.WithPdeathsig, passed with WithProcmanOptions: children
+		// procman.WithPdeathsig, passed by a test through its seam: children
 		// are started on this thread only, and the thread ends with the
 		// goroutine. The dispatcher does without it otherwise, so that
 		// the callers it wakes can run on its thread at once.

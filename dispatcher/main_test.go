@@ -26,6 +26,7 @@ import (
 	"github.com/procrastinate-go/procrastinate"
 	"github.com/procrastinate-go/procrastinate/dispatcher"
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
+	"github.com/procrastinate-go/procrastinate/internal/seam"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/strategy"
@@ -382,7 +383,7 @@ func shutdown(t *testing.T, d *dispatcher.Dispatcher, s *leakcheck.Snapshot) {
 
 // waitBlockedIn waits until a goroutine is blocked (in a select or a
 // channel receive) inside the function fn, for instance
-// "(*Dispatcher).JoinContext": the call has registered with the
+// "(*Dispatcher).Join": the call has registered with the
 // dispatcher and is now waiting.
 func waitBlockedIn(t *testing.T, fn string) {
 	t.Helper()
@@ -539,3 +540,12 @@ func (r *renaming) Submit(c *task.Call) {
 	r.call = c
 	r.next.Submit(c)
 }
+
+// procmanOptions passes opts to a dispatcher's process manager, through
+// the seam that the module's tests have to settings that are not public.
+func procmanOptions(opts ...procman.Option) dispatcher.Option {
+	return seam.ProcmanOptions(opts...).(dispatcher.Option)
+}
+
+// lockDirOf returns the path of d's lock directory.
+func lockDirOf(d *dispatcher.Dispatcher) string { return seam.LockDir(d) }

@@ -307,7 +307,7 @@ func TestStartsThatCannotWorkFailAtOnce(t *testing.T) {
 	})
 	t.Run("a missing executable", func(t *testing.T) {
 		d := start(t, strategy.Throttled(2), dispatcher.WithStartRetry(time.Hour),
-			dispatcher.WithProcmanOptions(procman.WithExecutable(filepath.Join(t.TempDir(), "missing"))))
+			procmanOptions(procman.WithExecutable(filepath.Join(t.TempDir(), "missing"))))
 		for i := range 3 {
 			_, err := await(t, square.Schedule(d, i))
 			require.ErrorIs(t, err, syscall.ENOENT, "call %d", i)

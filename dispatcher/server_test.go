@@ -182,8 +182,8 @@ func TestServerStopsWorkers(t *testing.T) {
 }
 
 // A worker that exits at once is restarted at most MaxRestarts times, with
-// a pause that grows between starts; then the server gives up, and says so
-// through Failed, Err and the log.
+// a pause that grows between starts; then the server gives up, says so
+// through Err and the log, and the dispatcher shuts down (Done).
 func TestServerGivesUpPastMaxRestartsAndSaysSo(t *testing.T) {
 	checkLeaks(t)
 	const (
@@ -198,9 +198,9 @@ func TestServerGivesUpPastMaxRestartsAndSaysSo(t *testing.T) {
 		dispatcher.WithLogger(logger))
 
 	select {
-	case <-d.Failed():
+	case <-d.Done():
 	case <-time.After(serverWait):
-		t.Fatalf("Failed() not closed after %v; the workers started %d times", serverWait, len(started(t, dir)))
+		t.Fatalf("Done() not closed after %v; the workers started %d times", serverWait, len(started(t, dir)))
 	}
 
 	err := d.Err()
@@ -252,9 +252,9 @@ func TestServerReplacesWorkersThatReturn(t *testing.T) {
 		strategy.MaxRestarts(1, time.Minute), strategy.Backoff(10*time.Millisecond, 20*time.Millisecond)))
 
 	select {
-	case <-d.Failed():
+	case <-d.Done():
 	case <-time.After(serverWait):
-		t.Fatalf("Failed() not closed after %v", serverWait)
+		t.Fatalf("Done() not closed after %v", serverWait)
 	}
 	var limit *strategy.RestartLimitError
 	require.ErrorAs(t, d.Err(), &limit)
@@ -284,9 +284,9 @@ func TestServerActivity_LazyWorkersAreReplaced(t *testing.T) {
 		dispatcher.WithLogger(logger))
 
 	select {
-	case <-d.Failed():
+	case <-d.Done():
 	case <-time.After(serverWait):
-		t.Fatalf("Failed() not closed after %v; the workers started %d times", serverWait, len(started(t, dir)))
+		t.Fatalf("Done() not closed after %v; the workers started %d times", serverWait, len(started(t, dir)))
 	}
 	err := d.Err()
 	require.ErrorIs(t, err, dispatcher.ErrInactive, "Err() = %v", err)

@@ -14,7 +14,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -90,13 +89,14 @@ func run(n int) error {
 	defer d.Close() // a panic on the way: stop the workers at once
 	fmt.Printf("parent %d: keeping %d workers alive; kill one to see it replaced, ^C to stop\n", os.Getpid(), n)
 
-	var failed error
 	select {
 	case <-ctx.Done():
 		fmt.Printf("parent %d: %v; stopping the workers\n", os.Getpid(), context.Cause(ctx))
-	case <-d.Failed():
-		failed = d.Err()
-		fmt.Printf("parent %d: the server gave up; stopping the workers\n", os.Getpid())
+	case <-d.Done():
+		// The server gave up (its workers kept dying), and the dispatcher
+		// shut down on its own: its workers are stopped already.
+		fmt.Printf("parent %d: the server gave up; its workers are stopped\n", os.Getpid())
+		return d.Err()
 	}
 	stop() // from here on a second ^C ends the program at once
 
@@ -105,8 +105,8 @@ func run(n int) error {
 	// server mode the grace period bounds it. (The deferred Close then
 	// does nothing.)
 	if err := d.Shutdown(context.Background()); err != nil {
-		return errors.Join(failed, err)
+		return err
 	}
 	fmt.Printf("parent %d: all workers stopped\n", os.Getpid())
-	return failed
+	return nil
 }
