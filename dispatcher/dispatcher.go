@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procrastinate-go/procrastinate/internal/lockdir"
 	"github.com/procrastinate-go/procrastinate/internal/seam"
 	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
@@ -171,7 +172,7 @@ type Dispatcher struct {
 	tail    int
 	stderr  *stderrSink // nil: children's stderr goes nowhere but the tail
 	pm      *procman.Manager
-	locks   *lock.Dir
+	locks   *lockdir.Dir
 
 	startRetry time.Duration // WithStartRetry
 
@@ -289,14 +290,14 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 	// The dispatcher's own is made when a lock is first taken, by the
 	// parent or a child, so that a dispatcher that takes none leaves
 	// nothing behind if it dies.
-	removed, err := lock.RemoveStale("")
+	removed, err := lockdir.RemoveStale("")
 	for _, path := range removed {
 		d.log.Debug("removed the lock directory of a process that has ended", "path", path)
 	}
 	if err != nil {
 		d.log.Debug("removing the lock directories of processes that have ended", "error", err)
 	}
-	locks, err := lock.New("")
+	locks, err := lockdir.New("")
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: naming the lock directory: %w", err)
 	}
@@ -487,15 +488,21 @@ func (d *Dispatcher) StderrDropped() int64 {
 }
 
 // Lock takes the named lock that the dispatcher's children take with
-// task.Lock, waiting until it is free or ctx ends.
+// task.Lock, waiting until it is free or ctx ends; then it returns an
+// error that wraps ctx.Err(). A name must be a plain file name (not empty,
+// not "." or "..", without '/' or NUL, at most 255 bytes): another is
+// refused with a *lock.NameError. Each dispatcher has locks of its own,
+// which live as long as it does: after Shutdown or Close, Lock fails with
+// an error that wraps fs.ErrNotExist. See package lock for what a lock
+// guarantees.
 func (d *Dispatcher) Lock(ctx context.Context, name string) (*lock.Lock, error) {
-	return d.locks.Lock(ctx, name)
+	return lockdir.Public[lock.Lock](d.locks.Lock(ctx, name))
 }
 
 // TryLock takes the named lock if it is free now; if another holder has
-// it, it returns lock.ErrHeld.
+// it, it returns lock.ErrHeld. Its other errors are those of Lock.
 func (d *Dispatcher) TryLock(name string) (*lock.Lock, error) {
-	return d.locks.TryLock(name)
+	return lockdir.Public[lock.Lock](d.locks.TryLock(name))
 }
 
 // nopLogger is the logger of a dispatcher made without WithLogger.
