@@ -14,8 +14,8 @@ import (
 )
 
 // Def is a defined task: a name known to every copy of the program, and
-// the typed function behind it. Get one from Define. It is safe for
-// concurrent use.
+// the typed function behind it. Get one from [Define], [DefineWorker] or
+// [Raw]. It is safe for concurrent use.
 type Def[A, R any] struct {
 	name  string
 	codec Codec
@@ -52,15 +52,14 @@ var (
 // A task is a func(context.Context, A) (R, error): the compiler infers A
 // and R from fn, and says "cannot infer A and R" for a function of another
 // shape. A task that needs several arguments takes a struct of them; one
-// that needs none takes struct{}.
+// that needs none takes struct{}. The argument and the result are encoded
+// with [JSON], or the codec that [WithCodec] gives.
 //
 // Define panics when name is empty, fn is nil, the name is taken, or the
-// codec can never carry A or R (with gob: an interface type such as any as
-// the whole argument, a chan, a func or an unsafe.Pointer anywhere gob
-// would encode it, a struct with fields of which none is exported; with
-// JSON: a chan, a func, a complex number, a map key that is not a string,
-// an integer or a TextMarshaler): those are mistakes in the program, found
-// at start-up, and the message says what to do instead.
+// codec can never carry A or R (with JSON: a chan, a func, a complex
+// number, a map key that is not a string, an integer or a TextMarshaler;
+// for gob, see package gobcodec): those are mistakes in the program,
+// found at start-up, and the message says what to do instead.
 //
 // An error in the result (the result itself, or in a field, a slice, a
 // map or behind a pointer) crosses from the child as an error with the
