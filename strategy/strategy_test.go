@@ -9,12 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
 
 // fakePool is a Pool that counts. Spawn starts a child that takes a queued
 // task, or becomes idle if none is queued.
