@@ -145,7 +145,7 @@ func WithTermSignal(sig syscall.Signal) Option {
 // the *procman.StartError (or the *result.ChildDeath), and so does every
 // task refused after it until a child runs again. The default is 10
 // seconds; 0 or less fails a task at its first refusal. A start that cannot work
-// (a missing executable or task.Limits.Dir: ENOENT, EACCES) fails its
+// (a missing executable or task.Process.Dir: ENOENT, EACCES) fails its
 // task at once, whatever d.
 func WithStartRetry(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.startRetry = d })

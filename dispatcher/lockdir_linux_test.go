@@ -94,7 +94,7 @@ func TestUnusedLocksMakeNoDirectory(t *testing.T) {
 	v, err := await(t, square.Schedule(d, 4))
 	require.NoError(t, err)
 	require.Equal(t, 16, v)
-	require.True(t, strings.HasPrefix(lockDirOf(d), tmp+"/"), "LockDir() = %s; want it under $TMPDIR (%s)", lockDirOf(d), tmp)
+	require.True(t, strings.HasPrefix(lockDirOf(d), tmp+"/"), "lock directory %s; want it under $TMPDIR (%s)", lockDirOf(d), tmp)
 	_, err = os.Lstat(lockDirOf(d))
 	require.ErrorIs(t, err, fs.ErrNotExist, "the lock directory of a dispatcher that took no lock")
 	shutdown(t, d, nil)

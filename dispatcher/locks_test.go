@@ -149,7 +149,7 @@ func TestLockDirectoryIsMadeByTheFirstLockAndGoneAtTheEnd(t *testing.T) {
 			checkLeaks(t)
 			d := start(t, strategy.Simple())
 			dir := lockDirOf(d)
-			require.True(t, filepath.IsAbs(dir), "LockDir() = %q; want an absolute path", dir)
+			require.True(t, filepath.IsAbs(dir), "lock directory %q; want an absolute path", dir)
 			_, err := os.Lstat(dir)
 			require.ErrorIs(t, err, fs.ErrNotExist, "the lock directory before any lock")
 
@@ -157,7 +157,7 @@ func TestLockDirectoryIsMadeByTheFirstLockAndGoneAtTheEnd(t *testing.T) {
 			require.Equal(t, "taken", tryInChild(t, d, "from-a-child"))
 			fi, err := os.Lstat(dir)
 			require.NoError(t, err, "the lock directory after a child's lock")
-			require.True(t, fi.IsDir(), "LockDir() is a %v", fi.Mode())
+			require.True(t, fi.IsDir(), "lock directory is a %v", fi.Mode())
 			require.Equal(t, fs.FileMode(0o700), fi.Mode().Perm(), "mode of the lock directory")
 			_, err = os.Lstat(filepath.Join(dir, "from-a-child"))
 			require.NoError(t, err, "the child's lock file is not in the dispatcher's directory")
