@@ -76,3 +76,32 @@ func ExampleJoin() {
 	// true 16 <nil>
 	// true 25 <nil>
 }
+
+func ExampleDefault() {
+	defer procrastinate.Reset()
+
+	// The default dispatcher, for the calls Schedule and Join do not offer.
+	d, err := procrastinate.Default()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	l, err := d.TryLock("setup")
+	fmt.Println(l.Name(), err)
+	l.Unlock()
+	// Output: setup <nil>
+}
+
+func ExampleReset() {
+	v, err := procrastinate.Schedule(square, 3, task.WithTimeout(time.Minute)).Value()
+	fmt.Println(v, err)
+	procrastinate.Reset() // its work is done and its children are gone
+
+	// The next Schedule starts a new default dispatcher.
+	v, err = procrastinate.Schedule(square, 4).Value()
+	fmt.Println(v, err)
+	procrastinate.Reset()
+	// Output:
+	// 9 <nil>
+	// 16 <nil>
+}
