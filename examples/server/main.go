@@ -36,7 +36,7 @@ type Config struct {
 
 // worker runs in a child until its context ends: at Shutdown (a stop
 // frame from the parent) or on SIGTERM. The heartbeats keep the activity
-// check (strategy.ActivityTimeout) from taking it for a hung worker.
+// check (task.WithActivityTimeout) from taking it for a hung worker.
 var worker = task.DefineWorker("github.com/procrastinate-go/procrastinate/examples/server.worker", func(ctx context.Context, c Config) error {
 	pid := os.Getpid()
 	fmt.Printf("worker %d: started\n", pid)
