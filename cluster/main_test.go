@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -107,30 +110,31 @@ var (
 // holdArg is the argument of hold: the gate's directory.
 type holdArg struct {
 	Dir string
-	// Mark, when not empty, is a file that hold appends "stopped" to when
-	// its context ends.
-	Mark string
 }
 
-// gate lets a test see a task start (a byte on the "started" FIFO) and let
-// it go on (a byte on the "release" FIFO).
+// gate lets a test see a task start (a byte on the "started" FIFO), let
+// it go on (a byte on the "release" FIFO), and see it stopped (a byte on
+// the "stopped" FIFO when its context ends).
 type gate struct {
 	dir     string
 	started *os.File
 	release *os.File
+	stopped *os.File
 }
 
 func newGate(t *testing.T) *gate {
 	t.Helper()
 	g := &gate{dir: t.TempDir()}
-	for _, name := range []string{"started", "release"} {
-		require.NoError(t, syscall.Mkfifo(filepath.Join(g.dir, name), 0o600))
+	for _, f := range []struct {
+		name string
+		file **os.File
+	}{{"started", &g.started}, {"release", &g.release}, {"stopped", &g.stopped}} {
+		path := filepath.Join(g.dir, f.name)
+		require.NoError(t, syscall.Mkfifo(path, 0o600))
+		var err error
+		*f.file, err = os.OpenFile(path, os.O_RDWR, 0)
+		require.NoError(t, err)
 	}
-	var err error
-	g.started, err = os.OpenFile(filepath.Join(g.dir, "started"), os.O_RDWR, 0)
-	require.NoError(t, err)
-	g.release, err = os.OpenFile(filepath.Join(g.dir, "release"), os.O_RDWR, 0)
-	require.NoError(t, err)
 	t.Cleanup(g.close)
 	return g
 }
@@ -140,6 +144,7 @@ func (g *gate) arg() holdArg { return holdArg{Dir: g.dir} }
 func (g *gate) close() {
 	g.started.Close()
 	g.release.Close()
+	g.stopped.Close()
 }
 
 // waitStarted waits until n more tasks have started at the gate.
@@ -148,6 +153,22 @@ func (g *gate) waitStarted(t *testing.T, n int) {
 	require.NoError(t, g.started.SetReadDeadline(time.Now().Add(60*time.Second)))
 	_, err := io.ReadFull(g.started, make([]byte, n))
 	require.NoError(t, err, "waiting for %d tasks to start at the gate", n)
+}
+
+// noneStarted checks that no task starts at the gate within d.
+func (g *gate) noneStarted(t *testing.T, d time.Duration) {
+	t.Helper()
+	require.NoError(t, g.started.SetReadDeadline(time.Now().Add(d)))
+	n, err := g.started.Read(make([]byte, 1))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "a task started at the gate (%d bytes); want none within %v", n, d)
+}
+
+// waitStopped waits until n tasks at the gate have seen their context end.
+func (g *gate) waitStopped(t *testing.T, n int) {
+	t.Helper()
+	require.NoError(t, g.stopped.SetReadDeadline(time.Now().Add(60*time.Second)))
+	_, err := io.ReadFull(g.stopped, make([]byte, n))
+	require.NoError(t, err, "waiting for %d tasks at the gate to see their context end", n)
 }
 
 // letGo lets n tasks waiting at the gate go on.
@@ -182,12 +203,9 @@ func passGate(ctx context.Context, a holdArg) error {
 	case err := <-got:
 		return err
 	case <-ctx.Done():
-		if a.Mark != "" {
-			f, err := os.OpenFile(a.Mark, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-			if err == nil {
-				fmt.Fprintln(f, "stopped")
-				f.Close()
-			}
+		if stopped, err := os.OpenFile(filepath.Join(a.Dir, "stopped"), os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			_, _ = stopped.Write([]byte{'s'})
+			stopped.Close()
 		}
 		return ctx.Err()
 	}
@@ -281,4 +299,99 @@ func (p *workerProc) kill(t *testing.T) {
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
 	<-p.done
 	p.done <- nil // for the cleanup
+}
+
+// proxy forwards TCP connections to a server; freeze stops the traffic
+// both ways without closing anything, as a network partition does.
+type proxy struct {
+	ln     net.Listener
+	target string
+
+	mu     sync.Mutex
+	frozen bool
+	thawed *sync.Cond
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &proxy{ln: ln, target: strings.TrimPrefix(target, "nats://")}
+	p.thawed = sync.NewCond(&p.mu)
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *proxy) url() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(in, out)
+		go p.pipe(out, in)
+	}
+}
+
+// pipe copies from src to dst, holding each chunk while frozen.
+func (p *proxy) pipe(src, dst net.Conn) {
+	defer p.wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			for p.frozen {
+				p.thawed.Wait()
+			}
+			p.mu.Unlock()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			dst.Close()
+			return
+		}
+	}
+}
+
+func (p *proxy) freeze() {
+	p.mu.Lock()
+	p.frozen = true
+	p.mu.Unlock()
+}
+
+func (p *proxy) thaw() {
+	p.mu.Lock()
+	p.frozen = false
+	p.thawed.Broadcast()
+	p.mu.Unlock()
+}
+
+func (p *proxy) close() {
+	p.ln.Close()
+	p.thaw()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
 }
