@@ -311,7 +311,8 @@ func (c *Client) publishFailed(_ jetstream.JetStream, m *nats.Msg, err error) {
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
 		why = fmt.Sprintf("no JetStream server took it (is the stream %s there, and JetStream up?)", c.n.callStream)
 	default:
-		why = "the server refused it"
+		c.finish(e, nil, fmt.Errorf("cluster: task %q: publishing the call: %w", e.call.wire.Task, err))
+		return
 	}
 	c.finish(e, nil, fmt.Errorf("cluster: task %q: publishing the call: %s: %w", e.call.wire.Task, why, err))
 }

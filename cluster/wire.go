@@ -162,6 +162,8 @@ func (c *wireCall) encode(subject string) *nats.Msg {
 	}
 	if c.Retries > 0 {
 		h[hdrRetries] = []string{strconv.Itoa(c.Retries)}
+	}
+	if c.RetryDelay > 0 {
 		h[hdrRetryDelay] = []string{strconv.FormatInt(int64(c.RetryDelay), 10)}
 	}
 	if c.Activity > 0 {
@@ -235,6 +237,9 @@ func decodeCall(h nats.Header, data []byte, maxArg int) (wireCall, error) {
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&l); err != nil {
 			return c, malformed("the header %s is not the JSON of the call's limits: %v", hdrLimits, err)
+		}
+		if len(l.Env) == 0 {
+			l.Env = nil
 		}
 		if l.CPUTimeNs < 0 {
 			return c, malformed("the header %s has a negative CPU time", hdrLimits)
