@@ -212,6 +212,10 @@ func setUp(ctx context.Context, js jetstream.JetStream, n names, cfg Config, upd
 	}
 	var cons jetstream.Consumer
 	try := func() error {
+		// A request that no leader hears gets no answer: each try has a
+		// time of its own, so that the next one can find a new leader.
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
 		for _, sc := range streams {
 			if _, err := js.CreateStream(ctx, sc); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 				return fmt.Errorf("making the stream %s: %w", sc.Name, err)

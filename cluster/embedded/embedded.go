@@ -26,8 +26,10 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
@@ -41,11 +43,24 @@ type Node struct {
 }
 
 // Option configures a node.
-type Option interface{ apply(*server.Options) error }
+type Option interface{ apply(*config) error }
 
-type optionFunc func(*server.Options) error
+type config struct {
+	server.Options
+	log hclog.Logger
+}
 
-func (f optionFunc) apply(o *server.Options) error { return f(o) }
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+// Logger sends the server's log to l; the default is silent.
+func Logger(l hclog.Logger) Option {
+	return optionFunc(func(c *config) error {
+		c.log = l
+		return nil
+	})
+}
 
 // Listen serves NATS clients over TCP on addr, such as "127.0.0.1:4222",
 // or ":0" for a port that the system chooses. An address without a host
@@ -53,7 +68,7 @@ func (f optionFunc) apply(o *server.Options) error { return f(o) }
 // addr names a host, such as "0.0.0.0:4222". Without Listen the node has
 // no TCP listener at all and only [Node.Conn] reaches it.
 func Listen(addr string) Option {
-	return optionFunc(func(o *server.Options) error {
+	return optionFunc(func(o *config) error {
 		host, port, err := hostPort(addr, "Listen")
 		if err != nil {
 			return err
@@ -66,7 +81,7 @@ func Listen(addr string) Option {
 // Name sets the node's server name. Nodes of one cluster need different
 // names; the default is one the server makes up.
 func Name(name string) Option {
-	return optionFunc(func(o *server.Options) error {
+	return optionFunc(func(o *config) error {
 		o.ServerName = name
 		return nil
 	})
@@ -75,10 +90,12 @@ func Name(name string) Option {
 // Cluster makes the node one of a JetStream cluster called name: it
 // listens for its peers on addr (a host-less address binds to 127.0.0.1,
 // as with [Listen]) and connects to the peers at routes, such as
-// "nats://127.0.0.1:6223". JetStream in a cluster of three or more nodes
-// keeps a replicated stream available while a minority of them is down.
+// "nats://127.0.0.1:6223". Every node needs routes (a node's list may hold
+// its own address, which it skips), so give each the addresses of all.
+// JetStream in a cluster of three or more nodes keeps a replicated stream
+// available while a minority of them is down.
 func Cluster(name, addr string, routes ...string) Option {
-	return optionFunc(func(o *server.Options) error {
+	return optionFunc(func(o *config) error {
 		host, port, err := hostPort(addr, "Cluster")
 		if err != nil {
 			return err
@@ -98,7 +115,7 @@ func Cluster(name, addr string, routes ...string) Option {
 // MaxPayload sets the largest message the node accepts, in bytes; the
 // server's default is 1 MiB. A call or a result must fit in one message.
 func MaxPayload(n int32) Option {
-	return optionFunc(func(o *server.Options) error {
+	return optionFunc(func(o *config) error {
 		if n <= 0 {
 			return fmt.Errorf("embedded: MaxPayload(%d): give a positive size in bytes", n)
 		}
@@ -111,8 +128,8 @@ func MaxPayload(n int32) Option {
 // other Option covers: TLS, accounts and users, limits. See the
 // nats-server documentation of server.Options.
 func ServerOptions(f func(*server.Options)) Option {
-	return optionFunc(func(o *server.Options) error {
-		f(o)
+	return optionFunc(func(o *config) error {
+		f(&o.Options)
 		return nil
 	})
 }
@@ -125,7 +142,7 @@ func Start(ctx context.Context, dir string, opts ...Option) (*Node, error) {
 	if dir == "" {
 		return nil, errors.New("embedded: Start with an empty store directory; give the directory that keeps the node's streams")
 	}
-	o := &server.Options{
+	cfg := &config{Options: server.Options{
 		JetStream:  true,
 		StoreDir:   dir,
 		DontListen: true,
@@ -133,24 +150,26 @@ func Start(ctx context.Context, dir string, opts ...Option) (*Node, error) {
 		NoLog:      true,
 		Host:       "127.0.0.1",
 		Port:       server.RANDOM_PORT,
-	}
+	}}
 	for _, opt := range opts {
-		if err := opt.apply(o); err != nil {
+		if err := opt.apply(cfg); err != nil {
 			return nil, err
 		}
 	}
-	srv, err := server.NewServer(o)
+	if cfg.log == nil {
+		cfg.log = hclog.NewNullLogger()
+	}
+	srv, err := server.NewServer(&cfg.Options)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: making the server: %w", err)
 	}
+	log := &logger{log: cfg.log}
+	srv.SetLogger(log, cfg.log.IsDebug(), cfg.log.IsTrace())
 	go srv.Start()
-	if !waitReady(ctx, srv) {
+	if err := waitReady(ctx, srv, log); err != nil {
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("embedded: the server was not ready: %w", err)
-		}
-		return nil, errors.New("embedded: the server did not start; is the store directory usable and the address free?")
+		return nil, err
 	}
 	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("embedded"), nats.MaxReconnects(-1))
 	if err != nil {
@@ -161,18 +180,55 @@ func Start(ctx context.Context, dir string, opts ...Option) (*Node, error) {
 	return &Node{srv: srv, nc: nc}, nil
 }
 
-// waitReady waits until srv accepts connections, it gave up, or ctx ended.
-func waitReady(ctx context.Context, srv *server.Server) bool {
-	for ctx.Err() == nil {
-		if srv.ReadyForConnections(50 * time.Millisecond) {
-			return true
+// startTimeout bounds the start of a node whose context has no deadline.
+const startTimeout = 30 * time.Second
+
+// waitReady waits until srv accepts connections, and fails when the server
+// gave up, ctx ended, or startTimeout passed.
+func waitReady(ctx context.Context, srv *server.Server, log *logger) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	for {
+		if err := log.fatal(); err != nil {
+			return fmt.Errorf("embedded: the server did not start: %w", err)
 		}
-		if !srv.Running() {
-			return false
+		if srv.ReadyForConnections(20 * time.Millisecond) {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("embedded: the server was not ready (is the address free?): %w", err)
 		}
 	}
-	return false
 }
+
+// logger keeps the server's fatal error, and passes its log on to an
+// hclog.Logger.
+type logger struct {
+	log hclog.Logger
+	mu  sync.Mutex
+	err error
+}
+
+func (l *logger) fatal() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+func (l *logger) Fatalf(format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err == nil {
+		l.err = fmt.Errorf(format, v...)
+	}
+	l.log.Error(fmt.Sprintf(format, v...))
+}
+
+func (l *logger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
+func (l *logger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l *logger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *logger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *logger) Tracef(format string, v ...any)  { l.log.Trace(fmt.Sprintf(format, v...)) }
 
 // Conn returns the node's in-process client connection. It is closed by
 // Shutdown; do not close it yourself.
