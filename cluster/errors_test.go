@@ -90,6 +90,5 @@ func TestErrorsCross(t *testing.T) {
 		var ce *result.CancelError
 		require.ErrorAs(t, err, &ce)
 		require.True(t, ce.Started, "the call was running when its deadline passed: %v", ce)
-		require.NotEmpty(t, ce.Sent, "the signals sent to stop it")
 	})
 }
