@@ -30,6 +30,7 @@ type worker struct {
 
 	mu        sync.Mutex
 	free      int                 // slots neither running a call nor asked for
+	fetching  int                 // fetches under way
 	running   map[string]*running // by call id
 	cancelled map[string]time.Time
 	stopping  bool
@@ -73,7 +74,7 @@ func serve(ctx context.Context, nc *nats.Conn, loc *local, opts []ServeOption) e
 	if sc.maxCall == 0 {
 		sc.maxCall = int(nc.MaxPayload())
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*sc.slots))
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
@@ -121,10 +122,16 @@ func serve(ctx context.Context, nc *nats.Conn, loc *local, opts []ServeOption) e
 // until ctx ends, the dispatcher ends or the connection is closed.
 func (w *worker) fetch(ctx context.Context) error {
 	delay := 10 * time.Millisecond
+	// A fetch costs a subscription and a pull request: while one is out,
+	// the next waits for a quarter of the slots to be free.
+	batch := max(1, w.sc.slots/4)
 	for {
 		w.mu.Lock()
 		k := w.free
-		w.free = 0
+		if k < batch && w.fetching > 0 {
+			k = 0
+		}
+		w.free -= k
 		w.mu.Unlock()
 		if k == 0 {
 			select {
@@ -146,7 +153,7 @@ func (w *worker) fetch(ctx context.Context) error {
 		default:
 		}
 		fctx, cancel := context.WithTimeout(ctx, w.sc.fetchWait)
-		batch, err := w.cons.Fetch(k, jetstream.FetchContext(fctx))
+		msgs, err := w.cons.Fetch(k, jetstream.FetchContext(fctx))
 		if err != nil {
 			cancel()
 			w.release(k)
@@ -163,15 +170,21 @@ func (w *worker) fetch(ctx context.Context) error {
 			continue
 		}
 		delay = 10 * time.Millisecond
+		w.mu.Lock()
+		w.fetching++
+		w.mu.Unlock()
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()
 			defer cancel()
 			got := 0
-			for m := range batch.Messages() {
+			for m := range msgs.Messages() {
 				got++
 				w.take(m, time.Now())
 			}
+			w.mu.Lock()
+			w.fetching--
+			w.mu.Unlock()
 			w.release(k - got)
 		}()
 	}
@@ -179,9 +192,6 @@ func (w *worker) fetch(ctx context.Context) error {
 
 // release gives k slots back.
 func (w *worker) release(k int) {
-	if k == 0 {
-		return
-	}
 	w.mu.Lock()
 	w.free += k
 	w.mu.Unlock()
@@ -417,7 +427,17 @@ func (w *worker) answer(m jetstream.Msg, c *wireCall, payload []byte, err error)
 // store publishes a result; a result stored before for the same call
 // counts as done. On failure it hands the call back and returns false.
 func (w *worker) store(ctx context.Context, m jetstream.Msg, res *nats.Msg) bool {
-	_, err := w.js.PublishMsg(ctx, res)
+	var err error
+	if paf, perr := w.js.PublishMsgAsync(res); perr != nil {
+		err = perr
+	} else {
+		select {
+		case <-paf.Ok():
+		case err = <-paf.Err():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
 	if err != nil && !wrongLastSeq(err) {
 		w.log.Warn("storing a result; handing the call back", "subject", res.Subject, "error", err)
 		_ = m.NakWithDelay(time.Second)
