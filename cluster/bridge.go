@@ -145,14 +145,10 @@ func (l *local) start(ctx context.Context, c *wireCall) (done <-chan struct{}, a
 	return r.Done(), r.Value
 }
 
-// handBack reports whether err says that the dispatcher went away under
-// the call, which then goes back to the stream instead of failing.
+// handBack reports whether err says that the dispatcher was shut down or
+// closed under the call (it never started, or Close killed its child),
+// which then goes back to the stream instead of failing.
 func (l *local) handBack(err error) bool {
-	select {
-	case <-l.d.Done():
-	default:
-		return false
-	}
 	return errors.Is(err, dispatcher.ErrClosed) || errors.Is(err, dispatcher.ErrKilled)
 }
 

@@ -432,3 +432,32 @@ func TestServerRestartKeepsQueuedCalls(t *testing.T) {
 		require.Equal(t, i*i, v)
 	}
 }
+
+// A worker whose dispatcher is closed under it hands back the calls whose
+// children Close killed, and Serve returns an error that says so.
+func TestDispatcherClosedUnderWorker(t *testing.T) {
+	leakcheck.Check(t)
+	node := startNode(t)
+	c := newClient(t, node.Conn(), cluster.Config{})
+	g := newGate(t)
+
+	w := startWorker(t, node.Conn(), 1, cluster.WorkerName("closing"))
+	r := hold.Schedule(c, holdArg{Dir: g.dir, Stubborn: true})
+	g.waitStarted(t, 1)
+	require.NoError(t, w.d.Close())
+	select {
+	case err := <-w.done:
+		require.ErrorContains(t, err, "dispatcher ended")
+	case <-time.After(30 * time.Second):
+		t.Fatal("Serve did not return within 30s of its dispatcher's Close")
+	}
+	w.cancel()
+	w.cancel = nil
+	require.False(t, r.Ready(), "the call's future resolved when its worker's dispatcher closed")
+
+	startWorker(t, node.Conn(), 1, cluster.WorkerName("other"))
+	g.waitStarted(t, 1)
+	g.letGo(t, 1)
+	_, err := r.Value()
+	require.NoError(t, err)
+}

@@ -110,6 +110,9 @@ var (
 // holdArg is the argument of hold: the gate's directory.
 type holdArg struct {
 	Dir string
+	// Stubborn holds on when the task's context ends: only the release,
+	// or SIGKILL, ends it.
+	Stubborn bool
 }
 
 // gate lets a test see a task start (a byte on the "started" FIFO), let
@@ -199,6 +202,9 @@ func passGate(ctx context.Context, a holdArg) error {
 		_, err := io.ReadFull(release, make([]byte, 1))
 		got <- err
 	}()
+	if a.Stubborn {
+		return <-got
+	}
 	select {
 	case err := <-got:
 		return err
