@@ -284,6 +284,13 @@ func (c *Client) publishFailed(_ jetstream.JetStream, m *nats.Msg, err error) {
 	if e == nil {
 		return
 	}
+	c.mu.Lock()
+	gone := e.state == abandoned
+	c.mu.Unlock()
+	if gone {
+		c.finish(e, nil, e.call.cancelled(e.cause))
+		return
+	}
 	if errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrReconnectBufExceeded) {
 		c.mu.Lock()
 		again := c.pending[e.n] == e && e.state == sent && time.Since(e.first) < c.cfg.PublishTimeout && !c.closed

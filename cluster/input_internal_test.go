@@ -66,6 +66,7 @@ func TestMalformedCalls(t *testing.T) {
 	}{
 		{"no headers", func(h nats.Header) { clear(h) }, []byte("garbage"), ""},
 		{"bad id", func(h nats.Header) { h.Set(hdrID, "not an id") }, arg, ""},
+		{"jetstream headers", func(h nats.Header) { clear(h); h.Set("Nats-Expected-Stream", "PROCRASTINATE_CALLS") }, arg, ""},
 		{"no task", func(h nats.Header) { h.Del(hdrTask) }, arg, "the header Procrastinate-Task is missing"},
 		{"bad version", func(h nats.Header) { h.Set(hdrCall, "2") }, arg, "this worker reads version 1"},
 		{"bad deadline", func(h nats.Header) { h.Set(hdrDeadline, "soon") }, arg, `the header Procrastinate-Deadline "soon"`},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -310,6 +311,12 @@ func (w *worker) run(m jetstream.Msg, c *wireCall, at time.Time) {
 		_ = m.Nak()
 		return
 	}
+	if _, ok := w.cancelled[c.ID]; ok {
+		// Its cancel came after handle looked.
+		w.mu.Unlock()
+		w.answer(m, c, nil, w.loc.neverStarted(c.Task, context.Canceled))
+		return
+	}
 	w.running[c.ID] = r
 	w.mu.Unlock()
 	defer func() {
@@ -480,7 +487,12 @@ func (w *worker) deadLetter(m jetstream.Msg, md *jetstream.MsgMetadata, c *wireC
 	defer cancel()
 	h := nats.Header{}
 	for k, v := range m.Headers() {
-		h[k] = v
+		// JetStream's own headers (an expected stream or sequence, a
+		// message id) would make the dead letter's publish fail, and the
+		// call come back for ever.
+		if !strings.HasPrefix(strings.ToLower(k), "nats-") {
+			h[k] = v
+		}
 	}
 	h.Set(hdrReason, reason)
 	h.Set(hdrWorker, w.sc.name)
