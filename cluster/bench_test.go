@@ -60,8 +60,10 @@ func startBenchNode(b *testing.B) *embedded.Node {
 }
 
 // startBenchCluster starts a node, benchWorkers workers (each with a
-// dispatcher and a connection of its own) and a client.
-func startBenchCluster(b *testing.B) *cluster.Client {
+// dispatcher and a connection of its own) and a client. With runToEnd the
+// workers run calls to their end (cluster.RunToEnd), on dispatchers with
+// the local benchmark's pipelined strategy.
+func startBenchCluster(b *testing.B, runToEnd bool) *cluster.Client {
 	b.Helper()
 	node := startBenchNode(b)
 	ctx := context.Background()
@@ -75,13 +77,17 @@ func startBenchCluster(b *testing.B) *cluster.Client {
 		if err != nil {
 			b.Fatal(err)
 		}
-		d, err := dispatcher.Start(workerStrategy())
+		strat, opts := workerStrategy(), []cluster.ServeOption{cluster.Slots(benchSlots)}
+		if runToEnd {
+			strat, opts = benchStrategy(), append(opts, cluster.RunToEnd())
+		}
+		d, err := dispatcher.Start(strat)
 		if err != nil {
 			b.Fatal(err)
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
-		go func() { done <- cluster.Serve(wctx, nc, d, cluster.Slots(benchSlots)) }()
+		go func() { done <- cluster.Serve(wctx, nc, d, opts...) }()
 		b.Cleanup(func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -110,21 +116,28 @@ func waitAll(b *testing.B, rs []*result.Result[int]) {
 }
 
 // BenchmarkThroughput schedules b.N no-op calls at once and waits for all:
-// through the cluster (an embedded node, three workers), through JetStream
+// through the cluster (an embedded node, three workers; with and without
+// cluster.RunToEnd), through JetStream
 // alone (publish, three consumers, ack: the floor under the cluster), and
 // on one local dispatcher. calls/s is the figure to compare.
 func BenchmarkThroughput(b *testing.B) {
-	b.Run("cluster", func(b *testing.B) {
-		c := startBenchCluster(b)
-		rs := make([]*result.Result[int], b.N)
-		b.ResetTimer()
-		start := time.Now()
-		for i := range rs {
-			rs[i] = nop.Schedule(c, i)
+	for _, runToEnd := range []bool{false, true} {
+		name := "cluster"
+		if runToEnd {
+			name = "cluster-runtoend"
 		}
-		waitAll(b, rs)
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
-	})
+		b.Run(name, func(b *testing.B) {
+			c := startBenchCluster(b, runToEnd)
+			rs := make([]*result.Result[int], b.N)
+			b.ResetTimer()
+			start := time.Now()
+			for i := range rs {
+				rs[i] = nop.Schedule(c, i)
+			}
+			waitAll(b, rs)
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+		})
+	}
 	b.Run("jetstream", func(b *testing.B) {
 		node := startBenchNode(b)
 		ctx := context.Background()
@@ -209,19 +222,25 @@ func BenchmarkRoundTrip(b *testing.B) {
 		b.ReportMetric(float64(ds[len(ds)/2].Microseconds()), "p50-µs")
 		b.ReportMetric(float64(ds[len(ds)*99/100].Microseconds()), "p99-µs")
 	}
-	b.Run("cluster", func(b *testing.B) {
-		c := startBenchCluster(b)
-		ds := make([]time.Duration, b.N)
-		b.ResetTimer()
-		for i := range ds {
-			start := time.Now()
-			if _, err := nop.Schedule(c, i).Value(); err != nil {
-				b.Fatal(err)
-			}
-			ds[i] = time.Since(start)
+	for _, runToEnd := range []bool{false, true} {
+		name := "cluster"
+		if runToEnd {
+			name = "cluster-runtoend"
 		}
-		report(b, ds)
-	})
+		b.Run(name, func(b *testing.B) {
+			c := startBenchCluster(b, runToEnd)
+			ds := make([]time.Duration, b.N)
+			b.ResetTimer()
+			for i := range ds {
+				start := time.Now()
+				if _, err := nop.Schedule(c, i).Value(); err != nil {
+					b.Fatal(err)
+				}
+				ds[i] = time.Since(start)
+			}
+			report(b, ds)
+		})
+	}
 	b.Run("jetstream", func(b *testing.B) {
 		node := startBenchNode(b)
 		ctx := context.Background()

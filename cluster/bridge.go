@@ -55,6 +55,7 @@ func outOf(call *task.Call, key string) outCall {
 		Activity:   call.Activity,
 	}
 	if call.Ctx != nil {
+		w.Cancellable = true
 		if dl, ok := call.Ctx.Deadline(); ok && (w.Deadline.IsZero() || dl.Before(w.Deadline)) {
 			w.Deadline = dl
 		}
@@ -129,12 +130,15 @@ func (l *local) known(name string) bool { return l.names[name] }
 // ended is closed when the dispatcher has ended.
 func (l *local) ended() <-chan struct{} { return l.d.Done() }
 
-// start runs c on the dispatcher, stopped when ctx ends. done is closed
-// when it has answered; answer returns the encoded answer or the error.
+// start runs c on the dispatcher, stopped when ctx ends; a nil ctx runs
+// it to its end. done is closed when it has answered; answer returns the
+// encoded answer or the error.
 func (l *local) start(ctx context.Context, c *wireCall) (done <-chan struct{}, answer func() ([]byte, error)) {
 	r, res := result.New(func(b []byte) ([]byte, error) { return b, nil })
 	call := &task.Call{Task: c.Task, Arg: c.Arg, Resolver: res}
-	call.Ctx = ctx
+	if ctx != nil {
+		call.Ctx = ctx
+	}
 	call.Deadline = c.Deadline
 	call.Retries, call.RetryDelay = c.Retries, c.RetryDelay
 	call.Activity = c.Activity

@@ -108,6 +108,7 @@ type serveConfig struct {
 	unknownDelay time.Duration
 	maxCall      int
 	fetchWait    time.Duration
+	runToEnd     bool
 }
 
 // Slots sets how many calls the worker runs at once: it takes a call from
@@ -144,6 +145,19 @@ func UnknownTaskDelay(d time.Duration) ServeOption {
 // maximum message size.
 func MaxCallSize(n int) ServeOption {
 	return serveOptionFunc(func(c *serveConfig) { c.maxCall = n })
+}
+
+// RunToEnd lets the calls that their caller cannot cancel (no context,
+// deadline or activity timeout) run to their end on the worker: they go to
+// its dispatcher without a context, and the dispatcher may then pipeline
+// them to reused children (strategy.Pipeline), which makes short calls
+// several times cheaper. In exchange such a call is not stopped when the
+// worker cannot renew its lease (it finishes; another worker may run it
+// too, and the first result is stored), nor when the worker shuts down
+// (Serve waits for it and stores its answer). Without RunToEnd every call
+// can be stopped, and the dispatcher runs each alone in its child.
+func RunToEnd() ServeOption {
+	return serveOptionFunc(func(c *serveConfig) { c.runToEnd = true })
 }
 
 func newServeConfig(opts []ServeOption) (serveConfig, error) {

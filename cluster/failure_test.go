@@ -461,3 +461,40 @@ func TestDispatcherClosedUnderWorker(t *testing.T) {
 	_, err := r.Value()
 	require.NoError(t, err)
 }
+
+// With RunToEnd, a call that its caller cannot cancel runs to its end: a
+// worker that shuts down waits for it and answers it instead of handing
+// it back.
+func TestRunToEndWaitsAtShutdown(t *testing.T) {
+	leakcheck.Check(t)
+	node := startNode(t)
+	c := newClient(t, node.Conn(), cluster.Config{})
+	g := newGate(t)
+
+	w := startWorker(t, node.Conn(), 1, cluster.WorkerName("patient"), cluster.RunToEnd())
+	r := hold.Schedule(c, g.arg())
+	g.waitStarted(t, 1)
+	w.cancel()
+	w.cancel = nil
+	g.noneStopped(t, 300*time.Millisecond)
+	g.letGo(t, 1)
+	select {
+	case err := <-w.done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Serve did not return within 30s of its call's end")
+	}
+	require.NoError(t, w.d.Shutdown(context.Background()))
+	_, err := r.Value()
+	require.NoError(t, err, "the call answered by the worker that shut down")
+
+	// A call with a context can still be cancelled.
+	startWorker(t, node.Conn(), 1, cluster.RunToEnd())
+	ctx, cancel := context.WithCancel(context.Background())
+	r = hold.Schedule(c, g.arg(), task.WithContext(ctx))
+	g.waitStarted(t, 1)
+	cancel()
+	g.waitStopped(t, 1)
+	_, err = r.Value()
+	require.ErrorIs(t, err, context.Canceled)
+}

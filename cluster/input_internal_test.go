@@ -135,7 +135,7 @@ func parseHeaders(s string) nats.Header {
 // decodeCall never panics, and what it accepts encodes back to itself.
 func FuzzDecodeCall(f *testing.F) {
 	full := wireCall{Task: "t", ID: "abc.1", Key: "k.1", Deadline: time.Unix(0, 1700000000000000000), Retries: 2,
-		RetryDelay: time.Millisecond, Activity: time.Second, MaxDeliver: 5, Arg: []byte("arg"),
+		RetryDelay: time.Millisecond, Activity: time.Second, MaxDeliver: 5, Cancellable: true, Arg: []byte("arg"),
 		Limits: &wireLimits{AddressSpace: 1 << 30, CPUTimeNs: int64(time.Second), Nice: 5, Dir: "/tmp", Env: []string{"A=B"}}}
 	var seed strings.Builder
 	for k, vs := range full.encode("s").Header {

@@ -166,6 +166,14 @@ func (g *gate) noneStarted(t *testing.T, d time.Duration) {
 	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "a task started at the gate (%d bytes); want none within %v", n, d)
 }
 
+// noneStopped checks that no task at the gate sees its context end within d.
+func (g *gate) noneStopped(t *testing.T, d time.Duration) {
+	t.Helper()
+	require.NoError(t, g.stopped.SetReadDeadline(time.Now().Add(d)))
+	n, err := g.stopped.Read(make([]byte, 1))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "a task at the gate saw its context end (%d bytes); want none within %v", n, d)
+}
+
 // waitStopped waits until n tasks at the gate have seen their context end.
 func (g *gate) waitStopped(t *testing.T, n int) {
 	t.Helper()

@@ -24,6 +24,7 @@ const (
 	hdrActivity   = "Procrastinate-Activity"    // nanoseconds
 	hdrLimits     = "Procrastinate-Limits"      // JSON of wireLimits
 	hdrMaxDeliver = "Procrastinate-Max-Deliver"
+	hdrCancel     = "Procrastinate-Cancellable" // "1": the caller may cancel the call
 
 	hdrWorker = "Procrastinate-Worker"
 	hdrStatus = "Procrastinate-Status" // "ok": the payload is the answer; "error": a wireError
@@ -143,7 +144,10 @@ type wireCall struct {
 	Activity   time.Duration
 	Limits     *wireLimits
 	MaxDeliver int
-	Arg        []byte
+	// Cancellable says that the caller gave the call a context, which may
+	// end before the call does.
+	Cancellable bool
+	Arg         []byte
 }
 
 // encode makes the message of c on subject.
@@ -168,6 +172,9 @@ func (c *wireCall) encode(subject string) *nats.Msg {
 	}
 	if c.Activity > 0 {
 		h[hdrActivity] = []string{strconv.FormatInt(int64(c.Activity), 10)}
+	}
+	if c.Cancellable {
+		h[hdrCancel] = []string{"1"}
 	}
 	if c.Limits != nil {
 		b, _ := json.Marshal(c.Limits) // strings, numbers and a []string: never fails
@@ -231,6 +238,13 @@ func decodeCall(h nats.Header, data []byte, maxArg int) (wireCall, error) {
 		return c, err
 	}
 	c.Activity = time.Duration(d)
+	switch v := h.Get(hdrCancel); v {
+	case "":
+	case "1":
+		c.Cancellable = true
+	default:
+		return c, malformed("the header %s is %q; want 1 or none", hdrCancel, v)
+	}
 	if v := h.Get(hdrLimits); v != "" {
 		var l wireLimits
 		dec := json.NewDecoder(strings.NewReader(v))

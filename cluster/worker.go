@@ -325,7 +325,11 @@ func (w *worker) run(m jetstream.Msg, c *wireCall, at time.Time) {
 		w.mu.Unlock()
 	}()
 
-	done, answer := w.loc.start(ctx, c)
+	runCtx := ctx
+	if w.sc.runToEnd && !c.Cancellable && c.Deadline.IsZero() && c.Activity == 0 {
+		runCtx = nil
+	}
+	done, answer := w.loc.start(runCtx, c)
 	lease := at.Add(w.ackWait)
 	every := w.ackWait / 4
 	t := time.NewTimer(every)
