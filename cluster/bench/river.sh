@@ -7,14 +7,19 @@
 #
 #   bash bench/river.sh            # from the cluster module's directory
 #   N=50000 COUNT=5 bash bench/river.sh
+#   SKIP_CLUSTER=1 POLL=1ms bash bench/river.sh   # River alone, polling every ms
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-20000}
-TRIPS=${TRIPS:-2000}
+TRIPS=${TRIPS:-100}
 COUNT=${COUNT:-3}
 
-echo "== the cluster, the raw JetStream loop and a local dispatcher ($N calls, $COUNT rounds)"
-go test -run '^$' -bench 'Throughput|RoundTrip' -benchtime "${N}x" -count "$COUNT" . | grep -E '^Benchmark'
+POLL=${POLL:-100ms}
+
+if [ -z "${SKIP_CLUSTER:-}" ]; then
+	echo "== the cluster, the raw JetStream loop and a local dispatcher ($N calls, $COUNT rounds)"
+	go test -run '^$' -bench 'Throughput|RoundTrip' -benchtime "${N}x" -count "$COUNT" . | grep -E '^Benchmark'
+fi
 
 pgbin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 bin=$(pgbin)
@@ -54,5 +59,5 @@ fi
 
 echo "== River on PostgreSQL $("$bin/postgres" --version | awk '{print $3}') ($N jobs, $COUNT rounds)"
 for _ in $(seq "$COUNT"); do
-	(cd bench/river && GOWORK=off go run . -dsn "postgres:///bench?host=$dir&user=postgres" -n "$N" -trips "$TRIPS")
+	(cd bench/river && GOWORK=off go run . -dsn "postgres:///bench?host=$dir&user=postgres" -n "$N" -trips "$TRIPS" -poll "$POLL")
 done
