@@ -40,11 +40,14 @@ type Client struct {
 	closed  bool
 	seq     uint64
 
-	wake    chan struct{} // a call was queued; capacity 1
-	stop    chan struct{} // closed by Close
-	done    chan struct{} // closed when the publisher has ended
-	results jetstream.ConsumeContext
-	bg      sync.WaitGroup // cancel procedures
+	wake      chan struct{} // a call was queued; capacity 1
+	stop      chan struct{} // closed by Close
+	done      chan struct{} // closed when the publisher has ended
+	watched   chan struct{} // closed when watch has ended
+	status    chan nats.Status
+	results   jetstream.ConsumeContext // guarded by mu
+	resultsAt jetstream.Stream
+	bg        sync.WaitGroup // cancel procedures
 }
 
 // outCall is one call as the Client takes it from task.Def.Schedule: what
@@ -114,6 +117,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Client, error) {
 		wake:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
+		watched:    make(chan struct{}),
 	}
 	c.js, err = jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(4096),
@@ -130,18 +134,95 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Client, error) {
 	if c.calls, err = c.js.Stream(ctx, n.callStream); err != nil {
 		return nil, fmt.Errorf("cluster: the calls stream: %w", err)
 	}
-	cons, err := c.js.OrderedConsumer(ctx, n.resultStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{n.resultSubject(c.id + ".>")},
+	if c.results, err = c.readResults(ctx); err != nil {
+		return nil, err
+	}
+	if c.resultsAt, err = c.js.Stream(ctx, n.resultStream); err != nil {
+		return nil, fmt.Errorf("cluster: the results stream: %w", err)
+	}
+	c.status = nc.StatusChanged(nats.CONNECTED)
+	go c.publisher()
+	go c.watch()
+	return c, nil
+}
+
+// readResults starts an ordered consumer of this client's results.
+func (c *Client) readResults(ctx context.Context) (jetstream.ConsumeContext, error) {
+	cons, err := c.js.OrderedConsumer(ctx, c.n.resultStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{c.n.resultSubject(c.id + ".>")},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: reading the results: %w", err)
 	}
-	if c.results, err = cons.Consume(c.result); err != nil {
+	cc, err := cons.Consume(c.result)
+	if err != nil {
 		return nil, fmt.Errorf("cluster: reading the results: %w", err)
 	}
-	go c.publisher()
-	return c, nil
+	return cc, nil
+}
+
+// watch catches up after each reconnection: a server that restarted
+// has lost the consumer that brought this client its results, and the
+// results stored meanwhile would reach it late or never.
+func (c *Client) watch() {
+	defer close(c.watched)
+	for {
+		select {
+		case s, ok := <-c.status:
+			if !ok {
+				return
+			}
+			if s == nats.CONNECTED {
+				c.catchUp()
+			}
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+// catchUp starts a new consumer of the results, then looks up the stored
+// result of every call that is waiting for one.
+func (c *Client) catchUp() {
+	delay := 50 * time.Millisecond
+	var cc jetstream.ConsumeContext
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		var err error
+		cc, err = c.readResults(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		c.log.Debug("reading the results after a reconnection", "error", err)
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+	c.mu.Lock()
+	old := c.results
+	c.results = cc
+	var waiting []*entry
+	for _, e := range c.pending {
+		if e.state == stored || e.state == abandoned {
+			waiting = append(waiting, e)
+		}
+	}
+	c.mu.Unlock()
+	old.Stop()
+	for _, e := range waiting {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		m, err := c.resultsAt.GetLastMsgForSubject(ctx, c.n.resultSubject(e.msg.Header.Get(hdrID)))
+		cancel()
+		if err == nil {
+			payload, err := decodeResult(m.Header, m.Data)
+			c.finish(e, payload, err)
+		}
+	}
 }
 
 // submit takes a call in; it never waits on the network.
@@ -500,8 +581,17 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	close(c.stop)
 	<-c.done
-	c.results.Stop()
-	<-c.results.Closed()
+	c.nc.RemoveStatusListener(c.status)
+	<-c.watched
+	c.mu.Lock()
+	results := c.results
+	c.mu.Unlock()
+	results.Stop()
+	select {
+	case <-results.Closed():
+	case <-time.After(c.cfg.PublishTimeout):
+		c.log.Warn("the consumer of the results did not stop", "waited", c.cfg.PublishTimeout)
+	}
 	c.bg.Wait()
 	for _, e := range left {
 		if e.stopCtx != nil {
