@@ -35,6 +35,7 @@ type worker struct {
 	running   map[string]*running // by call id
 	cancelled map[string]time.Time
 	stopping  bool
+	gone      bool // the dispatcher was shut down or closed: take no more calls
 
 	freed chan struct{} // a slot was freed; capacity 1
 	wg    sync.WaitGroup
@@ -133,7 +134,12 @@ func (w *worker) fetch(ctx context.Context) error {
 			k = 0
 		}
 		w.free -= k
+		gone := w.gone
 		w.mu.Unlock()
+		if gone {
+			w.release(k)
+			return errDispatcherEnded
+		}
 		if k == 0 {
 			select {
 			case <-w.freed:
@@ -141,7 +147,7 @@ func (w *worker) fetch(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case <-w.loc.ended():
-				return errors.New("cluster: the worker's dispatcher ended; its calls were handed back")
+				return errDispatcherEnded
 			}
 		}
 		select {
@@ -150,7 +156,7 @@ func (w *worker) fetch(ctx context.Context) error {
 			return nil
 		case <-w.loc.ended():
 			w.release(k)
-			return errors.New("cluster: the worker's dispatcher ended; its calls were handed back")
+			return errDispatcherEnded
 		default:
 		}
 		fctx, cancel := context.WithTimeout(ctx, w.sc.fetchWait)
@@ -191,6 +197,8 @@ func (w *worker) fetch(ctx context.Context) error {
 	}
 }
 
+var errDispatcherEnded = errors.New("cluster: the worker's dispatcher was shut down or closed; its calls were handed back")
+
 // release gives k slots back.
 func (w *worker) release(k int) {
 	w.mu.Lock()
@@ -206,7 +214,7 @@ func (w *worker) release(k int) {
 // the call is answered or handed back.
 func (w *worker) take(m jetstream.Msg, at time.Time) {
 	w.mu.Lock()
-	stopping := w.stopping
+	stopping := w.stopping || w.gone
 	w.mu.Unlock()
 	if stopping {
 		_ = m.Nak()
@@ -356,7 +364,17 @@ wait:
 	switch {
 	case reason == leaseLost:
 		return
-	case reason == handBack && err != nil, err != nil && w.loc.handBack(err):
+	case err != nil && w.loc.handBack(err):
+		// The dispatcher is going away: take no more calls, or they
+		// would come straight back here.
+		w.mu.Lock()
+		w.gone = true
+		w.mu.Unlock()
+		w.log.Debug("handing a call back: the dispatcher ended", "task", c.Task, "id", c.ID)
+		_ = m.Nak()
+		w.release(0)
+		return
+	case reason == handBack && err != nil:
 		w.log.Debug("handing a call back", "task", c.Task, "id", c.ID)
 		_ = m.Nak()
 		return
