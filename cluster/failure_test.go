@@ -457,12 +457,11 @@ func TestDispatcherClosedUnderWorker(t *testing.T) {
 	require.False(t, r.Ready(), "the call's future resolved when its worker's dispatcher closed")
 
 	startWorker(t, node.Conn(), 1, cluster.WorkerName("other"))
-	if g.started.SetReadDeadline(time.Now().Add(30*time.Second)); !r.Ready() {
-		_, err := g.started.Read(make([]byte, 1))
-		require.NoError(t, err, "waiting for the call to start again; its future: ready %v, %v", r.Ready(), r.Err())
-	}
+	require.NoError(t, g.started.SetReadDeadline(time.Now().Add(30*time.Second)))
+	_, err := g.started.Read(make([]byte, 1))
+	require.NoError(t, err, "waiting for the call to start again; its future: ready %v, %v", r.Ready(), r.Err())
 	g.letGo(t, 1)
-	_, err := r.Value()
+	_, err = r.Value()
 	require.NoError(t, err)
 }
 
