@@ -26,7 +26,7 @@ import (
 // to run as a child instead of misreading the pipes.
 const (
 	cookieKey   = "PROCRASTINATE_CHILD"
-	cookieValue = "procrastinate-go.v4"
+	cookieValue = "procrastinate-go.v5"
 )
 
 // cpuLimitKey, set in a child's environment, says that the parent sets a
@@ -497,8 +497,6 @@ func (c *Child) NextContext(ctx context.Context) ([]byte, error) {
 		case err != nil:
 			c.inErr = fmt.Errorf("procman: reading invocations: %w", err)
 			continue
-		case ok && k == wire.KindWarm:
-			continue // the parent's answer to Warm: its trip is done
 		case ok && k != wire.KindInvocation:
 			c.inErr = fmt.Errorf("procman: unexpected %v frame on the invocation pipe", k)
 			continue
@@ -652,15 +650,6 @@ func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
 // call through the runtime's entry, which would wake its monitor thread.
 func (c *Child) SetGroupNice(nice int) { setGroupNice(nice) }
 
-// Warm sends the parent a warm-up frame, which its manager sends back
-// once (the first; it drops later ones) and Next drops. It is for a child
-// that waits for its first invocation (a spare) after other work had the
-// CPU, its own start among it: the round trip runs the paths that a
-// message takes through both processes (the parent's wake-up, read and
-// write; this child's wake-up and read), so that the first task finds
-// them in the caches. Like Send, it is safe for concurrent use.
-func (c *Child) Warm() error { return c.Send(wire.KindWarm, nil) }
-
 // Send writes one frame to the parent. A terminal frame (an answer or a
 // failure) ends the invocation in flight: the oldest that Next returned
 // and that has no terminal frame yet. Send stamps each numbered frame (an
@@ -758,11 +747,9 @@ func (c *Child) reclaim() {
 	}
 }
 
-// Queued reports whether a frame is waiting for Next: 1 when bytes of one
-// have been read ahead or wait in the pipe, 0 when none has come yet.
-// Before the child has sent anything, that frame can only be an
-// invocation; after a Warm, it may be the frame sent back, which Next
-// drops. It never waits. Like Next, it is for the goroutine that serves.
+// Queued reports whether an invocation is waiting for Next: 1 when bytes
+// of one have been read ahead or wait in the pipe, 0 when none has come
+// yet. It never waits. Like Next, it is for the goroutine that serves.
 func (c *Child) Queued() int {
 	holds := c.dec.Pending() > 0
 	if !holds {

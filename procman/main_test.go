@@ -72,21 +72,6 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 	"echo": func(c *procman.Child, inv *wire.Invocation) error {
 		return c.Send(wire.KindAnswer, inv.Arg)
 	},
-	// warm sends as many warm-up frames as its argument's first word
-	// says, then answers "warmed", unless a second word says "quiet".
-	"warm": func(c *procman.Child, inv *wire.Invocation) error {
-		words := strings.Fields(string(inv.Arg))
-		n, _ := strconv.Atoi(words[0])
-		for range n {
-			if err := c.Warm(); err != nil {
-				return err
-			}
-		}
-		if len(words) > 1 && words[1] == "quiet" {
-			return nil
-		}
-		return c.Send(wire.KindAnswer, []byte("warmed"))
-	},
 	// nice answers with the nice level of each of its threads, in one
 	// line.
 	"nice": func(c *procman.Child, inv *wire.Invocation) error {

@@ -88,7 +88,6 @@ type Process struct {
 	written    int64    // bytes written to invfd in all
 	readNone   bool     // invfd broke with all that was written unread (see neverRead)
 	watchOut   bool     // invfd is in the epoll set for EPOLLOUT
-	warmed     bool     // the child's warm-up frame was sent back (see echoWarm)
 	invQueued  bool     // an invocation is in out (for the traced build's mark)
 	sent       uint64   // invocations sent (queued); the last one's number
 	answered   uint64   // invocations answered: the next answer's number is one more
@@ -739,8 +738,8 @@ func (p *Process) setStall(at time.Time) {
 //
 // The read buffer comes from the manager's kept ones when the decoder has
 // none, and goes back to them after a read that brought nothing for the
-// handler (a waiting child's warm-up frame) and left no partial frame: a
-// child that waits for work holds no buffer. The manager keeps maxScratch
+// handler (a frame that the manager took itself, or dropped) and left no
+// partial frame: a child that waits for work holds no buffer. The manager keeps maxScratch
 // buffers at most: a read that finds none left makes a new one.
 func (p *Process) read(final bool) {
 	const share = 4 << 20
@@ -784,10 +783,6 @@ func (p *Process) read(final bool) {
 			}
 			if !ok {
 				break
-			}
-			if k == wire.KindWarm {
-				p.echoWarm()
-				continue
 			}
 			if k == wire.KindNoMain {
 				p.noMain()
@@ -841,19 +836,6 @@ func (p *Process) checkNumber(k wire.Kind, payload []byte) ([]byte, bool) {
 		p.answered++
 	}
 	return rest, true
-}
-
-// echoWarm sends a child's warm-up frame back to it (see Child.Warm), the
-// first one only: a child that sent more would have the manager queue
-// frames that it may never read. The handler hears none of them.
-func (p *Process) echoWarm() {
-	if p.warmed || p.state != StateRunning {
-		return // a child being finished reads its pipe to the end: no answer goes back
-	}
-	p.warmed = true
-	// An error means the input is closed: the child is on its way out
-	// and warms up for nothing.
-	_ = p.send(wire.KindWarm, nil)
 }
 
 // noMain handles a child's word that it never called Serve (see
@@ -1319,7 +1301,6 @@ func (p *Process) flush() {
 		first := iov[0]
 		iov[0] = first[p.outOff:]
 		if p.invQueued {
-			// Invocations only: a warm-up frame sent back is no task's.
 			p.invQueued = false
 			tracepoint.Mark(tracepoint.InvocationWrite)
 		}

@@ -151,10 +151,9 @@ type Rlimit struct {
 // manager's goroutine, inside Step or Teardown, and must not block.
 type Handler interface {
 	// Message is called for every frame the child sends, in order, but
-	// its warm-up frames (wire.KindWarm), which the manager answers
-	// itself (see Child.Warm), and the numbered frames (answers,
-	// failures, progress; see wire.Kind.Numbered) that do not belong to
-	// the invocation the child runs. The manager numbers the invocations
+	// the numbered frames (answers, failures, progress; see
+	// wire.Kind.Numbered) that do not belong to the invocation the child
+	// runs. The manager numbers the invocations
 	// it sends to a child from 1, the child stamps each numbered frame
 	// with the number of the invocation it belongs to, and the manager
 	// checks it: a frame for an invocation already answered (a second

@@ -3,7 +3,6 @@
 package procman
 
 import (
-	"bytes"
 	"testing"
 	"time"
 
@@ -50,16 +49,13 @@ func TestOnlyAnIdleManagerIsInThePoller(t *testing.T) {
 	require.NoError(t, m.Step())
 }
 
-// handler is a Handler that keeps the kinds of frame and the answers it
-// heard, and the exit.
+// handler is a Handler that keeps the answers it heard, and the exit.
 type handler struct {
-	kinds   []wire.Kind
 	answers [][]byte
 	exit    *Exit
 }
 
 func (h *handler) Message(_ *Process, kind wire.Kind, payload []byte) {
-	h.kinds = append(h.kinds, kind)
 	if kind == wire.KindAnswer {
 		h.answers = append(h.answers, payload)
 	}
@@ -166,68 +162,4 @@ func TestAFinishedChildsBufferServesTheNext(t *testing.T) {
 		m.keepScratch(make([]byte, 1<<16))
 		require.LessOrEqual(t, len(m.scratch), maxScratch, "after %d more", i+1)
 	}
-}
-
-// A child's warm-up frame comes back to it, once however many it sends,
-// and neither end's user sees it: the handler hears the rest, and the
-// child's Next passes over the frame that came back to the invocation
-// after it (a child that did not would fail with a protocol error).
-func TestAWarmUpFrameComesBackOnce(t *testing.T) {
-	leakcheck.Check(t)
-	m := New()
-	require.NoError(t, m.Setup())
-	defer m.Teardown()
-	h := &handler{}
-	p, err := m.CreateProcess(Spec{Invocation: wire.AppendInvocation(nil, &wire.Invocation{Task: "warm", Arg: []byte("3")})}, h)
-	require.NoError(t, err)
-	warm := wire.AppendHeader(nil, wire.KindWarm, 0)
-	sentBack := 0
-	m.SetDeadline(time.Now().Add(30 * time.Second))
-	for len(h.answers) == 0 {
-		require.NoError(t, m.Step())
-		// What a Step queues goes out at the start of the next one.
-		for _, f := range p.out {
-			if bytes.Equal(f, warm) {
-				sentBack++
-			}
-		}
-		require.False(t, time.Now().After(m.deadline), "no answer in 30 s")
-	}
-	m.SetDeadline(time.Time{})
-	require.Equal(t, [][]byte{[]byte("warmed")}, h.answers, "the three warm-up frames came before the answer")
-	require.Equal(t, 1, sentBack, "the first warm-up frame goes back, the others do not")
-
-	require.NoError(t, p.Send(wire.KindInvocation, wire.AppendInvocation(nil, &wire.Invocation{Task: "echo", Arg: []byte("hi"), Last: true})))
-	h.wait(t, m)
-	require.True(t, h.exit.Success(), "%v", h.exit)
-	require.Equal(t, [][]byte{[]byte("warmed"), []byte("hi")}, h.answers)
-	require.NotContains(t, h.kinds, wire.KindWarm, "the handler hears no warm-up frame")
-}
-
-// A child that sent only a warm-up frame holds no read buffer: it goes
-// back to the manager's kept ones after the read, and the next read takes
-// one from there.
-func TestAWarmUpFrameLeavesNoReadBuffer(t *testing.T) {
-	leakcheck.Check(t)
-	m := New()
-	require.NoError(t, m.Setup())
-	defer m.Teardown()
-	h := &handler{}
-	p, err := m.CreateProcess(Spec{Invocation: wire.AppendInvocation(nil, &wire.Invocation{Task: "warm", Arg: []byte("1 quiet")})}, h)
-	require.NoError(t, err)
-	m.SetDeadline(time.Now().Add(30 * time.Second))
-	for !p.warmed {
-		require.NoError(t, m.Step())
-		require.False(t, time.Now().After(m.deadline), "no warm-up frame in 30 s")
-	}
-	m.SetDeadline(time.Time{})
-	require.Len(t, m.scratch, 1, "the buffer of the read went back")
-	kept := m.scratch[0]
-
-	require.NoError(t, p.Send(wire.KindInvocation, wire.AppendInvocation(nil, &wire.Invocation{Task: "echo", Arg: []byte("hi"), Last: true})))
-	h.wait(t, m)
-	require.True(t, h.exit.Success(), "%v", h.exit)
-	require.Equal(t, [][]byte{[]byte("hi")}, h.answers)
-	require.Len(t, m.scratch, 1, "the answer's read took the kept buffer, and the finished child gave it back")
-	require.Same(t, &kept[0], &m.scratch[0][0])
 }

@@ -50,7 +50,7 @@ func Serve(c *procman.Child) error {
 	var taken func()         // ends the warm-up of a spare
 	if c.Queued() == 0 {
 		warmUp() // a child with nothing to do yet: a spare, or a worker in waiting
-		taken = settleLater(c)
+		taken = settleLater()
 		defer func() {
 			if taken != nil {
 				taken()
@@ -158,7 +158,7 @@ func runOne(root context.Context, inv *wire.Invocation, goexit func(wire.Kind, [
 
 // runEntry is runOne once the task is found; traced says whether it
 // marks the task's start and end (see internal/tracepoint): not for
-// warmUp's task, which would stand in a trip's marks.
+// warmUp's task, which would stand in a task's marks.
 func runEntry(root context.Context, inv *wire.Invocation, e *entry, traced bool, goexit func(wire.Kind, []byte)) (wire.Kind, []byte) {
 	ctx := root
 	if inv.LockDir != "" {
@@ -271,13 +271,6 @@ func warmUp() {
 			e.warm()
 		}()
 	}
-	warmPath()
-}
-
-// warmPath runs the framework's own path for a task once: an invocation
-// decoded, a context with a value and a deadline, a no-op task run, its
-// answer framed.
-func warmPath() {
 	p := wire.AppendInvocation(nil, &wire.Invocation{Task: warmEntry.name, Arg: []byte{0}, Deadline: time.Now().Add(time.Hour), LockDir: os.TempDir()})
 	if inv, err := wire.DecodeInvocation(p); err == nil {
 		kind, out := runEntry(context.Background(), inv, warmEntry, false, func(wire.Kind, []byte) {})
@@ -296,41 +289,20 @@ func warmPath() {
 // fresh Go process about 400 µs of CPU: a spare taken within settleDelay
 // of its start, as in a busy pool, where CPU is short, does without it; a
 // spare left waiting longer is in an idle one, whose CPU is free.
-//
-// After the collection the spare runs the framework's path for a task
-// again (warmPath) and makes a round trip with its parent
-// (procman.Child.Warm). Its own start, an exec and a Go runtime's, and
-// then the collection, took the caches that the parent's and this
-// child's paths had held: a reused child's next task took about 45 µs
-// longer after an unrelated Go program had started and ended on its CPU
-// (docs/performance.md). The path and the trip, an empty frame each way,
-// bring them back in.
-func settleLater(c *procman.Child) (taken func()) {
-	return settleWith(func(f func()) func() bool { return time.AfterFunc(settleDelay, f).Stop }, func(waiting func() bool) {
-		runtime.GC()
-		if !waiting() {
-			return
-		}
-		warmPath()
-		if waiting() {
-			_ = c.Warm() // an error: the pipe broke, which the serving goroutine sees too
-		}
-	})
+func settleLater() (taken func()) {
+	return settleWith(func(f func()) func() bool { return time.AfterFunc(settleDelay, f).Stop }, runtime.GC)
 }
 
 // settleWith arms a timer with after to run settle, unless taken is
 // called first. A timer that fires once taken was called runs nothing;
 // a collection already under way when the first invocation comes runs to
 // its end alongside the first task (it cannot be stopped): an invocation
-// that comes in the 0.4 ms after settleDelay pays for part of it. settle
-// is given a function that reports whether taken has not been called yet,
-// to skip what is left once work came.
-func settleWith(after func(f func()) (stop func() bool), settle func(waiting func() bool)) (taken func()) {
+// that comes in the 0.4 ms after settleDelay pays for part of it.
+func settleWith(after func(f func()) (stop func() bool), settle func()) (taken func()) {
 	var done atomic.Bool
-	waiting := func() bool { return !done.Load() }
 	stop := after(func() {
-		if waiting() {
-			settle(waiting)
+		if !done.Load() {
+			settle()
 		}
 	})
 	return func() {
@@ -340,7 +312,7 @@ func settleWith(after func(f func()) (stop func() bool), settle func(waiting fun
 }
 
 // settleDelay is how long a spare waits for work before settleLater's
-// collection and warm-up trip.
+// collection.
 const settleDelay = 2 * time.Millisecond
 
 // warmEntry is the no-op task that warmUp runs. It is not in the registry:

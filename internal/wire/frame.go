@@ -26,8 +26,7 @@ const DefaultMaxPayload = 1 << 30
 type Kind uint8
 
 // The kinds of frame. Parent to child: Invocation, Stop. Child to parent:
-// Answer, TaskFailed, Heartbeat, Progress, Retiring, NoMain. Both ways:
-// Warm.
+// Answer, TaskFailed, Heartbeat, Progress, Retiring, NoMain.
 const (
 	KindInvocation Kind = 1 // an encoded [Invocation]
 	KindAnswer     Kind = 2 // the task's encoded result
@@ -36,8 +35,7 @@ const (
 	KindProgress   Kind = 5 // free-form progress from the task
 	KindStop       Kind = 6 // parent asks the child to finish; see AppendStop
 	KindRetiring   Kind = 7 // the child takes no more work after its next answer; empty payload
-	KindWarm       Kind = 8 // a waiting child's warm-up round trip, sent back by the parent; empty payload
-	KindNoMain     Kind = 9 // the child never reached procrastinate.Main and will take no task; empty payload
+	KindNoMain     Kind = 8 // the child never reached procrastinate.Main and will take no task; empty payload
 
 	// MaxKind is the last kind: a header's kind byte of 0, or above
 	// MaxKind, says that what was read is not a frame.
@@ -71,8 +69,6 @@ func (k Kind) String() string {
 		return "retiring"
 	case KindStop:
 		return "stop"
-	case KindWarm:
-		return "warm"
 	case KindNoMain:
 		return "no-main"
 	}
@@ -93,7 +89,7 @@ func (e *FrameTooLargeError) Error() string {
 }
 
 // ErrBadKind is returned for a frame header whose kind is unknown, or
-// whose length its kind does not allow (a warm-up frame's payload is
+// whose length its kind does not allow (a no-main frame's payload is
 // empty): what was read is not a frame (garbage on the pipe).
 var ErrBadKind = sentinel.New("wire.ErrBadKind", "wire: bad frame header (not a frame: garbage on the pipe?)")
 
@@ -172,9 +168,6 @@ func ParseHeader(h []byte, limit int) (Kind, int, error) {
 	k := Kind(h[4])
 	if !k.valid() {
 		return 0, 0, fmt.Errorf("%w: unknown frame kind %d: header % x", ErrBadKind, uint8(k), h[:HeaderSize])
-	}
-	if k == KindWarm && n != 0 {
-		return 0, 0, fmt.Errorf("%w: a warm-up frame of %d bytes (it has none): header % x", ErrBadKind, n, h[:HeaderSize])
 	}
 	if k == KindNoMain && n != 0 {
 		return 0, 0, fmt.Errorf("%w: a no-main frame of %d bytes (it has none): header % x", ErrBadKind, n, h[:HeaderSize])

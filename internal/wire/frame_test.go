@@ -81,7 +81,7 @@ var boundarySizes = []int{0, 1, 8, 1000, scratchSize - HeaderSize - 1, scratchSi
 
 func TestFrameRoundTrip(t *testing.T) {
 	for _, n := range boundarySizes {
-		for _, k := range []Kind{KindInvocation, KindAnswer, KindTaskFailed, KindHeartbeat, KindProgress, KindStop, KindRetiring} { // KindWarm has no payload: TestABadKindIsErrBadKind
+		for _, k := range []Kind{KindInvocation, KindAnswer, KindTaskFailed, KindHeartbeat, KindProgress, KindStop, KindRetiring} { // KindNoMain has no payload: TestABadKindIsErrBadKind
 			t.Run(fmt.Sprintf("%v/%d", k, n), func(t *testing.T) {
 				payload := pattern(n, byte(k))
 				enc := AppendFrame(nil, k, payload)
@@ -289,27 +289,18 @@ func TestABadKindIsErrBadKind(t *testing.T) {
 	_, _, err := ParseHeader(AppendHeader(nil, 0, math.MaxUint32), 10)
 	require.ErrorIs(t, err, ErrBadKind)
 
-	// A warm-up frame has no payload: one that says it has is garbage
+	// A no-main frame has no payload: one that says it has is garbage
 	// too, found before a byte of it is read or a buffer made for it.
 	for _, n := range []int{1, 3, 1 << 20} {
-		_, _, err = ParseHeader(AppendHeader(nil, KindWarm, n), 0)
+		_, _, err = ParseHeader(AppendHeader(nil, KindNoMain, n), 0)
 		require.ErrorIs(t, err, ErrBadKind, "%d bytes", n)
-		require.Contains(t, err.Error(), fmt.Sprintf("a warm-up frame of %d bytes", n))
+		require.Contains(t, err.Error(), fmt.Sprintf("a no-main frame of %d bytes", n))
 		var d Decoder
-		got, err := feed(&d, AppendHeader(nil, KindWarm, n), 2)
+		got, err := feed(&d, AppendHeader(nil, KindNoMain, n), 2)
 		require.ErrorIs(t, err, ErrBadKind)
 		require.Empty(t, got)
 	}
-	k, n, err := ParseHeader(AppendHeader(nil, KindWarm, 0), 0)
-	require.NoError(t, err)
-	require.Equal(t, KindWarm, k)
-	require.Zero(t, n)
-
-	// Nor has a no-main frame.
-	_, _, err = ParseHeader(AppendHeader(nil, KindNoMain, 1), 0)
-	require.ErrorIs(t, err, ErrBadKind)
-	require.Contains(t, err.Error(), "a no-main frame of 1 bytes")
-	k, n, err = ParseHeader(AppendHeader(nil, KindNoMain, 0), 0)
+	k, n, err := ParseHeader(AppendHeader(nil, KindNoMain, 0), 0)
 	require.NoError(t, err)
 	require.Equal(t, KindNoMain, k)
 	require.Zero(t, n)
@@ -392,12 +383,12 @@ func TestWriteFrameAllocatesOnlyTheFrame(t *testing.T) {
 func TestKindsKnowTheirNamesAndWhichAreTerminal(t *testing.T) {
 	require.True(t, KindAnswer.Terminal())
 	require.True(t, KindTaskFailed.Terminal())
-	for _, k := range []Kind{0, KindInvocation, KindHeartbeat, KindProgress, KindStop, KindRetiring, KindWarm, KindNoMain, 200} {
+	for _, k := range []Kind{0, KindInvocation, KindHeartbeat, KindProgress, KindStop, KindRetiring, KindNoMain, 200} {
 		require.False(t, k.Terminal(), "%v.Terminal()", k)
 	}
 	names := map[Kind]string{
 		KindInvocation: "invocation", KindAnswer: "answer", KindTaskFailed: "task-failed",
-		KindHeartbeat: "heartbeat", KindProgress: "progress", KindStop: "stop", KindRetiring: "retiring", KindWarm: "warm",
+		KindHeartbeat: "heartbeat", KindProgress: "progress", KindStop: "stop", KindRetiring: "retiring",
 		KindNoMain: "no-main", 0: "kind(0)", MaxKind + 1: fmt.Sprintf("kind(%d)", MaxKind+1), 200: "kind(200)",
 	}
 	for k, want := range names {
