@@ -178,12 +178,6 @@ func TestDefaultKeepsToTheCPUsTimesItsFactor(t *testing.T) {
 	}
 }
 
-type stepFunc func(Pool)
-
-func (f stepFunc) Step(p Pool) { f(p) }
-
-func (f stepFunc) Policy() Policy { return Policy{} }
-
 func TestDefaultWithHugeFactorDoesNotOverflow(t *testing.T) {
 	s := DefaultWithFactor(int(^uint(0) >> 1))
 	require.NoError(t, s.(interface{ Validate() error }).Validate())

@@ -692,14 +692,6 @@ func TestRemoveEndsNewLocksButNotHeldOnes(t *testing.T) {
 	require.NoError(t, l.Unlock(), "Unlock after Remove")
 }
 
-// owner returns the uid that owns path.
-func owner(t *testing.T, path string) int {
-	t.Helper()
-	var st unix.Stat_t
-	require.NoError(t, unix.Lstat(path, &st))
-	return int(st.Uid)
-}
-
 func TestTheZeroDirRefusesEveryCall(t *testing.T) {
 	var d Dir
 	require.Equal(t, "", d.Path())
