@@ -213,3 +213,21 @@ func ExampleWithLogger() {
 	<-d.Done()
 	// Output: logged: the strategy gave up; shutting down
 }
+
+func ExampleDispatcher_Done() {
+	d, err := dispatcher.Start(strategy.Throttled(1))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(cube.Schedule(d, 4).Value())
+	go d.Shutdown(context.Background())
+
+	// Done is closed once the dispatcher has ended and its children are
+	// gone, whoever ended it; Err then says whether it ended on an error.
+	<-d.Done()
+	fmt.Println(d.Err())
+	// Output:
+	// 64 <nil>
+	// <nil>
+}

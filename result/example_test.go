@@ -187,3 +187,21 @@ func ExampleRetryError() {
 	}
 	// Output: 2 tries died
 }
+
+func ExampleResult_Ready() {
+	d, err := dispatcher.Start(strategy.Simple())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer d.Close()
+
+	r := waitForStop.Schedule(d, struct{}{})
+	fmt.Println(r.Ready()) // never waits: the task runs until it is stopped
+	d.Close()              // kills its child and resolves its future
+	<-r.Done()
+	fmt.Println(r.Ready())
+	// Output:
+	// false
+	// true
+}

@@ -444,3 +444,15 @@ func ExampleLock() {
 	// set up <nil>
 	// true
 }
+
+func ExampleJSON() {
+	// The default codec: encoding/json, with short cuts for a []byte and
+	// a plain number, bool or string.
+	b, err := task.JSON.Marshal(map[string]int{"a": 1})
+	fmt.Println(string(b), err, task.JSON.Name())
+	var m map[string]int
+	fmt.Println(task.JSON.Unmarshal(b, &m), m["a"])
+	// Output:
+	// {"a":1} <nil> json
+	// <nil> 1
+}
