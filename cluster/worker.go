@@ -135,11 +135,11 @@ func serve(ctx context.Context, nc *nats.Conn, loc *local, opts []ServeOption) e
 		toStore:   make(chan *toStore, sc.slots),
 		stored:    make(chan struct{}),
 	}
-	go w.storer()
 	sub, err := nc.Subscribe(n.cancel, w.onCancel)
 	if err != nil {
 		return fmt.Errorf("cluster: listening for cancels: %w", err)
 	}
+	go w.storer()
 	w.log.Debug("serving", "slots", sc.slots, "ack_wait", w.ackWait)
 	err = w.fetch(ctx)
 	w.shutdown()
@@ -239,8 +239,8 @@ func (w *worker) release(k int) {
 
 // take starts the handling of one delivered call; it holds a slot until
 // the call is acked or handed back. An idle slot goroutine takes it, or a
-// new one: there are never more than the worker's slots, and each keeps
-// the stack it grew.
+// new one; slot goroutines live until the worker stops, so that each
+// grows its stack once.
 func (w *worker) take(m jetstream.Msg, at time.Time) {
 	w.mu.Lock()
 	stopping := w.stopping || w.gone
