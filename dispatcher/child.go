@@ -359,7 +359,7 @@ func limitHit(j *job, e *procman.Exit) string {
 		return ""
 	}
 	switch {
-	case l.CPUTime > 0 && (e.Signal == syscall.SIGXCPU || bytes.Contains(e.Stderr, []byte("(SIGXCPU)")) ||
+	case l.CPUTime > 0 && (e.Signal == sigXCPU || bytes.Contains(e.Stderr, []byte("(SIGXCPU)")) ||
 		(e.Signal == syscall.SIGKILL && e.UserTime+e.SystemTime >= l.CPUTime)):
 		return "CPU time (RLIMIT_CPU)"
 	case l.AddressSpace > 0 && e.Signal == 0 && outOfAddressSpace(e.Stderr):

@@ -7,8 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
@@ -539,19 +537,4 @@ func (v poolView) After(dur time.Duration) {
 	if v.d.wakeAt.IsZero() || t.Before(v.d.wakeAt) {
 		v.d.wakeAt = t
 	}
-}
-
-// rlimits turns a call's limits into the process manager's.
-func rlimits(l *task.Limits) []procman.Rlimit {
-	var out []procman.Rlimit
-	if l.AddressSpace > 0 {
-		out = append(out, procman.Rlimit{Resource: unix.RLIMIT_AS, Cur: l.AddressSpace, Max: l.AddressSpace})
-	}
-	if l.CPUTime > 0 {
-		secs := uint64((l.CPUTime + time.Second - 1) / time.Second)
-		// SIGXCPU at the soft limit; the hard limit, a second later, is
-		// SIGKILL in case the child catches SIGXCPU.
-		out = append(out, procman.Rlimit{Resource: unix.RLIMIT_CPU, Cur: secs, Max: secs + 1})
-	}
-	return out
 }

@@ -13,9 +13,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
@@ -111,13 +108,12 @@ func Serve(run func(c *Child) error) {
 // waits for room.
 func tellNoMain() {
 	noMainOnce.Do(func() {
-		var st syscall.Stat_t
-		if err := syscall.Fstat(messageFD, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+		if !isPipe(messageFD) {
 			return
 		}
 		frame := wire.AppendHeader(nil, wire.KindNoMain, 0)
 		for {
-			_, err := syscall.Write(messageFD, frame)
+			_, err := writeFD(messageFD, frame)
 			if err != syscall.EINTR {
 				return
 			}
@@ -217,18 +213,17 @@ type Child struct {
 func newChild() (*Child, error) {
 	fds := []int{invocationFD, messageFD, controlFD}
 	for _, fd := range fds {
-		var st syscall.Stat_t
-		if err := syscall.Fstat(fd, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+		if !isPipe(fd) {
 			return nil, fmt.Errorf("started as a child (%s is set) but fd %d is not a pipe from a parent; this program is meant to be started by its dispatcher, not by hand", cookieKey, fd)
 		}
 		// What the task starts must not inherit the protocol pipes.
-		syscall.CloseOnExec(fd)
+		closeOnExec(fd)
 	}
 	closeInherited()
 	// Non-blocking, the pipes are waited on by the runtime's poller: a
 	// goroutine that waits on one parks without holding a thread.
 	for _, fd := range fds {
-		if err := syscall.SetNonblock(fd, true); err != nil {
+		if err := setNonblock(fd); err != nil {
 			return nil, fmt.Errorf("setting fd %d non-blocking: %w", fd, err)
 		}
 	}
@@ -274,7 +269,7 @@ func newChildOn(in, out, ctl *os.File) (*Child, error) {
 		first:   true,
 		parent:  os.Getppid(),
 	}
-	if pid := os.Getpid(); syscall.Getpgrp() == pid {
+	if pid := os.Getpid(); processGroup() == pid {
 		c.group = pid
 	}
 	var err error
@@ -291,38 +286,6 @@ func newChildOn(in, out, ctl *os.File) (*Child, error) {
 	c.dec.Buffer()[0] = 0
 	go c.watchControl()
 	return c, nil
-}
-
-// closeInherited closes every fd above the protocol pipes that came to
-// this process through exec. The Go runtime and the program open theirs
-// close-on-exec, so at this point an fd without the flag is one that the
-// parent's own launcher (a shell, a CI runner) leaked to the parent, which
-// passed it on without knowing: a child holds fds 0 to 5 and nothing else
-// of its parent's world. Best effort: without /proc/self/fd it does nothing.
-func closeInherited() {
-	dir, err := syscall.Open("/proc/self/fd", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	var names []string
-	buf := make([]byte, 4096)
-	for {
-		n, err := syscall.ReadDirent(dir, buf)
-		if err != nil || n <= 0 {
-			break
-		}
-		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
-	}
-	syscall.Close(dir)
-	for _, name := range names {
-		fd, err := strconv.Atoi(name)
-		if err != nil || fd <= controlFD || fd == dir {
-			continue
-		}
-		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
-			syscall.Close(fd)
-		}
-	}
 }
 
 // watchControl reads the control pipe until it ends: a stop frame closes
@@ -417,8 +380,8 @@ func (c *Child) handleSignals() {
 			// As if it were not caught: the runtime's default ends
 			// the child with it.
 			signal.Reset(syscall.SIGHUP)
-			_ = syscall.Kill(os.Getpid(), syscall.SIGHUP)
-		case syscall.SIGXCPU:
+			_ = killSelf(syscall.SIGHUP)
+		case sigXCPU:
 			fmt.Fprintf(os.Stderr, "procrastinate: child %d: CPU time limit exceeded (SIGXCPU)\n", os.Getpid())
 			c.lifeline() // the same end: the group dies
 		}
@@ -459,7 +422,7 @@ func (c *Child) SignalGroup(sig syscall.Signal) error {
 	if c.group == 0 {
 		return errors.New("procman: this process was not started as the leader of a process group")
 	}
-	if err := syscall.Kill(-c.group, sig); err != nil && err != syscall.ESRCH {
+	if err := killGroup(c.group, sig); err != nil && err != syscall.ESRCH {
 		return fmt.Errorf("procman: signalling process group %d: %w", c.group, err)
 	}
 	return nil
@@ -558,7 +521,7 @@ func (c *Child) took(p []byte) []byte {
 		// first invocation.
 		c.first = false
 		if c.cpuLimit {
-			c.catch(syscall.SIGXCPU)
+			c.catch(sigXCPU)
 		}
 		if c.nice != 0 {
 			setGroupNice(c.nice)
@@ -599,50 +562,9 @@ func (c *Child) ended() error {
 	return io.EOF
 }
 
-// rawWriter writes to a non-blocking pipe without telling the Go runtime
-// (see rawRead), and waits on the runtime's poller while the pipe is full.
-type rawWriter struct{ conn syscall.RawConn }
-
-func (w *rawWriter) Write(p []byte) (int, error) {
-	done := 0
-	var errno syscall.Errno
-	err := w.conn.Write(func(fd uintptr) bool {
-		for done < len(p) {
-			n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[done])), uintptr(len(p)-done))
-			switch e {
-			case 0:
-				done += int(n)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // wait until the pipe has room
-			default:
-				errno = e
-				return true
-			}
-		}
-		return true
-	})
-	if err == nil && errno != 0 {
-		err = errno
-	}
-	if err != nil {
-		return done, fmt.Errorf("writing the message pipe: %w", err)
-	}
-	return done, nil
-}
-
 // longAgo is a deadline that has always passed: set on a file, it ends a
 // wait on the runtime's poller at once.
 var longAgo = time.Unix(1, 0)
-
-// rawRead reads from fd without telling the Go runtime: a read of a
-// non-blocking pipe never blocks, and the runtime's system-call entry
-// would wake its monitor thread when the process had been idle, which
-// costs a waking child a thread wake-up it does not need.
-func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
-	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	return int(n), errno
-}
 
 // SetGroupNice sets nice on every thread of the process group that this
 // child leads, and on nothing when it leads none (a child started by

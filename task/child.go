@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procrastinate-go/procrastinate/internal/osproc"
 	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
@@ -223,11 +224,7 @@ func peakRSS() int64 {
 			return kB * 1024
 		}
 	}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return int64(ru.Maxrss) * 1024
+	return osproc.MaxRSS()
 }
 
 // statusKB returns the value of field (as "VmHWM:") in the text of
