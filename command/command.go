@@ -40,6 +40,11 @@ type Cmd struct {
 	Retries        int
 	RetryExitCodes []int
 	RetryDelay     time.Duration
+	// Timeout, when not zero, stops each try that runs longer (with the
+	// Stop sequence); its Result then says Stopped. Unlike the call's
+	// task.WithTimeout, it leaves the child that runs commands alone, and
+	// the future resolves with the Result.
+	Timeout time.Duration
 	// Stop is the sequence of signals sent to the command's process group
 	// when its call is cancelled or its timeout passes: each signal, then
 	// a wait of its Wait, until the command has exited. SIGKILL follows
@@ -136,7 +141,8 @@ type Result struct {
 	MaxRSS        int64         // peak resident set in bytes, of the largest process the try waited for
 	// Tries is how many times the command ran.
 	Tries int
-	// Stopped says that the call's cancellation or timeout stopped it.
+	// Stopped says that Cmd.Timeout, or the call's cancellation or
+	// timeout, stopped it.
 	Stopped bool
 	// Leftovers counts the processes killed after the command exited:
 	// the rest of its group, and what it left to the child (a daemon).

@@ -263,3 +263,28 @@ func TestScheduleOnAClosedDispatcherFails(t *testing.T) {
 	require.ErrorIs(t, err, dispatcher.ErrClosed, "Value() after Close")
 	require.False(t, errors.As(err, new(*command.ExitError)), "an ExitError for a command that never ran")
 }
+
+func TestCmdTimeoutStopsTheTreeAndKeepsTheWorker(t *testing.T) {
+	d := start(t, strategy.Throttled(1, strategy.Reuse(0)))
+	ppid := func() string {
+		res, err := command.Schedule(d, command.Cmd{Path: "sh", Args: []string{"-c", "echo $PPID"},
+			Stdout: command.Output{Mode: command.All}}).Value()
+		require.NoError(t, err, "Value() of echo $PPID")
+		return strings.TrimSpace(string(res.Stdout))
+	}
+	before := ppid()
+	f := fifo(t)
+	c := sh(treeScript, f)
+	c.Timeout = 200 * time.Millisecond
+	r := command.Schedule(d, c)
+	pids := readPids(t, f, r)
+	_, err := r.Value()
+	var ee *command.ExitError
+	require.ErrorAs(t, err, &ee, "Value() of a command over its Timeout")
+	require.True(t, ee.Result.Stopped, "Stopped")
+	require.Equal(t, syscall.SIGTERM, ee.Result.Signal, "Signal: the first step of the default Stop")
+	for _, pid := range pids {
+		require.False(t, testio.Alive(pid), "process %d of the command is alive after its call answered", pid)
+	}
+	require.Equal(t, before, ppid(), "the worker after a command's timeout; want the same one")
+}

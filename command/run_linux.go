@@ -175,10 +175,17 @@ func runOnce(ctx context.Context, c Cmd) (Result, error) {
 	stopper.Add(1)
 	go func() {
 		defer stopper.Done()
+		var timeout <-chan time.Time
+		if c.Timeout > 0 {
+			t := time.NewTimer(c.Timeout)
+			defer t.Stop()
+			timeout = t.C
+		}
 		select {
 		case <-exited:
 			return
 		case <-ctx.Done():
+		case <-timeout:
 		}
 		stopped = true
 		steps := c.Stop
