@@ -17,12 +17,12 @@ type pool struct {
 	d *dispatcher.Dispatcher
 }
 
-// startPool starts n reused children's worth of room. Each child forks
-// and execs the commands it is handed, and takes the next while the
-// parent reads the last one's answer (pipelining), so that it never
-// waits on the parent.
+// startPool starts a pool of n reused children. Each child forks and
+// execs the commands it is handed, one at a time. A command is handed
+// only to an idle child (no pipelining): a long command must not hold up
+// one queued behind it while another child is idle.
 func startPool(n int) (*pool, error) {
-	s := strategy.Throttled(n, strategy.Reuse(0), strategy.Pipeline(2))
+	s := strategy.Throttled(n, strategy.Reuse(0))
 	d, err := dispatcher.Start(s, dispatcher.WithStderrTail(0), dispatcher.WithGracePeriod(5*time.Second))
 	if err != nil {
 		return nil, err

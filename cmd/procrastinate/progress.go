@@ -9,6 +9,6 @@ import (
 type progress struct{}
 
 func newProgress(o *options, w io.Writer, total int) *progress { return &progress{} }
-func (p *progress) update(r *runner, running int)               {}
-func (p *progress) tick() <-chan time.Time                      { return nil }
-func (p *progress) end(r *runner)                               {}
+func (p *progress) update(r *runner, running int)              {}
+func (p *progress) tick() <-chan time.Time                     { return nil }
+func (p *progress) end(r *runner)                              {}

@@ -190,9 +190,6 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	prog := newProgress(o, stderr, len(jobs))
 
 	window := slots
-	if !t.usesSlot && o.delay == 0 {
-		window = 2 * slots
-	}
 	free := make([]int, 0, slots)
 	for s := slots; s >= 1; s-- {
 		free = append(free, s)
@@ -201,7 +198,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	inflight, next := 0, 0
 	var lastStart time.Time
 	var caught os.Signal
-	for next < len(jobs) || inflight > 0 {
+	for (next < len(jobs) && !r.halting && caught == nil) || inflight > 0 {
 		canStart := next < len(jobs) && inflight < window && !r.halting && caught == nil && (len(free) > 0 || !t.usesSlot)
 		if canStart && o.delay > 0 && !lastStart.IsZero() {
 			if wait := o.delay - time.Since(lastStart); wait > 0 {
