@@ -162,9 +162,10 @@ func (t *template) expand(args []string, seq, slot int) (argv []string, line str
 	return argv, line
 }
 
-// shellQuote quotes v for sh when it needs it, as parallel's joblog shows.
+// shellQuote quotes v for sh, as parallel does: unless it is made of
+// letters, digits and - _ . + / only.
 func shellQuote(v string) string {
-	if v != "" && !strings.ContainsAny(v, shellSpecial+" \t{}") {
+	if v != "" && strings.Trim(v, "-_.+/abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == "" {
 		return v
 	}
 	return "'" + strings.ReplaceAll(v, "'", `'"'"'`) + "'"
