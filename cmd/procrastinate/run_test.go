@@ -221,3 +221,10 @@ func readFile(t *testing.T, p string) string {
 	require.NoError(t, err, "reading %s", p)
 	return string(b)
 }
+
+func TestBarWithoutATerminalWritesASummary(t *testing.T) {
+	out, errs, code := runIn(t, "", "-k", "--bar", "echo", ":::", "a", "b")
+	require.Equal(t, 0, code, "exit status")
+	require.Equal(t, "a\nb\n", out, "stdout")
+	require.Contains(t, errs, "2/2 done (100%)", "stderr: the bar's last line")
+}
