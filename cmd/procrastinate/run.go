@@ -342,6 +342,9 @@ func outputSize(res command.Result) int64 {
 // print writes a job's output: its stdout, then its stderr, each tagged
 // with its inputs under --tag.
 func (r *runner) print(d *done) {
+	if r.o.verbose {
+		r.out.WriteString(d.line + "\n")
+	}
 	tag := ""
 	if r.o.tag {
 		tag = strings.Join(d.job.args, " ") + "\t"

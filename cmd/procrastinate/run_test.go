@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -227,4 +228,38 @@ func TestBarWithoutATerminalWritesASummary(t *testing.T) {
 	require.Equal(t, 0, code, "exit status")
 	require.Equal(t, "a\nb\n", out, "stdout")
 	require.Contains(t, errs, "2/2 done (100%)", "stderr: the bar's last line")
+}
+
+func TestRetryFailedRunsTheJoblogsFailures(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "log")
+	_, _, code := runIn(t, "", "-j1", "--joblog", log, "echo {}; exit {}", ":::", "0", "4")
+	require.Equal(t, 1, code, "exit status of the first run")
+	out, _, code := runIn(t, "", "--joblog", log, "--retry-failed")
+	require.Equal(t, 1, code, "exit status of --retry-failed: job 2 fails again")
+	require.Equal(t, "4\n", out, "--retry-failed ran the failed job's command from the joblog")
+	lines := strings.Split(strings.TrimSpace(readFile(t, log)), "\n")
+	require.Len(t, lines, 4, "joblog lines after --retry-failed: %q", lines)
+	require.True(t, strings.HasPrefix(lines[3], "2\t"), "the appended line is job 2's: %q", lines[3])
+}
+
+func TestEventsAndVerbose(t *testing.T) {
+	ev := filepath.Join(t.TempDir(), "events")
+	out, _, code := runIn(t, "", "-v", "--events", ev, "sh -c 'echo oops >&2; exit {}'", ":::", "3")
+	require.Equal(t, 1, code, "exit status")
+	require.Equal(t, "sh -c 'echo oops >&2; exit 3'\n", out, "-v prints the command")
+	var e event
+	require.NoError(t, json.Unmarshal([]byte(readFile(t, ev)), &e), "the events file: one JSON line")
+	require.Equal(t, 1, e.Seq, "seq")
+	require.Equal(t, 3, e.ExitCode, "exit_code")
+	require.Equal(t, "oops\n", e.Stderr, "stderr_tail")
+	require.Positive(t, e.MaxRSS, "max_rss_bytes")
+	require.Equal(t, 1, e.Tries, "tries")
+}
+
+func TestNiceAndLimitAS(t *testing.T) {
+	base, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
+	require.NoError(t, err)
+	out, errs, code := runIn(t, "", "--nice", "2", "--limit-as", "1G", "sh -c 'nice; ulimit -v'", ":::", "x")
+	require.Equal(t, 0, code, "exit status; stderr %q", errs)
+	require.Equal(t, strconv.Itoa(20-base+2)+"\n1048576\n", out, "the job's nice level and RLIMIT_AS in KiB")
 }
