@@ -49,7 +49,7 @@ func TestCompatibleWithGNUParallel(t *testing.T) {
 		{"link", "", []string{"-k", "--link", "echo", ":::", "a", "b", "c", ":::", "1", "2"}, true},
 		{"a shell line", "", []string{"-k", "echo {} | tr a-z A-Z", ":::", "abc", "de"}, true},
 		{"a builtin", "", []string{"-k", "cd / && pwd", ":::", "x"}, true},
-		{"inputs as commands", "", []string{"-k", ":::", "echo a", "echo b"}, true},
+		{"inputs as commands", "", []string{"-k", ":::", "echo a", "echo b", "exit 2"}, true},
 		{"sequence and slot", "", []string{"-k", "-j1", "echo", "{#}", "{%}", ":::", "a", "b"}, true},
 		{"timeout", "", []string{"--timeout", "1", "sleep", ":::", "5", "0"}, true},
 		{"retries", "", []string{"--retries", "2", "exit 1", ":::", "x"}, true},

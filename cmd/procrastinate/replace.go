@@ -43,10 +43,8 @@ func newTemplate(words []string) (*template, error) {
 	if !t.shell {
 		t.words = strings.Fields(t.line)
 		// A shell builtin or keyword (exit, cd, if, ...) is no program.
-		if first := t.words[0]; !replRE.MatchString(first) && !strings.Contains(first, "/") {
-			if _, err := exec.LookPath(first); err != nil {
-				t.shell, t.words = true, nil
-			}
+		if first := t.words[0]; !replRE.MatchString(first) && !isProgram(first) {
+			t.shell, t.words = true, nil
 		}
 	}
 	for _, m := range replRE.FindAllStringSubmatch(t.line, -1) {
@@ -76,6 +74,16 @@ func (t *template) check(jobs [][]string) error {
 		}
 	}
 	return nil
+}
+
+// isProgram reports whether word names a program: a path, or a name
+// found in PATH (not a shell builtin or keyword).
+func isProgram(word string) bool {
+	if strings.Contains(word, "/") {
+		return true
+	}
+	_, err := exec.LookPath(word)
+	return err == nil
 }
 
 // value is the value of one replacement string for a job.
@@ -134,10 +142,11 @@ func dropExt(v string) string {
 func (t *template) expand(args []string, seq, slot int) (argv []string, line string) {
 	if t.bareInput {
 		line = strings.Join(args, " ")
-		if strings.ContainsAny(line, shellSpecial) {
+		words := strings.Fields(line)
+		if strings.ContainsAny(line, shellSpecial) || len(words) == 0 || !isProgram(words[0]) {
 			return nil, line
 		}
-		return strings.Fields(line), line
+		return words, line
 	}
 	line = replRE.ReplaceAllStringFunc(t.line, func(s string) string {
 		vals := value(replRE.FindStringSubmatch(s), args, seq, slot)
