@@ -49,14 +49,18 @@ func pty(t *testing.T) (term, reader *os.File) {
 	return s, m
 }
 
-// readSome reads what the terminal got so far.
-func readSome(t *testing.T, r *os.File) string {
+// readUntil reads what the terminal got, up to and with the first end.
+func readUntil(t *testing.T, r *os.File, end string) string {
 	t.Helper()
-	require.NoError(t, r.SetReadDeadline(time.Now().Add(2*time.Second)))
+	require.NoError(t, r.SetReadDeadline(time.Now().Add(5*time.Second)))
+	var got []byte
 	buf := make([]byte, 4096)
-	n, err := r.Read(buf)
-	require.NoError(t, err, "reading the terminal")
-	return string(buf[:n])
+	for !strings.Contains(string(got), end) {
+		n, err := r.Read(buf)
+		require.NoError(t, err, "reading the terminal; got %q so far, want it to hold %q", got, end)
+		got = append(got, buf[:n]...)
+	}
+	return string(got)
 }
 
 func TestOnATerminalTheBarRedrawsInPlaceAtMostTenTimesASecond(t *testing.T) {
@@ -68,7 +72,7 @@ func TestOnATerminalTheBarRedrawsInPlaceAtMostTenTimesASecond(t *testing.T) {
 
 	c.add(10 * time.Second)
 	b.Update(counts(500, 2000))
-	got := readSome(t, r)
+	got := readUntil(t, r, "\x1b[K")
 	require.True(t, strings.HasPrefix(got, "\r"), "a drawing starts at the line's start: %q", got)
 	require.True(t, strings.HasSuffix(got, "\x1b[K"), "a drawing clears the rest of the line: %q", got)
 	for _, want := range []string{" 25% [", "#", "500/2000", "50.0/s", "ETA 0:30", "running 2", "failed 1"} {
@@ -83,7 +87,7 @@ func TestOnATerminalTheBarRedrawsInPlaceAtMostTenTimesASecond(t *testing.T) {
 	}
 	c.add(100 * time.Millisecond)
 	b.Finish(counts(2000, 2000))
-	got = readSome(t, r)
+	got = readUntil(t, r, "\n")
 	require.Equal(t, 1, strings.Count(got, "\x1b[K"), "drawings in 150 ms (50 updates and the end): %q", got)
 	require.Contains(t, got, "100% [", "the last drawing: %q", got)
 	require.True(t, strings.HasSuffix(got, "\r\n") || strings.HasSuffix(got, "\n"), "Finish ends the line: %q", got)
