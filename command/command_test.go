@@ -288,3 +288,19 @@ func TestCmdTimeoutStopsTheTreeAndKeepsTheWorker(t *testing.T) {
 	}
 	require.Equal(t, before, ppid(), "the worker after a command's timeout; want the same one")
 }
+
+func TestAnEscapedProcessHoldingStdoutDoesNotHoldTheCall(t *testing.T) {
+	d := start(t, strategy.Throttled(1, strategy.Reuse(0)))
+	// Out of the group, with no environment: the clean-up cannot tell
+	// it as the command's. It holds the stdout pipe.
+	c := sh(`env -i setsid -f sh -c 'echo $$ > "$0"; exec sleep 1000' "$0"; read p < "$0"; echo $p`, fifo(t))
+	c.Stdout = command.Output{Mode: command.All}
+	res, err := command.Schedule(d, c).Value()
+	require.NoError(t, err, "Value()")
+	pid, err := strconv.Atoi(strings.TrimSpace(string(res.Stdout)))
+	require.NoError(t, err, "the escaped process's pid in stdout %q", res.Stdout)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, d.Shutdown(ctx), "Shutdown")
+	requireGone(t, []int{pid}) // with the child that ran the command
+}

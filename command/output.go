@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 )
 
 // keeper keeps what Output asks of one stream; its Write never fails, so
@@ -146,7 +147,7 @@ func inputStream(data []byte) (*stream, error) {
 	go func() {
 		defer s.done.Done()
 		_, _ = w.Write(data) // EPIPE when the command does not read it all
-		_ = w.Close()
+		_ = w.Close()        // the command's EOF
 	}()
 	return s, nil
 }
@@ -159,12 +160,17 @@ func (s *stream) started() {
 	}
 }
 
-// wait waits for the copy to end (every writer of the pipe is gone) and
-// closes our end.
-func (s *stream) wait() {
+// wait waits for the copy to end (every other end of the pipe is
+// closed) and closes ours. A process that escaped the clean-up (it left
+// the command's group and dropped its environment) may hold the other
+// end for ever: after grace, ours is closed, which ends the copy.
+func (s *stream) wait(grace time.Duration) {
 	s.started()
-	s.done.Wait()
-	if s.parent != nil && s.keep != nil {
-		_ = s.parent.Close()
+	if s.parent == nil {
+		return
 	}
+	cut := time.AfterFunc(grace, func() { _ = s.parent.Close() })
+	s.done.Wait()
+	cut.Stop()
+	_ = s.parent.Close()
 }

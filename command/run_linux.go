@@ -15,6 +15,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// streamGrace is how long a command's streams may stay open once the
+// command and its leftovers are gone: only a process that escaped the
+// clean-up holds them.
+const streamGrace = 2 * time.Second
+
 // run runs c in this process's child, with its retries.
 func run(ctx context.Context, c Cmd) (Result, error) {
 	if c.Path == "" {
@@ -139,13 +144,13 @@ func runOnce(ctx context.Context, c Cmd) (Result, error) {
 	}
 	out, err := outputStream(c.Stdout, 1)
 	if err != nil {
-		in.wait()
+		in.wait(0)
 		return Result{}, fmt.Errorf("command: a pipe for stdout: %w", err)
 	}
 	errs, err := outputStream(c.Stderr, 2)
 	if err != nil {
-		in.wait()
-		out.wait()
+		in.wait(0)
+		out.wait(0)
 		return Result{}, fmt.Errorf("command: a pipe for stderr: %w", err)
 	}
 	pidfd := -1
@@ -161,9 +166,9 @@ func runOnce(ctx context.Context, c Cmd) (Result, error) {
 	out.started()
 	errs.started()
 	if err != nil {
-		in.wait()
-		out.wait()
-		errs.wait()
+		in.wait(0)
+		out.wait(0)
+		errs.wait(0)
 		return startFailure(c, err), nil
 	}
 	r := Result{Pid: pid, Start: start}
@@ -246,9 +251,9 @@ func runOnce(ctx context.Context, c Cmd) (Result, error) {
 	r.SystemCPU = time.Duration(ru.Stime.Nano())
 	r.MaxRSS = ru.Maxrss * 1024
 
-	in.wait()
-	out.wait()
-	errs.wait()
+	in.wait(streamGrace)
+	out.wait(streamGrace)
+	errs.wait(streamGrace)
 	var ferr error
 	if out.keep != nil {
 		r.Stdout, r.StdoutFile, r.StdoutDropped, ferr = out.keep.finish()
