@@ -36,6 +36,8 @@ type options struct {
 	link        bool
 	verbose     bool
 	limitAS     uint64
+	load        float64 // --load: start no job while the load average is at or above it; 0: no bound
+	memfree     uint64  // --memfree: start no job while less memory than this is available
 	nice        int
 	events      string
 	command     []string
@@ -79,7 +81,7 @@ var valueFlags = map[string]string{
 	"--joblog": "joblog", "--timeout": "timeout", "--term-seq": "term-seq",
 	"--retries": "retries", "--halt": "halt", "--halt-on-error": "halt",
 	"--delay": "delay", "--limit-as": "limit-as", "--nice": "nice",
-	"--events": "events",
+	"--events": "events", "--load": "load", "--memfree": "memfree",
 }
 
 var boolFlags = map[string]string{
@@ -94,7 +96,7 @@ var boolFlags = map[string]string{
 // notBuilt are parallel's flags that this runner does not have; they get
 // a clear error instead of "unknown".
 var notBuilt = map[string]bool{
-	"--load": true, "--memfree": true, "--pipe": true, "-S": true, "--sshlogin": true,
+	"--pipe": true, "-S": true, "--sshlogin": true,
 	"-X": true, "-m": true, "--xargs": true, "-I": true, "--plus": true, "--line-buffer": true,
 	"--results": true, "--files": true, "--group": false, "--shuf": true, "--tmux": true,
 	"--semaphore": true, "--sem": true, "--fifo": true, "--cat": true, "--header": true,
@@ -241,6 +243,19 @@ func (o *options) set(key, v string) error {
 		o.nice, err = strconv.Atoi(v)
 	case "events":
 		o.events = v
+	case "load":
+		if strings.HasSuffix(v, "%") {
+			var p float64
+			p, err = strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+			o.load = p / 100 * float64(runtime.NumCPU())
+		} else {
+			o.load, err = strconv.ParseFloat(v, 64)
+		}
+		if err == nil && o.load <= 0 {
+			err = fmt.Errorf("must be more than 0")
+		}
+	case "memfree":
+		o.memfree, err = parseSize(v)
 	}
 	if err != nil {
 		return usagef("--%s %q: %v", key, v, err)

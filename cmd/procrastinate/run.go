@@ -198,8 +198,13 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	inflight, next := 0, 0
 	var lastStart time.Time
 	var caught os.Signal
+	var recheck <-chan time.Time // while --load or --memfree holds jobs back
 	for (next < len(jobs) && !r.halting && caught == nil) || inflight > 0 {
 		canStart := next < len(jobs) && inflight < window && !r.halting && caught == nil && (len(free) > 0 || !t.usesSlot)
+		recheck = nil
+		if canStart && !roomFor(o) {
+			canStart, recheck = false, time.After(time.Second)
+		}
 		if canStart && o.delay > 0 && !lastStart.IsZero() {
 			if wait := o.delay - time.Since(lastStart); wait > 0 {
 				select {
@@ -251,6 +256,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 			p.kill()
 		case <-prog.tick():
 			prog.update(r, inflight)
+		case <-recheck:
 		}
 	}
 	p.stop()

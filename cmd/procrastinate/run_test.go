@@ -263,3 +263,19 @@ func TestNiceAndLimitAS(t *testing.T) {
 	require.Equal(t, 0, code, "exit status; stderr %q", errs)
 	require.Equal(t, strconv.Itoa(20-base+2)+"\n1048576\n", out, "the job's nice level and RLIMIT_AS in KiB")
 }
+
+func TestLoadAndMemfreeHoldJobsBack(t *testing.T) {
+	l, ok := loadAverage()
+	require.True(t, ok, "reading /proc/loadavg")
+	m, ok := memAvailable()
+	require.True(t, ok, "reading MemAvailable in /proc/meminfo")
+	require.True(t, roomFor(&options{load: l + 1000, memfree: 1}), "room with a load bound above the load, and 1 byte wanted free")
+	require.False(t, roomFor(&options{memfree: m + 1<<40}), "room with a terabyte more wanted free than there is")
+	if l > 0 {
+		require.False(t, roomFor(&options{load: l / 2}), "room with a load bound below the load %.2f", l)
+	}
+
+	out, errs, code := runIn(t, "", "-k", "--load", "100000", "--memfree", "1k", "echo", ":::", "a", "b")
+	require.Equal(t, 0, code, "exit status; stderr %q", errs)
+	require.Equal(t, "a\nb\n", out, "stdout with bounds that hold nothing back")
+}
