@@ -53,6 +53,7 @@ func TestCompatibleWithGNUParallel(t *testing.T) {
 		{"sequence and slot", "", []string{"-k", "-j1", "echo", "{#}", "{%}", ":::", "a", "b"}, true},
 		{"timeout", "", []string{"--timeout", "1", "sleep", ":::", "5", "0"}, true},
 		{"retries", "", []string{"--retries", "2", "exit 1", ":::", "x"}, true},
+		{"a missing program", "", []string{"no-such-program-here", ":::", "a"}, true},
 		{"unknown option", "", []string{"--no-such-option", "echo", ":::", "a"}, false},
 		{"missing argument file", "", []string{"-a", filepath.Join(dir, "nope"), "echo"}, false},
 	} {
