@@ -21,6 +21,7 @@ type options struct {
 	resumeFail  bool
 	retryFailed bool
 	timeout     time.Duration
+	timeoutPct  float64 // --timeout N%: of the median run time of the jobs that succeeded
 	termSeq     []stopStep
 	retries     int
 	halt        halt
@@ -225,6 +226,13 @@ func (o *options) set(key, v string) error {
 	case "joblog":
 		o.joblog = v
 	case "timeout":
+		if strings.HasSuffix(v, "%") {
+			o.timeoutPct, err = strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+			if err == nil && o.timeoutPct <= 0 {
+				err = fmt.Errorf("must be more than 0%%")
+			}
+			break
+		}
 		o.timeout, err = parseDuration(v)
 		if err == nil && o.timeout <= 0 {
 			err = fmt.Errorf("must be more than 0")
@@ -295,9 +303,6 @@ func parseJobs(v string) (int, error) {
 // parseDuration reads parallel's durations: seconds, with an optional
 // unit (s, m, h, d) after each number: 30, 1.5, 2m30s.
 func parseDuration(v string) (time.Duration, error) {
-	if strings.HasSuffix(v, "%") {
-		return 0, fmt.Errorf("a percentage of the median run time is not built; give seconds")
-	}
 	if f, err := strconv.ParseFloat(v, 64); err == nil {
 		return time.Duration(f * float64(time.Second)), nil
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -107,6 +108,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	if slots == 0 {
 		slots = max(1, min(len(jobs), 1024))
 	}
+	var r *runner
 	cmdOf := func(j job, slot int) (command.Cmd, string) {
 		var c command.Cmd
 		var line string
@@ -130,6 +132,9 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 			c.Stderr = command.Output{Mode: command.Spool, Size: 1 << 20}
 		}
 		c.Timeout = o.timeout
+		if o.timeoutPct > 0 && r != nil {
+			c.Timeout = r.medianRuntime() * time.Duration(o.timeoutPct) / 100
+		}
 		if o.retries > 1 {
 			c.Retries = o.retries - 1
 		}
@@ -179,7 +184,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	r := &runner{o: o, out: out, stderr: stderr, jl: jl, ev: ev, total: len(jobs), pending: map[int]*done{}}
+	r = &runner{o: o, out: out, stderr: stderr, jl: jl, ev: ev, total: len(jobs), pending: map[int]*done{}}
 	if len(jobs) > 0 {
 		r.nextOut = jobs[0].seq
 	}
@@ -288,6 +293,16 @@ type runner struct {
 	nextOut  int
 	pending  map[int]*done
 	cpu      time.Duration
+	runtimes []time.Duration // of the jobs that succeeded, sorted
+}
+
+// medianRuntime is the median run time of the jobs that succeeded so
+// far, 0 (no timeout) before any did.
+func (r *runner) medianRuntime() time.Duration {
+	if len(r.runtimes) == 0 {
+		return 0
+	}
+	return r.runtimes[len(r.runtimes)/2]
 }
 
 // finish handles a finished job: joblog, events, output, --halt.
@@ -297,6 +312,8 @@ func (r *runner) finish(d *done, p *pool) {
 		r.failedN++
 	} else {
 		r.okN++
+		i, _ := slices.BinarySearch(r.runtimes, d.res.Duration)
+		r.runtimes = slices.Insert(r.runtimes, i, d.res.Duration)
 	}
 	r.cpu += d.res.UserCPU + d.res.SystemCPU
 	// A job killed on purpose (--halt now, a signal) is left out of the

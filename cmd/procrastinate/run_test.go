@@ -279,3 +279,9 @@ func TestLoadAndMemfreeHoldJobsBack(t *testing.T) {
 	require.Equal(t, 0, code, "exit status; stderr %q", errs)
 	require.Equal(t, "a\nb\n", out, "stdout with bounds that hold nothing back")
 }
+
+func TestTimeoutPercentOfTheMedian(t *testing.T) {
+	_, errs, code := runIn(t, "", "-j1", "--timeout", "300%", "sleep", ":::", "0.1", "0.1", "0.1", "1000")
+	require.Equal(t, 1, code, "exit status: the last job timed out; stderr %q", errs)
+	require.Contains(t, errs, "timed out:\nsleep 1000", "stderr names the job that timed out")
+}
