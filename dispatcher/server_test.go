@@ -188,8 +188,8 @@ func TestServerGivesUpPastMaxRestartsAndSaysSo(t *testing.T) {
 	checkLeaks(t)
 	const (
 		restarts = 3
-		base     = 20 * time.Millisecond
-		most     = 400 * time.Millisecond
+		base     = 100 * time.Millisecond
+		most     = 800 * time.Millisecond
 	)
 	dir := t.TempDir()
 	logger, logBuf := bufferLogger()
@@ -225,9 +225,11 @@ func TestServerGivesUpPastMaxRestartsAndSaysSo(t *testing.T) {
 
 	// Each restart waits its backoff (base, doubled each time) after the
 	// death, which comes after the start: the gap between two starts is at
-	// least the backoff. The gaps grow; the tolerance absorbs the jitter of
-	// starting a process, and there is no upper bound, for a loaded machine.
-	const tolerance = 50 * time.Millisecond
+	// least the backoff. The backoffs (100, 200, 400 ms) are larger than a
+	// worker's start, so a server whose pause did not grow would leave
+	// the last gap short of its bound. There is no upper bound, for a
+	// loaded machine; nor a check that each gap exceeds the one before,
+	// since one slow start can lengthen a gap more than the backoff grows.
 	var gaps []time.Duration
 	for i := 1; i < len(events); i++ {
 		gaps = append(gaps, events[i].At.Sub(events[i-1].At))
@@ -236,9 +238,6 @@ func TestServerGivesUpPastMaxRestartsAndSaysSo(t *testing.T) {
 	backoff := base
 	for i, g := range gaps {
 		require.GreaterOrEqual(t, g, backoff, "gap %d = %v; want at least the backoff %v", i, g, backoff)
-		if i > 0 {
-			require.GreaterOrEqual(t, g, gaps[i-1]-tolerance, "gap %d = %v shrank from %v", i, g, gaps[i-1])
-		}
 		backoff = min(2*backoff, most)
 	}
 }
