@@ -132,6 +132,7 @@ func (c *child) give(j *job) {
 	c.inflight = append(c.inflight, j)
 	j.child = c
 	c.task = j.call.Task
+	c.d.began(j, c)
 	c.watchActivity(j)
 	inv := c.invocation(j)
 	c.noteCatcher()
@@ -273,6 +274,7 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	if c.errw != nil {
 		c.errw.end()
 	}
+	d.childExited(c, e)
 	d.unready(c)
 	d.timers.remove(c.killTimer)
 	c.killTimer = nil
@@ -426,6 +428,7 @@ func (d *Dispatcher) requeue(jobs []*job, skip *job) {
 			continue
 		}
 		j.child = nil
+		d.requeued(j)
 		back = append(back, j)
 	}
 	if len(back) > 0 {

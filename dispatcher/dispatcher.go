@@ -86,7 +86,7 @@ func WithGracePeriod(d time.Duration) Option {
 // w is written by a goroutine of the dispatcher's own, never by the one
 // that runs the children, so a w that blocks holds up nothing else. Lines
 // wait for it in a queue of 256 KiB; what does not fit is dropped, and
-// counted (see StderrDropped): the log says so, and so does the stream,
+// counted (see Stats.StderrDropped): the log says so, and so does the stream,
 // in a line "procrastinate: N bytes of children's stderr dropped: ...",
 // once w takes lines again. Shutdown and Close wait up to a second for w
 // to take what is queued, then drop the rest; a w with SetWriteDeadline
@@ -161,6 +161,7 @@ type Dispatcher struct {
 	tail    int
 	stderr  *stderrSink // nil: children's stderr goes nowhere but the tail
 	pm      *procman.Manager
+	obs     observer // counters and subscribers (see Stats, Subscribe)
 	locks   *lock.Dir
 
 	startRetry time.Duration // WithStartRetry
@@ -318,23 +319,25 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 // refuses with that error, at once too.
 func (d *Dispatcher) Submit(c *task.Call) {
 	if !d.runsTasks {
-		c.Resolver.Fail(ErrNoTasks)
+		d.refuse(c, ErrNoTasks)
 		return
 	}
 	if l := c.Limits; l != nil {
 		if err := procman.CheckEnv(l.Env); err != nil {
-			c.Resolver.Fail(fmt.Errorf("dispatcher: task %q: task.Limits.Env: %w", c.Task, err))
+			d.refuse(c, fmt.Errorf("dispatcher: task %q: task.Limits.Env: %w", c.Task, err))
 			return
 		}
 	}
 	d.mu.Lock()
 	if d.closing {
 		d.mu.Unlock()
-		c.Resolver.Fail(ErrClosed)
+		d.refuse(c, ErrClosed)
 		return
 	}
 	d.seq++
-	d.inbox = append(d.inbox, newJob(c, d.seq))
+	j := newJob(c, d.seq)
+	d.submitted(j)
+	d.inbox = append(d.inbox, j)
 	d.mu.Unlock()
 	d.wakeup()
 }
@@ -452,18 +455,6 @@ func (d *Dispatcher) fail(err error) {
 		d.log.Error("the strategy gave up", "strategy", fmt.Sprint(d.strat), "error", err)
 		close(d.failed)
 	})
-}
-
-// StderrDropped returns how many bytes of its children's stderr (counted
-// as they would have been written: each line with its prefix) the
-// dispatcher has dropped because its writer (WithStderr, or the parent's
-// stderr) did not take them in time, or failed to write them. It is safe
-// to call at any time, also after the dispatcher has ended.
-func (d *Dispatcher) StderrDropped() int64 {
-	if d.stderr == nil {
-		return 0
-	}
-	return d.stderr.dropped.Load()
 }
 
 // LockDir returns the path of the dispatcher's lock directory, shared with
