@@ -250,12 +250,12 @@ func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
 		d.makeReady(c)
 	case wire.KindHeartbeat:
 		c.lastBeat = time.Now()
+	case wire.KindProgress:
+		d.progressed(c, payload)
 	case wire.KindRetiring:
 		c.last, c.retiring = true, true
 		c.retireOn = c.running()
 		d.unready(c)
-	default:
-		// Heartbeats and progress have no reader yet.
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/procrastinate-go/procrastinate/result"
 )
 
 // EventKind says what an Event reports.
@@ -19,9 +21,10 @@ const (
 	ChildExited                          // a child ended (Exit: why; for a crash or a kill, Cause: the line that says what went wrong, Err: the manager's reason); RunTime: its life
 	SpawnFailed                          // a child could not be started (Err); Task and Call: the call it was for, if any
 	WorkerRestarted                      // a server-mode worker (Task) started again after one ended with Err (nil: it returned); Restarts counts all restarts
+	TaskProgress                         // a running call reported Progress (task.Progress)
 )
 
-var eventNames = [...]string{"", "task-queued", "task-started", "task-retried", "task-done", "child-started", "child-exited", "spawn-failed", "worker-restarted"}
+var eventNames = [...]string{"", "task-queued", "task-started", "task-retried", "task-done", "child-started", "child-exited", "spawn-failed", "worker-restarted", "task-progress"}
 
 func (k EventKind) String() string {
 	if k <= 0 || int(k) >= len(eventNames) {
@@ -44,14 +47,15 @@ type Event struct {
 	Attempt int    // the try: 1 for the first, 2 for the first retry, ...
 	Pid     int    // the child's pid
 
-	Wait     time.Duration // TaskStarted: how long the call was queued
-	RunTime  time.Duration // TaskDone: how long the call ran (0 if it never started); ChildExited: how long the child lived
-	Delay    time.Duration // TaskRetried: the pause before the next try
-	Outcome  Outcome       // TaskDone
-	Exit     ExitReason    // ChildExited
-	Cause    string        // ChildExited: what the child's crash report, or its exit, says went wrong
-	Err      error         // TaskDone, TaskRetried, SpawnFailed, WorkerRestarted, ChildExited: see the kinds
-	Restarts int64         // WorkerRestarted
+	Wait     time.Duration   // TaskStarted: how long the call was queued
+	RunTime  time.Duration   // TaskDone: how long the call ran (0 if it never started); ChildExited: how long the child lived
+	Delay    time.Duration   // TaskRetried: the pause before the next try
+	Outcome  Outcome         // TaskDone
+	Exit     ExitReason      // ChildExited
+	Cause    string          // ChildExited: what the child's crash report, or its exit, says went wrong
+	Err      error           // TaskDone, TaskRetried, SpawnFailed, WorkerRestarted, ChildExited: see the kinds
+	Restarts int64           // WorkerRestarted
+	Progress result.Progress // TaskProgress
 }
 
 // subscriber is one Subscribe's channel.

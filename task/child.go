@@ -169,12 +169,15 @@ func runEntry(root context.Context, inv *wire.Invocation, e *entry, traced bool,
 		ctx, cancel = context.WithDeadline(ctx, inv.Deadline)
 		defer cancel()
 	}
+	ctx, progress := withReporter(ctx)
 	if traced {
 		tracepoint.Mark(tracepoint.TaskStarted)
 	}
 	out, panicked, stack, err := protect(ctx, e, inv.Arg, func(stack string) {
+		progress.finish()
 		goexit(failure(fmt.Sprintf("task %q called runtime.Goexit instead of returning", inv.Task), stack, false))
 	})
+	progress.finish() // the last report goes before the answer; later ones are dropped
 	if traced {
 		tracepoint.Mark(tracepoint.TaskDone)
 	}

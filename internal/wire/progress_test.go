@@ -1,0 +1,31 @@
+package wire
+
+import (
+	"errors"
+	"math"
+	"testing"
+	"time"
+)
+
+func TestProgressRoundTrip(t *testing.T) {
+	for _, p := range []Progress{
+		{},
+		{Done: 3, Total: 10, Sent: time.Unix(0, 1_700_000_000_123_456_789)},
+		{Done: math.MaxInt64, Total: math.MinInt64, Sent: time.Unix(0, math.MaxInt64)},
+	} {
+		b := AppendProgress(nil, p)
+		got, err := DecodeProgress(b)
+		if err != nil || got.Done != p.Done || got.Total != p.Total || got.Sent.UnixNano() != p.Sent.UnixNano() {
+			t.Errorf("DecodeProgress(AppendProgress(%+v)) = %+v, %v; want it back, nil", p, got, err)
+		}
+	}
+}
+
+func TestProgressMalformed(t *testing.T) {
+	good := AppendProgress(nil, Progress{Done: 1, Total: 2, Sent: time.Unix(5, 0)})
+	for _, b := range [][]byte{nil, good[:len(good)-1], append(good, 0), {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}} {
+		if _, err := DecodeProgress(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("DecodeProgress(% x) error = %v; want ErrMalformed", b, err)
+		}
+	}
+}
