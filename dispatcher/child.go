@@ -252,6 +252,8 @@ func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
 		c.lastBeat = time.Now()
 	case wire.KindProgress:
 		d.progressed(c, payload)
+	case wire.KindUsage:
+		d.used(c, payload)
 	case wire.KindRetiring:
 		c.last, c.retiring = true, true
 		c.retireOn = c.running()
@@ -315,6 +317,7 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	if c.errw != nil {
 		crash, stack = c.errw.crash.results()
 	}
+	d.exitUsage(j, e)
 	d.died(j, &result.ChildDeath{
 		Task:     j.call.Task,
 		Pid:      e.Pid,

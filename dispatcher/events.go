@@ -56,6 +56,7 @@ type Event struct {
 	Err      error           // TaskDone, TaskRetried, SpawnFailed, WorkerRestarted, ChildExited: see the kinds
 	Restarts int64           // WorkerRestarted
 	Progress result.Progress // TaskProgress
+	Usage    result.Usage    // TaskDone: what the call cost its child, when its child said or its exit showed
 }
 
 // subscriber is one Subscribe's channel.

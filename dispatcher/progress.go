@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/procrastinate-go/procrastinate/internal/wire"
+	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/result"
 )
 
@@ -26,4 +27,27 @@ func (d *Dispatcher) progressed(c *child, payload []byte) {
 	if d.obs.listening() {
 		d.emit(Event{Kind: TaskProgress, Task: j.call.Task, Call: j.seq, Attempt: rp.Attempt, Pid: c.p.Pid(), Progress: rp})
 	}
+}
+
+// used takes a usage frame from c about the call it runs, sent just
+// before the call's answer.
+func (d *Dispatcher) used(c *child, payload []byte) {
+	j := c.running()
+	if j == nil || j.done {
+		return
+	}
+	u, err := wire.DecodeUsage(payload)
+	if err != nil {
+		d.log.Warn("protocol error: a usage report that does not decode; ignored", "pid", c.p.Pid(), "task", j.call.Task, "error", err)
+		return
+	}
+	j.obs.usage = result.Usage{UserCPU: u.User, SystemCPU: u.System, MaxRSS: u.MaxRSS}
+	j.obs.measured = true
+}
+
+// exitUsage takes what j's child cost, from its exit, when the child died
+// before it said what the call cost: the child's whole life.
+func (d *Dispatcher) exitUsage(j *job, e *procman.Exit) {
+	j.obs.usage = result.Usage{UserCPU: e.UserTime, SystemCPU: e.SystemTime, MaxRSS: e.MaxRSS}
+	j.obs.measured = true
 }

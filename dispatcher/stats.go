@@ -133,6 +133,9 @@ type TaskStats struct {
 	Completed [numOutcomes]int64
 	// Retries counts the retries (task.WithRetries) after a child died.
 	Retries int64
+	// UserCPU and SystemCPU add up the CPU time that the calls cost
+	// their children (see result.Usage).
+	UserCPU, SystemCPU time.Duration
 	// QueueWait is how long calls waited from Schedule to their start (a
 	// retry from its requeueing); RunTime how long they ran, from their
 	// start to their answer or their child's death, for the calls that
@@ -209,6 +212,7 @@ type taskCounters struct {
 	scheduled, queued, running atomic.Int64
 	completed                  [numOutcomes]atomic.Int64
 	retries                    atomic.Int64
+	user, system               atomic.Int64 // nanoseconds
 	wait, run                  histo
 }
 
@@ -220,6 +224,8 @@ func (c *taskCounters) addTo(out *TaskStats) {
 		out.Completed[i] += c.completed[i].Load()
 	}
 	out.Retries += c.retries.Load()
+	out.UserCPU += time.Duration(c.user.Load())
+	out.SystemCPU += time.Duration(c.system.Load())
 	c.wait.addTo(&out.QueueWait)
 	c.run.addTo(&out.RunTime)
 }
@@ -269,6 +275,8 @@ type jobObs struct {
 	state     jobState
 	queuedAt  time.Time
 	startedAt time.Time
+	usage     result.Usage // what its last try cost, as its child said or its exit showed
+	measured  bool         // usage is set
 }
 
 // Stats returns a snapshot of the dispatcher's counters. It never waits
@@ -383,11 +391,15 @@ func (d *Dispatcher) ended(j *job, err error) {
 	j.obs.state = jobDone
 	o := outcomeOf(err)
 	c.completed[o].Add(1)
+	if j.obs.measured {
+		c.user.Add(int64(j.obs.usage.UserCPU))
+		c.system.Add(int64(j.obs.usage.SystemCPU))
+	}
 	if j.worker {
 		d.obs.workerEnds = append(d.obs.workerEnds, err)
 	}
 	if d.obs.listening() {
-		d.emit(Event{Kind: TaskDone, Task: j.call.Task, Call: j.seq, Attempt: len(j.deaths) + 1, Outcome: o, RunTime: run, Err: err})
+		d.emit(Event{Kind: TaskDone, Task: j.call.Task, Call: j.seq, Attempt: len(j.deaths) + 1, Outcome: o, RunTime: run, Err: err, Usage: j.obs.usage})
 	}
 }
 

@@ -19,6 +19,7 @@
 //	tasks_retries_total{task}            counter   retries after a child died
 //	tasks_queued{task}                   gauge     calls waiting for a child
 //	tasks_running{task}                  gauge     calls handed to a child, not answered yet
+//	task_cpu_seconds_total{task,mode}    counter   CPU time the calls cost their children; mode user or system
 //	task_queue_wait_seconds{task}        histogram from Schedule to the start
 //	task_run_seconds{task}               histogram from the start to the end
 //	children                             gauge     child processes alive
@@ -77,6 +78,11 @@ func Write(w io.Writer, s dispatcher.Stats) error {
 	x.family("tasks_running", "gauge", "Calls handed to a child and not answered yet.")
 	for _, n := range names {
 		x.sample("tasks_running", []string{"task", n}, float64(s.Tasks[n].Running))
+	}
+	x.family("task_cpu_seconds_total", "counter", "CPU time that calls cost their children, by mode (user, system).")
+	for _, n := range names {
+		x.sample("task_cpu_seconds_total", []string{"task", n, "mode", "user"}, s.Tasks[n].UserCPU.Seconds())
+		x.sample("task_cpu_seconds_total", []string{"task", n, "mode", "system"}, s.Tasks[n].SystemCPU.Seconds())
 	}
 	x.family("task_queue_wait_seconds", "histogram", "How long calls waited from Schedule to their start.")
 	for _, n := range names {

@@ -12,3 +12,13 @@ type Progress struct {
 	Attempt int
 	Sent    time.Time // when the task reported it, by its machine's clock
 }
+
+// Usage is what a call cost its child: the CPU time of the child and of
+// the processes its task started and waited for, and the peak resident
+// set. For a child started for the call alone, it covers the child's
+// whole life, its Go runtime's start too; for a call in a reused child,
+// the call's own share.
+type Usage struct {
+	UserCPU, SystemCPU time.Duration
+	MaxRSS             int64 // bytes
+}

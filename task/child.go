@@ -48,6 +48,7 @@ func Serve(c *procman.Child) error {
 	defer signal.Stop(term.sigs)
 	var running atomic.Int32 // the running invocation's TermSignal; 0: none runs
 	var taken func()         // ends the warm-up of a spare
+	served := 0              // invocations taken
 	if c.Queued() == 0 {
 		warmUp() // a child with nothing to do yet: a spare, or a worker in waiting
 		taken = settleLater()
@@ -93,6 +94,8 @@ func Serve(c *procman.Child) error {
 			term.catch(inv.TermSignal)
 		}
 		running.Store(int32(inv.TermSignal))
+		cost := startMeter(inv.Last && served == 0)
+		served++
 		kind, out := runOne(root, inv, func(kind wire.Kind, out []byte) {
 			// The task called runtime.Goexit. It ends this goroutine,
 			// the child's main one, whatever is done here; answer, so
@@ -103,6 +106,11 @@ func Serve(c *procman.Child) error {
 			c.Exit(1)
 		})
 		running.Store(0)
+		// What it cost goes before the answer, so that the future has it
+		// when it resolves.
+		if err := c.Send(wire.KindUsage, wire.AppendUsage(nil, cost.end())); err != nil {
+			return err
+		}
 		// Retiring goes before the answer, so that the parent knows not to
 		// hand this child more work by the time it sees the answer.
 		retire := inv.MaxRSS > 0 && peakRSS() > inv.MaxRSS

@@ -26,7 +26,7 @@ const DefaultMaxPayload = 1 << 30
 type Kind uint8
 
 // The kinds of frame. Parent to child: Invocation, Stop. Child to parent:
-// Answer, TaskFailed, Heartbeat, Progress, Retiring, NoMain.
+// Answer, TaskFailed, Heartbeat, Progress, Retiring, NoMain, Usage.
 const (
 	KindInvocation Kind = 1 // an encoded [Invocation]
 	KindAnswer     Kind = 2 // the task's encoded result
@@ -36,10 +36,11 @@ const (
 	KindStop       Kind = 6 // parent asks the child to finish; see AppendStop
 	KindRetiring   Kind = 7 // the child takes no more work after its next answer; empty payload
 	KindNoMain     Kind = 8 // the child never reached procrastinate.Main and will take no task; empty payload
+	KindUsage      Kind = 9 // an encoded [Usage]: what the task cost, sent just before its answer
 
 	// MaxKind is the last kind: a header's kind byte of 0, or above
 	// MaxKind, says that what was read is not a frame.
-	MaxKind = KindNoMain
+	MaxKind = KindUsage
 )
 
 // Terminal reports whether a frame of kind k ends the task in flight (an
@@ -47,11 +48,11 @@ const (
 func (k Kind) Terminal() bool { return k == KindAnswer || k == KindTaskFailed }
 
 // Numbered reports whether a frame of kind k belongs to one invocation and
-// says which: an answer, a failure, progress. Its payload begins with the
+// says which: an answer, a failure, progress, usage. Its payload begins with the
 // invocation's number, a uvarint (see [AppendNumberedHeader] and
 // [CutNumber]). A parent numbers the invocations it sends to one child
 // from 1, in the order it sends them.
-func (k Kind) Numbered() bool { return k.Terminal() || k == KindProgress }
+func (k Kind) Numbered() bool { return k.Terminal() || k == KindProgress || k == KindUsage }
 
 func (k Kind) String() string {
 	switch k {
@@ -71,6 +72,8 @@ func (k Kind) String() string {
 		return "stop"
 	case KindNoMain:
 		return "no-main"
+	case KindUsage:
+		return "usage"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

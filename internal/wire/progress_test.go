@@ -29,3 +29,18 @@ func TestProgressMalformed(t *testing.T) {
 		}
 	}
 }
+
+func TestUsageRoundTrip(t *testing.T) {
+	for _, u := range []Usage{{}, {User: 3 * time.Millisecond, System: time.Microsecond, MaxRSS: 12 << 20}} {
+		got, err := DecodeUsage(AppendUsage(nil, u))
+		if err != nil || got != u {
+			t.Errorf("DecodeUsage(AppendUsage(%+v)) = %+v, %v; want it back, nil", u, got, err)
+		}
+	}
+	good := AppendUsage(nil, Usage{User: 1, System: 2, MaxRSS: 3})
+	for _, b := range [][]byte{nil, good[:2], append(good, 9)} {
+		if _, err := DecodeUsage(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("DecodeUsage(% x) error = %v; want ErrMalformed", b, err)
+		}
+	}
+}

@@ -35,6 +35,7 @@ var (
 	retries   = desc("tasks_retries_total", "Retries of calls whose child died.", "task")
 	queued    = desc("tasks_queued", "Calls waiting for a child, retries waiting out their delay among them.", "task")
 	running   = desc("tasks_running", "Calls handed to a child and not answered yet.", "task")
+	cpu       = desc("task_cpu_seconds_total", "CPU time that calls cost their children, by mode (user, system).", "task", "mode")
 	queueWait = desc("task_queue_wait_seconds", "How long calls waited from Schedule to their start.", "task")
 	runTime   = desc("task_run_seconds", "How long calls ran, from their start to their end.", "task")
 	children  = desc("children", "Child processes alive.")
@@ -45,7 +46,7 @@ var (
 	stderr    = desc("stderr_dropped_bytes_total", "Bytes of the children's stderr dropped because the writer did not take them in time.")
 	events    = desc("events_dropped_total", "Events that did not fit a subscriber's channel.")
 
-	all = []*prometheus.Desc{scheduled, completed, retries, queued, running, queueWait, runTime, children, started, exited, spawnFail, restarts, stderr, events}
+	all = []*prometheus.Desc{scheduled, completed, retries, queued, running, cpu, queueWait, runTime, children, started, exited, spawnFail, restarts, stderr, events}
 )
 
 // Describe implements prometheus.Collector.
@@ -79,6 +80,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(retries, t.Retries, name)
 		gauge(queued, t.Queued, name)
 		gauge(running, t.Running, name)
+		ch <- prometheus.MustNewConstMetric(cpu, prometheus.CounterValue, t.UserCPU.Seconds(), name, "user")
+		ch <- prometheus.MustNewConstMetric(cpu, prometheus.CounterValue, t.SystemCPU.Seconds(), name, "system")
 		histogram(queueWait, t.QueueWait, name)
 		histogram(runTime, t.RunTime, name)
 	}
