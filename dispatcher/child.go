@@ -254,6 +254,8 @@ func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
 		d.progressed(c, payload)
 	case wire.KindUsage:
 		d.used(c, payload)
+	case wire.KindLog:
+		d.logged(c, payload)
 	case wire.KindRetiring:
 		c.last, c.retiring = true, true
 		c.retireOn = c.running()

@@ -1,6 +1,8 @@
 package dispatcher
 
 import (
+	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/procrastinate-go/procrastinate/internal/wire"
@@ -50,4 +52,54 @@ func (d *Dispatcher) used(c *child, payload []byte) {
 func (d *Dispatcher) exitUsage(j *job, e *procman.Exit) {
 	j.obs.usage = result.Usage{UserCPU: e.UserTime, SystemCPU: e.SystemTime, MaxRSS: e.MaxRSS}
 	j.obs.measured = true
+}
+
+// The most of a call's log records kept for its future: the last
+// logTailLines, each cut at logLineMax bytes.
+const (
+	logTailLines = 20
+	logLineMax   = 512
+)
+
+// logged takes a log frame from c about the call it runs: the record goes
+// to the dispatcher's logger, tagged with the task, the call and the pid,
+// and to the call's tail of records. The child bounds the rate.
+func (d *Dispatcher) logged(c *child, payload []byte) {
+	j := c.running()
+	if j == nil || j.done {
+		return
+	}
+	rec, err := wire.DecodeLogRecord(payload)
+	if err != nil {
+		d.log.Warn("protocol error: a log record that does not decode; ignored", "pid", c.p.Pid(), "task", j.call.Task, "error", err)
+		return
+	}
+	args := make([]any, 0, 6+len(rec.Attrs))
+	args = append(args, "task", j.call.Task, "call", j.seq, "pid", c.p.Pid())
+	for _, a := range rec.Attrs {
+		args = append(args, a)
+	}
+	level := slog.Level(rec.Level)
+	switch {
+	case level < slog.LevelInfo:
+		d.log.Debug(rec.Msg, args...)
+	case level < slog.LevelWarn:
+		d.log.Info(rec.Msg, args...)
+	case level < slog.LevelError:
+		d.log.Warn(rec.Msg, args...)
+	default:
+		d.log.Error(rec.Msg, args...)
+	}
+	line := level.String() + " " + rec.Msg
+	for i := 0; i+1 < len(rec.Attrs); i += 2 {
+		line += " " + rec.Attrs[i] + "=" + strconv.Quote(rec.Attrs[i+1])
+	}
+	if len(line) > logLineMax {
+		line = line[:logLineMax]
+	}
+	if len(j.obs.logTail) == logTailLines {
+		copy(j.obs.logTail, j.obs.logTail[1:])
+		j.obs.logTail = j.obs.logTail[:logTailLines-1]
+	}
+	j.obs.logTail = append(j.obs.logTail, line)
 }

@@ -277,6 +277,7 @@ type jobObs struct {
 	startedAt time.Time
 	usage     result.Usage // what its last try cost, as its child said or its exit showed
 	measured  bool         // usage is set
+	logTail   []string     // the last records its task logged (task.Logger)
 }
 
 // Stats returns a snapshot of the dispatcher's counters. It never waits

@@ -39,8 +39,9 @@ type progressKeyType struct{}
 
 var progressKey progressKeyType
 
-// reporter coalesces one call's progress reports in the child and sends
-// them to the parent, bound to the call's invocation (see procman.Child.Send).
+// reporter sends what one call reports in the child to the parent, bound
+// to the call's invocation (see procman.Child.Send): its progress,
+// coalesced, and its log records (see Logger), within a rate.
 type reporter struct {
 	c *procman.Child
 
@@ -51,6 +52,12 @@ type reporter struct {
 	timer    *time.Timer // sends latest when its time comes; nil: not armed
 	closed   bool        // the call is over: reports are dropped
 	buf      []byte
+
+	// Logger's rate: a token bucket, and the records it dropped since the
+	// last one sent.
+	tokens     float64
+	logAt      time.Time
+	logDropped int64
 }
 
 // withReporter returns ctx with a reporter for the call it runs, and the
@@ -115,6 +122,7 @@ func (r *reporter) finish() {
 	if r.dirty {
 		_ = r.sendLocked()
 	}
+	r.finishLogLocked()
 	if r.timer != nil {
 		r.timer.Stop()
 		r.timer = nil

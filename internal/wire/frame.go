@@ -26,21 +26,22 @@ const DefaultMaxPayload = 1 << 30
 type Kind uint8
 
 // The kinds of frame. Parent to child: Invocation, Stop. Child to parent:
-// Answer, TaskFailed, Heartbeat, Progress, Retiring, NoMain, Usage.
+// Answer, TaskFailed, Heartbeat, Progress, Retiring, NoMain, Usage, Log.
 const (
-	KindInvocation Kind = 1 // an encoded [Invocation]
-	KindAnswer     Kind = 2 // the task's encoded result
-	KindTaskFailed Kind = 3 // an encoded [Failure]
-	KindHeartbeat  Kind = 4 // the child is alive; empty payload
-	KindProgress   Kind = 5 // free-form progress from the task
-	KindStop       Kind = 6 // parent asks the child to finish; see AppendStop
-	KindRetiring   Kind = 7 // the child takes no more work after its next answer; empty payload
-	KindNoMain     Kind = 8 // the child never reached procrastinate.Main and will take no task; empty payload
-	KindUsage      Kind = 9 // an encoded [Usage]: what the task cost, sent just before its answer
+	KindInvocation Kind = 1  // an encoded [Invocation]
+	KindAnswer     Kind = 2  // the task's encoded result
+	KindTaskFailed Kind = 3  // an encoded [Failure]
+	KindHeartbeat  Kind = 4  // the child is alive; empty payload
+	KindProgress   Kind = 5  // free-form progress from the task
+	KindStop       Kind = 6  // parent asks the child to finish; see AppendStop
+	KindRetiring   Kind = 7  // the child takes no more work after its next answer; empty payload
+	KindNoMain     Kind = 8  // the child never reached procrastinate.Main and will take no task; empty payload
+	KindUsage      Kind = 9  // an encoded [Usage]: what the task cost, sent just before its answer
+	KindLog        Kind = 10 // an encoded [LogRecord]: a record the task logged
 
 	// MaxKind is the last kind: a header's kind byte of 0, or above
 	// MaxKind, says that what was read is not a frame.
-	MaxKind = KindUsage
+	MaxKind = KindLog
 )
 
 // Terminal reports whether a frame of kind k ends the task in flight (an
@@ -48,11 +49,13 @@ const (
 func (k Kind) Terminal() bool { return k == KindAnswer || k == KindTaskFailed }
 
 // Numbered reports whether a frame of kind k belongs to one invocation and
-// says which: an answer, a failure, progress, usage. Its payload begins with the
+// says which: an answer, a failure, progress, usage, a log record. Its payload begins with the
 // invocation's number, a uvarint (see [AppendNumberedHeader] and
 // [CutNumber]). A parent numbers the invocations it sends to one child
 // from 1, in the order it sends them.
-func (k Kind) Numbered() bool { return k.Terminal() || k == KindProgress || k == KindUsage }
+func (k Kind) Numbered() bool {
+	return k.Terminal() || k == KindProgress || k == KindUsage || k == KindLog
+}
 
 func (k Kind) String() string {
 	switch k {
@@ -74,6 +77,8 @@ func (k Kind) String() string {
 		return "no-main"
 	case KindUsage:
 		return "usage"
+	case KindLog:
+		return "log"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

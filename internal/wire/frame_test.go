@@ -81,7 +81,7 @@ var boundarySizes = []int{0, 1, 8, 1000, scratchSize - HeaderSize - 1, scratchSi
 
 func TestFrameRoundTrip(t *testing.T) {
 	for _, n := range boundarySizes {
-		for _, k := range []Kind{KindInvocation, KindAnswer, KindTaskFailed, KindHeartbeat, KindProgress, KindStop, KindRetiring, KindUsage} { // KindNoMain has no payload: TestABadKindIsErrBadKind
+		for _, k := range []Kind{KindInvocation, KindAnswer, KindTaskFailed, KindHeartbeat, KindProgress, KindStop, KindRetiring, KindUsage, KindLog} { // KindNoMain has no payload: TestABadKindIsErrBadKind
 			t.Run(fmt.Sprintf("%v/%d", k, n), func(t *testing.T) {
 				payload := pattern(n, byte(k))
 				enc := AppendFrame(nil, k, payload)
@@ -383,13 +383,13 @@ func TestWriteFrameAllocatesOnlyTheFrame(t *testing.T) {
 func TestKindsKnowTheirNamesAndWhichAreTerminal(t *testing.T) {
 	require.True(t, KindAnswer.Terminal())
 	require.True(t, KindTaskFailed.Terminal())
-	for _, k := range []Kind{0, KindInvocation, KindHeartbeat, KindProgress, KindStop, KindRetiring, KindNoMain, KindUsage, 200} {
+	for _, k := range []Kind{0, KindInvocation, KindHeartbeat, KindProgress, KindStop, KindRetiring, KindNoMain, KindUsage, KindLog, 200} {
 		require.False(t, k.Terminal(), "%v.Terminal()", k)
 	}
 	names := map[Kind]string{
 		KindInvocation: "invocation", KindAnswer: "answer", KindTaskFailed: "task-failed",
 		KindHeartbeat: "heartbeat", KindProgress: "progress", KindStop: "stop", KindRetiring: "retiring",
-		KindNoMain: "no-main", KindUsage: "usage", 0: "kind(0)", MaxKind + 1: fmt.Sprintf("kind(%d)", MaxKind+1), 200: "kind(200)",
+		KindNoMain: "no-main", KindUsage: "usage", KindLog: "log", 0: "kind(0)", MaxKind + 1: fmt.Sprintf("kind(%d)", MaxKind+1), 200: "kind(200)",
 	}
 	for k, want := range names {
 		require.Equal(t, want, k.String())
@@ -449,9 +449,9 @@ func TestARecycledBufferDecodesLikeANewOne(t *testing.T) {
 	require.NotSame(t, &mine[0], &buf[0])
 }
 
-func TestOnlyAnswersFailuresProgressAndUsageAreNumbered(t *testing.T) {
+func TestOnlyAnswersFailuresAndNotesAreNumbered(t *testing.T) {
 	for k := KindInvocation; k <= MaxKind; k++ {
-		want := k == KindAnswer || k == KindTaskFailed || k == KindProgress || k == KindUsage
+		want := k == KindAnswer || k == KindTaskFailed || k == KindProgress || k == KindUsage || k == KindLog
 		require.Equal(t, want, k.Numbered(), "%v.Numbered()", k)
 	}
 }

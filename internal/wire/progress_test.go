@@ -44,3 +44,17 @@ func TestUsageRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestLogRecordRoundTrip(t *testing.T) {
+	r := &LogRecord{Level: -4, Time: time.Unix(0, 1_700_000_000_000_000_001), Msg: "hello\nworld", Attrs: []string{"k", "v", "g.x", ""}}
+	got, err := DecodeLogRecord(AppendLogRecord(nil, r))
+	if err != nil || got.Level != r.Level || !got.Time.Equal(r.Time) || got.Msg != r.Msg || len(got.Attrs) != 4 || got.Attrs[2] != "g.x" {
+		t.Fatalf("DecodeLogRecord(AppendLogRecord(%+v)) = %+v, %v; want it back, nil", r, got, err)
+	}
+	good := AppendLogRecord(nil, r)
+	for _, b := range [][]byte{nil, good[:len(good)-1], append(good, 0), AppendLogRecord(nil, &LogRecord{Attrs: []string{"odd"}})} {
+		if _, err := DecodeLogRecord(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("DecodeLogRecord(% x) error = %v; want ErrMalformed", b, err)
+		}
+	}
+}
