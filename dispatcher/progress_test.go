@@ -153,3 +153,42 @@ func TestProgressAfterAnswerIsDropped(t *testing.T) {
 		require.Equal(t, int64(1), e.Progress.Done, "a progress event of the second call: %+v; want only its own report, 1 of 1", e.Progress)
 	}
 }
+
+// progressHoldArg is the argument of progressHold.
+type progressHoldArg struct {
+	Gate        holdArg
+	Done, Total int64
+}
+
+// progressHold reports Done of Total, then waits at the gate.
+var progressHold = task.Define("dispatcher_test.progress-hold", func(ctx context.Context, a progressHoldArg) (int, error) {
+	if err := task.Progress(ctx, a.Done, a.Total); err != nil {
+		return 0, err
+	}
+	return 0, passGate(ctx, a.Gate)
+})
+
+// TestStatsAddUpRunningProgress checks that Stats adds up the progress of
+// the calls that run, and drops a call's once it ends.
+func TestStatsAddUpRunningProgress(t *testing.T) {
+	checkLeaks(t)
+	g := newGate(t)
+	d := start(t, strategy.Throttled(2))
+	events, cancel := d.Subscribe(1000)
+	defer cancel()
+	progressHold.Schedule(d, progressHoldArg{Gate: g.arg(), Done: 3, Total: 10})
+	progressHold.Schedule(d, progressHoldArg{Gate: g.arg(), Done: 5, Total: 20})
+	for seen := 0; seen < 2; {
+		if e := <-events; e.Kind == dispatcher.TaskProgress {
+			seen++
+		}
+	}
+	s := d.Stats()
+	require.Equal(t, int64(8), s.ProgressDone, "ProgressDone of two running calls at 3 of 10 and 5 of 20")
+	require.Equal(t, int64(30), s.ProgressTotal, "ProgressTotal of two running calls at 3 of 10 and 5 of 20")
+	g.open(t, 2)
+	joinAll(t, d)
+	s = d.Stats()
+	require.Zero(t, s.ProgressDone, "ProgressDone once the calls ended")
+	require.Zero(t, s.ProgressTotal, "ProgressTotal once the calls ended")
+}

@@ -136,6 +136,11 @@ type TaskStats struct {
 	// UserCPU and SystemCPU add up the CPU time that the calls cost
 	// their children (see result.Usage).
 	UserCPU, SystemCPU time.Duration
+	// ProgressDone and ProgressTotal add up the latest progress
+	// (task.Progress) of the calls running now that reported any: with
+	// Done and Running, what a progress bar needs about the work in
+	// flight.
+	ProgressDone, ProgressTotal int64
 	// QueueWait is how long calls waited from Schedule to their start (a
 	// retry from its requeueing); RunTime how long they ran, from their
 	// start to their answer or their child's death, for the calls that
@@ -213,6 +218,7 @@ type taskCounters struct {
 	completed                  [numOutcomes]atomic.Int64
 	retries                    atomic.Int64
 	user, system               atomic.Int64 // nanoseconds
+	progDone, progTotal        atomic.Int64 // of the running calls
 	wait, run                  histo
 }
 
@@ -224,6 +230,8 @@ func (c *taskCounters) addTo(out *TaskStats) {
 		out.Completed[i] += c.completed[i].Load()
 	}
 	out.Retries += c.retries.Load()
+	out.ProgressDone += c.progDone.Load()
+	out.ProgressTotal += c.progTotal.Load()
 	out.UserCPU += time.Duration(c.user.Load())
 	out.SystemCPU += time.Duration(c.system.Load())
 	c.wait.addTo(&out.QueueWait)
@@ -278,6 +286,20 @@ type jobObs struct {
 	usage     result.Usage // what its last try cost, as its child said or its exit showed
 	measured  bool         // usage is set
 	logTail   []string     // the last records its task logged (task.Logger)
+	// The progress of its running try, as counted in the task's
+	// progDone and progTotal.
+	progDone, progTotal int64
+}
+
+// setProgress counts j's latest progress; 0, 0 takes it out.
+func (j *job) setProgress(done, total int64) {
+	c := j.obs.counters
+	if c == nil {
+		return
+	}
+	c.progDone.Add(done - j.obs.progDone)
+	c.progTotal.Add(total - j.obs.progTotal)
+	j.obs.progDone, j.obs.progTotal = done, total
 }
 
 // Stats returns a snapshot of the dispatcher's counters. It never waits
@@ -355,6 +377,7 @@ func (d *Dispatcher) began(j *job, c *child) {
 
 // requeued counts j, back in the queue without having run, as queued.
 func (d *Dispatcher) requeued(j *job) {
+	j.setProgress(0, 0)
 	if j.obs.state == jobRunning {
 		j.obs.counters.running.Add(-1)
 		j.obs.counters.queued.Add(1)
@@ -390,6 +413,7 @@ func (d *Dispatcher) ended(j *job, err error) {
 		c.run.observe(run)
 	}
 	j.obs.state = jobDone
+	j.setProgress(0, 0)
 	o := outcomeOf(err)
 	c.completed[o].Add(1)
 	if j.obs.measured {
