@@ -59,7 +59,10 @@ func ExampleJoin() {
 	for i := 1; i <= 5; i++ {
 		rs = append(rs, procrastinate.Schedule(square, i))
 	}
-	procrastinate.Join() // waits until all five have answered
+	if err := procrastinate.Join(context.Background()); err != nil { // waits until all five have answered
+		fmt.Println(err)
+		return
+	}
 
 	for _, r := range rs {
 		ready := r.Ready()
@@ -72,4 +75,33 @@ func ExampleJoin() {
 	// true 9 <nil>
 	// true 16 <nil>
 	// true 25 <nil>
+}
+
+func ExampleDefault() {
+	defer procrastinate.Reset()
+
+	// The default dispatcher, for the calls Schedule and Join do not offer.
+	d, err := procrastinate.Default()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	l, err := d.TryLock("setup")
+	fmt.Println(l.Name(), err)
+	l.Unlock()
+	// Output: setup <nil>
+}
+
+func ExampleReset() {
+	v, err := procrastinate.Schedule(square, 3, task.WithTimeout(time.Minute)).Value()
+	fmt.Println(v, err)
+	procrastinate.Reset() // its work is done and its children are gone
+
+	// The next Schedule starts a new default dispatcher.
+	v, err = procrastinate.Schedule(square, 4).Value()
+	fmt.Println(v, err)
+	procrastinate.Reset()
+	// Output:
+	// 9 <nil>
+	// 16 <nil>
 }

@@ -86,27 +86,34 @@ func Default() (*dispatcher.Dispatcher, error) {
 	return defaultD, nil
 }
 
-// Schedule schedules def with arg on the default dispatcher and returns
-// its future. If the default dispatcher cannot start, the future resolves
-// at once with the reason.
-func Schedule[A, R any](def *task.Def[A, R], arg A) *result.Result[R] {
+// Schedule schedules def with arg and opts on the default dispatcher, as
+// def.Schedule does, and returns its future. If the default dispatcher
+// cannot start, the future resolves at once with the reason.
+func Schedule[A, R any](def *task.Def[A, R], arg A, opts ...task.CallOption) *result.Result[R] {
 	d, err := Default()
 	if err != nil {
-		return result.Failed[R](err)
+		return def.Schedule(refusing{err}, arg, opts...)
 	}
-	return def.Schedule(d, arg)
+	return def.Schedule(d, arg, opts...)
 }
 
+// refusing is a task.Scheduler that fails every call with err.
+type refusing struct{ err error }
+
+func (r refusing) Submit(c *task.Call) { c.Fail(r.err) }
+
 // Join waits until every task scheduled on the default dispatcher so far
-// has resolved. It does nothing when the default dispatcher was never
-// started.
-func Join() {
+// has resolved, as dispatcher.Dispatcher.Join does: it returns nil, or
+// ctx.Err() when ctx ends first. It returns nil at once when the default
+// dispatcher was never started.
+func Join(ctx context.Context) error {
 	defaultMu.Lock()
 	d := defaultD
 	defaultMu.Unlock()
-	if d != nil {
-		d.Join()
+	if d == nil {
+		return nil
 	}
+	return d.Join(ctx)
 }
 
 // Reset shuts the default dispatcher down, letting its work finish, and

@@ -61,7 +61,7 @@ var appendLine = task.Define("procrastinate_test.append-line", func(ctx context.
 		err = cerr
 	}
 	return os.Getpid(), err
-}, task.WithJSON())
+}, task.WithCodec(task.JSON))
 
 // whoAmI squares its argument and says where it ran.
 type whoAmIReply struct {
@@ -128,7 +128,7 @@ func TestImplicitSpec_JoinWaitsForTheDefaultDispatchersTasks(t *testing.T) {
 		// that the test fails if Join does not wait.
 		rs = append(rs, procrastinate.Schedule(appendLine, line{Path: path, Text: text, Delay: 50 * time.Millisecond}))
 	}
-	procrastinate.Join()
+	require.NoError(t, procrastinate.Join(context.Background()))
 
 	ready := 0
 	for _, r := range rs {
@@ -149,10 +149,11 @@ func TestImplicitSpec_JoinWaitsForTheDefaultDispatchersTasks(t *testing.T) {
 func TestJoinAndResetWithoutADefaultDispatcherReturnAtOnce(t *testing.T) {
 	resetDefault(t)
 	done := make(chan struct{})
+	var joinErr error
 	go func() {
 		defer close(done)
-		procrastinate.Join()  // nothing was ever scheduled
-		procrastinate.Reset() // nothing to shut down
+		joinErr = procrastinate.Join(context.Background()) // nothing was ever scheduled
+		procrastinate.Reset()                              // nothing to shut down
 		procrastinate.Reset()
 	}()
 	select {
@@ -160,6 +161,7 @@ func TestJoinAndResetWithoutADefaultDispatcherReturnAtOnce(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Join or Reset waited with no default dispatcher")
 	}
+	require.NoError(t, joinErr, "Join with no default dispatcher")
 }
 
 func TestResetStartsNewDispatcher(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"github.com/procrastinate-go/procrastinate"
 	"github.com/procrastinate-go/procrastinate/dispatcher"
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
+	"github.com/procrastinate-go/procrastinate/internal/seam"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/strategy"
@@ -178,7 +179,7 @@ func forgetfulProgram(mode forgetMode) {
 		}
 	} else {
 		var err error
-		d, err = dispatcher.Start(strategy.Throttled(3), dispatcher.WithProcmanOptions(procman.WithHangupWait(100*time.Millisecond)))
+		d, err = dispatcher.Start(strategy.Throttled(3), seam.ProcmanOptions(procman.WithHangupWait(100*time.Millisecond)).(dispatcher.Option))
 		if err != nil {
 			rep.StartErr, rep.StartIs = err.Error(), errors.Is(err, procman.ErrNoMain)
 			write()

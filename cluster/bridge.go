@@ -24,7 +24,7 @@ import (
 
 // Submit publishes the call for a worker; it is how task.Def.Schedule
 // reaches the Client. It never waits on the network. The call's context,
-// deadline, retries, limits and activity timeout go with it to the worker.
+// deadline, retries, process settings and activity timeout go with it to the worker.
 func (c *Client) Submit(call *task.Call) { c.submit(outOf(call, "")) }
 
 // Key returns a task.Scheduler that schedules calls through c whose
@@ -42,9 +42,10 @@ type keyed struct {
 
 func (k keyed) Submit(call *task.Call) { k.c.submit(outOf(call, k.key)) }
 
-// outOf takes a task.Call apart for the wire.
+// outOf takes a task.Call apart for the wire. The Client owns the call
+// from Submit on and is the only one to resolve it, so done is closed by
+// the resolution that took.
 func outOf(call *task.Call, key string) outCall {
-	res := call.Resolver
 	w := wireCall{
 		Task:       call.Task,
 		Arg:        call.Arg,
@@ -52,23 +53,29 @@ func outOf(call *task.Call, key string) outCall {
 		Deadline:   call.Deadline,
 		Retries:    call.Retries,
 		RetryDelay: call.RetryDelay,
-		Activity:   call.Activity,
+		Activity:   call.ActivityTimeout,
 	}
-	if call.Ctx != nil {
+	if call.Context != nil {
 		w.Cancellable = true
-		if dl, ok := call.Ctx.Deadline(); ok && (w.Deadline.IsZero() || dl.Before(w.Deadline)) {
+		if dl, ok := call.Context.Deadline(); ok && (w.Deadline.IsZero() || dl.Before(w.Deadline)) {
 			w.Deadline = dl
 		}
 	}
-	if l := call.Limits; l != nil {
-		w.Limits = &wireLimits{AddressSpace: l.AddressSpace, CPUTimeNs: int64(l.CPUTime), Nice: l.Nice, Dir: l.Dir, Env: l.Env}
+	if p := call.Process; p != nil {
+		w.Limits = &wireLimits{AddressSpace: p.AddressSpace, CPUTimeNs: int64(p.CPUTime), Nice: p.Nice, Dir: p.Dir, Env: p.Env}
+	}
+	done := make(chan struct{})
+	settled := func(took bool) {
+		if took {
+			close(done)
+		}
 	}
 	return outCall{
 		wire:    w,
-		ctx:     call.Ctx,
-		resolve: func(p []byte) { res.Resolve(p) },
-		fail:    func(err error) { res.Fail(err) },
-		done:    res.Done(),
+		ctx:     call.Context,
+		resolve: func(p []byte) { settled(call.Resolve(p)) },
+		fail:    func(err error) { settled(call.Fail(err)) },
+		done:    done,
 		cancelled: func(cause error) error {
 			return &result.CancelError{Task: call.Task, Cause: cause}
 		},
@@ -82,16 +89,25 @@ func outOf(call *task.Call, key string) outCall {
 // calls it made before. A call that failed gives its error, as its future
 // did.
 func Fetch[A, R any](ctx context.Context, c *Client, def *task.Def[A, R], key string) (R, error) {
-	var r R
+	var zero R
 	payload, err := c.fetch(ctx, key)
 	if err != nil {
-		return r, err
+		return zero, err
 	}
-	if err := def.Codec().Unmarshal(payload, &r); err != nil {
-		return r, fmt.Errorf("cluster: task %q: decoding the result under the key %q (%s): %w", def.Name(), key, def.Codec().Name(), err)
+	// The task's own future decodes the payload, with the task's codec.
+	var arg A
+	r, err := def.Schedule(storedAnswer(payload), arg).Value()
+	if err != nil {
+		return zero, fmt.Errorf("cluster: task %q: the result under the key %q: %w", def.Name(), key, err)
 	}
 	return r, nil
 }
+
+// storedAnswer is a task.Scheduler that runs nothing: it resolves every call
+// with the answer it holds.
+type storedAnswer []byte
+
+func (s storedAnswer) Submit(call *task.Call) { call.Resolve(s) }
 
 // Serve runs the calls of the cluster on d until ctx ends: it takes a call
 // from the calls stream whenever one of its slots is free (see Slots),
@@ -112,20 +128,26 @@ func Serve(ctx context.Context, nc *nats.Conn, d *dispatcher.Dispatcher, opts ..
 
 // local is a worker's view of its dispatcher.
 type local struct {
-	d     *dispatcher.Dispatcher
-	names map[string]bool
+	d *dispatcher.Dispatcher
 }
 
-func newLocal(d *dispatcher.Dispatcher) *local {
-	l := &local{d: d, names: map[string]bool{}}
-	for _, n := range task.Names() {
-		l.names[n] = true
-	}
-	return l
-}
+func newLocal(d *dispatcher.Dispatcher) *local { return &local{d: d} }
 
-// known reports whether this program defines the task name.
-func (l *local) known(name string) bool { return l.names[name] }
+// errDefined is how probe answers a call that reached it.
+var errDefined = errors.New("cluster: the task is defined")
+
+// probe is a task.Scheduler that runs nothing: it fails every call with
+// errDefined.
+type probe struct{}
+
+func (probe) Submit(call *task.Call) { call.Fail(errDefined) }
+
+// known reports whether this program defines the task name: task.Raw
+// fails the call of a name that no task has before any scheduler sees it.
+func (l *local) known(name string) bool {
+	_, err := task.Raw(name).Schedule(probe{}, nil).Value()
+	return errors.Is(err, errDefined)
+}
 
 // ended is closed when the dispatcher has ended.
 func (l *local) ended() <-chan struct{} { return l.d.Done() }
@@ -134,18 +156,23 @@ func (l *local) ended() <-chan struct{} { return l.d.Done() }
 // it to its end. done is closed when it has answered; answer returns the
 // encoded answer or the error.
 func (l *local) start(ctx context.Context, c *wireCall) (done <-chan struct{}, answer func() ([]byte, error)) {
-	r, res := result.New(func(b []byte) ([]byte, error) { return b, nil })
-	call := &task.Call{Task: c.Task, Arg: c.Arg, Resolver: res}
+	var opts []task.CallOption
 	if ctx != nil {
-		call.Ctx = ctx
+		opts = append(opts, task.WithContext(ctx))
 	}
-	call.Deadline = c.Deadline
-	call.Retries, call.RetryDelay = c.Retries, c.RetryDelay
-	call.Activity = c.Activity
+	if !c.Deadline.IsZero() {
+		opts = append(opts, task.WithTimeout(time.Until(c.Deadline)))
+	}
+	if c.Retries > 0 {
+		opts = append(opts, task.WithRetries(c.Retries, c.RetryDelay))
+	}
+	if c.Activity > 0 {
+		opts = append(opts, task.WithActivityTimeout(c.Activity))
+	}
 	if wl := c.Limits; wl != nil {
-		call.Limits = &task.Limits{AddressSpace: wl.AddressSpace, CPUTime: time.Duration(wl.CPUTimeNs), Nice: wl.Nice, Dir: wl.Dir, Env: wl.Env}
+		opts = append(opts, task.WithProcess(task.Process{AddressSpace: wl.AddressSpace, CPUTime: time.Duration(wl.CPUTimeNs), Nice: wl.Nice, Dir: wl.Dir, Env: wl.Env}))
 	}
-	l.d.Submit(call)
+	r := task.Raw(c.Task).Schedule(l.d, c.Arg, opts...)
 	return r.Done(), r.Value
 }
 
@@ -171,7 +198,6 @@ var sentinels = sync.OnceValue(func() map[string]error {
 		"dispatcher.ErrInactive":       dispatcher.ErrInactive,
 		"dispatcher.ErrKilled":         dispatcher.ErrKilled,
 		"task.ErrNotInChild":           task.ErrNotInChild,
-		"task.ErrNoLocks":              task.ErrNoLocks,
 		"task.ErrNilScheduler":         task.ErrNilScheduler,
 		"lock.ErrHeld":                 lock.ErrHeld,
 		"procman.ErrInputClosed":       procman.ErrInputClosed,

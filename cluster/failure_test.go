@@ -337,7 +337,7 @@ func TestRedeliveryAfterStoredResult(t *testing.T) {
 	require.NoError(t, err)
 	m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
 	require.NoError(t, err)
-	answer, err := hold.Codec().Marshal("stored first")
+	answer, err := task.JSON.Marshal("stored first")
 	require.NoError(t, err)
 	id := m.Headers().Get("Procrastinate-Id")
 	_, err = js.PublishMsg(context.Background(), &nats.Msg{

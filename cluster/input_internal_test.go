@@ -55,7 +55,7 @@ func TestMalformedCalls(t *testing.T) {
 	good := func(id string) nats.Header {
 		return nats.Header{hdrCall: {"1"}, hdrTask: {internalSquare.Name()}, hdrID: {id}, hdrMaxDeliver: {"3"}}
 	}
-	arg, err := internalSquare.Codec().Marshal(5)
+	arg, err := task.JSON.Marshal(5)
 	require.NoError(t, err)
 	deadBefore := uint64(0)
 	for i, tc := range []struct {

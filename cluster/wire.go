@@ -123,7 +123,7 @@ func checkKey(key string) error {
 	return nil
 }
 
-// wireLimits is the wire form of task.Limits.
+// wireLimits is the wire form of task.Process.
 type wireLimits struct {
 	AddressSpace uint64   `json:"address_space,omitempty"`
 	CPUTimeNs    int64    `json:"cpu_time_ns,omitempty"`

@@ -107,7 +107,7 @@ func runChaos(t *testing.T, s strategy.Strategy, n int, seed uint64) {
 	d := start(t, s,
 		dispatcher.WithStderr(nil), // the SIGSEGV dumps; their tails are kept
 		dispatcher.WithGracePeriod(chaosGrace),
-		dispatcher.WithProcmanOptions(procman.WithHangupWait(chaosHangup)))
+		procmanOptions(procman.WithHangupWait(chaosHangup)))
 	outcomes := make([]chaosOutcome, n)
 	futures := make([]*result.Result[int], n)
 	var next atomic.Int64
@@ -139,7 +139,7 @@ func runChaos(t *testing.T, s strategy.Strategy, n int, seed uint64) {
 	took := time.Since(began)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	require.NoError(t, d.JoinContext(ctx), "Join after every future resolved")
+	require.NoError(t, d.Join(ctx), "Join after every future resolved")
 	shutdown(t, d, snap)
 
 	counts := map[string]int{}

@@ -45,7 +45,7 @@ type child struct {
 // newChild sets up the bookkeeping of a child under the dispatcher's
 // policy, with the random spread applied.
 func (d *Dispatcher) newChild(own bool) *child {
-	c := &child{d: d, limit: d.policy.MaxTasks}
+	c := &child{d: d, limit: d.policy.Reuse}
 	if own || c.limit == 0 {
 		c.limit = 1
 	}
@@ -144,7 +144,7 @@ func (c *child) give(j *job) {
 
 // watchActivity starts the activity check for j, if its call has one.
 func (c *child) watchActivity(j *job) {
-	if a := j.call.Activity; a > 0 {
+	if a := j.call.ActivityTimeout; a > 0 {
 		c.lastBeat = time.Now()
 		c.d.timers.add(&timer{at: c.lastBeat.Add(a), kind: timerActivity, c: c, j: j})
 	}
@@ -156,12 +156,12 @@ func (c *child) checkActivity(j *job) {
 	if j.done || c.running() != j || c.p.State() != procman.StateRunning {
 		return
 	}
-	due := c.lastBeat.Add(j.call.Activity)
+	due := c.lastBeat.Add(j.call.ActivityTimeout)
 	if time.Now().Before(due) {
 		c.d.timers.add(&timer{at: due, kind: timerActivity, c: c, j: j})
 		return
 	}
-	c.d.log.Warn("a task sent no heartbeat in time; killing its child", "task", j.call.Task, "pid", c.p.Pid(), "activity timeout", j.call.Activity)
+	c.d.log.Warn("a task sent no heartbeat in time; killing its child", "task", j.call.Task, "pid", c.p.Pid(), "activity timeout", j.call.ActivityTimeout)
 	c.inactive, c.last = true, true
 	c.d.unready(c)
 	c.signal(syscall.SIGKILL)
@@ -361,7 +361,7 @@ func (c *child) refusedThread(j *job, e *procman.Exit) bool {
 // limit; for address space a failed mapping reported on stderr (see
 // outOfAddressSpace).
 func limitHit(j *job, e *procman.Exit) string {
-	l := j.call.Limits
+	l := j.call.Process
 	if l == nil {
 		return ""
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procrastinate-go/procrastinate/internal/lockdir"
+	"github.com/procrastinate-go/procrastinate/internal/seam"
 	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/lock"
@@ -54,6 +56,13 @@ type config struct {
 	stderrTail int
 	startRetry time.Duration
 	pm         []procman.Option
+}
+
+func init() {
+	seam.ProcmanOptions = func(opts ...procman.Option) any {
+		return optionFunc(func(c *config) { c.pm = append(c.pm, opts...) })
+	}
+	seam.LockDir = func(d any) string { return d.(*Dispatcher).locks.Path() }
 }
 
 // WithLogger sends the dispatcher's log, and its process manager's, to l:
@@ -136,16 +145,18 @@ func WithTermSignal(sig syscall.Signal) Option {
 // the *procman.StartError (or the *result.ChildDeath), and so does every
 // task refused after it until a child runs again. The default is 10
 // seconds; 0 or less fails a task at its first refusal. A start that cannot work
-// (a missing executable or task.Limits.Dir: ENOENT, EACCES) fails its
+// (a missing executable or task.Process.Dir: ENOENT, EACCES) fails its
 // task at once, whatever d.
 func WithStartRetry(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.startRetry = d })
 }
 
-// WithProcmanOptions passes options to the dispatcher's process manager
-// (procman.WithExecutable, procman.WithMaxPayload, ...).
-func WithProcmanOptions(opts ...procman.Option) Option {
-	return optionFunc(func(c *config) { c.pm = append(c.pm, opts...) })
+// WithMaxPayload sets the largest answer, in bytes, that the dispatcher
+// takes from a child: a child that sends a larger frame is stopped, and
+// its task fails with a *result.ChildDeath whose cause says so. The
+// default is 1 GiB.
+func WithMaxPayload(n int) Option {
+	return optionFunc(func(c *config) { c.pm = append(c.pm, procman.WithMaxPayload(n)) })
 }
 
 // Dispatcher runs tasks in child processes, starting children when its
@@ -162,15 +173,15 @@ type Dispatcher struct {
 	stderr  *stderrSink // nil: children's stderr goes nowhere but the tail
 	pm      *procman.Manager
 	obs     observer // counters and subscribers (see Stats, Subscribe)
-	locks   *lock.Dir
+	locks   *lockdir.Dir
 
 	startRetry time.Duration // WithStartRetry
 
 	runsTasks bool // strategy.RunsTasks
 
 	failOnce sync.Once
-	failErr  error         // set once, before failed is closed
-	failed   chan struct{} // closed when the strategy gives up (Pool.Fail)
+	failMu   sync.Mutex
+	failErr  error // why the strategy gave up (Pool.Fail); nil until it does
 
 	mu      sync.Mutex
 	inbox   []any // *task.Call, *joinReq, stopReq
@@ -235,12 +246,13 @@ type cancelReq struct {
 
 // Start starts a dispatcher that runs its manager goroutine until Shutdown
 // or Close. The strategy decides when children start; a strategy that is
-// misconfigured (strategy.Throttled(0)) or nil is refused with an error.
+// nil, or misconfigured (strategy.Throttled(0): its Validate method, or its
+// policy's, returns an error), is refused with an error.
 func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 	if s == nil {
 		return nil, errors.New("dispatcher: Start with a nil strategy (use strategy.Default())")
 	}
-	if v, ok := s.(strategy.Validator); ok {
+	if v, ok := s.(interface{ Validate() error }); ok {
 		if err := v.Validate(); err != nil {
 			return nil, fmt.Errorf("dispatcher: refusing the strategy: %w", err)
 		}
@@ -268,26 +280,25 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 		termSig:  cfg.termSig,
 		tail:     cfg.stderrTail,
 		done:     make(chan struct{}),
-		failed:   make(chan struct{}),
 		workers:  make(map[*child]struct{}),
 		catchers: make(map[*child]struct{}),
 
 		startRetry: cfg.startRetry,
 
-		runsTasks: strategy.RunsTasks(s),
+		runsTasks: runsTasks(s),
 	}
 	// Directories left by parents that died without Shutdown go first.
 	// The dispatcher's own is made when a lock is first taken, by the
 	// parent or a child, so that a dispatcher that takes none leaves
 	// nothing behind if it dies.
-	removed, err := lock.RemoveStale("")
+	removed, err := lockdir.RemoveStale("")
 	for _, path := range removed {
 		d.log.Debug("removed the lock directory of a process that has ended", "path", path)
 	}
 	if err != nil {
 		d.log.Debug("removing the lock directories of processes that have ended", "error", err)
 	}
-	locks, err := lock.New("")
+	locks, err := lockdir.New("")
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: naming the lock directory: %w", err)
 	}
@@ -313,18 +324,27 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 	return d, nil
 }
 
-// Submit queues c; it is how task.Def.Schedule reaches the dispatcher. It
-// never waits for a child. After Shutdown or Close it resolves c with
-// ErrClosed at once, and a call whose task.Limits.Env procman.CheckEnv
-// refuses with that error, at once too.
+// runsTasks reports whether s starts children for scheduled tasks: false
+// for a strategy with a RunsTasks method that says so (server mode).
+func runsTasks(s strategy.Strategy) bool {
+	r, ok := s.(interface{ RunsTasks() bool })
+	return !ok || r.RunsTasks()
+}
+
+// Submit queues c, which makes the dispatcher a task.Scheduler:
+// task.Def.Schedule reaches it here. It never waits for a child. It
+// resolves c at once with ErrClosed after Shutdown or Close, with
+// ErrNoTasks when the strategy runs no scheduled tasks, and with an error
+// that says which entry is wrong when c.Process.Env has one that the
+// child cannot be given.
 func (d *Dispatcher) Submit(c *task.Call) {
 	if !d.runsTasks {
 		d.refuse(c, ErrNoTasks)
 		return
 	}
-	if l := c.Limits; l != nil {
-		if err := procman.CheckEnv(l.Env); err != nil {
-			d.refuse(c, fmt.Errorf("dispatcher: task %q: task.Limits.Env: %w", c.Task, err))
+	if p := c.Process; p != nil {
+		if err := procman.CheckEnv(p.Env); err != nil {
+			d.refuse(c, fmt.Errorf("dispatcher: task %q: task.Process.Env: %w", c.Task, err))
 			return
 		}
 	}
@@ -348,13 +368,11 @@ func (d *Dispatcher) wakeup() {
 	}
 }
 
-// Join waits until every task scheduled before it was called has resolved.
-func (d *Dispatcher) Join() {
-	_ = d.JoinContext(context.Background())
-}
-
-// JoinContext is Join that gives up when ctx ends, returning ctx.Err().
-func (d *Dispatcher) JoinContext(ctx context.Context) error {
+// Join waits until every task scheduled before it was called has
+// resolved, and returns nil; or, when ctx ends first, returns ctx.Err()
+// itself and leaves the tasks as they are (as Result.Wait does). A
+// server-mode worker is not a task Join waits for.
+func (d *Dispatcher) Join(ctx context.Context) error {
 	d.mu.Lock()
 	if d.closed() {
 		d.mu.Unlock()
@@ -431,51 +449,52 @@ func (d *Dispatcher) request(m stopMode) {
 	d.wakeup()
 }
 
-// Done returns a channel that is closed when the dispatcher has ended.
+// Done returns a channel that is closed when the dispatcher has ended:
+// after Shutdown or Close, or once its strategy gave up (see Err). Then
+// no child of it is left.
 func (d *Dispatcher) Done() <-chan struct{} { return d.done }
 
-// Failed returns a channel that is closed when the dispatcher's strategy
-// gives up, for instance when server mode passes its restart limit; Err
-// then says why. The dispatcher goes on running until Shutdown or Close.
-func (d *Dispatcher) Failed() <-chan struct{} { return d.failed }
-
-// Err returns why the strategy gave up (see Failed), or nil.
+// Err returns nil, unless the dispatcher's strategy gave up; then it
+// returns why, from the moment it gave up. A server (strategy.SpawnN)
+// gives up when its workers end more often than strategy.MaxRestarts
+// allows, with a *strategy.RestartLimitError. A dispatcher whose strategy
+// gave up shuts down on its own, as Shutdown does: it takes no more work,
+// stops the workers (their context ends; after the grace period they are
+// killed) and lets what runs finish; Done is closed when it has ended.
 func (d *Dispatcher) Err() error {
-	select {
-	case <-d.failed:
-		return d.failErr
-	default:
-		return nil
-	}
+	d.failMu.Lock()
+	defer d.failMu.Unlock()
+	return d.failErr
 }
 
+// fail records that the strategy gave up, and shuts the dispatcher down.
 func (d *Dispatcher) fail(err error) {
 	d.failOnce.Do(func() {
+		d.failMu.Lock()
 		d.failErr = err
-		d.log.Error("the strategy gave up", "strategy", fmt.Sprint(d.strat), "error", err)
-		close(d.failed)
+		d.failMu.Unlock()
+		d.log.Error("the strategy gave up; shutting down", "strategy", fmt.Sprint(d.strat), "error", err)
+		d.request(draining)
 	})
 }
 
-// LockDir returns the path of the dispatcher's lock directory, shared with
-// its children (see Lock). The directory is made when a lock is first
-// taken in it, by the dispatcher or by a child: until then the path does
-// not exist (use lock.At(d.LockDir()) to take locks there yourself). It
-// is removed when the dispatcher ends; one that a process killed before
-// its Shutdown left behind is removed by the next Start in any process
-// of the same user (see lock.RemoveStale).
-func (d *Dispatcher) LockDir() string { return d.locks.Path() }
 
 // Lock takes the named lock that the dispatcher's children take with
-// task.Lock, waiting until it is free or ctx ends.
+// task.Lock, waiting until it is free or ctx ends; then it returns an
+// error that wraps ctx.Err(). A name must be a plain file name (not empty,
+// not "." or "..", without '/' or NUL, at most 255 bytes): another is
+// refused with a *lock.NameError. Each dispatcher has locks of its own,
+// which live as long as it does: after Shutdown or Close, Lock fails with
+// an error that wraps fs.ErrNotExist. See package lock for what a lock
+// guarantees.
 func (d *Dispatcher) Lock(ctx context.Context, name string) (*lock.Lock, error) {
-	return d.locks.Lock(ctx, name)
+	return lockdir.Public[lock.Lock](d.locks.Lock(ctx, name))
 }
 
 // TryLock takes the named lock if it is free now; if another holder has
-// it, it returns lock.ErrHeld.
+// it, it returns lock.ErrHeld. Its other errors are those of Lock.
 func (d *Dispatcher) TryLock(name string) (*lock.Lock, error) {
-	return d.locks.TryLock(name)
+	return lockdir.Public[lock.Lock](d.locks.TryLock(name))
 }
 
 // nopLogger is the logger of a dispatcher made without WithLogger.

@@ -49,7 +49,7 @@ func TestScheduleNeverWaitsForAChild(t *testing.T) {
 	}
 	g.waitStarted(t, 2) // children run and are held, yet every Schedule returned
 	g.open(t, n)
-	d.Join()
+	require.NoError(t, d.Join(context.Background()))
 	for i, r := range rs {
 		_, err := r.Value()
 		require.NoError(t, err, "task %d", i)
@@ -68,8 +68,8 @@ func TestJoinWaitsForWhatWasScheduledBefore(t *testing.T) {
 	}
 	held := hold.Schedule(d, before.arg())
 	joined := make(chan error, 1)
-	go func() { joined <- d.JoinContext(context.Background()) }()
-	waitBlockedIn(t, "(*Dispatcher).JoinContext") // Join has counted what it waits for
+	go func() { joined <- d.Join(context.Background()) }()
+	waitBlockedIn(t, "(*Dispatcher).Join") // Join has counted what it waits for
 
 	late := hold.Schedule(d, after.arg()) // scheduled after Join was called
 	before.waitStarted(t, 1)
@@ -95,11 +95,11 @@ func TestJoinWaitsForWhatWasScheduledBefore(t *testing.T) {
 	// A Join called now waits for the late task, until its context ends.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	require.ErrorIs(t, d.JoinContext(ctx), context.DeadlineExceeded)
+	require.ErrorIs(t, d.Join(ctx), context.DeadlineExceeded)
 	require.False(t, late.Ready())
 
 	after.open(t, 1)
-	d.Join()
+	require.NoError(t, d.Join(context.Background()))
 	require.True(t, late.Ready())
 	_, err := late.Value()
 	require.NoError(t, err)
@@ -325,7 +325,7 @@ func TestCloseTwiceOrConcurrentlyReturnsNil(t *testing.T) {
 	}
 	wg.Wait()
 	require.NoError(t, d.Shutdown(context.Background()), "Shutdown after Close")
-	d.Join() // returns at once
+	require.NoError(t, d.Join(context.Background())) // returns at once
 	select {
 	case <-d.Done():
 	default:
@@ -479,7 +479,9 @@ func TestUnencodableArgumentIsRefusedAtDefine(t *testing.T) {
 			msg := fmt.Sprint(got)
 			require.Contains(t, msg, "task: Define(")
 			require.Contains(t, msg, tc.what)
-			require.NotContains(t, task.Names(), "dispatcher_test."+tc.name+"-arg", "a refused definition must not be registered")
+			_, err := task.Raw("dispatcher_test."+tc.name+"-arg").Schedule(answerWith(nil), nil).Value()
+			var te *result.TaskError
+			require.ErrorAs(t, err, &te, "a refused definition must not be registered")
 		})
 	}
 }
@@ -489,13 +491,12 @@ func TestUnencodableArgumentIsRefusedAtDefine(t *testing.T) {
 func TestUnknownTaskIsATaskError(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Throttled(1))
-	r, res := result.New(func(b []byte) (int, error) { return 0, errors.New("no answer was expected") })
-	d.Submit(&task.Call{Task: "dispatcher_test.no-such-task", Resolver: res})
-	_, err := r.Value()
+	s := &renaming{to: "dispatcher_test.no-such-task", next: d}
+	_, err := nop.Schedule(s, 0).Value()
 	var te *result.TaskError
 	require.ErrorAs(t, err, &te)
 	require.Contains(t, te.Message, "dispatcher_test.no-such-task")
-	require.False(t, res.Fail(errors.New("late")), "the future was resolved already")
+	require.False(t, s.call.Fail(errors.New("late")), "the future was resolved already")
 	shutdown(t, d, nil)
 }
 
@@ -736,10 +737,10 @@ func TestScheduleAndJoinFromManyGoroutinesResolveEveryCall(t *testing.T) {
 	}
 	// Joins from other goroutines, at the same time.
 	for range 3 {
-		wg.Go(d.Join)
+		wg.Go(func() { _ = d.Join(context.Background()) })
 	}
 	wg.Wait()
-	d.Join()
+	require.NoError(t, d.Join(context.Background()))
 	for g := range rs {
 		for k, r := range rs[g] {
 			require.True(t, r.Ready(), "Join returned before task %d/%d resolved", g, k)

@@ -7,9 +7,10 @@
 //
 // [Start] returns a running dispatcher with a goroutine of its own that
 // owns all its state; [Dispatcher.Submit] (reached through
-// task.Def.Schedule), [Dispatcher.Join], [Dispatcher.Shutdown] and
-// [Dispatcher.Close] talk to it through a queue and a wakeup, and never
-// wait for a child. Several dispatchers live side by side in one process.
+// task.Def.Schedule: a Dispatcher is a task.Scheduler), [Dispatcher.Join],
+// [Dispatcher.Shutdown] and [Dispatcher.Close] talk to it through a queue
+// and a wakeup, and never wait for a child. Several dispatchers live side
+// by side in one process.
 //
 // [Dispatcher.Shutdown] takes no more work and lets what is queued and
 // running finish; [Dispatcher.Close] resolves what is queued with
@@ -22,11 +23,9 @@
 //
 // # What a future resolves to
 //
-// Every future resolves exactly once: to the task's value, or to an error
-// that says how the task ended (a *result.TaskError, a *result.ChildDeath,
-// a *result.CancelError, a *result.RetryError, [ErrClosed], ...). The
-// list of every way a task can end, with what its future says, is in
-// [docs/failure.md].
+// Every future resolves exactly once, to the task's value or to an error
+// that says how the task ended. What it resolves to, for every way a task
+// can end, is listed in [docs/failure.md].
 //
 // [docs/failure.md]: https://github.com/procrastinate-go/procrastinate/blob/main/docs/failure.md
 package dispatcher

@@ -160,7 +160,10 @@ func ExampleDispatcher_Join() {
 	for n := 1; n <= 5; n++ {
 		results = append(results, cube.Schedule(d, n))
 	}
-	d.Join() // waits until everything scheduled so far has resolved
+	if err := d.Join(context.Background()); err != nil { // waits until everything scheduled so far has resolved
+		fmt.Println(err)
+		return
+	}
 
 	ready, sum := 0, 0
 	for _, r := range results {

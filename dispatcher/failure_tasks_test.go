@@ -22,6 +22,7 @@ import (
 
 	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/task"
+	"github.com/procrastinate-go/procrastinate/task/gobcodec"
 )
 
 var (
@@ -380,12 +381,13 @@ func (a chaosArg) run(ctx context.Context) (int, error) {
 // The tasks of FuzzDecodeAnswer: their results are decoded from whatever
 // the fuzzer gives as a child's answer. They never run in a child.
 var (
-	answerInt    = task.Define("dispatcher_test.fuzz.answer-int", answerNothing[int])
-	answerString = task.Define("dispatcher_test.fuzz.answer-string", answerNothing[string])
-	answerBytes  = task.Define("dispatcher_test.fuzz.answer-bytes", answerNothing[[]byte])
-	answerStruct = task.Define("dispatcher_test.fuzz.answer-struct", answerNothing[fuzzRecord])
-	answerMap    = task.Define("dispatcher_test.fuzz.answer-map", answerNothing[map[string][]int])
-	answerJSON   = task.Define("dispatcher_test.fuzz.answer-json", answerNothing[fuzzRecord], task.WithJSON())
+	answerInt     = task.Define("dispatcher_test.fuzz.answer-int", answerNothing[int], task.WithCodec(gobcodec.Codec))
+	answerString  = task.Define("dispatcher_test.fuzz.answer-string", answerNothing[string], task.WithCodec(gobcodec.Codec))
+	answerBytes   = task.Define("dispatcher_test.fuzz.answer-bytes", answerNothing[[]byte], task.WithCodec(gobcodec.Codec))
+	answerStruct  = task.Define("dispatcher_test.fuzz.answer-struct", answerNothing[fuzzRecord], task.WithCodec(gobcodec.Codec))
+	answerMap     = task.Define("dispatcher_test.fuzz.answer-map", answerNothing[map[string][]int], task.WithCodec(gobcodec.Codec))
+	answerJSON    = task.Define("dispatcher_test.fuzz.answer-json", answerNothing[fuzzRecord])
+	answerIntJSON = task.Define("dispatcher_test.fuzz.answer-int-json", answerNothing[int])
 )
 
 type fuzzRecord struct {

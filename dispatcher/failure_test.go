@@ -8,6 +8,7 @@ package dispatcher_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -349,9 +350,9 @@ func TestEveryErrorWorksWithErrorsAsAndIsWhenWrapped(t *testing.T) {
 	d := start(t, strategy.Throttled(4),
 		dispatcher.WithStderr(nil),
 		dispatcher.WithGracePeriod(100*time.Millisecond),
-		dispatcher.WithProcmanOptions(procman.WithHangupWait(100*time.Millisecond), procman.WithMaxPayload(64<<10)))
+		procmanOptions(procman.WithHangupWait(100*time.Millisecond), procman.WithMaxPayload(64<<10)))
 	answer := func(v int) []byte {
-		b, err := task.Gob.Marshal(v)
+		b, err := task.JSON.Marshal(v)
 		require.NoError(t, err)
 		return b
 	}
@@ -371,9 +372,7 @@ func TestEveryErrorWorksWithErrorsAsAndIsWhenWrapped(t *testing.T) {
 		{"panic", func(t *testing.T) error { _, err := await(t, panics.Schedule(d, "boom")); return err },
 			kinds{task: true}, nil, nil},
 		{"unknown task", func(t *testing.T) error {
-			r, res := result.New(func([]byte) (int, error) { return 0, nil })
-			d.Submit(&task.Call{Task: "dispatcher_test.failure.no-such-task", Resolver: res})
-			_, err := await(t, r)
+			_, err := await(t, nop.Schedule(&renaming{to: "dispatcher_test.failure.no-such-task", next: d}, 0))
 			return err
 		}, kinds{task: true}, nil, nil},
 		{"os.Exit", func(t *testing.T) error { _, err := await(t, badExit.Schedule(d, exitArg{Code: 4})); return err },
@@ -396,10 +395,10 @@ func TestEveryErrorWorksWithErrorsAsAndIsWhenWrapped(t *testing.T) {
 		{"hung up", func(t *testing.T) error { _, err := await(t, hangUp.Schedule(d, 0)); return err },
 			kinds{death: true}, []error{procman.ErrHungUp}, nil},
 		{"an answer that does not decode", func(t *testing.T) error {
-			// An empty answer: gob's decoder meets the end of its input.
+			// An empty answer: JSON's decoder meets the end of its input.
 			_, err := await(t, rawStream.Schedule(d, wire.AppendNumberedFrame(nil, wire.KindAnswer, 1, nil)))
 			return err
-		}, kinds{}, []error{io.EOF}, nil},
+		}, kinds{}, nil, new(*json.SyntaxError)},
 		{"the second of two answers is ignored", func(t *testing.T) error {
 			stream := wire.AppendNumberedFrame(nil, wire.KindAnswer, 1, answer(5))
 			stream = wire.AppendNumberedFrame(stream, wire.KindAnswer, 1, answer(6))
@@ -449,7 +448,7 @@ func TestEveryErrorWorksWithErrorsAsAndIsWhenWrapped(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.err(t)
-			if tc.as == (kinds{}) && tc.is == nil {
+			if tc.as == (kinds{}) && tc.is == nil && tc.as2 == nil {
 				require.NoError(t, err)
 				return
 			}
@@ -492,7 +491,7 @@ func TestEveryErrorWorksWithErrorsAsAndIsWhenWrapped(t *testing.T) {
 // for one that never started, it would be run again, and again, for ever
 // (found by FuzzChildStream).
 func TestRetiringWithoutAnAnswerIsADeath(t *testing.T) {
-	for _, s := range []strategy.Strategy{strategy.Throttled(1), strategy.Throttled(1, strategy.Reuse(0))} {
+	for _, s := range []strategy.Strategy{strategy.Throttled(1), strategy.Throttled(1, strategy.Reuse(strategy.Unlimited))} {
 		t.Run(fmt.Sprint(s), func(t *testing.T) {
 			checkLeaks(t)
 			p := newProbe(s)
@@ -517,7 +516,7 @@ func TestCallLimitsHoldInTheCallsOwnChild(t *testing.T) {
 		d := start(t, strategy.Throttled(1), dispatcher.WithStderr(nil))
 		// The timeout is a safety net only: RLIMIT_CPU ends the task after
 		// one second of CPU.
-		_, err := await(t, spin.Schedule(d, 0, task.WithLimits(task.Limits{CPUTime: time.Second}), task.WithTimeout(20*time.Second)))
+		_, err := await(t, spin.Schedule(d, 0, task.WithProcess(task.Process{CPUTime: time.Second}), task.WithTimeout(20*time.Second)))
 		var death *result.ChildDeath
 		require.ErrorAs(t, err, &death, "err = %v", err)
 		require.Contains(t, death.Limit, "RLIMIT_CPU")
@@ -542,7 +541,7 @@ func TestCallLimitsHoldInTheCallsOwnChild(t *testing.T) {
 		// cgo binary may fail to start a thread first, and under -race the
 		// race detector fails to map its shadow memory (exit status 66).
 		// limitHit knows each of them.
-		_, err := await(t, allocate.Schedule(d, 2<<30, task.WithLimits(task.Limits{AddressSpace: 1 << 30})))
+		_, err := await(t, allocate.Schedule(d, 2<<30, task.WithProcess(task.Process{AddressSpace: 1 << 30})))
 		var death *result.ChildDeath
 		require.ErrorAs(t, err, &death, "err = %v", err)
 		t.Logf("exit code %d, signal %v, stderr begins %q", death.ExitCode, death.Signal, firstLine(death.Stderr))
@@ -556,7 +555,7 @@ func TestCallLimitsHoldInTheCallsOwnChild(t *testing.T) {
 	t.Run("nice level", func(t *testing.T) {
 		checkLeaks(t)
 		d := start(t, strategy.Throttled(1))
-		got, err := await(t, niceLevels.Schedule(d, 0, task.WithLimits(task.Limits{Nice: 7})))
+		got, err := await(t, niceLevels.Schedule(d, 0, task.WithProcess(task.Process{Nice: 7})))
 		require.NoError(t, err)
 		// The raw getpriority system call answers 20 - nice.
 		require.Equal(t, 20-7, got.Getpriority, "getpriority(PRIO_PROCESS, 0)")
@@ -578,12 +577,12 @@ func TestCallLimitsHoldInTheCallsOwnChild(t *testing.T) {
 		// runtime was starting as the parent set it could keep the old one
 		// (this test saw it once in about twenty runs). A call cannot set
 		// the mark itself.
-		r := niceLevels.Schedule(d, 0, task.WithLimits(task.Limits{Env: []string{"PROCRASTINATE_NICE=19"}}))
+		r := niceLevels.Schedule(d, 0, task.WithProcess(task.Process{Env: []string{"PROCRASTINATE_NICE=19"}}))
 		require.True(t, r.Ready(), "refused at the call")
 		_, err = r.Value()
-		require.EqualError(t, err, `dispatcher: task "dispatcher_test.failure.nice": task.Limits.Env: PROCRASTINATE_NICE is set by the manager itself; leave it out`)
+		require.EqualError(t, err, `dispatcher: task "dispatcher_test.failure.nice": task.Process.Env: PROCRASTINATE_NICE is set by the manager itself; leave it out`)
 		// The mark is not passed on to what a task starts.
-		_, err = await(t, getenv.Schedule(d, "PROCRASTINATE_NICE", task.WithLimits(task.Limits{Nice: 3})))
+		_, err = await(t, getenv.Schedule(d, "PROCRASTINATE_NICE", task.WithProcess(task.Process{Nice: 3})))
 		var te *result.TaskError
 		require.ErrorAs(t, err, &te)
 		require.Contains(t, te.Message, "PROCRASTINATE_NICE is not set")
@@ -594,16 +593,16 @@ func TestCallLimitsHoldInTheCallsOwnChild(t *testing.T) {
 		d := start(t, strategy.Throttled(2))
 		dir := t.TempDir()
 		const key = "PROCRASTINATE_TEST_EXTRA"
-		wd, err := await(t, getwd.Schedule(d, 0, task.WithLimits(task.Limits{Dir: dir})))
+		wd, err := await(t, getwd.Schedule(d, 0, task.WithProcess(task.Process{Dir: dir})))
 		require.NoError(t, err)
 		require.Equal(t, dir, wd)
-		v, err := await(t, getenv.Schedule(d, key, task.WithLimits(task.Limits{Env: []string{key + "=forty two"}})))
+		v, err := await(t, getenv.Schedule(d, key, task.WithProcess(task.Process{Env: []string{key + "=forty two"}})))
 		require.NoError(t, err)
 		require.Equal(t, "forty two", v)
 		// An entry replaces a variable that the parent has.
 		const ours = "PROCRASTINATE_TEST_OURS"
 		t.Setenv(ours, "the parent's")
-		v, err = await(t, getenv.Schedule(d, ours, task.WithLimits(task.Limits{Env: []string{ours + "=the call's"}})))
+		v, err = await(t, getenv.Schedule(d, ours, task.WithProcess(task.Process{Env: []string{ours + "=the call's"}})))
 		require.NoError(t, err)
 		require.Equal(t, "the call's", v)
 
@@ -620,7 +619,7 @@ func TestCallLimitsHoldInTheCallsOwnChild(t *testing.T) {
 
 		// A directory that does not exist fails the start of the child,
 		// and the future with it.
-		_, err = await(t, getwd.Schedule(d, 0, task.WithLimits(task.Limits{Dir: filepath.Join(dir, "missing")})))
+		_, err = await(t, getwd.Schedule(d, 0, task.WithProcess(task.Process{Dir: filepath.Join(dir, "missing")})))
 		var se *procman.StartError
 		require.ErrorAs(t, err, &se)
 		require.ErrorIs(t, err, syscall.ENOENT)
@@ -636,7 +635,7 @@ func TestCallLimitsHoldInTheCallsOwnChild(t *testing.T) {
 		g := newGate(t)
 		held := hold.Schedule(d, g.arg())
 		g.waitStarted(t, 1)
-		bad := getwd.Schedule(d, 0, task.WithLimits(task.Limits{Dir: filepath.Join(t.TempDir(), "missing")}))
+		bad := getwd.Schedule(d, 0, task.WithProcess(task.Process{Dir: filepath.Join(t.TempDir(), "missing")}))
 		next := getPid.Schedule(d, 0)
 		g.open(t, 1)
 		_, err := await(t, held)
@@ -652,17 +651,17 @@ func TestCallLimitsHoldInTheCallsOwnChild(t *testing.T) {
 	// child is idle and the strategy is at its limit.
 	t.Run("a call with limits never shares a child", func(t *testing.T) {
 		checkLeaks(t)
-		d := start(t, strategy.Throttled(1, strategy.Reuse(0)))
+		d := start(t, strategy.Throttled(1, strategy.Reuse(strategy.Unlimited)))
 		first, err := await(t, getPid.Schedule(d, 0))
 		require.NoError(t, err)
 		again, err := await(t, getPid.Schedule(d, 0))
 		require.NoError(t, err)
-		require.Equal(t, first, again, "Reuse(0): the idle child takes the next task")
+		require.Equal(t, first, again, "Reuse(Unlimited): the idle child takes the next task")
 
-		own, err := await(t, getPid.Schedule(d, 0, task.WithLimits(task.Limits{})))
+		own, err := await(t, getPid.Schedule(d, 0, task.WithProcess(task.Process{})))
 		require.NoError(t, err)
 		require.NotEqual(t, first, own, "a call with limits ran in a shared child")
-		own2, err := await(t, getPid.Schedule(d, 0, task.WithLimits(task.Limits{})))
+		own2, err := await(t, getPid.Schedule(d, 0, task.WithProcess(task.Process{})))
 		require.NoError(t, err)
 		require.NotEqual(t, own, own2, "a child started for a call with limits served another")
 		require.NotEqual(t, first, own2)
@@ -673,7 +672,7 @@ func TestCallLimitsHoldInTheCallsOwnChild(t *testing.T) {
 		p := newProbe(strategy.Throttled(2, strategy.Spares(2)))
 		d := start(t, p)
 		p.waitFor(t, "two spares", func(s poolState) bool { return s.Idle == 2 && s.Children == 2 })
-		wd, err := await(t, getwd.Schedule(d, 0, task.WithLimits(task.Limits{Dir: t.TempDir()})))
+		wd, err := await(t, getwd.Schedule(d, 0, task.WithProcess(task.Process{Dir: t.TempDir()})))
 		require.NoError(t, err)
 		require.NotEmpty(t, wd)
 		shutdown(t, d, nil)
@@ -794,7 +793,7 @@ func TestOneCrashHarmsOnlyItsTask(t *testing.T) {
 	g := newGate(t)
 	d := start(t, strategy.Throttled(4),
 		dispatcher.WithStderr(nil),
-		dispatcher.WithProcmanOptions(procman.WithHangupWait(100*time.Millisecond)))
+		procmanOptions(procman.WithHangupWait(100*time.Millisecond)))
 	// Three children are held running for the whole test; the work below
 	// goes through the fourth slot, next to them.
 	held := []*result.Result[int]{hold.Schedule(d, g.arg()), hold.Schedule(d, g.arg()), hold.Schedule(d, g.arg())}
@@ -846,9 +845,9 @@ func TestOneCrashHarmsOnlyItsTask(t *testing.T) {
 // child.
 func TestAReusedChildThatLeavesAFrameUnfinishedDies(t *testing.T) {
 	checkLeaks(t)
-	d := start(t, strategy.Throttled(1, strategy.Reuse(0)),
+	d := start(t, strategy.Throttled(1, strategy.Reuse(strategy.Unlimited)),
 		dispatcher.WithStderr(nil),
-		dispatcher.WithProcmanOptions(procman.WithFrameWait(200*time.Millisecond)))
+		procmanOptions(procman.WithFrameWait(200*time.Millisecond)))
 	pid, err := await(t, getPid.Schedule(d, 0))
 	require.NoError(t, err)
 	garbage := append(wire.AppendHeader(nil, wire.KindProgress, 1000), "not a thousand bytes"...)
@@ -893,7 +892,7 @@ func init() {
 	os.Unsetenv(parentModeEnv)
 	s := strategy.Throttled(4)
 	if mode == "idle" {
-		s = strategy.Throttled(1, strategy.Reuse(0))
+		s = strategy.Throttled(1, strategy.Reuse(strategy.Unlimited))
 	}
 	d, err := dispatcher.Start(s, dispatcher.WithGracePeriod(time.Hour))
 	if err != nil {
@@ -1079,7 +1078,7 @@ func TestCloseSignalsWhatAPlainTaskStarted(t *testing.T) {
 // others waited for the next Schedule).
 func TestCallsFailInTurnWhenNoChildCanStart(t *testing.T) {
 	checkLeaks(t)
-	d := start(t, strategy.Throttled(1), dispatcher.WithProcmanOptions(procman.WithExecutable(filepath.Join(t.TempDir(), "missing"))))
+	d := start(t, strategy.Throttled(1), procmanOptions(procman.WithExecutable(filepath.Join(t.TempDir(), "missing"))))
 	rs := []*result.Result[int]{square.Schedule(d, 1), square.Schedule(d, 2), square.Schedule(d, 3)}
 	for i, r := range rs {
 		_, err := await(t, r)
@@ -1096,22 +1095,21 @@ func TestCallsFailInTurnWhenNoChildCanStart(t *testing.T) {
 func TestCloseAfterACancellableCallFailedToStart(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Throttled(1))
-	_, err := square.Schedule(d, 3, task.WithLimits(task.Limits{Dir: "/nonexistent/dir"}), task.WithTimeout(time.Minute)).Value()
+	_, err := square.Schedule(d, 3, task.WithProcess(task.Process{Dir: "/nonexistent/dir"}), task.WithTimeout(time.Minute)).Value()
 	var se *procman.StartError
 	require.ErrorAs(t, err, &se)
 	require.NoError(t, d.Close())
 }
 
-// An answer over the frame limit says which option raises the limit, and
-// how to pass it to a dispatcher.
+// An answer over the frame limit says which option raises the limit: the
+// dispatcher's, and the process manager's.
 func TestFrameOverTheLimitNamesTheOption(t *testing.T) {
 	checkLeaks(t)
-	d := start(t, strategy.Throttled(1), dispatcher.WithStderr(nil),
-		dispatcher.WithProcmanOptions(procman.WithMaxPayload(64<<10)))
+	d := start(t, strategy.Throttled(1), dispatcher.WithStderr(nil), dispatcher.WithMaxPayload(64<<10))
 	_, err := await(t, rawStream.Schedule(d, wire.AppendHeader(nil, wire.KindAnswer, 1<<20)))
 	var big *wire.FrameTooLargeError
 	require.ErrorAs(t, err, &big, "Value() = %v; want a frame over the limit", err)
-	for _, want := range []string{"procman.WithMaxPayload", "dispatcher.WithProcmanOptions"} {
+	for _, want := range []string{"procman.WithMaxPayload", "dispatcher.WithMaxPayload"} {
 		require.Contains(t, err.Error(), want, "the error does not name the option that raises the limit")
 	}
 	shutdown(t, d, nil)

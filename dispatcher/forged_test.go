@@ -24,18 +24,18 @@ import (
 // is dropped); one that names another call, or none, kills the child, and
 // the calls queued behind the forger run again in a new one.
 func TestForgedAnswerDoesNotShiftLaterAnswers(t *testing.T) {
-	seven, err := task.Gob.Marshal(7)
+	seven, err := task.JSON.Marshal(7)
 	require.NoError(t, err)
 	for _, s := range []struct {
 		name     string
 		s        strategy.Strategy
 		waitNext bool // the forger waits for the next call to reach its child
 	}{
-		{"Reuse", strategy.Throttled(1, strategy.Reuse(0)), true},
+		{"Reuse", strategy.Throttled(1, strategy.Reuse(strategy.Unlimited)), true},
 		// The next calls are in the child's pipe before it starts the
 		// forger: they are handed out with it, and a child takes a few
 		// milliseconds to start.
-		{"Pipeline", strategy.Throttled(1, strategy.Reuse(0), strategy.Pipeline(4)), false},
+		{"Pipeline", strategy.Throttled(1, strategy.Reuse(strategy.Unlimited), strategy.Pipeline(4)), false},
 	} {
 		for _, f := range []struct {
 			name  string

@@ -29,8 +29,8 @@ type job struct {
 
 func newJob(c *task.Call, seq uint64) *job {
 	j := &job{call: c, seq: seq, deadline: c.Deadline}
-	if c.Ctx != nil {
-		if dl, ok := c.Ctx.Deadline(); ok && (j.deadline.IsZero() || dl.Before(j.deadline)) {
+	if c.Context != nil {
+		if dl, ok := c.Context.Deadline(); ok && (j.deadline.IsZero() || dl.Before(j.deadline)) {
 			j.deadline = dl
 		}
 	}
@@ -38,12 +38,12 @@ func newJob(c *task.Call, seq uint64) *job {
 }
 
 // needsOwnChild reports whether the job must run in a child started for it.
-func (j *job) needsOwnChild() bool { return j.call.Limits != nil }
+func (j *job) needsOwnChild() bool { return j.call.Process != nil }
 
 // cancellable reports whether the job may be stopped while it runs: it then
 // runs alone in its child.
 func (j *job) cancellable() bool {
-	return j.call.Ctx != nil || !j.deadline.IsZero() || j.call.Activity > 0
+	return j.call.Context != nil || !j.deadline.IsZero() || j.call.ActivityTimeout > 0
 }
 
 // admit takes a job in: it is queued, and its context and deadline are
@@ -54,7 +54,7 @@ func (d *Dispatcher) admit(j *job) {
 	if j.needsOwnChild() {
 		d.ownJobs++
 	}
-	if ctx := j.call.Ctx; ctx != nil {
+	if ctx := j.call.Context; ctx != nil {
 		if err := ctx.Err(); err != nil {
 			d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: err})
 			return
@@ -195,9 +195,9 @@ func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
 	}
 	d.ended(j, err) // counted before the future resolves, so that its reader sees it in Stats
 	if err != nil {
-		j.call.Resolver.Fail(err)
+		j.call.Fail(err)
 	} else {
-		j.call.Resolver.Resolve(payload)
+		j.call.Resolve(payload)
 	}
 	d.woke = true
 	d.unresolved--

@@ -40,7 +40,7 @@ func init() {
 		fmt.Fprintln(os.Stderr, "lock owner:", err)
 		os.Exit(3)
 	}
-	fmt.Println(d.LockDir())
+	fmt.Println(lockDirOf(d))
 	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // until the test kills it
 	os.Exit(4)
 }
@@ -94,8 +94,8 @@ func TestUnusedLocksMakeNoDirectory(t *testing.T) {
 	v, err := await(t, square.Schedule(d, 4))
 	require.NoError(t, err)
 	require.Equal(t, 16, v)
-	require.True(t, strings.HasPrefix(d.LockDir(), tmp+"/"), "LockDir() = %s; want it under $TMPDIR (%s)", d.LockDir(), tmp)
-	_, err = os.Lstat(d.LockDir())
+	require.True(t, strings.HasPrefix(lockDirOf(d), tmp+"/"), "lock directory %s; want it under $TMPDIR (%s)", lockDirOf(d), tmp)
+	_, err = os.Lstat(lockDirOf(d))
 	require.ErrorIs(t, err, fs.ErrNotExist, "the lock directory of a dispatcher that took no lock")
 	shutdown(t, d, nil)
 	ents, err := os.ReadDir(tmp)

@@ -148,8 +148,8 @@ func TestLockDirectoryIsMadeByTheFirstLockAndGoneAtTheEnd(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			checkLeaks(t)
 			d := start(t, strategy.Simple())
-			dir := d.LockDir()
-			require.True(t, filepath.IsAbs(dir), "LockDir() = %q; want an absolute path", dir)
+			dir := lockDirOf(d)
+			require.True(t, filepath.IsAbs(dir), "lock directory %q; want an absolute path", dir)
 			_, err := os.Lstat(dir)
 			require.ErrorIs(t, err, fs.ErrNotExist, "the lock directory before any lock")
 
@@ -157,7 +157,7 @@ func TestLockDirectoryIsMadeByTheFirstLockAndGoneAtTheEnd(t *testing.T) {
 			require.Equal(t, "taken", tryInChild(t, d, "from-a-child"))
 			fi, err := os.Lstat(dir)
 			require.NoError(t, err, "the lock directory after a child's lock")
-			require.True(t, fi.IsDir(), "LockDir() is a %v", fi.Mode())
+			require.True(t, fi.IsDir(), "lock directory is a %v", fi.Mode())
 			require.Equal(t, fs.FileMode(0o700), fi.Mode().Perm(), "mode of the lock directory")
 			_, err = os.Lstat(filepath.Join(dir, "from-a-child"))
 			require.NoError(t, err, "the child's lock file is not in the dispatcher's directory")
@@ -250,7 +250,7 @@ func TestLocksOfTwoDispatchersAreSeparate(t *testing.T) {
 	g := newGate(t)
 	d1 := start(t, strategy.Simple())
 	d2 := start(t, strategy.Simple())
-	require.NotEqual(t, d1.LockDir(), d2.LockDir())
+	require.NotEqual(t, lockDirOf(d1), lockDirOf(d2))
 
 	r := holdLock.Schedule(d1, lockArg{Gate: g.arg(), Name: "a"})
 	g.waitStarted(t, 1)
@@ -266,7 +266,7 @@ func TestLocksOfTwoDispatchersAreSeparate(t *testing.T) {
 	require.NoError(t, err)
 	shutdown(t, d1, nil)
 	shutdown(t, d2, nil)
-	for _, dir := range []string{d1.LockDir(), d2.LockDir()} {
+	for _, dir := range []string{lockDirOf(d1), lockDirOf(d2)} {
 		_, err := os.Lstat(dir)
 		require.ErrorIs(t, err, fs.ErrNotExist, "%s outlived its dispatcher", dir)
 	}

@@ -19,7 +19,7 @@ import (
 // below the inbox.
 func (d *Dispatcher) run(started chan<- error) {
 	if d.pm.NeedsLockedThread() {
-		// procman.WithPdeathsig, passed with WithProcmanOptions: children
+		// procman.WithPdeathsig, passed by a test through its seam: children
 		// are started on this thread only, and the thread ends with the
 		// goroutine. The dispatcher does without it otherwise, so that
 		// the callers it wakes can run on its thread at once.
@@ -346,7 +346,7 @@ func (d *Dispatcher) finish() {
 	for _, x := range inbox {
 		if j, ok := x.(*job); ok {
 			d.ended(j, ErrClosed)
-			j.call.Resolver.Fail(ErrClosed)
+			j.call.Fail(ErrClosed)
 		}
 	}
 	for _, j := range d.pending {
@@ -406,7 +406,7 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 		spec.Name = j.call.Task
 		c.task = j.call.Task
 		spec.Invocation = c.invocation(j)
-		if l := j.call.Limits; l != nil {
+		if l := j.call.Process; l != nil {
 			spec.Dir, spec.Env = l.Dir, l.Env
 			spec.Rlimits, spec.Nice = rlimits(l), l.Nice
 		}
@@ -520,7 +520,7 @@ var errSpareDeferred = errors.New("dispatcher: a spare's start is deferred to th
 func (v poolView) SpawnCall(c *task.Call) error {
 	d := v.d
 	if d.stop != running {
-		c.Resolver.Fail(ErrClosed)
+		c.Fail(ErrClosed)
 		return ErrClosed
 	}
 	d.restarting(c.Task)
@@ -549,7 +549,7 @@ func (v poolView) After(dur time.Duration) {
 }
 
 // rlimits turns a call's limits into the process manager's.
-func rlimits(l *task.Limits) []procman.Rlimit {
+func rlimits(l *task.Process) []procman.Rlimit {
 	var out []procman.Rlimit
 	if l.AddressSpace > 0 {
 		out = append(out, procman.Rlimit{Resource: unix.RLIMIT_AS, Cur: l.AddressSpace, Max: l.AddressSpace})

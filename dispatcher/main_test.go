@@ -26,6 +26,7 @@ import (
 	"github.com/procrastinate-go/procrastinate"
 	"github.com/procrastinate-go/procrastinate/dispatcher"
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
+	"github.com/procrastinate-go/procrastinate/internal/seam"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/strategy"
@@ -98,7 +99,7 @@ var (
 	// loop sends as a second answer. It must be its child's first call
 	// (number 1).
 	twoAnswers = task.Define("dispatcher_test.two-answers", func(ctx context.Context, _ int) (int, error) {
-		seven, err := task.Gob.Marshal(7)
+		seven, err := task.JSON.Marshal(7)
 		if err != nil {
 			return 0, err
 		}
@@ -382,7 +383,7 @@ func shutdown(t *testing.T, d *dispatcher.Dispatcher, s *leakcheck.Snapshot) {
 
 // waitBlockedIn waits until a goroutine is blocked (in a select or a
 // channel receive) inside the function fn, for instance
-// "(*Dispatcher).JoinContext": the call has registered with the
+// "(*Dispatcher).Join": the call has registered with the
 // dispatcher and is now waiting.
 func waitBlockedIn(t *testing.T, fn string) {
 	t.Helper()
@@ -525,3 +526,26 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// renaming is a Scheduler that hands its call to next under another task
+// name, and keeps it: the way to have a child run a task it does not know.
+type renaming struct {
+	to   string
+	next task.Scheduler
+	call *task.Call
+}
+
+func (r *renaming) Submit(c *task.Call) {
+	c.Task = r.to
+	r.call = c
+	r.next.Submit(c)
+}
+
+// procmanOptions passes opts to a dispatcher's process manager, through
+// the seam that the module's tests have to settings that are not public.
+func procmanOptions(opts ...procman.Option) dispatcher.Option {
+	return seam.ProcmanOptions(opts...).(dispatcher.Option)
+}
+
+// lockDirOf returns the path of d's lock directory.
+func lockDirOf(d *dispatcher.Dispatcher) string { return seam.LockDir(d) }

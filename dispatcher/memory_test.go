@@ -9,8 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/procrastinate-go/procrastinate/dispatcher"
-	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/strategy"
 	"github.com/procrastinate-go/procrastinate/task"
 )
@@ -24,49 +22,57 @@ func TestResolvedCallsHoldNothing(t *testing.T) {
 	defer cancel()
 	for _, tc := range []struct {
 		name string
-		opts task.CallOptions
+		opts []task.CallOption
 	}{
-		{"NoTimers", task.CallOptions{}},
-		{"WithTimeout", task.CallOptions{Deadline: time.Now().Add(time.Hour)}},
-		{"WithContext", task.CallOptions{Ctx: ctx}},
-		{"WithActivityTimeout", task.CallOptions{Activity: time.Hour}},
+		{"NoTimers", nil},
+		{"WithTimeout", []task.CallOption{task.WithTimeout(time.Hour)}},
+		{"WithContext", []task.CallOption{task.WithContext(ctx)}},
+		{"WithActivityTimeout", []task.CallOption{task.WithActivityTimeout(time.Hour)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkLeaks(t)
-			d := start(t, strategy.Throttled(2, strategy.Reuse(0)))
-			args, resolvers := runAndDrop(t, d, tc.opts, 16)
+			d := start(t, strategy.Throttled(2, strategy.Reuse(strategy.Unlimited)))
+			w := &weakCalls{next: d}
+			runAndDrop(t, w, tc.opts, 16)
 			runtime.GC()
 			runtime.GC()
 			held := 0
-			for i := range args {
-				if args[i].Value() != nil || resolvers[i].Value() != nil {
+			for i := range w.args {
+				if w.args[i].Value() != nil || w.calls[i].Value() != nil {
 					held++
 				}
 			}
-			require.Zero(t, held, "of %d resolved calls whose futures were dropped, %d still hold their 64 KiB argument or their answer", len(args), held)
+			require.Zero(t, held, "of %d resolved calls whose futures were dropped, %d still hold their 64 KiB argument or their answer", len(w.args), held)
 			shutdown(t, d, nil)
 		})
 	}
 }
 
-// runAndDrop runs n checksum calls with opts and a 64 KiB argument each,
-// waits until each has resolved, and drops them, keeping only weak
-// pointers to their arguments and their resolvers (which hold the
-// answers, never read).
-func runAndDrop(t *testing.T, d *dispatcher.Dispatcher, opts task.CallOptions, n int) (args []weak.Pointer[byte], resolvers []weak.Pointer[result.Resolver]) {
+// weakCalls is a Scheduler that hands its calls to next, and keeps weak
+// pointers to their arguments and to the calls (which hold the answers,
+// never read).
+type weakCalls struct {
+	next  task.Scheduler
+	args  []weak.Pointer[byte]
+	calls []weak.Pointer[task.Call]
+}
+
+func (w *weakCalls) Submit(c *task.Call) {
+	w.args = append(w.args, weak.Make(&c.Arg[0]))
+	w.calls = append(w.calls, weak.Make(c))
+	w.next.Submit(c)
+}
+
+// runAndDrop runs n checksum calls with opts and a 64 KiB argument each
+// on s, waits until each has resolved, and drops them.
+func runAndDrop(t *testing.T, s task.Scheduler, opts []task.CallOption, n int) {
 	t.Helper()
 	for i := range n {
-		arg, err := checksum.Codec().Marshal(pattern(i, 64<<10))
-		require.NoError(t, err)
-		r, res := result.New(func([]byte) (int, error) { return 0, nil })
-		d.Submit(&task.Call{Task: checksum.Name(), Arg: arg, Resolver: res, CallOptions: opts})
+		r := checksum.Schedule(s, pattern(i, 64<<10), opts...)
 		select {
 		case <-r.Done():
 		case <-time.After(30 * time.Second):
 			t.Fatalf("call %d did not resolve in 30s", i)
 		}
-		args = append(args, weak.Make(&arg[0]))
-		resolvers = append(resolvers, weak.Make(res))
 	}
-	return args, resolvers
 }

@@ -34,11 +34,11 @@ func (s ownLimit) Step(p strategy.Pool) {
 func (s ownLimit) Policy() strategy.Policy { return s.policy }
 
 // A strategy that wraps another keeps the policy of the one it wraps:
-// six tasks one after another under Throttled(2, Reuse(0)) run in one
+// six tasks one after another under Throttled(2, Reuse(Unlimited)) run in one
 // child, wrapped or not.
 func TestWrappedStrategyKeepsItsPolicy(t *testing.T) {
 	checkLeaks(t)
-	d := start(t, embedding{strategy.Throttled(2, strategy.Reuse(0))})
+	d := start(t, embedding{strategy.Throttled(2, strategy.Reuse(strategy.Unlimited))})
 	pids := taskPids(t, d, 6)
 	require.Equal(t, []int{6}, childRuns(pids), "tasks per child, in order; pids %v", pids)
 	shutdown(t, d, nil)
@@ -83,7 +83,7 @@ func TestSparesStayWithinTheStrategysLimit(t *testing.T) {
 
 // A policy out of range is refused, whoever's strategy returns it.
 func TestOwnStrategysBadPolicyIsRefused(t *testing.T) {
-	for _, p := range []strategy.Policy{{Spares: -1}, {MaxTasks: -2}, {Pipeline: strategy.MaxPipeline + 1}, {Spread: 1}} {
+	for _, p := range []strategy.Policy{{Spares: -1}, {Reuse: -2}, {Pipeline: 65}, {Spread: 1}} {
 		d, err := dispatcher.Start(ownLimit{limit: 1, policy: p})
 		require.Error(t, err, "%+v", p)
 		require.Nil(t, d)

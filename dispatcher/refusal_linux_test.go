@@ -298,7 +298,7 @@ func TestStartsThatCannotWorkFailAtOnce(t *testing.T) {
 	checkLeaks(t)
 	t.Run("a missing working directory", func(t *testing.T) {
 		d := start(t, strategy.Throttled(2), dispatcher.WithStartRetry(time.Hour))
-		_, err := await(t, square.Schedule(d, 2, task.WithLimits(task.Limits{Dir: filepath.Join(t.TempDir(), "missing")})))
+		_, err := await(t, square.Schedule(d, 2, task.WithProcess(task.Process{Dir: filepath.Join(t.TempDir(), "missing")})))
 		require.ErrorIs(t, err, syscall.ENOENT)
 		v, err := await(t, square.Schedule(d, 3))
 		require.NoError(t, err)
@@ -307,7 +307,7 @@ func TestStartsThatCannotWorkFailAtOnce(t *testing.T) {
 	})
 	t.Run("a missing executable", func(t *testing.T) {
 		d := start(t, strategy.Throttled(2), dispatcher.WithStartRetry(time.Hour),
-			dispatcher.WithProcmanOptions(procman.WithExecutable(filepath.Join(t.TempDir(), "missing"))))
+			procmanOptions(procman.WithExecutable(filepath.Join(t.TempDir(), "missing"))))
 		for i := range 3 {
 			_, err := await(t, square.Schedule(d, i))
 			require.ErrorIs(t, err, syscall.ENOENT, "call %d", i)

@@ -58,8 +58,9 @@ func TestReuseServesUpToNTasksPerChild(t *testing.T) {
 	}{
 		{"fresh process per task by default", strategy.Throttled(1), []int{1, 1, 1, 1, 1}},
 		{"Reuse(1) is the default", strategy.Throttled(1, strategy.Reuse(1)), []int{1, 1, 1, 1, 1}},
+		{"Reuse(0) is the zero Policy's one task", strategy.Throttled(1, strategy.Reuse(0)), []int{1, 1, 1, 1, 1}},
 		{"Reuse(2)", strategy.Throttled(1, strategy.Reuse(2)), []int{2, 2, 1}},
-		{"Reuse(0) has no limit", strategy.Throttled(1, strategy.Reuse(0)), []int{5}},
+		{"Reuse(Unlimited) has no limit", strategy.Throttled(1, strategy.Reuse(strategy.Unlimited)), []int{5}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			checkLeaks(t)
@@ -72,7 +73,7 @@ func TestReuseServesUpToNTasksPerChild(t *testing.T) {
 
 func TestReusedChildRetiresPastItsAge(t *testing.T) {
 	checkLeaks(t)
-	d := start(t, strategy.Throttled(1, strategy.Reuse(0), strategy.MaxAge(300*time.Millisecond)))
+	d := start(t, strategy.Throttled(1, strategy.Reuse(strategy.Unlimited), strategy.MaxAge(300*time.Millisecond)))
 	first := taskPids(t, d, 2)
 	require.Equal(t, first[0], first[1], "a young child is reused")
 	time.Sleep(400 * time.Millisecond) // let it pass its age
@@ -100,7 +101,7 @@ func TestMaxRSSIsTheChildsOwnPeak(t *testing.T) {
 	parentPeak := ru.Maxrss * 1024
 	require.GreaterOrEqual(t, parentPeak, int64(ballast))
 
-	d := start(t, strategy.Throttled(1, strategy.Reuse(0), strategy.MaxRSS(parentPeak/2)))
+	d := start(t, strategy.Throttled(1, strategy.Reuse(strategy.Unlimited), strategy.MaxRSS(parentPeak/2)))
 	pids := taskPids(t, d, 3)
 	require.Equal(t, []int{3}, childRuns(pids), "a small child was retired: its peak counted the parent's %d bytes", parentPeak)
 	shutdown(t, d, nil)
@@ -108,7 +109,7 @@ func TestMaxRSSIsTheChildsOwnPeak(t *testing.T) {
 
 func TestReusedChildRetiresPastItsRSS(t *testing.T) {
 	checkLeaks(t)
-	d := start(t, strategy.Throttled(1, strategy.Reuse(0), strategy.MaxRSS(200<<20)))
+	d := start(t, strategy.Throttled(1, strategy.Reuse(strategy.Unlimited), strategy.MaxRSS(200<<20)))
 	small, err := allocateRSS.Schedule(d, 1<<20).Value()
 	require.NoError(t, err)
 	again, err := allocateRSS.Schedule(d, 1<<20).Value()
@@ -152,7 +153,7 @@ func TestSpareTakesTheFirstTask(t *testing.T) {
 
 func TestPipelinedTasksBehindACrashGoToAnotherChild(t *testing.T) {
 	checkLeaks(t)
-	d := start(t, strategy.Throttled(1, strategy.Reuse(0), strategy.Pipeline(8)))
+	d := start(t, strategy.Throttled(1, strategy.Reuse(strategy.Unlimited), strategy.Pipeline(8)))
 	g := newGate(t)
 	// The first task holds the child while the others queue behind it in
 	// its pipe: the crash and four tasks after it.
@@ -181,7 +182,7 @@ func TestPipelinedTasksBehindACrashGoToAnotherChild(t *testing.T) {
 
 func TestTimeoutUnderReuseKillsOnlyItsChild(t *testing.T) {
 	checkLeaks(t)
-	d := start(t, strategy.Throttled(1, strategy.Reuse(0), strategy.Pipeline(8)), dispatcher.WithGracePeriod(200*time.Millisecond))
+	d := start(t, strategy.Throttled(1, strategy.Reuse(strategy.Unlimited), strategy.Pipeline(8)), dispatcher.WithGracePeriod(200*time.Millisecond))
 	before := taskPids(t, d, 1)[0]
 	g := newGate(t)
 	a := g.arg()
@@ -200,7 +201,7 @@ func TestTimeoutUnderReuseKillsOnlyItsChild(t *testing.T) {
 
 func TestCloseWithPipelinedWork(t *testing.T) {
 	checkLeaks(t)
-	d := start(t, strategy.Throttled(1, strategy.Reuse(0), strategy.Pipeline(8)), dispatcher.WithGracePeriod(100*time.Millisecond))
+	d := start(t, strategy.Throttled(1, strategy.Reuse(strategy.Unlimited), strategy.Pipeline(8)), dispatcher.WithGracePeriod(100*time.Millisecond))
 	g := newGate(t)
 	a := g.arg()
 	a.IgnoreTerm = true
@@ -228,7 +229,7 @@ func TestBadPolicyIsRefused(t *testing.T) {
 		strategy.Throttled(2, strategy.MaxRSS(-1)),
 		strategy.Throttled(2, strategy.Spread(1)),
 		strategy.Throttled(2, strategy.Spares(-1)),
-		strategy.Throttled(2, strategy.Pipeline(strategy.MaxPipeline+1)),
+		strategy.Throttled(2, strategy.Pipeline(65)),
 		strategy.Simple(strategy.Pipeline(-1)),
 	} {
 		d, err := dispatcher.Start(s)
@@ -275,7 +276,7 @@ var refill = task.Define("dispatcher_test.reuse.refill", func(ctx context.Contex
 // answered with does not change the answer.
 func TestReusedBufferAnswersIntact(t *testing.T) {
 	checkLeaks(t)
-	d := start(t, strategy.Throttled(1, strategy.Reuse(0), strategy.Pipeline(8)))
+	d := start(t, strategy.Throttled(1, strategy.Reuse(strategy.Unlimited), strategy.Pipeline(8)))
 	var rs []*result.Result[[]byte]
 	for seed := range 8 {
 		rs = append(rs, refill.Schedule(d, seed))

@@ -182,8 +182,8 @@ func TestServerStopsWorkers(t *testing.T) {
 }
 
 // A worker that exits at once is restarted at most MaxRestarts times, with
-// a pause that grows between starts; then the server gives up, and says so
-// through Failed, Err and the log.
+// a pause that grows between starts; then the server gives up, says so
+// through Err and the log, and the dispatcher shuts down (Done).
 func TestServerGivesUpPastMaxRestartsAndSaysSo(t *testing.T) {
 	checkLeaks(t)
 	const (
@@ -198,9 +198,9 @@ func TestServerGivesUpPastMaxRestartsAndSaysSo(t *testing.T) {
 		dispatcher.WithLogger(logger))
 
 	select {
-	case <-d.Failed():
+	case <-d.Done():
 	case <-time.After(serverWait):
-		t.Fatalf("Failed() not closed after %v; the workers started %d times", serverWait, len(started(t, dir)))
+		t.Fatalf("Done() not closed after %v; the workers started %d times", serverWait, len(started(t, dir)))
 	}
 
 	err := d.Err()
@@ -252,9 +252,9 @@ func TestServerReplacesWorkersThatReturn(t *testing.T) {
 		strategy.MaxRestarts(1, time.Minute), strategy.Backoff(10*time.Millisecond, 20*time.Millisecond)))
 
 	select {
-	case <-d.Failed():
+	case <-d.Done():
 	case <-time.After(serverWait):
-		t.Fatalf("Failed() not closed after %v", serverWait)
+		t.Fatalf("Done() not closed after %v", serverWait)
 	}
 	var limit *strategy.RestartLimitError
 	require.ErrorAs(t, d.Err(), &limit)
@@ -279,14 +279,14 @@ func TestServerActivity_LazyWorkersAreReplaced(t *testing.T) {
 	// Let the server give up after two replacements: its error then
 	// carries the last death, whose cause is ErrInactive.
 	d := start(t, strategy.SpawnN(n, serverWorker, serverArg{Dir: dir, Mode: workerLazy},
-		strategy.ActivityTimeout(activity), strategy.MaxRestarts(restarts, time.Minute),
+		strategy.CallOptions(task.WithActivityTimeout(activity)), strategy.MaxRestarts(restarts, time.Minute),
 		strategy.Backoff(10*time.Millisecond, 100*time.Millisecond)),
 		dispatcher.WithLogger(logger))
 
 	select {
-	case <-d.Failed():
+	case <-d.Done():
 	case <-time.After(serverWait):
-		t.Fatalf("Failed() not closed after %v; the workers started %d times", serverWait, len(started(t, dir)))
+		t.Fatalf("Done() not closed after %v; the workers started %d times", serverWait, len(started(t, dir)))
 	}
 	err := d.Err()
 	require.ErrorIs(t, err, dispatcher.ErrInactive, "Err() = %v", err)
@@ -325,7 +325,7 @@ func TestServerActivity_BusyAndUncheckedWorkersAreLeftAlone(t *testing.T) {
 	)
 	busyDir, quietDir := t.TempDir(), t.TempDir()
 	busy := start(t, strategy.SpawnN(n, serverWorker, serverArg{Dir: busyDir, Mode: workerBusy, Beat: 50 * time.Millisecond},
-		strategy.ActivityTimeout(activity)))
+		strategy.CallOptions(task.WithActivityTimeout(activity))))
 	quiet := start(t, strategy.SpawnN(n, serverWorker, serverArg{Dir: quietDir, Mode: workerLazy}))
 
 	busyPids := waitStarts(t, busyDir, n)
@@ -405,7 +405,7 @@ func TestStartRefusesAMisconfiguredServer(t *testing.T) {
 		{strategy.SpawnN[serverArg](1, nil, serverArg{}), "nil worker"},
 		{strategy.SpawnN(1, serverWorker, serverArg{}, strategy.MaxRestarts(-1, time.Minute)), "MaxRestarts(-1"},
 		{strategy.SpawnN(1, serverWorker, serverArg{}, strategy.Backoff(2*time.Second, time.Second)), "Backoff(2s, 1s)"},
-		{strategy.SpawnN(1, serverWorker, serverArg{}, strategy.ActivityTimeout(-time.Second)), "ActivityTimeout(-1s)"},
+		{strategy.SpawnN(1, serverWorker, serverArg{}, strategy.CallOptions(task.WithRetries(1, time.Second))), "task.WithRetries does not apply to workers"},
 	} {
 		d, err := dispatcher.Start(tc.s)
 		require.Error(t, err, "Start(%v)", tc.s)

@@ -12,7 +12,7 @@ import (
 // Spread varies each child's task limit and age within the fraction, so
 // that children started together are not replaced together.
 func TestSpreadVariesLimitsAndAges(t *testing.T) {
-	d := &Dispatcher{policy: strategy.Policy{MaxTasks: 100, MaxAge: time.Minute, Spread: 0.2}}
+	d := &Dispatcher{policy: strategy.Policy{Reuse: 100, MaxAge: time.Minute, Spread: 0.2}}
 	start := time.Now()
 	limits := map[int]bool{}
 	for range 200 {
@@ -29,6 +29,6 @@ func TestSpreadVariesLimitsAndAges(t *testing.T) {
 	d.policy.Spread = 0
 	require.Equal(t, 100, d.newChild(false).limit, "no spread, no change")
 	require.Equal(t, 1, d.newChild(true).limit, "a child of its own serves one task")
-	d.policy.MaxTasks = -1
-	require.Equal(t, -1, d.newChild(false).limit, "Reuse(0): no limit")
+	d.policy.Reuse = strategy.Unlimited
+	require.Equal(t, -1, d.newChild(false).limit, "Reuse(Unlimited): no limit")
 }

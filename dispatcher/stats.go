@@ -349,7 +349,7 @@ func (d *Dispatcher) refuse(c *task.Call, err error) {
 	t := d.obs.task(c.Task)
 	t.scheduled.Add(1)
 	t.completed[outcomeOf(err)].Add(1)
-	c.Resolver.Fail(err)
+	c.Fail(err)
 }
 
 // admitted says that j was queued.

@@ -22,7 +22,7 @@ func joinAll(t *testing.T, d *dispatcher.Dispatcher) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	require.NoError(t, d.JoinContext(ctx), "joining the dispatcher's tasks")
+	require.NoError(t, d.Join(ctx), "joining the dispatcher's tasks")
 }
 
 // TestStatsCountsOutcomes runs calls that end each way and checks that
@@ -252,7 +252,7 @@ func TestServerRestartsReported(t *testing.T) {
 		dispatcher.WithLogger(hclog.New(&hclog.LoggerOptions{Output: &log, Level: hclog.Warn})))
 	events, cancel := d.Subscribe(1000)
 	defer cancel()
-	<-d.Failed()
+	<-d.Done() // a server that gives up ends its dispatcher
 	var rle *strategy.RestartLimitError
 	require.ErrorAs(t, d.Err(), &rle)
 	require.NoError(t, d.Shutdown(context.Background()))

@@ -72,14 +72,14 @@ func scheduleAll(b *testing.B, d *dispatcher.Dispatcher) {
 // BenchmarkReusedPipelined: 2 reused children, up to 64 tasks in flight
 // each. bench/python/pools.py pool is Python's match.
 func BenchmarkReusedPipelined(b *testing.B) {
-	d := startThroughput(b, strategy.Throttled(2, strategy.Reuse(0), strategy.Pipeline(64)), 2)
+	d := startThroughput(b, strategy.Throttled(2, strategy.Reuse(strategy.Unlimited), strategy.Pipeline(64)), 2)
 	scheduleAll(b, d)
 }
 
 // BenchmarkReusedOneInFlight: 2 reused children, one task in flight each:
 // every task is a round trip through both processes.
 func BenchmarkReusedOneInFlight(b *testing.B) {
-	d := startThroughput(b, strategy.Throttled(2, strategy.Reuse(0)), 2)
+	d := startThroughput(b, strategy.Throttled(2, strategy.Reuse(strategy.Unlimited)), 2)
 	scheduleAll(b, d)
 }
 
@@ -140,7 +140,7 @@ func BenchmarkLatencySpare(b *testing.B) {
 // BenchmarkLatencyReused: a reused child that is idle between tasks.
 func BenchmarkLatencyReused(b *testing.B) {
 	latencyIdle(b, func(b *testing.B) *dispatcher.Dispatcher {
-		return startThroughput(b, strategy.Throttled(1, strategy.Reuse(0)), 1)
+		return startThroughput(b, strategy.Throttled(1, strategy.Reuse(strategy.Unlimited)), 1)
 	})
 }
 
@@ -148,7 +148,7 @@ func BenchmarkLatencyReused(b *testing.B) {
 // reused child.
 func BenchmarkAnswer64MiB(b *testing.B) {
 	const size = 64 << 20
-	d := startThroughput(b, strategy.Throttled(1, strategy.Reuse(0)), 1)
+	d := startThroughput(b, strategy.Throttled(1, strategy.Reuse(strategy.Unlimited)), 1)
 	b.SetBytes(size)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -6,47 +6,69 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
+	"github.com/procrastinate-go/procrastinate/dispatcher"
 	"github.com/procrastinate-go/procrastinate/lock"
+	"github.com/procrastinate-go/procrastinate/strategy"
+	"github.com/procrastinate-go/procrastinate/task"
 )
 
+// tryReport tries the lock "report" in a child, and says what it found.
+var tryReport = task.Define("example.com/lock.try-report", func(ctx context.Context, _ struct{}) (string, error) {
+	l, err := task.TryLock(ctx, "report")
+	if errors.Is(err, lock.ErrHeld) {
+		return "held", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer l.Unlock()
+	return "taken", nil
+})
+
 func Example() {
-	// The parent makes the directory; children would Open its Path.
-	dir, err := lock.Create("")
+	d, err := dispatcher.Start(strategy.Simple())
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer dir.Remove()
+	defer d.Close()
 
-	err = dir.Do(context.Background(), "report", func() error {
-		fmt.Println("writing the report; no other holder of \"report\" runs now")
-		return nil
-	})
-	fmt.Println("Do:", err)
+	// The parent holds "report": a child cannot take it.
+	l, err := d.Lock(context.Background(), "report")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(tryReport.Schedule(d, struct{}{}).Value())
+
+	// Released, it is free for the child.
+	if err := l.Unlock(); err != nil {
+		fmt.Println(err)
+	}
+	fmt.Println(tryReport.Schedule(d, struct{}{}).Value())
 	// Output:
-	// writing the report; no other holder of "report" runs now
-	// Do: <nil>
+	// held <nil>
+	// taken <nil>
 }
 
-func ExampleDir_TryLock() {
-	dir, err := lock.Create("")
+func ExampleLock_Unlock() {
+	d, err := dispatcher.Start(strategy.Simple())
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer dir.Remove()
+	defer d.Close()
 
-	l, err := dir.TryLock("db")
+	l, err := d.TryLock("db")
 	fmt.Println("first:", l.Name(), err)
 
-	// A second Lock on the same name is refused, even in this process.
-	_, err = dir.TryLock("db")
+	// A second TryLock of the name is refused, even in this process.
+	_, err = d.TryLock("db")
 	fmt.Println("second:", err, errors.Is(err, lock.ErrHeld))
 
 	l.Unlock()
-	l2, err := dir.TryLock("db")
+	l2, err := d.TryLock("db")
 	fmt.Println("after Unlock:", l2.Name(), err)
 	l2.Unlock()
 	// Output:
@@ -55,43 +77,18 @@ func ExampleDir_TryLock() {
 	// after Unlock: db <nil>
 }
 
-func ExampleDir_Lock() {
-	dir, err := lock.Create("")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer dir.Remove()
-
-	held, _ := dir.TryLock("db")
-	defer held.Unlock()
-
-	// Wait at most 20ms for it.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	_, err = dir.Lock(ctx, "db")
-	fmt.Println(err)
-	fmt.Println(errors.Is(err, context.DeadlineExceeded))
-	// Output:
-	// lock: waiting for "db": context deadline exceeded
-	// true
-}
-
 func ExampleNameError() {
-	dir, err := lock.Create("")
+	d, err := dispatcher.Start(strategy.Simple())
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer dir.Remove()
+	defer d.Close()
 
-	_, err = dir.TryLock("../etc/passwd")
+	_, err = d.TryLock("reports/2026")
 	var ne *lock.NameError
 	if errors.As(err, &ne) {
-		fmt.Println("reason:", ne.Reason)
+		fmt.Println(ne.Reason)
 	}
-	fmt.Println(err)
-	// Output:
-	// reason: contains '/'
-	// lock: bad lock name "../etc/passwd": contains '/'
+	// Output: contains '/'
 }

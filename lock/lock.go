@@ -1,431 +1,53 @@
 package lock
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
+	"github.com/procrastinate-go/procrastinate/internal/lockdir"
 	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 )
 
-// ErrHeld is returned by [Dir.TryLock] when another holder, in this process
-// or another, has the lock.
+// ErrHeld is the error of a TryLock (dispatcher.Dispatcher.TryLock,
+// task.TryLock) that found the lock held by another holder, in this
+// process or another.
 var ErrHeld = sentinel.New("lock.ErrHeld", "lock: held by another holder")
 
-// errNoDir is returned by the methods of a Dir that was not made by New,
-// At, Create or Open.
-var errNoDir = errors.New("lock: Dir has no directory (make it with New, At, Create or Open)")
-
-// dirPrefix begins the name of every directory that New and Create name.
-const dirPrefix = "procrastinate-locks-"
-
-// maxNameLen is the longest name a lock may have: NAME_MAX on Linux and
-// the BSDs.
-const maxNameLen = 255
-
-// The pauses of a waiting Lock: the first, and the longest.
-const (
-	minPause = 200 * time.Microsecond
-	maxPause = 10 * time.Millisecond
-)
-
-// Dir is a directory of lock files, one file for each lock name. A Dir
-// holds the directory's path and no file descriptor, so a Dir that is
-// dropped needs no closing. It is safe for concurrent use. The zero Dir
-// has no directory; its methods return an error.
-type Dir struct {
-	path string
-
-	mu      sync.Mutex
-	made    atomic.Bool // the directory exists, or did: it is not made again
-	removed bool        // Remove was called: the directory is never made again
-
-	// onWait, if not nil, is called when a Lock call finds the lock held
-	// and starts to wait for it (once per call). Tests use it.
-	onWait func(name string)
+func init() {
+	lockdir.ErrHeld = ErrHeld
+	lockdir.NewNameError = func(name, reason string) error { return &NameError{Name: name, Reason: reason} }
+	lockdir.Bind = func(l any, h *lockdir.Held) { l.(*Lock).h = h }
 }
 
-// New returns a Dir for a new private lock directory under parent
-// (os.TempDir() if parent is ""), and makes nothing: the directory is
-// made when a lock is first taken in it, by this Dir or by the Dir that
-// [At] returns for its path in another process, whichever comes first. A
-// program that takes no lock leaves nothing behind.
-//
-// The directory's name is procrastinate-locks- followed, on Linux, by
-// what tells this process apart from any other that ever ran (its PID
-// namespace, its pid and its start time), so that [RemoveStale] can
-// remove it once this process has ended without [Dir.Remove], and then
-// by a random string. Its path, [Dir.Path], is absolute, ready to be
-// handed to other processes.
-func New(parent string) (*Dir, error) {
-	if parent == "" {
-		parent = os.TempDir()
-	}
-	abs, err := filepath.Abs(parent)
-	if err != nil {
-		return nil, fmt.Errorf("lock: new directory: %w", err)
-	}
-	// The random part only keeps two dispatchers of one process apart:
-	// the directory is made with O_EXCL-like mkdir and checked before use,
-	// so nothing depends on its being hard to guess. math/rand/v2 is
-	// seeded by the runtime; crypto/rand would cost every child of the
-	// program the initialisation of the whole crypto stack.
-	return &Dir{path: filepath.Join(abs, fmt.Sprintf("%s%s%016x", dirPrefix, ownerTag(), rand.Uint64()))}, nil
-}
-
-// At returns a Dir for the lock directory at path, which need not exist
-// yet: a child uses the one that its parent named with [New]. The first
-// lock taken makes the directory with mode 0700 if it is not there; if it
-// is there, it must be a private directory of this user, as [Open]
-// checks, or the lock fails. A relative path is made absolute.
-func At(path string) (*Dir, error) {
-	if path == "" {
-		return nil, errors.New("lock: directory: empty path")
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("lock: directory: %w", err)
-	}
-	return &Dir{path: abs}, nil
-}
-
-// Create makes a new private lock directory now, named as [New] names
-// it, under parent (os.TempDir() if parent is ""). The directory has mode
-// 0700 whatever the umask. Its path, [Dir.Path], is absolute, ready to be
-// handed to other processes for [Open] or [At]. The caller removes it
-// with [Dir.Remove] when done.
-func Create(parent string) (*Dir, error) {
-	d, err := New(parent)
-	if err != nil {
-		return nil, err
-	}
-	if err := makeDir(d.path); err != nil {
-		return nil, fmt.Errorf("lock: create directory: %w", err)
-	}
-	d.made.Store(true)
-	return d, nil
-}
-
-// Open uses an existing lock directory, one that another process made
-// with [Create] or by a first lock. Open creates nothing. It refuses path
-// if it is not a directory (a symbolic link to one is refused too: the
-// path itself must be the directory), if it is owned by another user, or
-// if its group or others may write to it (they could plant files under
-// lock names). A relative path is made absolute.
-func Open(path string) (*Dir, error) {
-	if path == "" {
-		return nil, errors.New("lock: open directory: empty path")
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("lock: open directory: %w", err)
-	}
-	fi, err := os.Lstat(abs)
-	if err != nil {
-		return nil, fmt.Errorf("lock: open directory: %w", err)
-	}
-	if err := checkPrivate(fi); err != nil {
-		return nil, fmt.Errorf("lock: open directory %s: %w", abs, err)
-	}
-	d := &Dir{path: abs}
-	d.made.Store(true)
-	return d, nil
-}
-
-// checkPrivate refuses what is not a private directory of this user.
-func checkPrivate(fi fs.FileInfo) error {
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return errors.New("is a symbolic link; want the directory itself")
-	case !fi.IsDir():
-		return fmt.Errorf("not a directory (mode %v)", fi.Mode())
-	case fi.Mode().Perm()&0o022 != 0:
-		return fmt.Errorf("writable by group or others (mode %v); want a private directory", fi.Mode().Perm())
-	}
-	return checkOwner(fi)
-}
-
-// Path returns the directory's absolute path ("" for the zero Dir).
-func (d *Dir) Path() string {
-	return d.path
-}
-
-// Remove deletes the directory and its lock files, if the directory is
-// there; the process that named or made it calls it when all work is done
-// (the dispatcher, at shutdown). A directory that is not there is not an
-// error, and neither is one that another process made at the path of a
-// Dir from [New] (a child's first lock). A path that holds something else
-// than a directory of this user is left alone, with an error.
-//
-// Locks held when the directory is removed keep working: a holder keeps
-// its lock, and keeps excluding the others who had opened the same file,
-// until it releases it (flock works on a file that has been unlinked), and
-// its Unlock succeeds. Lock and TryLock calls made after Remove fail with
-// an error that wraps fs.ErrNotExist; a Dir from New or At does not make
-// the directory again.
-func (d *Dir) Remove() error {
-	if d.path == "" {
-		return errNoDir
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.removed = true
-	fi, err := os.Lstat(d.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err == nil {
-		err = checkOwner(fi)
-		if err == nil && !fi.IsDir() {
-			err = fmt.Errorf("not a directory (mode %v)", fi.Mode())
-		}
-	}
-	if err == nil {
-		err = os.RemoveAll(d.path)
-	}
-	if err != nil {
-		return fmt.Errorf("lock: remove directory %s: %w", d.path, err)
-	}
-	return nil
-}
-
-// ensure makes the directory of a Dir from New or At if it is not there
-// yet, and checks one that is.
-func (d *Dir) ensure() error {
-	if d.made.Load() {
-		return nil
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.made.Load() {
-		return nil
-	}
-	if d.removed {
-		return fmt.Errorf("lock: directory %s was removed: %w", d.path, fs.ErrNotExist)
-	}
-	if err := makeDir(d.path); err != nil {
-		return fmt.Errorf("lock: make directory %s: %w", d.path, err)
-	}
-	d.made.Store(true)
-	return nil
-}
-
-// RemoveStale removes the lock directories under parent (os.TempDir() if
-// parent is "") that [New] or [Create] named for a process that no longer
-// runs: a program killed, or one that exited without [Dir.Remove], leaves
-// its directory behind. It removes only directories that this user owns,
-// and never follows a symbolic link. It leaves alone a directory whose
-// process still runs, one named for a process in another PID namespace
-// (it cannot tell whether that one runs), and one named in another way.
-// It returns the paths it removed, and the first error met on the way
-// (it goes on past it). Where processes cannot be told apart (off Linux),
-// it removes nothing.
-func RemoveStale(parent string) ([]string, error) {
-	if parent == "" {
-		parent = os.TempDir()
-	}
-	f, err := os.Open(parent)
-	if err != nil {
-		return nil, fmt.Errorf("lock: remove stale directories: %w", err)
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("lock: remove stale directories: %w", err)
-	}
-	var removed []string
-	var first error
-	for _, name := range names {
-		tag, ok := strings.CutPrefix(name, dirPrefix)
-		if !ok || !ownerGone(tag) {
-			continue
-		}
-		path := filepath.Join(parent, name)
-		fi, err := os.Lstat(path)
-		if err != nil || !fi.IsDir() || checkOwner(fi) != nil {
-			continue // gone meanwhile, a symbolic link, another user's
-		}
-		if err := os.RemoveAll(path); err != nil {
-			if first == nil {
-				first = fmt.Errorf("lock: remove stale directory: %w", err)
-			}
-			continue
-		}
-		removed = append(removed, path)
-	}
-	return removed, first
-}
-
-// Lock takes the named lock, waiting until it is free or ctx ends. It
-// returns an error that wraps ctx.Err() if ctx ends first (and fails
-// without taking the lock if ctx has already ended when it is called),
-// a [*NameError] if name is not a plain file name, and an error wrapping
-// the system's error if the lock file cannot be opened or locked.
-//
-// Lock waits by polling, with a pause that starts near 200µs and doubles
-// up to 10ms, rather than in a blocking flock: a blocking flock cannot be
-// interrupted from Go, so a Lock that gave up when ctx ended would leave a
-// goroutine and an OS thread blocked until the lock came free. Waiters are
-// not served in any order.
-func (d *Dir) Lock(ctx context.Context, name string) (*Lock, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, waitError(ctx, name)
-	}
-	fd, err := d.open(name)
-	if err != nil {
-		return nil, err
-	}
-	var timer *time.Timer
-	pause := minPause
-	for {
-		ok, err := tryFlock(fd)
-		if err != nil {
-			closeFile(fd)
-			return nil, fmt.Errorf("lock: %q: flock: %w", name, err)
-		}
-		if ok {
-			return newLock(name, fd), nil
-		}
-		if timer == nil {
-			timer = time.NewTimer(pause)
-			defer timer.Stop()
-			if d.onWait != nil {
-				d.onWait(name)
-			}
-		} else {
-			timer.Reset(pause)
-		}
-		select {
-		case <-ctx.Done():
-			closeFile(fd)
-			return nil, waitError(ctx, name)
-		case <-timer.C:
-		}
-		pause = min(2*pause, maxPause)
-	}
-}
-
-// waitError is the error of a Lock whose ctx ended: it wraps ctx.Err(),
-// and the cause too if the context was cancelled with one.
-func waitError(ctx context.Context, name string) error {
-	err := ctx.Err()
-	if cause := context.Cause(ctx); cause != nil && cause != err {
-		return fmt.Errorf("lock: waiting for %q: %w (%w)", name, err, cause)
-	}
-	return fmt.Errorf("lock: waiting for %q: %w", name, err)
-}
-
-// TryLock takes the named lock if it is free now, and never waits. If
-// another holder has it, in this process or another, TryLock returns
-// [ErrHeld]. Its other errors are those of [Dir.Lock].
-func (d *Dir) TryLock(name string) (*Lock, error) {
-	fd, err := d.open(name)
-	if err != nil {
-		return nil, err
-	}
-	ok, err := tryFlock(fd)
-	if err != nil {
-		closeFile(fd)
-		return nil, fmt.Errorf("lock: %q: flock: %w", name, err)
-	}
-	if !ok {
-		closeFile(fd)
-		return nil, ErrHeld
-	}
-	return newLock(name, fd), nil
-}
-
-// Do runs f while holding the named lock: it takes the lock as [Dir.Lock]
-// does, runs f, and releases the lock when f returns or panics (the panic
-// goes on). It returns the error of taking the lock, or else f's error, or
-// else the error of releasing it. This is the gem's synchronize.
-func (d *Dir) Do(ctx context.Context, name string, f func() error) (err error) {
-	l, err := d.Lock(ctx, name)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if uerr := l.Unlock(); err == nil {
-			err = uerr
-		}
-	}()
-	return f()
-}
-
-// open validates name and opens (creating if need be) its lock file.
-func (d *Dir) open(name string) (int, error) {
-	if d.path == "" {
-		return -1, errNoDir
-	}
-	if err := checkName(name); err != nil {
-		return -1, err
-	}
-	if err := d.ensure(); err != nil {
-		return -1, err
-	}
-	path := filepath.Join(d.path, name)
-	fd, err := openFile(path)
-	if err != nil {
-		perr := &fs.PathError{Op: "open", Path: path, Err: err}
-		if isLoop(err) {
-			return -1, fmt.Errorf("lock: %q: %w (a symbolic link stands where the lock file should be; it is not followed)", name, perr)
-		}
-		return -1, fmt.Errorf("lock: %q: %w", name, perr)
-	}
-	return fd, nil
-}
-
-// Lock is a held lock, from [Dir.Lock] or [Dir.TryLock]. It holds an open
-// file descriptor until [Lock.Unlock] releases it; a Lock that is dropped
-// without Unlock stays held until the process ends (it is not released by
-// the garbage collector).
-//
-// A Lock must not be copied. Its methods are safe for concurrent use, and
-// Unlock may be called from any goroutine, not only the one that took the
-// lock. The zero Lock holds nothing.
+// Lock is a held lock. It holds an open file until [Lock.Unlock] releases
+// it, or the process ends however it ends; a Lock that is dropped without
+// Unlock stays held until then (the garbage collector does not release
+// it). Its methods are safe for concurrent use, and Unlock may be called
+// from any goroutine, not only the one that took the lock. The zero Lock,
+// and a nil *Lock, hold nothing.
 type Lock struct {
-	name string
-	fd   atomic.Int64 // the file descriptor plus one; 0 once released, or in the zero Lock
+	h *lockdir.Held
 }
 
-func newLock(name string, fd int) *Lock {
-	l := &Lock{name: name}
-	l.fd.Store(int64(fd) + 1)
-	return l
-}
-
-// Name returns the lock's name ("" for a nil Lock).
+// Name returns the lock's name ("" for the zero Lock and a nil *Lock).
 func (l *Lock) Name() string {
 	if l == nil {
 		return ""
 	}
-	return l.name
+	return l.h.Name()
 }
 
-// Unlock releases the lock and closes its file. Calling it again, from any
-// goroutine, or on a nil Lock does nothing and returns nil; when calls
-// race, exactly one of them releases the lock. Once Unlock has returned the
-// lock is free for others to take.
+// Unlock releases the lock. Calling it again, from any goroutine, or on
+// the zero Lock or a nil *Lock does nothing and returns nil; when calls
+// race, exactly one of them releases the lock. Once Unlock has returned,
+// the lock is free for others to take. It returns an error only when the
+// system refuses to release the lock's file, which is then closed all the
+// same.
 func (l *Lock) Unlock() error {
 	if l == nil {
 		return nil
 	}
-	fd := l.fd.Swap(0) - 1
-	if fd < 0 {
-		return nil
-	}
-	if err := release(int(fd)); err != nil {
-		return fmt.Errorf("lock: unlock %q: %w", l.name, err)
-	}
-	return nil
+	return l.h.Unlock()
 }
 
 // NameError is the error for a lock name that is not a plain file name.
@@ -449,26 +71,4 @@ func (e *NameError) Error() string {
 		name = strings.ToValidUTF8(name[:maxQuoted], "") + "..."
 	}
 	return fmt.Sprintf("lock: bad lock name %q: %s", name, e.Reason)
-}
-
-// checkName returns a *NameError if name cannot be a lock file's name.
-func checkName(name string) error {
-	reason := ""
-	switch {
-	case name == "":
-		reason = "empty"
-	case name == ".":
-		reason = `is "."`
-	case name == "..":
-		reason = `is ".."`
-	case len(name) > maxNameLen:
-		reason = fmt.Sprintf("%d bytes long; at most %d allowed", len(name), maxNameLen)
-	case strings.IndexByte(name, '/') >= 0:
-		reason = "contains '/'"
-	case strings.IndexByte(name, 0) >= 0:
-		reason = "contains a NUL byte"
-	default:
-		return nil
-	}
-	return &NameError{Name: name, Reason: reason}
 }

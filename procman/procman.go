@@ -53,7 +53,7 @@ func (e *ProtocolError) Error() string {
 	s := fmt.Sprintf("procman: child %d broke the protocol: %v", e.Pid, e.Err)
 	var big *wire.FrameTooLargeError
 	if errors.As(e.Err, &big) {
-		s += "; to take answers that large, raise the limit with procman.WithMaxPayload (for a dispatcher, pass it with dispatcher.WithProcmanOptions)"
+		s += "; to take answers that large, raise the limit with dispatcher.WithMaxPayload (procman.WithMaxPayload for a procman.Manager of your own)"
 	}
 	return s
 }

@@ -3,15 +3,14 @@
 //
 // # Futures
 //
-// [New] makes a [Result] and its [Resolver]. The dispatcher keeps the
-// Resolver and resolves it exactly once, with the encoded answer
-// ([Resolver.Resolve]) or with an error ([Resolver.Fail]); the caller keeps
-// the Result and reads it with [Result.Value], which waits, or
-// [Result.Wait], which gives up when a context ends. [Result.Ready],
+// task.Def.Schedule returns a [Result] at once and hands the call to a
+// scheduler (a dispatcher), which resolves the future exactly once: with
+// the child's answer, or with an error. [Result.Value] waits for it;
+// [Result.Wait] gives up when a context ends; [Result.Ready],
 // [Result.Done] and [Result.Err] never wait for the task.
 //
-// The answer is decoded on the goroutine of the first caller that reads it,
-// never on the goroutine that resolved it: the dispatcher's manager
+// The answer is decoded on the goroutine of the first caller that reads
+// it, never on the goroutine that resolved it: the dispatcher's manager
 // goroutine does not spend its time decoding results nobody may read.
 //
 // # Errors
@@ -19,8 +18,7 @@
 // The error types of this package, which callers pick out with
 // errors.As, are [*TaskError], [*ChildDeath], [*CancelError] and
 // [*RetryError]; other packages add errors of their own (a dispatcher that
-// shut down before the task started, say), which come back from
-// [Result.Value] as given to [Resolver.Fail]. Which error a future fails
+// shut down before the task started, say). Which error a future fails
 // with, for every way a task can end, is listed in [docs/failure.md].
 //
 // [docs/failure.md]: https://github.com/procrastinate-go/procrastinate/blob/main/docs/failure.md

@@ -13,14 +13,27 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
+
+	"github.com/procrastinate-go/procrastinate/internal/future"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+func atoi(b []byte) (int, error) { return strconv.Atoi(string(b)) }
+
+// newResult makes a future as package task does: a core, and a Result
+// bound to it through the hook of internal/future.
+func newResult[T any](decode func([]byte) (T, error)) (*Result[T], *future.Future) {
+	f := future.New()
+	r := new(Result[T])
+	future.Bind(r, f, decode)
+	return r, f
 }
 
-func atoi(b []byte) (int, error) { return strconv.Atoi(string(b)) }
+// failed returns a future already resolved with err.
+func failed[T any](err error) *Result[T] {
+	r, f := newResult(func([]byte) (T, error) { panic("never called: the future fails") })
+	f.Fail(err)
+	return r
+}
 
 // isClosed reports whether ch is closed, without waiting.
 func isClosed(ch <-chan struct{}) bool {
@@ -34,7 +47,7 @@ func isClosed(ch <-chan struct{}) bool {
 
 func TestOnlyTheFirstResolveOrFailCounts(t *testing.T) {
 	errBoom := errors.New("boom")
-	r, res := New(atoi)
+	r, res := newResult(atoi)
 	var (
 		wins  atomic.Int32
 		start = make(chan struct{})
@@ -78,7 +91,7 @@ func TestOnlyTheFirstResolveOrFailCounts(t *testing.T) {
 
 func TestConcurrentValueCallsDecodeOnce(t *testing.T) {
 	var calls atomic.Int32
-	r, res := New(func(b []byte) (int, error) {
+	r, res := newResult(func(b []byte) (int, error) {
 		calls.Add(1)
 		return atoi(b)
 	})
@@ -100,7 +113,7 @@ func TestConcurrentValueCallsDecodeOnce(t *testing.T) {
 
 func TestDecodeRunsOnceOnTheCallersGoroutine(t *testing.T) {
 	var calls int // no lock: the race detector checks that decode runs where we say
-	r, res := New(func(b []byte) (int, error) {
+	r, res := newResult(func(b []byte) (int, error) {
 		calls++
 		return atoi(b)
 	})
@@ -127,7 +140,7 @@ func TestDecodeRunsOnceOnTheCallersGoroutine(t *testing.T) {
 }
 
 func TestADecodingErrorIsTheErrorOfValueAndErr(t *testing.T) {
-	r, res := New(atoi)
+	r, res := newResult(atoi)
 	require.True(t, res.Resolve([]byte("seven")))
 
 	_, err := r.Value()
@@ -139,7 +152,7 @@ func TestADecodingErrorIsTheErrorOfValueAndErr(t *testing.T) {
 }
 
 func TestDecodePanicRepeats(t *testing.T) {
-	r, res := New(func([]byte) (int, error) { panic("bad decoder") })
+	r, res := newResult(func([]byte) (int, error) { panic("bad decoder") })
 	res.Resolve(nil)
 	require.PanicsWithValue(t, "bad decoder", func() { _, _ = r.Value() })
 	require.PanicsWithValue(t, "bad decoder", func() { _, _ = r.Value() })
@@ -147,7 +160,7 @@ func TestDecodePanicRepeats(t *testing.T) {
 
 func TestWaitReturnsTheValueOrTheContextsError(t *testing.T) {
 	t.Run("cancelled before", func(t *testing.T) {
-		r, res := New(atoi)
+		r, res := newResult(atoi)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		v, err := r.Wait(ctx)
@@ -163,14 +176,14 @@ func TestWaitReturnsTheValueOrTheContextsError(t *testing.T) {
 		require.Equal(t, 3, v)
 	})
 	t.Run("deadline", func(t *testing.T) {
-		r, _ := New(atoi)
+		r, _ := newResult(atoi)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 		defer cancel()
 		_, err := r.Wait(ctx)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 	})
 	t.Run("resolved later", func(t *testing.T) {
-		r, res := New(atoi)
+		r, res := newResult(atoi)
 		waiting := make(chan struct{})
 		type answer struct {
 			v   int
@@ -189,7 +202,7 @@ func TestWaitReturnsTheValueOrTheContextsError(t *testing.T) {
 		require.Equal(t, 49, a.v)
 	})
 	t.Run("resolved and cancelled", func(t *testing.T) {
-		r, res := New(atoi)
+		r, res := newResult(atoi)
 		res.Resolve([]byte("5"))
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -202,7 +215,7 @@ func TestWaitReturnsTheValueOrTheContextsError(t *testing.T) {
 }
 
 func TestReadyDoneAndErrNeverWait(t *testing.T) {
-	r, res := New(atoi)
+	r, res := newResult(atoi)
 	require.False(t, r.Ready())
 	require.False(t, res.Resolved())
 	require.False(t, isClosed(r.Done()))
@@ -220,7 +233,7 @@ func TestReadyDoneAndErrNeverWait(t *testing.T) {
 
 func TestFailedIsAResolvedFutureWithItsError(t *testing.T) {
 	cause := &TaskError{Task: "square", Message: "no"}
-	r := Failed[int](cause)
+	r := failed[int](cause)
 	require.True(t, r.Ready())
 	v, err := r.Value()
 	require.Zero(t, v)
@@ -230,23 +243,9 @@ func TestFailedIsAResolvedFutureWithItsError(t *testing.T) {
 	require.Same(t, cause, r.Err())
 }
 
-func TestNilErrorsAndDecodersPanic(t *testing.T) {
-	tests := []struct {
-		name string
-		f    func()
-		want string
-	}{
-		{"Fail(nil)", func() { _, res := New(atoi); res.Fail(nil) }, "result: Fail with nil error"},
-		{"Failed(nil)", func() { Failed[int](nil) }, "result: Failed with nil error"},
-		{"New(nil)", func() { New[int](nil) }, "result: New with nil decode"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			require.PanicsWithValue(t, tt.want, tt.f)
-		})
-	}
-	_, res := New(atoi)
-	require.Panics(t, func() { res.Fail(nil) })
+func TestFailWithANilErrorPanicsAndResolvesNothing(t *testing.T) {
+	_, res := newResult(atoi)
+	require.PanicsWithValue(t, "future: Fail with nil error", func() { res.Fail(nil) })
 	require.False(t, res.Resolved(), "Fail(nil) must not resolve the future")
 }
 
@@ -255,7 +254,7 @@ func TestErrorsAsFindsChildDeathAndTaskErrorThroughWrapping(t *testing.T) {
 	death := &ChildDeath{Task: "square", Pid: 42, ExitCode: -1, Signal: syscall.SIGKILL, Err: errProto}
 	taskErr := &TaskError{Task: "square", Pid: 42, Message: "boom"}
 
-	r := Failed[int](fmt.Errorf("dispatcher: %w", death))
+	r := failed[int](fmt.Errorf("dispatcher: %w", death))
 	_, err := r.Value()
 	var gotDeath *ChildDeath
 	require.ErrorAs(t, err, &gotDeath)
@@ -264,7 +263,7 @@ func TestErrorsAsFindsChildDeathAndTaskErrorThroughWrapping(t *testing.T) {
 	var gotTask *TaskError
 	require.NotErrorAs(t, err, &gotTask)
 
-	r = Failed[int](fmt.Errorf("dispatcher: %w", taskErr))
+	r = failed[int](fmt.Errorf("dispatcher: %w", taskErr))
 	_, err = r.Value()
 	require.ErrorAs(t, err, &gotTask)
 	require.Same(t, taskErr, gotTask)

@@ -17,19 +17,29 @@
 //
 //	d, err := dispatcher.Start(strategy.Throttled(4))
 //
-// Every strategy of this package has a String method for logs, and
-// [Limit] reports the limit of a throttled one.
+// Every strategy of this package has a String method for logs.
+//
+// # How children are used
+//
+// Options set the [Policy] of a strategy, each the field of its name: by
+// default a child serves one task and exits, the gem's model, which
+// isolates best; [Reuse] lets a child serve more, [Spares] keeps children
+// started before work comes, and [MaxAge], [MaxRSS], [Spread] and
+// [Pipeline] tune reuse.
+//
+//	d, err := dispatcher.Start(strategy.Throttled(4, strategy.Reuse(strategy.Unlimited), strategy.Spares(2)))
 //
 // # Misconfiguration
 //
 // The constructors never panic and never return an error. A strategy that
-// cannot work, such as Throttled(0), implements [Validator]: its Validate
-// method returns an error that starts with "strategy: ", the dispatcher
-// refuses to start with it, and its Step starts nothing.
+// cannot work, such as Throttled(0), has a Validate method that returns an
+// error that starts with "strategy: ", the dispatcher refuses to start
+// with it, and its Step starts nothing.
 //
 // # Writing a strategy
 //
-// Any type with the methods Step(Pool) and Policy() Policy is a strategy.
+// Any type with the methods Step(Pool) and Policy() Policy is a strategy
+// (see [Strategy] for the two optional ones).
 // Step runs on the dispatcher's goroutine, so it must not block and it
 // must not keep the Pool past its return; state of its own (the times of
 // its recent starts, say) needs no lock, because Step is never called

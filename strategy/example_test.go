@@ -54,17 +54,16 @@ func ExampleThrottled() {
 	p.children-- // one child exited
 	p.step(s)
 
-	limit, ok := strategy.Limit(s)
-	fmt.Println(s, limit, ok)
+	fmt.Println(s)
 	// Output:
 	// started 2, 2 alive, 3 queued
 	// started 1, 2 alive, 2 queued
-	// Throttled(2) 2 true
+	// Throttled(2)
 }
 
 func ExampleThrottled_invalid() {
 	s := strategy.Throttled(0)
-	if v, ok := s.(strategy.Validator); ok {
+	if v, ok := s.(interface{ Validate() error }); ok {
 		fmt.Println(v.Validate())
 	}
 	// Output:

@@ -9,22 +9,22 @@ import (
 	"github.com/procrastinate-go/procrastinate/task"
 )
 
-// ServerPool is the part of the dispatcher that server mode needs beyond
-// Pool; *dispatcher.Dispatcher's pool provides it.
-type ServerPool interface {
+// serverPool is the part of the dispatcher that server mode needs beyond
+// Pool; the pool that a *dispatcher.Dispatcher hands to Step provides it.
+type serverPool interface {
 	Pool
 	// SpawnCall starts a child for c alone and runs it there; c's future
 	// resolves when the worker ends. It fails once the dispatcher shuts
 	// down.
 	SpawnCall(c *task.Call) error
-	// Fail reports that the strategy gave up; the dispatcher's Failed
-	// channel closes and its Err returns err.
+	// Fail reports that the strategy gave up; the dispatcher's Err
+	// returns err from then on.
 	Fail(err error)
 }
 
 // RestartLimitError is the error of a server whose workers died more
 // often than its restart limit allows (MaxRestarts): it stops restarting
-// them, and the dispatcher reports it through Failed and Err.
+// them, and the dispatcher reports it through its Err method.
 type RestartLimitError struct {
 	Worker   string        // the worker task's name
 	Restarts int           // the restarts allowed ...
@@ -66,11 +66,16 @@ func Backoff(base, max time.Duration) ServerOption {
 	return serverOptionFunc(func(s *server) { s.backoffBase, s.backoffMax = base, max })
 }
 
-// ActivityTimeout kills and replaces a worker that sends no task.Heartbeat
-// for longer than d (the gem's activity check). Without it no worker is
-// ever killed for being quiet.
-func ActivityTimeout(d time.Duration) ServerOption {
-	return serverOptionFunc(func(s *server) { s.activity = d })
+// CallOptions gives every worker's call the options opts, as
+// task.Def.Schedule would: task.WithActivityTimeout kills and replaces a
+// worker that sends no task.Heartbeat for that long (without it no worker
+// is ever killed for being quiet), task.WithProcess sets up the workers'
+// children, and task.WithTimeout and task.WithContext bound each worker's
+// run (one that they stop ends as a worker that died). task.WithRetries
+// does not apply: the server restarts its workers itself, and SpawnN
+// refuses it.
+func CallOptions(opts ...task.CallOption) ServerOption {
+	return serverOptionFunc(func(s *server) { s.callOpts = append(s.callOpts, opts...) })
 }
 
 // SpawnN is server mode (the gem's Server#spawn_workers): it keeps n
@@ -78,10 +83,13 @@ func ActivityTimeout(d time.Duration) ServerOption {
 // and replaces each that ends, with a growing pause for a slot that keeps
 // dying and a limit on restarts (MaxRestarts, Backoff). Workers learn of
 // Shutdown through their context; the dispatcher waits its grace period
-// for them and kills what is left. It starts nothing for scheduled tasks:
-// use a second dispatcher for those.
+// for them and kills what is left. arg is encoded once, here, and every
+// worker gets what it was then.
 //
-// An arg that cannot be encoded, or n below 1, gives a strategy whose
+// It starts nothing for scheduled tasks: its RunsTasks method returns
+// false, and the dispatcher fails them at once (use a second dispatcher
+// for those). An arg that cannot be encoded, n below 1, or
+// task.WithRetries among the call options, gives a strategy whose
 // Validate method returns the error, so dispatcher.Start refuses it.
 func SpawnN[A any](n int, worker *task.Def[A, struct{}], arg A, opts ...ServerOption) Strategy {
 	s := &server{
@@ -100,30 +108,52 @@ func SpawnN[A any](n int, worker *task.Def[A, struct{}], arg A, opts ...ServerOp
 		return s
 	}
 	s.name = worker.Name()
-	data, err := worker.Codec().Marshal(arg)
-	if err != nil {
-		s.err = fmt.Errorf("strategy: SpawnN(%q): encoding the argument: %w", s.name, err)
+	// Schedule once, on a scheduler that keeps the call: it encodes arg
+	// as every start will need it, and applies the call options.
+	var probe probe
+	r := worker.Schedule(&probe, arg, s.callOpts...)
+	if probe.call == nil {
+		s.err = fmt.Errorf("strategy: SpawnN(%q): %w", s.name, r.Err())
 		return s
 	}
-	s.call = func() (*task.Call, *result.Result[struct{}]) {
-		r, res := result.New(func([]byte) (struct{}, error) { return struct{}{}, nil })
-		c := &task.Call{Task: s.name, Arg: data, Resolver: res}
-		c.Activity = s.activity
-		return c, r
+	if probe.call.Retries > 0 {
+		s.err = fmt.Errorf("strategy: SpawnN(%q): task.WithRetries does not apply to workers; the server restarts them (MaxRestarts, Backoff)", s.name)
+		return s
 	}
+	s.arg = probe.call.Arg
+	s.raw = task.Raw(s.name)
 	s.slots = make([]slot, max(n, 0))
 	return s
 }
 
+// probe is a Scheduler that keeps the call it gets and fails it.
+type probe struct{ call *task.Call }
+
+func (p *probe) Submit(c *task.Call) {
+	p.call = c
+	c.Fail(errProbe)
+}
+
+var errProbe = errors.New("strategy: a probe; nothing runs")
+
+// spawner is a Scheduler that starts each call as a worker of its own.
+type spawner struct {
+	pool serverPool
+	err  error // SpawnCall's
+}
+
+func (s *spawner) Submit(c *task.Call) { s.err = s.pool.SpawnCall(c) }
+
 type server struct {
 	n           int
 	name        string
-	call        func() (*task.Call, *result.Result[struct{}])
+	arg         []byte                    // the encoded argument of every worker
+	raw         *task.Def[[]byte, []byte] // the worker, by name
+	callOpts    []task.CallOption
 	maxRestarts int
 	period      time.Duration
 	backoffBase time.Duration
 	backoffMax  time.Duration
-	activity    time.Duration
 	now         func() time.Time
 	err         error // misconfigured
 
@@ -134,7 +164,7 @@ type server struct {
 
 // slot is one of the n places a worker runs in.
 type slot struct {
-	r       *result.Result[struct{}] // the running worker's future; nil when none runs
+	r       *result.Result[[]byte] // the running worker's future; nil when none runs
 	started time.Time
 	quick   int       // deaths in a row that came soon after a start
 	nextAt  time.Time // do not restart before this
@@ -153,35 +183,25 @@ func (s *server) Validate() error {
 		return fmt.Errorf("strategy: MaxRestarts(%d, %v): the count must not be negative and the period must be positive", s.maxRestarts, s.period)
 	case s.backoffBase < 0 || s.backoffMax < s.backoffBase:
 		return fmt.Errorf("strategy: Backoff(%v, %v): the base must not be negative, nor above the maximum", s.backoffBase, s.backoffMax)
-	case s.activity < 0:
-		return fmt.Errorf("strategy: ActivityTimeout(%v): the timeout must not be negative", s.activity)
 	}
 	return nil
 }
 
 func (s *server) String() string { return fmt.Sprintf("SpawnN(%d, %q)", s.n, s.name) }
 
-func (s *server) limit() int { return s.n }
-
-func (s *server) runsTasks() bool { return false }
+// RunsTasks returns false: the children of a server run its workers
+// only. The dispatcher fails a task scheduled on it at once, with
+// dispatcher.ErrNoTasks, rather than queue it for ever.
+func (s *server) RunsTasks() bool { return false }
 
 // Policy returns the zero Policy: each worker has a child of its own,
 // which serves it alone.
 func (s *server) Policy() Policy { return Policy{} }
 
-// RunsTasks reports whether s starts children for scheduled tasks: false
-// for SpawnN, whose children run only its workers, and true for every
-// other strategy. dispatcher.Submit fails a task at once on a dispatcher
-// whose strategy runs none, rather than queue it for ever.
-func RunsTasks(s Strategy) bool {
-	r, ok := s.(interface{ runsTasks() bool })
-	return !ok || r.runsTasks()
-}
-
 // Step notes the workers that ended, and starts workers in empty slots
 // whose pause is over, as long as the restart limit allows.
 func (s *server) Step(p Pool) {
-	sp, ok := p.(ServerPool)
+	sp, ok := p.(serverPool)
 	if !ok || s.Validate() != nil || s.gaveUp != nil {
 		return
 	}
@@ -207,8 +227,9 @@ func (s *server) Step(p Pool) {
 		if sl.ended && !s.allowRestart(sp, now, sl) {
 			return
 		}
-		c, r := s.call()
-		if err := sp.SpawnCall(c); err != nil {
+		sw := spawner{pool: sp}
+		r := s.raw.Schedule(&sw, s.arg, s.callOpts...)
+		if err := sw.err; err != nil {
 			// Counted like a worker that died at once.
 			sl.ended = true
 			sl.quick++
@@ -258,13 +279,13 @@ func (s *server) exhausted(now time.Time) bool {
 	return len(s.restarts) >= s.maxRestarts
 }
 
-func (s *server) giveUp(sp ServerPool, sl *slot) {
+func (s *server) giveUp(sp serverPool, sl *slot) {
 	s.gaveUp = &RestartLimitError{Worker: s.name, Restarts: s.maxRestarts, Period: s.period, Last: sl.last}
 	sp.Fail(s.gaveUp)
 }
 
 // allowRestart counts a restart against the limit, or gives up.
-func (s *server) allowRestart(sp ServerPool, now time.Time, sl *slot) bool {
+func (s *server) allowRestart(sp serverPool, now time.Time, sl *slot) bool {
 	if s.exhausted(now) {
 		s.giveUp(sp, sl)
 		return false

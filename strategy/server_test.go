@@ -25,7 +25,7 @@ var holderWorker = task.DefineWorker("strategy_test.holder-worker", func(ctx con
 	return nil
 })
 
-// fakeServerPool is a ServerPool whose workers end when the test says.
+// fakeServerPool is a serverPool whose workers end when the test says.
 type fakeServerPool struct {
 	fakePool
 	calls   []*task.Call // every worker started, in order
@@ -52,9 +52,9 @@ func (p *fakeServerPool) end(t *testing.T, err error) {
 	c := p.running[0]
 	p.running = p.running[1:]
 	if err != nil {
-		require.True(t, c.Resolver.Fail(err))
+		require.True(t, c.Fail(err))
 	} else {
-		require.True(t, c.Resolver.Resolve(nil))
+		require.True(t, c.Resolve(nil))
 	}
 }
 
@@ -84,7 +84,7 @@ func withClock(s Strategy, c *clock) *server {
 
 func TestServerStartsNWorkers(t *testing.T) {
 	c := newClock()
-	s := withClock(SpawnN(3, testWorker, 7, ActivityTimeout(time.Second)), c)
+	s := withClock(SpawnN(3, testWorker, 7, CallOptions(task.WithActivityTimeout(time.Second), task.WithProcess(task.Process{Nice: 5}))), c)
 	require.NoError(t, s.Validate())
 	p := &fakeServerPool{}
 	p.step(s)
@@ -92,19 +92,21 @@ func TestServerStartsNWorkers(t *testing.T) {
 	for _, call := range p.calls {
 		require.Equal(t, testWorker.Name(), call.Task)
 		var arg int
-		require.NoError(t, testWorker.Codec().Unmarshal(call.Arg, &arg))
+		require.NoError(t, task.JSON.Unmarshal(call.Arg, &arg))
 		require.Equal(t, 7, arg)
-		require.Equal(t, time.Second, call.Activity, "the activity timeout is the call's")
+		require.Equal(t, time.Second, call.ActivityTimeout, "the activity timeout is the call's")
+		require.Equal(t, &task.Process{Nice: 5}, call.Process, "the process settings are the call's")
 	}
-	require.NotSame(t, p.calls[0].Resolver, p.calls[1].Resolver, "each worker has its own future")
 
 	// Nothing more while they run.
 	p.step(s)
 	require.Len(t, p.calls, 3)
 	require.Equal(t, 0, p.spawns, "a server never calls Spawn")
-	n, ok := Limit(s)
-	require.True(t, ok)
-	require.Equal(t, 3, n)
+
+	// Each worker has a future of its own.
+	p.end(t, nil)
+	require.True(t, p.calls[1].Resolve(nil), "ending one worker resolved another's future")
+	require.False(t, s.RunsTasks(), "a server runs no scheduled tasks")
 	require.Equal(t, `SpawnN(3, "strategy_test.worker")`, s.String())
 }
 
@@ -286,20 +288,20 @@ func TestServerValidateRefusesBadOptionsAndSpawnsNothing(t *testing.T) {
 		want string // "" when valid
 	}{
 		{"defaults", SpawnN(1, testWorker, 0), ""},
-		{"all options", SpawnN(4, testWorker, 0, MaxRestarts(0, time.Second), Backoff(0, 0), ActivityTimeout(0)), ""},
+		{"all options", SpawnN(4, testWorker, 0, MaxRestarts(0, time.Second), Backoff(0, 0), CallOptions(task.WithActivityTimeout(0), task.WithProcess(task.Process{}))), ""},
 		{"no workers", SpawnN(0, testWorker, 0), "strategy: SpawnN(0): the number of workers must be at least 1"},
 		{"negative workers", SpawnN(-2, testWorker, 0), "strategy: SpawnN(-2): the number of workers must be at least 1"},
 		{"nil worker", SpawnN[int](1, nil, 0), "strategy: SpawnN with a nil worker"},
-		{"argument that cannot be encoded", SpawnN(1, holderWorker, anyHolder{V: make(chan int)}), `strategy: SpawnN("strategy_test.holder-worker"): encoding the argument: `},
+		{"argument that cannot be encoded", SpawnN(1, holderWorker, anyHolder{V: make(chan int)}), `strategy: SpawnN("strategy_test.holder-worker"): task "strategy_test.holder-worker": encoding the argument`},
 		{"negative restarts", SpawnN(1, testWorker, 0, MaxRestarts(-1, time.Minute)), "strategy: MaxRestarts(-1, 1m0s): the count must not be negative and the period must be positive"},
 		{"no period", SpawnN(1, testWorker, 0, MaxRestarts(3, 0)), "strategy: MaxRestarts(3, 0s): "},
 		{"base above max", SpawnN(1, testWorker, 0, Backoff(2*time.Second, time.Second)), "strategy: Backoff(2s, 1s): the base must not be negative, nor above the maximum"},
 		{"negative base", SpawnN(1, testWorker, 0, Backoff(-time.Second, time.Second)), "strategy: Backoff(-1s, 1s): "},
-		{"negative activity timeout", SpawnN(1, testWorker, 0, ActivityTimeout(-time.Second)), "strategy: ActivityTimeout(-1s): the timeout must not be negative"},
+		{"retries", SpawnN(1, testWorker, 0, CallOptions(task.WithRetries(2, time.Second))), `strategy: SpawnN("strategy_test.worker"): task.WithRetries does not apply to workers`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v, ok := tc.s.(Validator)
-			require.True(t, ok, "a server is a Validator")
+			v, ok := tc.s.(interface{ Validate() error })
+			require.True(t, ok, "a server has a Validate method")
 			err := v.Validate()
 			if tc.want == "" {
 				require.NoError(t, err)

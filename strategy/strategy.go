@@ -39,6 +39,14 @@ type Pool interface {
 }
 
 // Strategy decides when children start, and how the dispatcher uses them.
+//
+// A strategy may have two more methods, which the dispatcher looks for:
+//
+//   - Validate() error, for a strategy that can be misconfigured:
+//     dispatcher.Start calls it and refuses to start with its error.
+//   - RunsTasks() bool, for a strategy that starts children for work of
+//     its own only (server mode, [SpawnN]): when it returns false, the
+//     dispatcher fails scheduled tasks at once instead of queueing them.
 type Strategy interface {
 	// Step is called on the dispatcher's goroutine whenever something
 	// changed. It may call p.Spawn any number of times. It must not block,
@@ -50,29 +58,6 @@ type Strategy interface {
 	// wraps another returns the wrapped one's, unless it means to change
 	// it: embedding the wrapped Strategy does that.
 	Policy() Policy
-}
-
-// Validator is implemented by strategies that can be misconfigured.
-// dispatcher.Start calls Validate and refuses to start with its error.
-type Validator interface {
-	Validate() error
-}
-
-// limiter is implemented by the throttled strategies of this package.
-type limiter interface {
-	limit() int
-}
-
-// Limit reports the most children s allows alive at once, and whether it
-// has a limit at all. It reports 0, false for [Simple], for a nil s and for
-// strategies defined outside this package. For a misconfigured strategy it
-// reports the limit as configured (Limit(Throttled(0)) is 0, true); its
-// Validate method says that it cannot be used.
-func Limit(s Strategy) (int, bool) {
-	if l, ok := s.(limiter); ok {
-		return l.limit(), true
-	}
-	return 0, false
 }
 
 // Simple returns a strategy that starts a child for every queued task at
@@ -172,8 +157,6 @@ func (t *throttled) Validate() error {
 	}
 	return nil
 }
-
-func (t *throttled) limit() int { return t.n }
 
 func (t *throttled) String() string {
 	if t.cpus == 0 {

@@ -9,12 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
 
 // fakePool is a Pool that counts. Spawn starts a child that takes a queued
 // task, or becomes idle if none is queued.
@@ -140,8 +135,8 @@ func TestAnInvalidThrottleIsRefusedAndSpawnsNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v, ok := tt.s.(Validator)
-			require.True(t, ok, "%s is not a Validator", tt.name)
+			v, ok := tt.s.(interface{ Validate() error })
+			require.True(t, ok, "%s has no Validate method", tt.name)
 			err := v.Validate()
 			require.Error(t, err, "%s.Validate() = nil; want an error", tt.name)
 			for _, w := range tt.want {
@@ -156,49 +151,39 @@ func TestAnInvalidThrottleIsRefusedAndSpawnsNothing(t *testing.T) {
 }
 
 func TestValidStrategiesPassValidate(t *testing.T) {
-	for _, s := range []Strategy{Throttled(1), Throttled(3), Default(), DefaultWithFactor(1), Simple(), Simple(Reuse(0), Spares(2)), Throttled(2, Reuse(100), MaxAge(time.Minute), MaxRSS(1<<30), Spread(0.1))} {
+	for _, s := range []Strategy{Throttled(1), Throttled(3), Default(), DefaultWithFactor(1), Simple(), Simple(Reuse(Unlimited), Spares(2)), Throttled(2, Reuse(100), MaxAge(time.Minute), MaxRSS(1<<30), Spread(0.1))} {
 		t.Run(fmt.Sprint(s), func(t *testing.T) {
-			require.NoError(t, s.(Validator).Validate())
+			require.NoError(t, s.(interface{ Validate() error }).Validate())
 		})
 	}
 }
 
-func TestLimitIsTheThrottleOfLimitedStrategiesOnly(t *testing.T) {
+func TestDefaultKeepsToTheCPUsTimesItsFactor(t *testing.T) {
 	cpus := runtime.NumCPU()
 	tests := []struct {
-		name    string
-		s       Strategy
-		want    int
-		limited bool
+		name string
+		s    Strategy
+		want int
 	}{
-		{"Simple", Simple(), 0, false},
-		{"nil", nil, 0, false},
-		{"custom", stepFunc(func(Pool) {}), 0, false},
-		{"Throttled(4)", Throttled(4), 4, true},
-		{"Throttled(0)", Throttled(0), 0, true},
-		{"Default", Default(), cpus * 3, true},
-		{"DefaultWithFactor(1)", DefaultWithFactor(1), cpus, true},
-		{"DefaultWithFactor(5)", DefaultWithFactor(5), cpus * 5, true},
+		{"Default", Default(), cpus * 3},
+		{"DefaultWithFactor(1)", DefaultWithFactor(1), cpus},
+		{"DefaultWithFactor(5)", DefaultWithFactor(5), cpus * 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, ok := Limit(tt.s)
-			require.Equal(t, tt.want, n, "Limit(%s)", tt.name)
-			require.Equal(t, tt.limited, ok, "Limit(%s)", tt.name)
+			p := &fakePool{queued: cpus*5 + 1}
+			tt.s.Step(p)
+			require.Equal(t, tt.want, p.spawns, "children started by %s with %d queued", tt.name, cpus*5+1)
 		})
 	}
 }
 
-type stepFunc func(Pool)
-
-func (f stepFunc) Step(p Pool) { f(p) }
-
-func (f stepFunc) Policy() Policy { return Policy{} }
-
 func TestDefaultWithHugeFactorDoesNotOverflow(t *testing.T) {
-	n, ok := Limit(DefaultWithFactor(int(^uint(0) >> 1)))
-	require.True(t, ok)
-	require.Positive(t, n, "Limit(DefaultWithFactor(MaxInt))")
+	s := DefaultWithFactor(int(^uint(0) >> 1))
+	require.NoError(t, s.(interface{ Validate() error }).Validate())
+	p := &fakePool{queued: 7}
+	s.Step(p)
+	require.Equal(t, 7, p.spawns, "children started by DefaultWithFactor(MaxInt) with 7 queued")
 }
 
 func TestStrategiesNameThemselvesWithTheirLimit(t *testing.T) {

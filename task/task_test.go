@@ -26,6 +26,7 @@ import (
 	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/strategy"
 	"github.com/procrastinate-go/procrastinate/task"
+	"github.com/procrastinate-go/procrastinate/task/gobcodec"
 )
 
 // TestMain serves as the child when a dispatcher re-executes the test
@@ -48,14 +49,40 @@ type point struct {
 	Tags  []string
 }
 
+// echoes are tasks that answer with their argument, one for each type
+// the round-trip tests send, all with one codec.
+type echoes struct {
+	codec  string
+	Int    *task.Def[int, int]
+	String *task.Def[string, string]
+	Bool   *task.Def[bool, bool]
+	Point  *task.Def[point, point]
+	Slice  *task.Def[[]int, []int]
+	Map    *task.Def[map[string]int, map[string]int]
+	IntPtr *task.Def[*int, *int]
+}
+
+// defineEchoes defines the echoes with the codec opts give, under names
+// that start with prefix.
+func defineEchoes(codec, prefix string, opts ...task.Option) echoes {
+	return echoes{
+		codec:  codec,
+		Int:    task.Define(prefix+"int", echo[int], opts...),
+		String: task.Define(prefix+"string", echo[string], opts...),
+		Bool:   task.Define(prefix+"bool", echo[bool], opts...),
+		Point:  task.Define(prefix+"point", echo[point], opts...),
+		Slice:  task.Define(prefix+"slice", echo[[]int], opts...),
+		Map:    task.Define(prefix+"map", echo[map[string]int], opts...),
+		IntPtr: task.Define(prefix+"intptr", echo[*int], opts...),
+	}
+}
+
 var (
-	echoInt    = task.Define("task_test.echo.int", echo[int])
-	echoString = task.Define("task_test.echo.string", echo[string])
-	echoBool   = task.Define("task_test.echo.bool", echo[bool])
-	echoPoint  = task.Define("task_test.echo.point", echo[point])
-	echoSlice  = task.Define("task_test.echo.slice", echo[[]int])
-	echoMap    = task.Define("task_test.echo.map", echo[map[string]int])
-	echoIntPtr = task.Define("task_test.echo.intptr", echo[*int])
+	jsonEchoes = defineEchoes("json", "task_test.echo.")
+	gobEchoes  = defineEchoes("gob", "task_test.gob.echo.", task.WithCodec(gobcodec.Codec))
+
+	echoInt    = jsonEchoes.Int
+	echoString = jsonEchoes.String
 )
 
 type greeting struct {
@@ -70,7 +97,7 @@ type reply struct {
 
 var greet = task.Define("task_test.greet", func(ctx context.Context, g greeting) (reply, error) {
 	return reply{Text: strings.TrimSpace(strings.Repeat("hello "+g.Name+" ", g.Times)), Pid: os.Getpid()}, nil
-}, task.WithJSON())
+}, task.WithCodec(task.JSON))
 
 var failing = task.Define("task_test.failing", func(ctx context.Context, n int) (int, error) {
 	return 0, fmt.Errorf("bad input %d", n)
@@ -99,15 +126,23 @@ func goexitDeep() { runtime.Goexit() }
 
 type holder struct{ V any }
 
-var echoHolder = task.Define("task_test.echo.holder", echo[holder])
+var (
+	echoHolder    = task.Define("task_test.echo.holder", echo[holder])
+	echoHolderGob = task.Define("task_test.gob.echo.holder", echo[holder], task.WithCodec(gobcodec.Codec))
+)
 
-var unencodableResult = task.Define("task_test.unencodable.result", func(ctx context.Context, n int) (holder, error) {
+func unencodable(ctx context.Context, n int) (holder, error) {
 	return holder{V: make(chan int)}, nil
-})
+}
 
-var nilPointerResult = task.Define("task_test.nilpointer.result", func(ctx context.Context, n int) (*point, error) {
+var (
+	unencodableResult    = task.Define("task_test.unencodable.result", unencodable)
+	unencodableResultGob = task.Define("task_test.gob.unencodable.result", unencodable, task.WithCodec(gobcodec.Codec))
+)
+
+var nilPointerResultGob = task.Define("task_test.gob.nilpointer.result", func(ctx context.Context, n int) (*point, error) {
 	return nil, nil
-})
+}, task.WithCodec(gobcodec.Codec))
 
 // picky encodes fine in the child and refuses to decode in the parent; it
 // records where it was decoded.
@@ -133,7 +168,7 @@ func (p *picky) GobDecode([]byte) error {
 
 var pickyTask = task.Define("task_test.picky", func(ctx context.Context, n int) (picky, error) {
 	return picky{N: n}, nil
-})
+}, task.WithCodec(gobcodec.Codec))
 
 // waitForStop tells the test it runs by writing to the fifo at path, then
 // waits for its context to end and returns the context's error.
@@ -197,13 +232,19 @@ func (c *capturing) count() int {
 	return len(c.calls)
 }
 
-func TestDefineRegistersTheTaskWithItsCodec(t *testing.T) {
+// defined reports whether a task is defined under name: a call of
+// task.Raw(name) reaches its scheduler only then.
+func defined(name string) bool {
+	s := &capturing{}
+	task.Raw(name).Schedule(s, nil)
+	return s.count() == 1
+}
+
+func TestDefineRegistersTheTask(t *testing.T) {
 	assert.Equal(t, "task_test.echo.int", echoInt.Name())
-	assert.Equal(t, task.Gob, echoInt.Codec(), "the default codec")
-	assert.Equal(t, task.JSON, greet.Codec(), "the codec of WithJSON")
-	assert.Contains(t, task.Names(), "task_test.echo.int")
-	assert.Contains(t, task.Names(), "task_test.greet")
-	assert.IsNonDecreasing(t, task.Names())
+	assert.True(t, defined("task_test.echo.int"), "task_test.echo.int is not defined")
+	assert.True(t, defined("task_test.greet"), "task_test.greet is not defined")
+	assert.False(t, defined("task_test.never-defined"), "a name never defined is defined")
 }
 
 // panicText runs f and returns what it panicked with, as text; it fails the
@@ -232,13 +273,13 @@ func TestDefinePanicsOnABadNameFunctionOrCodec(t *testing.T) {
 		msg := panicText(t, func() { task.Define[int, int]("task_test.nilfunc", nil) })
 		assert.Contains(t, msg, `"task_test.nilfunc"`)
 		assert.Contains(t, msg, "nil function")
-		assert.NotContains(t, task.Names(), "task_test.nilfunc", "a refused definition must not be registered")
+		assert.False(t, defined("task_test.nilfunc"), "a refused definition must not be registered")
 	})
 	t.Run("nil codec", func(t *testing.T) {
 		msg := panicText(t, func() { task.Define("task_test.nilcodec", echo[int], task.WithCodec(nil)) })
 		assert.Contains(t, msg, `"task_test.nilcodec"`)
 		assert.Contains(t, msg, "nil codec")
-		assert.NotContains(t, task.Names(), "task_test.nilcodec")
+		assert.False(t, defined("task_test.nilcodec"), "a refused definition must not be registered")
 	})
 	t.Run("duplicate name", func(t *testing.T) {
 		// Only this process runs this; children never define the name,
@@ -265,33 +306,39 @@ func roundTrip[T any](t *testing.T, d task.Scheduler, def *task.Def[T, T], v T) 
 	return got
 }
 
-func TestGobValuesRoundTripThroughAChild(t *testing.T) {
+func TestValuesRoundTripThroughAChild(t *testing.T) {
 	leakcheck.Check(t)
 	d := startDispatcher(t, strategy.Throttled(4))
+	for _, e := range []echoes{jsonEchoes, gobEchoes} {
+		t.Run(e.codec, func(t *testing.T) { roundTrips(t, d, e) })
+	}
+}
+
+func roundTrips(t *testing.T, d task.Scheduler, e echoes) {
 	seven := 7
 	cases := []struct {
 		name string
 		run  func(t *testing.T)
 	}{
-		{"int", func(t *testing.T) { assert.Equal(t, 42, roundTrip(t, d, echoInt, 42)) }},
-		{"negative int", func(t *testing.T) { assert.Equal(t, -1<<40, roundTrip(t, d, echoInt, -1<<40)) }},
-		{"zero int", func(t *testing.T) { assert.Equal(t, 0, roundTrip(t, d, echoInt, 0)) }},
-		{"string", func(t *testing.T) { assert.Equal(t, "héllo\x00world", roundTrip(t, d, echoString, "héllo\x00world")) }},
-		{"empty string", func(t *testing.T) { assert.Equal(t, "", roundTrip(t, d, echoString, "")) }},
-		{"false", func(t *testing.T) { assert.Equal(t, false, roundTrip(t, d, echoBool, false)) }},
+		{"int", func(t *testing.T) { assert.Equal(t, 42, roundTrip(t, d, e.Int, 42)) }},
+		{"negative int", func(t *testing.T) { assert.Equal(t, -1<<40, roundTrip(t, d, e.Int, -1<<40)) }},
+		{"zero int", func(t *testing.T) { assert.Equal(t, 0, roundTrip(t, d, e.Int, 0)) }},
+		{"string", func(t *testing.T) { assert.Equal(t, "héllo\x00world", roundTrip(t, d, e.String, "héllo\x00world")) }},
+		{"empty string", func(t *testing.T) { assert.Equal(t, "", roundTrip(t, d, e.String, "")) }},
+		{"false", func(t *testing.T) { assert.Equal(t, false, roundTrip(t, d, e.Bool, false)) }},
 		{"struct", func(t *testing.T) {
 			p := point{X: 3, Y: -4, Label: "p", Tags: []string{"a", "b"}}
-			assert.Equal(t, p, roundTrip(t, d, echoPoint, p))
+			assert.Equal(t, p, roundTrip(t, d, e.Point, p))
 		}},
-		{"zero struct", func(t *testing.T) { assert.Equal(t, point{}, roundTrip(t, d, echoPoint, point{})) }},
-		{"slice", func(t *testing.T) { assert.Equal(t, []int{1, 0, 3}, roundTrip(t, d, echoSlice, []int{1, 0, 3})) }},
-		{"nil slice", func(t *testing.T) { assert.Nil(t, roundTrip(t, d, echoSlice, nil)) }},
+		{"zero struct", func(t *testing.T) { assert.Equal(t, point{}, roundTrip(t, d, e.Point, point{})) }},
+		{"slice", func(t *testing.T) { assert.Equal(t, []int{1, 0, 3}, roundTrip(t, d, e.Slice, []int{1, 0, 3})) }},
+		{"nil slice", func(t *testing.T) { assert.Nil(t, roundTrip(t, d, e.Slice, nil)) }},
 		{"map", func(t *testing.T) {
 			m := map[string]int{"a": 1, "zero": 0}
-			assert.Equal(t, m, roundTrip(t, d, echoMap, m))
+			assert.Equal(t, m, roundTrip(t, d, e.Map, m))
 		}},
 		{"pointer", func(t *testing.T) {
-			got := roundTrip(t, d, echoIntPtr, &seven)
+			got := roundTrip(t, d, e.IntPtr, &seven)
 			require.NotNil(t, got)
 			assert.Equal(t, 7, *got)
 		}},
@@ -301,7 +348,7 @@ func TestGobValuesRoundTripThroughAChild(t *testing.T) {
 	}
 }
 
-func TestWithJSONSendsTheArgumentAsJSON(t *testing.T) {
+func TestWithCodecJSONSendsTheArgumentAsJSON(t *testing.T) {
 	leakcheck.Check(t)
 	d := startDispatcher(t, strategy.Simple())
 	c := &capturing{next: d}
@@ -329,22 +376,30 @@ func TestAnUnencodableArgumentFailsBeforeTheScheduler(t *testing.T) {
 			// A chan or a func never gets here: Define refuses the type
 			// (TestDefineRefusesTypesTheCodecCannotCarry). An interface
 			// field holds what the codec learns of only at run time.
-			name: "chan in an interface, gob",
+			name: "chan in an interface, json",
 			schedule: func(s task.Scheduler) (any, error) {
 				return echoHolder.Schedule(s, holder{V: make(chan int)}).Value()
 			},
-			encode: func() error { _, err := task.Gob.Marshal(holder{V: make(chan int)}); return err },
-			task:   echoHolder.Name(), codec: "gob",
+			encode: func() error { _, err := task.JSON.Marshal(holder{V: make(chan int)}); return err },
+			task:   echoHolder.Name(), codec: "json",
+		},
+		{
+			name: "chan in an interface, gob",
+			schedule: func(s task.Scheduler) (any, error) {
+				return echoHolderGob.Schedule(s, holder{V: make(chan int)}).Value()
+			},
+			encode: func() error { _, err := gobcodec.Codec.Marshal(holder{V: make(chan int)}); return err },
+			task:   echoHolderGob.Name(), codec: "gob",
 		},
 		{
 			// gob panics on a nil pointer at top level instead of returning
 			// an error; Schedule must not crash the caller.
 			name: "nil pointer, gob",
 			schedule: func(s task.Scheduler) (any, error) {
-				return echoIntPtr.Schedule(s, nil).Value()
+				return gobEchoes.IntPtr.Schedule(s, nil).Value()
 			},
-			encode: func() error { _, err := task.Gob.Marshal((*int)(nil)); return err },
-			task:   echoIntPtr.Name(), codec: "gob",
+			encode: func() error { _, err := gobcodec.Codec.Marshal((*int)(nil)); return err },
+			task:   gobEchoes.IntPtr.Name(), codec: "gob",
 		},
 	}
 	for _, c := range cases {
@@ -375,8 +430,7 @@ func TestScheduleReturnsAtOnce(t *testing.T) {
 	assert.False(t, r.Ready(), "the future resolved with no child")
 	require.Equal(t, 1, s.count())
 	assert.Equal(t, echoInt.Name(), s.calls[0].Task)
-	assert.NotNil(t, s.calls[0].Resolver)
-	s.calls[0].Resolver.Fail(errors.New("not run"))
+	s.calls[0].Fail(errors.New("not run"))
 	_, err := r.Value()
 	assert.EqualError(t, err, "not run")
 }
@@ -428,7 +482,7 @@ func TestAnArgumentTheChildCannotDecodeIsATaskError(t *testing.T) {
 	_, err := echoString.Schedule(renaming{to: echoInt.Name(), next: d}, "seven").Value()
 	te := taskError(t, err)
 	assert.Equal(t, echoInt.Name(), te.Task)
-	assert.Contains(t, te.Message, `task "task_test.echo.int": decoding the argument (gob)`)
+	assert.Contains(t, te.Message, `task "task_test.echo.int": decoding the argument (json)`)
 	assert.False(t, te.Panicked)
 }
 
@@ -479,17 +533,19 @@ func TestAGoexitIsATaskErrorWithItsStack(t *testing.T) {
 func TestAnUnencodableResultIsATaskErrorNotAPanic(t *testing.T) {
 	leakcheck.Check(t)
 	d := startDispatcher(t, strategy.Simple())
-	t.Run("chan in an interface", func(t *testing.T) {
-		_, err := unencodableResult.Schedule(d, 1).Value()
-		te := taskError(t, err)
-		assert.False(t, te.Panicked)
-		assert.Contains(t, te.Message, `task "task_test.unencodable.result": encoding the result (gob)`)
-		assert.Contains(t, te.Message, "chan int")
-	})
-	t.Run("nil pointer", func(t *testing.T) {
+	for codec, def := range map[string]*task.Def[int, holder]{"json": unencodableResult, "gob": unencodableResultGob} {
+		t.Run("chan in an interface, "+codec, func(t *testing.T) {
+			_, err := def.Schedule(d, 1).Value()
+			te := taskError(t, err)
+			assert.False(t, te.Panicked)
+			assert.Contains(t, te.Message, fmt.Sprintf("task %q: encoding the result (%s)", def.Name(), codec))
+			assert.Contains(t, te.Message, "chan int")
+		})
+	}
+	t.Run("nil pointer, gob", func(t *testing.T) {
 		// gob panics on a nil pointer; the task did not panic, and must
 		// not be reported as if it had.
-		_, err := nilPointerResult.Schedule(d, 1).Value()
+		_, err := nilPointerResultGob.Schedule(d, 1).Value()
 		te := taskError(t, err)
 		assert.False(t, te.Panicked, "reported as a panic: %v", err)
 		assert.Contains(t, te.Message, "encoding the result (gob)")

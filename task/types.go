@@ -2,133 +2,35 @@ package task
 
 import (
 	"context"
-	"encoding"
-	"encoding/gob"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 
+	"github.com/procrastinate-go/procrastinate/internal/codec"
 	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 )
 
-// What the built-in codecs can carry is decided per type, once, when a
-// task is defined: refuseType finds what they can never encode, and
+// What the module's own codecs can carry is decided per type, once, when a
+// task is defined: checkType finds what they can never encode, and
 // crossingFor how a result with errors in it crosses. Types with no error
 // in them go to the codec as they are, with no cost per call.
 
-var (
-	errorType           = reflect.TypeFor[error]()
-	gobEncoderType      = reflect.TypeFor[gob.GobEncoder]()
-	binaryMarshalerType = reflect.TypeFor[encoding.BinaryMarshaler]()
-	jsonMarshalerType   = reflect.TypeFor[json.Marshaler]()
-	textMarshalerType   = reflect.TypeFor[encoding.TextMarshaler]()
-)
+var errorType = reflect.TypeFor[error]()
 
-// implements reports whether t, or a pointer to it, implements one of ifaces.
-func implements(t reflect.Type, ifaces ...reflect.Type) bool {
-	for _, i := range ifaces {
-		if t.Implements(i) || (t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(i)) {
-			return true
-		}
-	}
-	return false
-}
-
-// refuseType returns why codec can never carry a value of type t (the
+// checkType returns why codec can never carry a value of type t (the
 // task's argument when result is false, its result when it is true), or
-// "" when it may. It knows the built-in codecs; any other may carry
-// anything.
-func refuseType(codec Codec, t reflect.Type, result bool) string {
-	switch codec {
-	case Gob:
-		base := t
-		for base.Kind() == reflect.Pointer {
-			base = base.Elem()
-		}
-		if base.Kind() == reflect.Interface && !(result && t == errorType) {
-			return fmt.Sprintf("gob cannot carry a value of interface type %s as the whole argument or result: it encodes the value inside, which the other side cannot decode back into the interface. Use a concrete type, or a struct with the interface in a field (and gob.Register the types it may hold), or define the task with task.WithJSON()", typeName(t))
-		}
-		return gobRefusal(t, map[reflect.Type]bool{})
-	case JSON:
-		return jsonRefusal(t, map[reflect.Type]bool{})
+// nil when it may. Only the module's own codecs check types; any other
+// may carry anything. An error as the whole result is not checked: it
+// crosses as a struct (see crossing).
+func checkType(c Codec, t reflect.Type, result bool) error {
+	ch, ok := c.(codec.Checker)
+	if !ok || (result && t == errorType) {
+		return nil
 	}
-	return ""
+	return ch.CheckType(t, codec.Own{})
 }
 
-// typeName is t as the messages of Define name it.
-func typeName(t reflect.Type) string {
-	if t.Kind() == reflect.Interface && t.NumMethod() == 0 && t.Name() == "" {
-		return "any"
-	}
-	return t.String()
-}
-
-// cannotCross says why a value of type t cannot go to another process.
-func cannotCross(t reflect.Type) string {
-	if t.Kind() == reflect.UnsafePointer {
-		return fmt.Sprintf("a %s cannot cross to another process: an address means nothing there", t)
-	}
-	return fmt.Sprintf("a %s cannot cross to another process: pass what the task needs to make one in the child instead (a size, a name, a path), or keep that part of the work in the parent", t)
-}
-
-// gobRefusal is refuseType for gob below the top level: gob leaves out
-// unexported fields, and chan and func fields (and pointers to them), as
-// it does; a chan, a func or an unsafe.Pointer anywhere else, and a struct
-// with fields of which none is sent, it can never encode. A type with its
-// own GobEncode or MarshalBinary method is its own business.
-func gobRefusal(t reflect.Type, seen map[reflect.Type]bool) string {
-	if seen[t] {
-		return ""
-	}
-	seen[t] = true
-	if implements(t, gobEncoderType, binaryMarshalerType) {
-		return ""
-	}
-	switch t.Kind() {
-	case reflect.Chan, reflect.Func, reflect.UnsafePointer:
-		return cannotCross(t)
-	case reflect.Pointer, reflect.Slice, reflect.Array:
-		if why := gobRefusal(t.Elem(), seen); why != "" {
-			return why
-		}
-	case reflect.Map:
-		if why := gobRefusal(t.Key(), seen); why != "" {
-			return why
-		}
-		return gobRefusal(t.Elem(), seen)
-	case reflect.Struct:
-		sent := 0
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if !gobSends(f) {
-				continue
-			}
-			sent++
-			if why := gobRefusal(f.Type, seen); why != "" {
-				return fmt.Sprintf("in field %s of %s: %s", f.Name, t, why)
-			}
-		}
-		if t.NumField() > 0 && sent == 0 {
-			return fmt.Sprintf("gob encodes exported fields only, and no chan or func ones, and %s has no exported fields it can encode: export them, or give it GobEncode and GobDecode (or MarshalBinary and UnmarshalBinary) methods, or define the task with task.WithJSON() and json methods", t)
-		}
-	}
-	return ""
-}
-
-// gobSends reports whether gob encodes field f (encoding/gob's isSent).
-func gobSends(f reflect.StructField) bool {
-	if !f.IsExported() {
-		return false
-	}
-	t := f.Type
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	return t.Kind() != reflect.Chan && t.Kind() != reflect.Func
-}
-
-// jsonRefusal is refuseType for JSON: encoding/json refuses a chan, a
+// jsonRefusal is what JSON's CheckType returns, as a string: encoding/json refuses a chan, a
 // func, a complex number and an unsafe.Pointer wherever it meets one, and
 // a map whose key is not a string, an integer or a TextMarshaler. It
 // leaves out unexported fields and fields tagged "-"; a type with its own
@@ -138,21 +40,21 @@ func jsonRefusal(t reflect.Type, seen map[reflect.Type]bool) string {
 		return ""
 	}
 	seen[t] = true
-	if implements(t, jsonMarshalerType, textMarshalerType) {
+	if codec.Implements(t, codec.JSONMarshaler, codec.TextMarshaler) {
 		return ""
 	}
 	switch t.Kind() {
 	case reflect.Chan, reflect.Func, reflect.UnsafePointer:
-		return "json: " + cannotCross(t)
+		return "json: " + codec.CannotCross(t)
 	case reflect.Complex64, reflect.Complex128:
-		return fmt.Sprintf("json cannot encode a %s: carry its real and imaginary parts as two floats, or use the default codec (gob)", t)
+		return fmt.Sprintf("json cannot encode a %s: carry its real and imaginary parts as two floats, or use the gob codec (package gobcodec)", t)
 	case reflect.Pointer, reflect.Slice, reflect.Array:
 		return jsonRefusal(t.Elem(), seen)
 	case reflect.Map:
 		switch k := t.Key(); {
-		case k.Kind() == reflect.String, k.Kind() >= reflect.Int && k.Kind() <= reflect.Uintptr, implements(k, textMarshalerType):
+		case k.Kind() == reflect.String, k.Kind() >= reflect.Int && k.Kind() <= reflect.Uintptr, codec.Implements(k, codec.TextMarshaler):
 		default:
-			return fmt.Sprintf("json cannot encode a map key of type %s (in %s): use a string or an integer key, or a key type with a MarshalText method, or the default codec (gob)", k, t)
+			return fmt.Sprintf("json cannot encode a map key of type %s (in %s): use a string or an integer key, or a key type with a MarshalText method, or the gob codec (package gobcodec)", k, t)
 		}
 		return jsonRefusal(t.Elem(), seen)
 	case reflect.Struct:
@@ -229,22 +131,22 @@ type conversion struct {
 	to, from func(reflect.Value) reflect.Value
 }
 
-// crossingFor returns how values of t cross codec, or nil when they go to
-// it as they are: t holds no error, the codec is not a built-in one, or t
-// is of a form that cannot be shadowed (a recursive type with errors in
-// it, or a struct with an unexported embedded struct beside errors),
+// crossingFor returns how values of t cross c, or nil when they go to it
+// as they are: t holds no error, c is not one of the module's own codecs,
+// or t is of a form that cannot be shadowed (a recursive type with errors
+// in it, or a struct with an unexported embedded struct beside errors),
 // where an error that is not nil fails to encode.
-func crossingFor(codec Codec, t reflect.Type) *crossing {
-	if codec != Gob && codec != JSON {
+func crossingFor(c Codec, t reflect.Type) *crossing {
+	if _, ok := c.(codec.Checker); !ok {
 		return nil
 	}
 	b := shadowBuilder{state: map[reflect.Type]int{}}
-	c := b.build(t)
-	if c == nil || b.failed {
+	conv := b.build(t)
+	if conv == nil || b.failed {
 		return nil
 	}
-	top := reflect.StructOf([]reflect.StructField{{Name: "V", Type: c.shadow}})
-	return &crossing{top: top, conv: c}
+	top := reflect.StructOf([]reflect.StructField{{Name: "V", Type: conv.shadow}})
+	return &crossing{top: top, conv: conv}
 }
 
 // encode returns v (of the type the crossing was made for) as the value
@@ -255,11 +157,11 @@ func (c *crossing) encode(v reflect.Value) any {
 	return w.Addr().Interface()
 }
 
-// decode unmarshals data with codec into out, a pointer to the type the
+// decode unmarshals data with dec into out, a pointer to the type the
 // crossing was made for.
-func (c *crossing) decode(codec Codec, data []byte, out reflect.Value) error {
+func (c *crossing) decode(dec Codec, data []byte, out reflect.Value) error {
 	w := reflect.New(c.top)
-	if err := codec.Unmarshal(data, w.Interface()); err != nil {
+	if err := dec.Unmarshal(data, w.Interface()); err != nil {
 		return err
 	}
 	out.Elem().Set(c.conv.from(w.Elem().Field(0)))
@@ -277,7 +179,7 @@ func (b *shadowBuilder) build(t reflect.Type) *conversion {
 	if t == errorType {
 		return errorConversion
 	}
-	if implements(t, gobEncoderType, binaryMarshalerType, jsonMarshalerType, textMarshalerType) {
+	if codec.Implements(t, codec.GobEncoder, codec.BinaryMarshaler, codec.JSONMarshaler, codec.TextMarshaler) {
 		return nil // it encodes itself
 	}
 	switch b.state[t] {
@@ -321,7 +223,7 @@ func holdsError(t reflect.Type, seen map[reflect.Type]bool) bool {
 	if t == errorType {
 		return true
 	}
-	if seen[t] || implements(t, gobEncoderType, binaryMarshalerType, jsonMarshalerType, textMarshalerType) {
+	if seen[t] || codec.Implements(t, codec.GobEncoder, codec.BinaryMarshaler, codec.JSONMarshaler, codec.TextMarshaler) {
 		return false
 	}
 	seen[t] = true

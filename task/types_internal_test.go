@@ -30,7 +30,7 @@ type upperCodec struct{ Codec }
 
 // A type with no error in it goes to the codec as it is: no shadow, no
 // conversion per call. So does a type with errors that cannot be
-// shadowed, and any type with a codec other than the built-in ones.
+// shadowed, and any type with a codec other than the module's own.
 func TestCrossingOnlyWhereErrorsAre(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -38,14 +38,14 @@ func TestCrossingOnlyWhereErrorsAre(t *testing.T) {
 		t     reflect.Type
 		want  bool
 	}{
-		{"int", Gob, reflect.TypeFor[int](), false},
-		{"plain struct", Gob, reflect.TypeFor[plain](), false},
+		{"int", JSON, reflect.TypeFor[int](), false},
+		{"plain struct", JSON, reflect.TypeFor[plain](), false},
 		{"plain struct, json", JSON, reflect.TypeFor[plain](), false},
-		{"error", Gob, reflect.TypeFor[error](), true},
+		{"error", JSON, reflect.TypeFor[error](), true},
 		{"[]error, json", JSON, reflect.TypeFor[[]error](), true},
-		{"map of errors", Gob, reflect.TypeFor[map[int]error](), true},
-		{"error, another codec", upperCodec{Gob}, reflect.TypeFor[error](), false},
-		{"recursive with an error", Gob, reflect.TypeFor[list](), false},
+		{"map of errors", JSON, reflect.TypeFor[map[int]error](), true},
+		{"error, another codec", upperCodec{JSON}, reflect.TypeFor[error](), false},
+		{"recursive with an error", JSON, reflect.TypeFor[list](), false},
 		{"unexported embedded struct beside an error", JSON, reflect.TypeFor[embedsHidden](), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,7 +57,7 @@ func TestCrossingOnlyWhereErrorsAre(t *testing.T) {
 
 // An error that crossed keeps its message, and a nil one stays nil.
 func TestCrossingRoundTrip(t *testing.T) {
-	for _, codec := range []Codec{Gob, JSON} {
+	for _, codec := range []Codec{JSON} {
 		c := crossingFor(codec, reflect.TypeFor[[2]error]())
 		require.NotNil(t, c)
 		in := [2]error{errors.New("first"), nil}
@@ -78,8 +78,8 @@ type withErr struct {
 // BenchmarkEncodeResult: a result with no error in it goes to the codec as
 // it is; one with an error field pays for its shadow.
 func BenchmarkEncodeResult(b *testing.B) {
-	plainDef := &Def[int, plain]{codec: Gob, res: crossingFor(Gob, reflect.TypeFor[plain]())}
-	errDef := &Def[int, withErr]{codec: Gob, res: crossingFor(Gob, reflect.TypeFor[withErr]())}
+	plainDef := &Def[int, plain]{codec: JSON, res: crossingFor(JSON, reflect.TypeFor[plain]())}
+	errDef := &Def[int, withErr]{codec: JSON, res: crossingFor(JSON, reflect.TypeFor[withErr]())}
 	b.Run("plain", func(b *testing.B) {
 		v := plain{N: 7, Tags: []string{"a"}}
 		for b.Loop() {

@@ -6,7 +6,7 @@
 //   - fresh: through the public API, a fresh process per task
 //     (strategy.Throttled(2));
 //   - reused: through the public API, in two children that serve every
-//     task (strategy.Throttled(2, strategy.Reuse(0))).
+//     task (strategy.Throttled(2, strategy.Reuse(strategy.Unlimited))).
 //
 // Each run is measured from outside, the dispatcher's start and shutdown
 // included: its wall time per task, and the CPU per task of the whole
@@ -191,7 +191,7 @@ func runTasks(mode string, n, rounds int) (meter.Use, error) {
 	}
 	s := strategy.Throttled(inFlight)
 	if mode == "reused" {
-		s = strategy.Throttled(inFlight, strategy.Reuse(0))
+		s = strategy.Throttled(inFlight, strategy.Reuse(strategy.Unlimited))
 	}
 	m := meter.Start()
 	d, err := dispatcher.Start(s)

@@ -110,7 +110,7 @@ func run(w io.Writer, ln net.Listener, n int, after func(*dispatcher.Dispatcher)
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	joined := make(chan error, 1)
-	go func() { joined <- d.JoinContext(ctx) }()
+	go func() { joined <- d.Join(ctx) }()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for waiting := true; waiting; {

@@ -14,7 +14,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -37,7 +36,7 @@ type Config struct {
 
 // worker runs in a child until its context ends: at Shutdown (a stop
 // frame from the parent) or on SIGTERM. The heartbeats keep the activity
-// check (strategy.ActivityTimeout) from taking it for a hung worker.
+// check (task.WithActivityTimeout) from taking it for a hung worker.
 var worker = task.DefineWorker("github.com/procrastinate-go/procrastinate/examples/server.worker", func(ctx context.Context, c Config) error {
 	pid := os.Getpid()
 	fmt.Printf("worker %d: started\n", pid)
@@ -78,9 +77,9 @@ func run(n int) error {
 	logger := hclog.New(&hclog.LoggerOptions{Name: "server", Level: hclog.Warn, Output: os.Stderr})
 	d, err := dispatcher.Start(
 		strategy.SpawnN(n, worker, Config{Beat: 500 * time.Millisecond},
-			strategy.ActivityTimeout(5*time.Second),                // kill a worker silent for 5s
-			strategy.MaxRestarts(10, time.Minute),                  // give up past 10 restarts a minute
-			strategy.Backoff(100*time.Millisecond, 5*time.Second)), // pause between restarts of a crashing slot
+			strategy.CallOptions(task.WithActivityTimeout(5*time.Second)), // kill a worker silent for 5s
+			strategy.MaxRestarts(10, time.Minute),                         // give up past 10 restarts a minute
+			strategy.Backoff(100*time.Millisecond, 5*time.Second)),        // pause between restarts of a crashing slot
 		dispatcher.WithGracePeriod(3*time.Second), // then SIGKILL a worker that does not stop
 		dispatcher.WithLogger(logger),
 	)
@@ -90,13 +89,14 @@ func run(n int) error {
 	defer d.Close() // a panic on the way: stop the workers at once
 	fmt.Printf("parent %d: keeping %d workers alive; kill one to see it replaced, ^C to stop\n", os.Getpid(), n)
 
-	var failed error
 	select {
 	case <-ctx.Done():
 		fmt.Printf("parent %d: %v; stopping the workers\n", os.Getpid(), context.Cause(ctx))
-	case <-d.Failed():
-		failed = d.Err()
-		fmt.Printf("parent %d: the server gave up; stopping the workers\n", os.Getpid())
+	case <-d.Done():
+		// The server gave up (its workers kept dying), and the dispatcher
+		// shut down on its own: its workers are stopped already.
+		fmt.Printf("parent %d: the server gave up; its workers are stopped\n", os.Getpid())
+		return d.Err()
 	}
 	stop() // from here on a second ^C ends the program at once
 
@@ -105,8 +105,8 @@ func run(n int) error {
 	// server mode the grace period bounds it. (The deferred Close then
 	// does nothing.)
 	if err := d.Shutdown(context.Background()); err != nil {
-		return errors.Join(failed, err)
+		return err
 	}
 	fmt.Printf("parent %d: all workers stopped\n", os.Getpid())
-	return failed
+	return nil
 }

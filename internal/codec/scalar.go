@@ -1,4 +1,4 @@
-package task
+package codec
 
 import (
 	"encoding/binary"
@@ -7,31 +7,31 @@ import (
 	"reflect"
 )
 
-// The Gob codec's short form for scalars. A task whose argument or result
-// is a bool, a sized or unsized integer, a float or a string would
-// otherwise pay for a gob encoder and decoder per value (about 60
-// allocations for an int each way, and on a child that has just woken,
-// tens of microseconds of cold code). The short form is a zero byte (which
-// no gob stream starts with: it would be a message of length zero), the
+// The short form for scalars, which the module's codecs use. A task whose
+// argument or result is a bool, a sized or unsized integer, a float or a
+// string would otherwise pay for an encoder and a decoder per value (for
+// gob, about 60 allocations for an int each way, and on a child that has
+// just woken, tens of microseconds of cold code). The short form is a
+// zero byte (which neither a gob stream nor a JSON text starts with), the
 // value's reflect.Kind, and the value: integers as varints, floats as the
 // eight bytes of their float64 bits, a bool as one byte, a string as its
 // bytes. It applies to the exact types only (a named type such as
-// time.Duration goes through gob), and it decodes only into the type it
-// was made from.
+// time.Duration goes through the codec), and it decodes only into the
+// type it was made from.
 
-// scalarMark opens a value in the short form.
-const scalarMark = 0
+// Mark opens a value in the short form.
+const Mark = 0
 
-// marshalScalar returns v in the short form, and false if v is not one of
+// MarshalScalar returns v in the short form, and false if v is not one of
 // the scalar types.
-func marshalScalar(v any) ([]byte, bool) {
+func MarshalScalar(v any) ([]byte, bool) {
 	switch x := v.(type) {
 	case bool:
 		b := byte(0)
 		if x {
 			b = 1
 		}
-		return []byte{scalarMark, byte(reflect.Bool), b}, true
+		return []byte{Mark, byte(reflect.Bool), b}, true
 	case int:
 		return appendSigned(reflect.Int, int64(x)), true
 	case int8:
@@ -57,33 +57,33 @@ func marshalScalar(v any) ([]byte, bool) {
 	case float64:
 		return appendFloat(reflect.Float64, x), true
 	case string:
-		return append([]byte{scalarMark, byte(reflect.String)}, x...), true
+		return append([]byte{Mark, byte(reflect.String)}, x...), true
 	}
 	return nil, false
 }
 
 func appendSigned(k reflect.Kind, x int64) []byte {
-	return binary.AppendVarint([]byte{scalarMark, byte(k)}, x)
+	return binary.AppendVarint([]byte{Mark, byte(k)}, x)
 }
 
 func appendUnsigned(k reflect.Kind, x uint64) []byte {
-	return binary.AppendUvarint([]byte{scalarMark, byte(k)}, x)
+	return binary.AppendUvarint([]byte{Mark, byte(k)}, x)
 }
 
 func appendFloat(k reflect.Kind, x float64) []byte {
-	return binary.LittleEndian.AppendUint64([]byte{scalarMark, byte(k)}, math.Float64bits(x))
+	return binary.LittleEndian.AppendUint64([]byte{Mark, byte(k)}, math.Float64bits(x))
 }
 
-// unmarshalScalar decodes data, which is in the short form, into v, which
+// UnmarshalScalar decodes data, which is in the short form, into v, which
 // must point to the scalar type it was made from.
-func unmarshalScalar(data []byte, v any) error {
+func UnmarshalScalar(data []byte, v any) error {
 	var err error
 	switch p := v.(type) {
 	case *bool:
 		var b []byte
 		if b, err = scalarBody(data, reflect.Bool); err == nil {
 			if len(b) != 1 || b[0] > 1 {
-				return fmt.Errorf("gob: %d bytes are not a bool in the short form", len(data))
+				return fmt.Errorf("%d bytes are not a bool in the short form", len(data))
 			}
 			*p = b[0] == 1
 		}
@@ -124,7 +124,7 @@ func unmarshalScalar(data []byte, v any) error {
 		if len(data) > 1 {
 			kind = "a " + reflect.Kind(data[1]).String()
 		}
-		return fmt.Errorf("gob: %s in the short form cannot be decoded into a %T (parent and child must use the same types)", kind, v)
+		return fmt.Errorf("%s in the short form cannot be decoded into a %T (parent and child must use the same types)", kind, v)
 	}
 	return err
 }
@@ -132,11 +132,11 @@ func unmarshalScalar(data []byte, v any) error {
 // scalarBody checks that data is a value of kind k in the short form and
 // returns what follows its kind.
 func scalarBody(data []byte, k reflect.Kind) ([]byte, error) {
-	if len(data) < 2 || data[0] != scalarMark {
-		return nil, fmt.Errorf("gob: %d bytes are not a value in the short form", len(data))
+	if len(data) < 2 || data[0] != Mark {
+		return nil, fmt.Errorf("%d bytes are not a value in the short form", len(data))
 	}
 	if got := reflect.Kind(data[1]); got != k {
-		return nil, fmt.Errorf("gob: a %v in the short form cannot be decoded into a %v (parent and child must use the same types)", got, k)
+		return nil, fmt.Errorf("a %v in the short form cannot be decoded into a %v (parent and child must use the same types)", got, k)
 	}
 	return data[2:], nil
 }
@@ -148,7 +148,7 @@ func decodeSigned[T int | int8 | int16 | int32 | int64](data []byte, k reflect.K
 	}
 	x, n := binary.Varint(b)
 	if n <= 0 || n != len(b) || int64(T(x)) != x {
-		return fmt.Errorf("gob: %d bytes are not a %v in the short form", len(data), k)
+		return fmt.Errorf("%d bytes are not a %v in the short form", len(data), k)
 	}
 	*p = T(x)
 	return nil
@@ -161,7 +161,7 @@ func decodeUnsigned[T uint | uint8 | uint16 | uint32 | uint64](data []byte, k re
 	}
 	x, n := binary.Uvarint(b)
 	if n <= 0 || n != len(b) || uint64(T(x)) != x {
-		return fmt.Errorf("gob: %d bytes are not a %v in the short form", len(data), k)
+		return fmt.Errorf("%d bytes are not a %v in the short form", len(data), k)
 	}
 	*p = T(x)
 	return nil
@@ -173,7 +173,7 @@ func decodeFloat(data []byte, k reflect.Kind, p *float64) error {
 		return err
 	}
 	if len(b) != 8 {
-		return fmt.Errorf("gob: %d bytes are not a %v in the short form", len(data), k)
+		return fmt.Errorf("%d bytes are not a %v in the short form", len(data), k)
 	}
 	*p = math.Float64frombits(binary.LittleEndian.Uint64(b))
 	return nil

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package lock
+package lockdir
 
 // ownerTag returns "": off Linux, a directory's name does not say which
 // process named it.

@@ -1,6 +1,6 @@
 //go:build !unix || aix
 
-package lock
+package lockdir
 
 import (
 	"errors"
