@@ -27,6 +27,7 @@ func (d *Dispatcher) progressed(c *child, payload []byte) {
 	}
 	rp := result.Progress{Done: p.Done, Total: p.Total, Attempt: len(j.deaths) + 1, Sent: p.Sent}
 	j.setProgress(p.Done, p.Total)
+	j.call.ReportProgress(rp)
 	if d.obs.listening() {
 		d.emit(Event{Kind: TaskProgress, Task: j.call.Task, Call: j.seq, Attempt: rp.Attempt, Pid: c.p.Pid(), Progress: rp})
 	}

@@ -416,10 +416,13 @@ func (d *Dispatcher) ended(j *job, err error) {
 	j.setProgress(0, 0)
 	o := outcomeOf(err)
 	c.completed[o].Add(1)
+	var usage *result.Usage
 	if j.obs.measured {
+		usage = &j.obs.usage
 		c.user.Add(int64(j.obs.usage.UserCPU))
 		c.system.Add(int64(j.obs.usage.SystemCPU))
 	}
+	j.call.ReportEnd(usage, j.obs.logTail)
 	if j.worker {
 		d.obs.workerEnds = append(d.obs.workerEnds, err)
 	}
