@@ -478,7 +478,6 @@ func (d *Dispatcher) fail(err error) {
 	})
 }
 
-
 // Lock takes the named lock that the dispatcher's children take with
 // task.Lock, waiting until it is free or ctx ends; then it returns an
 // error that wraps ctx.Err(). A name must be a plain file name (not empty,
