@@ -33,6 +33,7 @@ type Client struct {
 	log        hclog.Logger
 	id         string // this client's id: the first word of its calls' ids
 	maxPayload int64
+	pubOpts    []jetstream.PublishOpt // of every call's publish
 
 	mu      sync.Mutex
 	pending map[uint64]*entry // calls not resolved yet, by number
@@ -118,6 +119,11 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Client, error) {
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		watched:    make(chan struct{}),
+		pubOpts: []jetstream.PublishOpt{
+			jetstream.WithStallWait(cfg.PublishTimeout),
+			jetstream.WithRetryAttempts(int(cfg.PublishTimeout / (250 * time.Millisecond))),
+			jetstream.WithRetryWait(250 * time.Millisecond),
+		},
 	}
 	c.js, err = jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(4096),
@@ -312,10 +318,7 @@ func (c *Client) publisher() {
 		c.queue = nil
 		c.mu.Unlock()
 		for _, e := range q {
-			_, err := c.js.PublishMsgAsync(e.msg,
-				jetstream.WithStallWait(c.cfg.PublishTimeout),
-				jetstream.WithRetryAttempts(int(c.cfg.PublishTimeout/(250*time.Millisecond))),
-				jetstream.WithRetryWait(250*time.Millisecond))
+			_, err := c.js.PublishMsgAsync(e.msg, c.pubOpts...)
 			if err != nil {
 				c.publishFailed(c.js, e.msg, err)
 			}
@@ -325,13 +328,8 @@ func (c *Client) publisher() {
 
 // entryOf returns the pending entry whose call id m carries, or nil.
 func (c *Client) entryOf(m *nats.Msg) *entry {
-	id := m.Header.Get(hdrID)
-	num, ok := strings.CutPrefix(id, c.id+".")
+	n, ok := c.number(m)
 	if !ok {
-		return nil
-	}
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil {
 		return nil
 	}
 	c.mu.Lock()
@@ -339,13 +337,28 @@ func (c *Client) entryOf(m *nats.Msg) *entry {
 	return c.pending[n]
 }
 
+// number returns the number of this client's call that m carries.
+func (c *Client) number(m *nats.Msg) (uint64, bool) {
+	id := m.Header.Get(hdrID)
+	if len(id) <= len(c.id) || id[len(c.id)] != '.' || id[:len(c.id)] != c.id {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(id[len(c.id)+1:], 10, 64)
+	return n, err == nil
+}
+
 // published is called when the server confirms that it stored a call.
 func (c *Client) published(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) {
-	e := c.entryOf(m)
-	if e == nil {
+	n, ok := c.number(m)
+	if !ok {
 		return
 	}
 	c.mu.Lock()
+	e := c.pending[n]
+	if e == nil {
+		c.mu.Unlock()
+		return
+	}
 	e.seq = ack.Sequence
 	cancel := e.state == abandoned
 	if !cancel {
@@ -415,12 +428,14 @@ func (c *Client) result(m jetstream.Msg) {
 	}
 	c.mu.Lock()
 	e := c.pending[n]
-	c.mu.Unlock()
 	if e == nil {
+		c.mu.Unlock()
 		return // resolved already: a result stored after the call failed here
 	}
+	delete(c.pending, n)
+	c.mu.Unlock()
 	payload, err := decodeResult(m.Headers(), m.Data())
-	c.finish(e, payload, err)
+	c.resolve(e, payload, err)
 }
 
 // decodeResult turns a stored result into the answer or the error.
@@ -450,6 +465,12 @@ func (c *Client) finish(e *entry, payload []byte, err error) bool {
 	}
 	delete(c.pending, e.n)
 	c.mu.Unlock()
+	c.resolve(e, payload, err)
+	return true
+}
+
+// resolve resolves e, which its caller took out of pending.
+func (c *Client) resolve(e *entry, payload []byte, err error) {
 	if e.stopCtx != nil {
 		e.stopCtx()
 	}
@@ -461,7 +482,6 @@ func (c *Client) finish(e *entry, payload []byte, err error) bool {
 	} else {
 		e.call.resolve(payload)
 	}
-	return true
 }
 
 // abandon handles the end of a call's context, or a deadline that passed

@@ -37,9 +37,32 @@ type worker struct {
 	stopping  bool
 	gone      bool // the dispatcher was shut down or closed: take no more calls
 
-	freed chan struct{} // a slot was freed; capacity 1
-	wg    sync.WaitGroup
+	freed    chan struct{} // a slot was freed; capacity 1
+	fetchers sync.WaitGroup
+	slots    sync.WaitGroup
+	calls    chan delivered // to an idle slot goroutine; unbuffered
+	toStore  chan *toStore  // to the storer
+	stored   chan struct{}  // closed when the storer has ended
 }
+
+// delivered is a call as the consumer delivered it.
+type delivered struct {
+	m  jetstream.Msg
+	at time.Time
+}
+
+// toStore is the result of a call on its way to the results stream; the
+// call is acked once the server confirms it stored the result.
+type toStore struct {
+	m   jetstream.Msg
+	res *nats.Msg
+	paf jetstream.PubAckFuture
+	err error
+}
+
+// maxStoreBatch is the most results the storer publishes before it waits
+// for their confirmations.
+const maxStoreBatch = 256
 
 // stopReason says why a worker stopped a call of its own accord.
 type stopReason int
@@ -108,11 +131,15 @@ func serve(ctx context.Context, nc *nats.Conn, loc *local, opts []ServeOption) e
 		running:   make(map[string]*running),
 		cancelled: make(map[string]time.Time),
 		freed:     make(chan struct{}, 1),
+		calls:     make(chan delivered),
+		toStore:   make(chan *toStore, sc.slots),
+		stored:    make(chan struct{}),
 	}
 	sub, err := nc.Subscribe(n.cancel, w.onCancel)
 	if err != nil {
 		return fmt.Errorf("cluster: listening for cancels: %w", err)
 	}
+	go w.storer()
 	w.log.Debug("serving", "slots", sc.slots, "ack_wait", w.ackWait)
 	err = w.fetch(ctx)
 	w.shutdown()
@@ -180,9 +207,9 @@ func (w *worker) fetch(ctx context.Context) error {
 		w.mu.Lock()
 		w.fetching++
 		w.mu.Unlock()
-		w.wg.Add(1)
+		w.fetchers.Add(1)
 		go func() {
-			defer w.wg.Done()
+			defer w.fetchers.Done()
 			defer cancel()
 			got := 0
 			for m := range msgs.Messages() {
@@ -211,7 +238,9 @@ func (w *worker) release(k int) {
 }
 
 // take starts the handling of one delivered call; it holds a slot until
-// the call is answered or handed back.
+// the call is acked or handed back. An idle slot goroutine takes it, or a
+// new one; slot goroutines live until the worker stops, so that each
+// grows its stack once.
 func (w *worker) take(m jetstream.Msg, at time.Time) {
 	w.mu.Lock()
 	stopping := w.stopping || w.gone
@@ -221,54 +250,66 @@ func (w *worker) take(m jetstream.Msg, at time.Time) {
 		w.release(1)
 		return
 	}
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		defer w.release(1)
-		w.handle(m, at)
-	}()
+	d := delivered{m: m, at: at}
+	select {
+	case w.calls <- d:
+	default:
+		w.slots.Add(1)
+		go w.slot(d)
+	}
 }
 
-// handle decides what to do with a delivered call, and does it.
-func (w *worker) handle(m jetstream.Msg, at time.Time) {
+// slot handles d, then every call given to it until the worker stops.
+func (w *worker) slot(d delivered) {
+	defer w.slots.Done()
+	for {
+		if !w.handle(d.m, d.at) {
+			w.release(1)
+		}
+		var ok bool
+		if d, ok = <-w.calls; !ok {
+			return
+		}
+	}
+}
+
+// handle decides what to do with a delivered call, and does it. It
+// reports whether the call's result went to the storer, which gives the
+// call's slot back; otherwise the caller does.
+func (w *worker) handle(m jetstream.Msg, at time.Time) bool {
 	md, err := m.Metadata()
 	if err != nil {
 		w.log.Warn("a message without JetStream metadata", "subject", m.Subject(), "error", err)
 		_ = m.Term()
-		return
+		return false
 	}
 	c, err := decodeCall(m.Headers(), m.Data(), w.sc.maxCall)
 	if err != nil {
-		w.deadLetter(m, md, &c, err.Error(), ErrMalformedCall)
-		return
+		return w.deadLetter(m, md, &c, err.Error(), ErrMalformedCall)
 	}
 	if int(md.NumDelivered) > c.MaxDeliver {
-		w.deadLetter(m, md, &c, fmt.Sprintf("it was delivered %d times, more than the %d allowed (Config.MaxDeliver)", md.NumDelivered, c.MaxDeliver), ErrTooManyDeliveries)
-		return
+		return w.deadLetter(m, md, &c, fmt.Sprintf("it was delivered %d times, more than the %d allowed (Config.MaxDeliver)", md.NumDelivered, c.MaxDeliver), ErrTooManyDeliveries)
 	}
 	if !w.loc.known(c.Task) {
 		if int(md.NumDelivered) >= c.MaxDeliver {
-			w.deadLetter(m, md, &c, fmt.Sprintf("no worker that was offered it defines the task %q (offered %d times); define it with task.Define in the workers' program", c.Task, md.NumDelivered), ErrUnknownTask)
-			return
+			return w.deadLetter(m, md, &c, fmt.Sprintf("no worker that was offered it defines the task %q (offered %d times); define it with task.Define in the workers' program", c.Task, md.NumDelivered), ErrUnknownTask)
 		}
 		w.log.Debug("handing back a call of a task this worker does not define", "task", c.Task, "id", c.ID)
 		_ = m.NakWithDelay(w.sc.unknownDelay)
-		return
+		return false
 	}
 	if w.wasCancelled(c.ID) {
-		w.answer(m, &c, nil, w.loc.neverStarted(c.Task, context.Canceled))
-		return
+		return w.answer(m, &c, nil, w.loc.neverStarted(c.Task, context.Canceled))
 	}
 	if !c.Deadline.IsZero() && !time.Now().Before(c.Deadline) {
-		w.answer(m, &c, nil, w.loc.neverStarted(c.Task, context.DeadlineExceeded))
-		return
+		return w.answer(m, &c, nil, w.loc.neverStarted(c.Task, context.DeadlineExceeded))
 	}
 	if md.NumDelivered > 1 || c.Key != "" {
 		if w.answered(m, &c) {
-			return
+			return false
 		}
 	}
-	w.run(m, &c, at)
+	return w.run(m, &c, at)
 }
 
 // answered reports whether the call has a stored result already (a
@@ -308,8 +349,9 @@ func (w *worker) copyTo(stored *jetstream.RawStreamMsg, subject string) *nats.Ms
 }
 
 // run runs the call on the local dispatcher, renewing its lease until it
-// answers, and passes the answer on.
-func (w *worker) run(m jetstream.Msg, c *wireCall, at time.Time) {
+// answers, and passes the answer on. It reports whether the answer went to
+// the storer.
+func (w *worker) run(m jetstream.Msg, c *wireCall, at time.Time) bool {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := &running{cancel: cancel}
@@ -317,13 +359,12 @@ func (w *worker) run(m jetstream.Msg, c *wireCall, at time.Time) {
 	if w.stopping {
 		w.mu.Unlock()
 		_ = m.Nak()
-		return
+		return false
 	}
 	if _, ok := w.cancelled[c.ID]; ok {
 		// Its cancel came after handle looked.
 		w.mu.Unlock()
-		w.answer(m, c, nil, w.loc.neverStarted(c.Task, context.Canceled))
-		return
+		return w.answer(m, c, nil, w.loc.neverStarted(c.Task, context.Canceled))
 	}
 	w.running[c.ID] = r
 	w.mu.Unlock()
@@ -352,7 +393,7 @@ wait:
 				w.stop(r, leaseLost)
 				<-done
 				w.log.Warn("could not renew the lease of a call within the ack wait; stopped it, another worker runs it", "task", c.Task, "id", c.ID)
-				return
+				return false
 			}
 			t.Reset(every)
 		}
@@ -363,7 +404,7 @@ wait:
 	w.mu.Unlock()
 	switch {
 	case reason == leaseLost:
-		return
+		return false
 	case err != nil && w.loc.handBack(err):
 		// The dispatcher is going away: take no more calls, or they
 		// would come straight back here.
@@ -373,13 +414,13 @@ wait:
 		w.log.Debug("handing a call back: the dispatcher ended", "task", c.Task, "id", c.ID)
 		_ = m.Nak()
 		w.release(0)
-		return
+		return false
 	case reason == handBack && err != nil:
 		w.log.Debug("handing a call back", "task", c.Task, "id", c.ID)
 		_ = m.Nak()
-		return
+		return false
 	}
-	w.answer(m, c, payload, err)
+	return w.answer(m, c, payload, err)
 }
 
 // stop stops a running call for reason, unless it is being stopped already.
@@ -418,16 +459,18 @@ func (w *worker) renew(m jetstream.Msg, lease *time.Time) bool {
 }
 
 // answer stores the call's result (its payload, or err) and acks the
-// call. When the result cannot be stored the call is handed back.
-func (w *worker) answer(m jetstream.Msg, c *wireCall, payload []byte, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), w.ackWait)
-	defer cancel()
+// call. When the result cannot be stored the call is handed back. It
+// reports whether the result went to the storer, which acks the call (or
+// hands it back) and gives its slot back.
+func (w *worker) answer(m jetstream.Msg, c *wireCall, payload []byte, err error) bool {
 	res := w.resultMsg(w.n.resultSubject(c.ID), c, payload, err)
 	if msgSize(res) > w.nc.MaxPayload() {
 		res = w.resultMsg(w.n.resultSubject(c.ID), c, nil, fmt.Errorf("cluster: task %q: the result is %d bytes, over the server's maximum message size of %d bytes (max_payload); raise max_payload in the server's configuration (embedded.MaxPayload for an embedded node), or return large data another way",
 			c.Task, msgSize(res), w.nc.MaxPayload()))
 	}
 	if c.Key != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), w.ackWait)
+		defer cancel()
 		keyed := &nats.Msg{Subject: w.n.keySubject(c.Key), Header: res.Header, Data: res.Data}
 		_, perr := w.js.PublishMsg(ctx, keyed)
 		switch {
@@ -439,19 +482,92 @@ func (w *worker) answer(m jetstream.Msg, c *wireCall, payload []byte, err error)
 			if gerr != nil {
 				w.log.Warn("reading the result stored under a key", "key", c.Key, "error", gerr)
 				_ = m.NakWithDelay(time.Second)
-				return
+				return false
 			}
 			res = w.copyTo(stored, res.Subject)
 		default:
 			w.log.Warn("storing a result under its key; handing the call back", "task", c.Task, "key", c.Key, "error", perr)
 			_ = m.NakWithDelay(time.Second)
-			return
+			return false
 		}
 	}
-	if w.store(ctx, m, res) {
-		_ = m.Ack()
+	w.toStore <- &toStore{m: m, res: res}
+	return true
+}
+
+// storer stores the results that answer gives it and acks their calls:
+// it publishes every result waiting, without waiting for each
+// confirmation in turn, then acks each call whose result the server
+// confirmed it stored (or held already), and hands back the others. It
+// ends when toStore is closed.
+func (w *worker) storer() {
+	defer close(w.stored)
+	batch := make([]*toStore, 0, maxStoreBatch)
+	for {
+		a, ok := <-w.toStore
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], a)
+	more:
+		for len(batch) < maxStoreBatch {
+			select {
+			case a, ok := <-w.toStore:
+				if !ok {
+					break more
+				}
+				batch = append(batch, a)
+			default:
+				break more
+			}
+		}
+		for _, a := range batch {
+			a.paf, a.err = w.js.PublishMsgAsync(a.res)
+		}
+		timeout := time.NewTimer(w.ackWait)
+		expired := false
+		for i, a := range batch {
+			if a.err == nil {
+				a.err = w.confirmed(a.paf, timeout.C, &expired)
+			}
+			if a.err != nil && !wrongLastSeq(a.err) {
+				w.log.Warn("storing a result; handing the call back", "subject", a.res.Subject, "error", a.err)
+				_ = a.m.NakWithDelay(time.Second)
+			} else {
+				_ = a.m.Ack()
+			}
+			batch[i] = nil
+			w.release(1)
+		}
+		timeout.Stop()
 	}
 }
+
+// confirmed waits for the server's answer to a publish, until expired is
+// closed, which it records.
+func (w *worker) confirmed(paf jetstream.PubAckFuture, expire <-chan time.Time, expired *bool) error {
+	if *expired {
+		select {
+		case <-paf.Ok():
+			return nil
+		case err := <-paf.Err():
+			return err
+		default:
+			return errStoreTimeout
+		}
+	}
+	select {
+	case <-paf.Ok():
+		return nil
+	case err := <-paf.Err():
+		return err
+	case <-expire:
+		*expired = true
+		return errStoreTimeout
+	}
+}
+
+var errStoreTimeout = errors.New("cluster: the server did not confirm the result within the ack wait")
 
 // store publishes a result; a result stored before for the same call
 // counts as done. On failure it hands the call back and returns false.
@@ -503,8 +619,9 @@ func wrongLastSeq(err error) bool {
 }
 
 // deadLetter moves a call to the dead-letter stream and fails its future
-// with a *DeadLetterError, when the message names a call.
-func (w *worker) deadLetter(m jetstream.Msg, md *jetstream.MsgMetadata, c *wireCall, reason string, cause error) {
+// with a *DeadLetterError, when the message names a call. It reports
+// whether that answer went to the storer.
+func (w *worker) deadLetter(m jetstream.Msg, md *jetstream.MsgMetadata, c *wireCall, reason string, cause error) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), w.ackWait)
 	defer cancel()
 	h := nats.Header{}
@@ -523,14 +640,14 @@ func (w *worker) deadLetter(m jetstream.Msg, md *jetstream.MsgMetadata, c *wireC
 	if _, err := w.js.PublishMsg(ctx, dead); err != nil {
 		w.log.Warn("moving a call to the dead letters; handing it back", "reason", reason, "error", err)
 		_ = m.NakWithDelay(time.Second)
-		return
+		return false
 	}
 	w.log.Warn("moved a call to the dead letters", "task", c.Task, "id", c.ID, "reason", reason)
 	if c.ID == "" {
 		_ = m.Ack() // no caller to tell
-		return
+		return false
 	}
-	w.answer(m, c, nil, &DeadLetterError{Task: c.Task, ID: c.ID, Deliveries: int(md.NumDelivered), Reason: reason, Cause: cause})
+	return w.answer(m, c, nil, &DeadLetterError{Task: c.Task, ID: c.ID, Deliveries: int(md.NumDelivered), Reason: reason, Cause: cause})
 }
 
 // onCancel stops a running call whose caller cancelled it, and answers
@@ -580,5 +697,9 @@ func (w *worker) shutdown() {
 	for _, r := range rs {
 		w.stop(r, handBack)
 	}
-	w.wg.Wait()
+	w.fetchers.Wait() // nothing calls take any more
+	close(w.calls)
+	w.slots.Wait() // nothing calls answer any more
+	close(w.toStore)
+	<-w.stored
 }

@@ -298,18 +298,16 @@ func TestServerActivity_LazyWorkersAreReplaced(t *testing.T) {
 
 	shutdown(t, d, nil)
 	// Every worker the server started was lazy, so at most n+restarts
-	// ran. A replacement spawned just before the server gave up may be
-	// stopped by Shutdown before it records its start, so fewer may have
-	// recorded one; the first replacement always did, since its death
-	// made the server give up.
+	// ran. A worker records its start from its task, so one killed for
+	// inactivity before its task ran (a slow start on a loaded machine)
+	// or stopped by Shutdown just after its spawn records none.
 	pids := started(t, dir)
 	require.LessOrEqual(t, len(pids), n+restarts, "n workers and at most %d replacements: %v", restarts, pids)
-	require.GreaterOrEqual(t, len(pids), n+1, "n workers and the replacement whose death ended the server: %v", pids)
 	// The first n were killed. Of the replacements, the first killed made
 	// the server give up; the other may have been stopped by Shutdown.
 	gone := stopped(t, dir)
 	require.LessOrEqual(t, len(gone), 1, "lazy workers that returned through their context: %v", gone)
-	for _, pid := range pids[:n] {
+	for _, pid := range pids[:min(n, len(pids))] {
 		require.NotContains(t, gone, pid, "the lazy worker %d returned: it was not killed", pid)
 	}
 }
