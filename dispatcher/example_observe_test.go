@@ -53,3 +53,53 @@ func ExampleDispatcher_Subscribe() {
 	// task-started example.com/calc.cube
 	// task-done example.com/calc.cube succeeded
 }
+
+func ExampleOutcome() {
+	d, err := dispatcher.Start(strategy.Throttled(2))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	cube.Schedule(d, 2)
+	badExit.Schedule(d, exitArg{Code: 3}) // its child exits without an answer
+	_ = d.Shutdown(context.Background())
+
+	s := d.Stats()
+	for o, n := range s.Completed {
+		if n > 0 {
+			fmt.Println(dispatcher.Outcome(o), n)
+		}
+	}
+	// Output:
+	// succeeded 1
+	// died 1
+}
+
+func ExampleExitReason() {
+	d, err := dispatcher.Start(strategy.Throttled(1))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	badExit.Schedule(d, exitArg{Code: 3})
+	_ = d.Shutdown(context.Background())
+
+	fmt.Println(dispatcher.ExitCrashed, d.Stats().ChildrenExited[dispatcher.ExitCrashed])
+	// Output: crashed 1
+}
+
+func ExampleHistogram() {
+	d, err := dispatcher.Start(strategy.Throttled(2))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for n := range 3 {
+		cube.Schedule(d, n)
+	}
+	_ = d.Shutdown(context.Background())
+
+	h := d.Stats().RunTime
+	fmt.Println(h.Count, len(h.Bounds) == len(h.Counts), h.Counts[len(h.Counts)-1]) // cumulative: the last bound, an hour, holds them all
+	// Output: 3 true 3
+}
