@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procrastinate-go/procrastinate/internal/childenv"
 	"github.com/procrastinate-go/procrastinate/internal/lockdir"
 	"github.com/procrastinate-go/procrastinate/internal/seam"
 	"github.com/procrastinate-go/procrastinate/internal/sentinel"
@@ -343,7 +344,7 @@ func (d *Dispatcher) Submit(c *task.Call) {
 		return
 	}
 	if p := c.Process; p != nil {
-		if err := procman.CheckEnv(p.Env); err != nil {
+		if err := childenv.Check(p.Env); err != nil {
 			d.refuse(c, fmt.Errorf("dispatcher: task %q: task.Process.Env: %w", c.Task, err))
 			return
 		}

@@ -32,13 +32,12 @@
 // not fit is dropped and counted. Package metrics serves the Stats to
 // Prometheus. The guide is [docs/observability.md].
 //
-// [docs/observability.md]: https://github.com/procrastinate-go/procrastinate/blob/main/docs/observability.md
-//
 // # What a future resolves to
 //
 // Every future resolves exactly once, to the task's value or to an error
 // that says how the task ended. What it resolves to, for every way a task
 // can end, is listed in [docs/failure.md].
 //
+// [docs/observability.md]: https://github.com/procrastinate-go/procrastinate/blob/main/docs/observability.md
 // [docs/failure.md]: https://github.com/procrastinate-go/procrastinate/blob/main/docs/failure.md
 package dispatcher

@@ -7,10 +7,8 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
-	"github.com/procrastinate-go/procrastinate/internal/wire"
+	"github.com/procrastinate-go/procrastinate/internal/tune"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/task"
 )
@@ -18,13 +16,6 @@ import (
 // run is the manager goroutine: it alone touches the dispatcher's state
 // below the inbox.
 func (d *Dispatcher) run(started chan<- error) {
-	if d.pm.NeedsLockedThread() {
-		// procman.WithPdeathsig, passed by a test through its seam: children
-		// are started on this thread only, and the thread ends with the
-		// goroutine. The dispatcher does without it otherwise, so that
-		// the callers it wakes can run on its thread at once.
-		runtime.LockOSThread()
-	}
 	if err := d.pm.Setup(); err != nil {
 		close(d.done)
 		started <- fmt.Errorf("dispatcher: %w", err)
@@ -41,7 +32,7 @@ func (d *Dispatcher) run(started chan<- error) {
 		d.assign()
 		// What assign sent goes out before the strategy may start a child,
 		// which holds this goroutine for the fork and exec.
-		d.pm.Flush()
+		tune.Flush(d.pm)
 		// A draining dispatcher asks its strategy only while work is
 		// queued: with none, all the strategy could start is spares, which
 		// would be retired at once, and the next Step would start them
@@ -67,7 +58,7 @@ func (d *Dispatcher) run(started chan<- error) {
 		}
 		d.yieldToCallers()
 		d.pm.SetDeadline(d.nextDeadline())
-		d.pm.SetIdle(d.idle())
+		tune.SetIdle(d.pm, d.idle())
 		if err := d.pm.Step(); err != nil {
 			d.log.Error("process manager step failed; closing", "error", err)
 			d.mu.Lock()
@@ -83,7 +74,7 @@ func (d *Dispatcher) run(started chan<- error) {
 // no job is unresolved, and every child alive is ready and has nothing in
 // flight (none is starting a task, answering, or on its way out). Its
 // Step then waits where a Schedule's Wakeup reaches it soonest (see
-// procman.Manager.SetIdle).
+// internal/tune.SetIdle).
 func (d *Dispatcher) idle() bool {
 	if d.unresolved > 0 {
 		return false
@@ -281,7 +272,7 @@ func (d *Dispatcher) kill() {
 	if !d.termSent {
 		d.termSent = true
 		for _, p := range d.pm.Processes() {
-			_ = p.Send(wire.KindStop, nil)
+			_ = p.Stop()
 		}
 		for c := range d.catchers {
 			if err := c.p.Signal(d.termSig); err != nil && !errors.Is(err, procman.ErrProcessDone) {
@@ -371,7 +362,7 @@ func (d *Dispatcher) stopWorkers() {
 			continue
 		}
 		c.stopping, c.last = true, true
-		if err := c.p.Send(wire.KindStop, nil); err != nil {
+		if err := c.p.Stop(); err != nil {
 			d.log.Debug("sending a stop frame", "pid", c.p.Pid(), "error", err)
 		}
 		d.timers.add(&timer{at: time.Now().Add(d.grace), kind: timerKill, c: c})
@@ -546,19 +537,4 @@ func (v poolView) After(dur time.Duration) {
 	if v.d.wakeAt.IsZero() || t.Before(v.d.wakeAt) {
 		v.d.wakeAt = t
 	}
-}
-
-// rlimits turns a call's limits into the process manager's.
-func rlimits(l *task.Process) []procman.Rlimit {
-	var out []procman.Rlimit
-	if l.AddressSpace > 0 {
-		out = append(out, procman.Rlimit{Resource: unix.RLIMIT_AS, Cur: l.AddressSpace, Max: l.AddressSpace})
-	}
-	if l.CPUTime > 0 {
-		secs := uint64((l.CPUTime + time.Second - 1) / time.Second)
-		// SIGXCPU at the soft limit; the hard limit, a second later, is
-		// SIGKILL in case the child catches SIGXCPU.
-		out = append(out, procman.Rlimit{Resource: unix.RLIMIT_CPU, Cur: secs, Max: secs + 1})
-	}
-	return out
 }

@@ -319,7 +319,9 @@ func TestAFatalErrorNamesItsCause(t *testing.T) {
 func TestABlockingStderrLeavesNothingBehind(t *testing.T) {
 	checkLeaks(t)
 	var fds [2]int
-	require.NoError(t, syscall.Pipe2(fds[:], syscall.O_CLOEXEC)) // blocking, unlike os.Pipe
+	require.NoError(t, syscall.Pipe(fds[:])) // blocking, unlike os.Pipe
+	syscall.CloseOnExec(fds[0])
+	syscall.CloseOnExec(fds[1])
 	r, w := os.NewFile(uintptr(fds[0]), "blocking-r"), os.NewFile(uintptr(fds[1]), "blocking-w")
 	t.Cleanup(func() { r.Close(); w.Close() })
 	require.ErrorIs(t, w.SetWriteDeadline(time.Now()), os.ErrNoDeadline, "the test needs a writer without deadlines")

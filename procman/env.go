@@ -1,8 +1,11 @@
 package procman
 
 import (
-	"fmt"
+	"os"
+	"strconv"
 	"strings"
+
+	"github.com/procrastinate-go/procrastinate/internal/childenv"
 )
 
 // envKey returns the name that kv, an environment entry, sets.
@@ -11,29 +14,42 @@ func envKey(kv string) string {
 	return k
 }
 
-// CheckEnv reports what is wrong with env as extra entries for a child's
-// environment (Spec.Env), or nil: each entry must be KEY=VALUE with a
-// KEY, no entry may hold a NUL byte, and none may set a variable that the
-// manager sets itself (PROCRASTINATE_CHILD, PROCRASTINATE_CPU_LIMIT,
-// PROCRASTINATE_NICE). CreateProcess refuses a Spec whose Env fails it; a
-// caller may check sooner.
-func CheckEnv(env []string) error {
-	for _, kv := range env {
-		k, _, ok := strings.Cut(kv, "=")
-		switch {
-		case !ok || k == "":
-			return fmt.Errorf("entry %q is not KEY=VALUE", kv)
-		case strings.IndexByte(kv, 0) >= 0:
-			return fmt.Errorf("entry for %s holds a NUL byte", k)
-		case reservedEnv(k):
-			return fmt.Errorf("%s is set by the manager itself; leave it out", k)
+// reservedEnv reports whether key is one of the variables that the
+// manager sets in a child's environment itself.
+func reservedEnv(key string) bool { return childenv.Reserved(key) }
+
+// childEnv is the parent's environment with the child cookie, the mark of
+// a CPU time limit to come when cpuLimit is set, that of the nice level
+// when nice is not 0, then extra. A variable that extra sets is set once,
+// to its last value in extra: a Go child would take the first of two.
+func childEnv(extra []string, cpuLimit bool, nice int) []string {
+	env := os.Environ()
+	var last map[string]int // the index in extra of the last entry for each of its variables
+	if len(extra) > 0 {
+		last = make(map[string]int, len(extra))
+		for i, kv := range extra {
+			last[envKey(kv)] = i
 		}
 	}
-	return nil
-}
-
-// reservedEnv reports whether key is one of the variables that the manager
-// sets in a child's environment itself.
-func reservedEnv(key string) bool {
-	return key == cookieKey || key == cpuLimitKey || key == niceKey
+	out := make([]string, 0, len(env)+3+len(extra))
+	for _, kv := range env {
+		k := envKey(kv)
+		if _, set := last[k]; set || reservedEnv(k) {
+			continue
+		}
+		out = append(out, kv)
+	}
+	out = append(out, cookieKey+"="+cookieValue)
+	if cpuLimit {
+		out = append(out, cpuLimitKey+"=1")
+	}
+	if nice != 0 {
+		out = append(out, niceKey+"="+strconv.Itoa(nice))
+	}
+	for i, kv := range extra {
+		if last[envKey(kv)] == i {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

@@ -7,16 +7,56 @@ import (
 	"runtime"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // pipeHolds reports whether the pipe at fd has bytes waiting to be read.
 func pipeHolds(fd int) bool {
-	n, err := unix.IoctlGetInt(fd, unix.TIOCINQ) // FIONREAD
+	n, err := pipeLen(fd)
 	return err == nil && n > 0
 }
+
+// pipeLen returns how many bytes the pipe at fd holds, unread.
+func pipeLen(fd int) (int, error) {
+	return unix.IoctlGetInt(fd, unix.TIOCINQ) // FIONREAD
+}
+
+// readFD reads from the non-blocking fd, again when a signal interrupts
+// it; syscall.EAGAIN says that nothing waits.
+func readFD(fd int, buf []byte) (int, error) {
+	for {
+		n, err := unix.Read(fd, buf)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// writeFD writes b to the non-blocking fd, again when a signal
+// interrupts it; syscall.EAGAIN says that the pipe is full.
+func writeFD(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Write(fd, b)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// writevFD writes iov to the non-blocking fd in one writev(2), again when
+// a signal interrupts it; syscall.EAGAIN says that the pipe is full.
+func writevFD(fd int, iov [][]byte) (int, error) {
+	for {
+		n, err := unix.Writev(fd, iov)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// closeFD closes fd.
+func closeFD(fd int) { unix.Close(fd) }
 
 // spliceMin is the payload size from which a child's frame goes to its
 // parent by vmsplice(2). The pipe then holds the payload's own pages
@@ -82,39 +122,4 @@ func waitDrained(fd int) {
 			time.Sleep(50 * time.Microsecond)
 		}
 	}
-}
-
-// parentDeathSignal returns the signal the kernel sends this process when
-// its parent dies (WithPdeathsig; exec keeps it), or 0.
-func parentDeathSignal() syscall.Signal {
-	var sig int32
-	if err := unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0, 0, 0); err != nil {
-		return 0
-	}
-	return syscall.Signal(sig)
-}
-
-// setParentDeathSignal asks the kernel to send sig to this process when
-// its parent dies (PR_SET_PDEATHSIG; exec keeps it). The kernel ties it to
-// the parent's thread that started this process, and sends it too when
-// that thread ends (see Child.handleSignals).
-func setParentDeathSignal(sig syscall.Signal) error {
-	return unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(sig), 0, 0, 0)
-}
-
-// setGroupNice sets nice on every thread of the process group that this
-// process leads, and on nothing when it leads none (a child started by
-// hand, in its starter's group). Its error is not reported: the parent set
-// the same level on the same group, with the same rights, before. (Raw
-// system calls: the runtime's own entry would wake its monitor thread on
-// the way to the first task.)
-func setGroupNice(nice int) {
-	pid, _, _ := syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
-	_, _, _ = syscall.RawSyscall(syscall.SYS_SETPRIORITY, syscall.PRIO_PGRP, pid, uintptr(nice))
-}
-
-// cpuLimited reports whether this process has a CPU time limit.
-func cpuLimited() bool {
-	var lim unix.Rlimit
-	return unix.Getrlimit(unix.RLIMIT_CPU, &lim) == nil && lim.Cur != unix.RLIM_INFINITY
 }

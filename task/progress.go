@@ -39,11 +39,12 @@ type progressKeyType struct{}
 
 var progressKey progressKeyType
 
-// reporter sends what one call reports in the child to the parent, bound
-// to the call's invocation (see procman.Child.Send): its progress,
+// reporter sends what one call reports in the child to the parent, in
+// notes bound to the call's invocation (see procman.Child.Note): its progress,
 // coalesced, and its log records (see Logger), within a rate.
 type reporter struct {
-	c *procman.Child
+	c   *procman.Child
+	seq uint64 // the invocation's number, which its notes carry
 
 	mu       sync.Mutex
 	latest   wire.Progress
@@ -63,11 +64,11 @@ type reporter struct {
 // withReporter returns ctx with a reporter for the call it runs, and the
 // reporter; ctx unchanged and nil outside a child.
 func withReporter(ctx context.Context) (context.Context, *reporter) {
-	c, _ := ctx.Value(childKey).(*procman.Child)
-	if c == nil {
+	inv, ok := ctx.Value(childKey).(invocationOf)
+	if !ok {
 		return ctx, nil
 	}
-	r := &reporter{c: c}
+	r := &reporter{c: inv.c, seq: inv.seq}
 	return context.WithValue(ctx, progressKey, r), r
 }
 
@@ -108,7 +109,7 @@ func (r *reporter) sendLocked() error {
 	r.buf = wire.AppendProgress(r.buf[:0], r.latest)
 	r.lastSent = time.Now()
 	r.dirty = false
-	return r.c.Send(wire.KindProgress, r.buf)
+	return r.c.Note(r.seq, wire.KindProgress, r.buf)
 }
 
 // finish sends the report not sent yet, if any, and drops every report
