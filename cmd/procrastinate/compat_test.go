@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestCompatibleWithGNUParallel runs the same inputs through GNU parallel
+// and through the runner, and compares stdout, the exit status and the
+// joblog's columns (all but Starttime and JobRuntime). It is skipped
+// where parallel is not installed (apt-get install parallel).
+func TestCompatibleWithGNUParallel(t *testing.T) {
+	gnu, err := exec.LookPath("parallel")
+	if err != nil {
+		t.Skip("GNU parallel is not installed (apt-get install parallel): nothing to compare with")
+	}
+	if out, err := exec.Command(gnu, "--version").Output(); err != nil || !bytes.Contains(out, []byte("GNU parallel")) {
+		t.Skipf("%s is not GNU parallel (moreutils has one of that name)", gnu)
+	}
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "in.csv")
+	require.NoError(t, os.WriteFile(csv, []byte("a,1\nb,2\n"), 0o644))
+	for _, tc := range []struct {
+		name  string
+		stdin string
+		args  []string
+		log   bool // compare joblogs too
+	}{
+		{"keep order", "", []string{"-k", "echo", ":::", "a", "b c", "d"}, true},
+		{"tag, two sources", "", []string{"-k", "--tag", "echo", ":::", "a", "b", ":::", "1", "2"}, true},
+		{"positional", "", []string{"-k", "echo", "{2}", "{1}", ":::", "a", "b", ":::", "1", "2"}, true},
+		{"failures count", "", []string{"exit {}", ":::", "0", "1", "2"}, true},
+		{"halt now on a failure", "", []string{"-j1", "--halt", "now,fail=1", "exit {}", ":::", "0", "3", "0"}, true},
+		{"halt soon on successes", "", []string{"-j1", "-k", "--halt", "soon,success=2", "echo", ":::", "a", "b", "c"}, true},
+		{"-n2", "", []string{"-k", "-n2", "echo", ":::", "a", "b", "c"}, true},
+		{"dry run", "", []string{"--dry-run", "-j1", "echo", "{.}", "{/}", "{//}", "{/.}", "{#}", "{%}", ":::", "/x/y.tar.gz", "z"}, false},
+		{"colsep from a file", "", []string{"-k", "--colsep", ",", "echo", "{2}-{1}", "::::", csv}, true},
+		{"-a", "", []string{"-k", "-a", csv, "echo"}, true},
+		{"stdin, -0", "p\x00q r\x00", []string{"-k", "-0", "echo"}, true},
+		{"stdin, -d", "p:q", []string{"-k", "-d", ":", "echo"}, true},
+		{"link", "", []string{"-k", "--link", "echo", ":::", "a", "b", "c", ":::", "1", "2"}, true},
+		{"a shell line", "", []string{"-k", "echo {} | tr a-z A-Z", ":::", "abc", "de"}, true},
+		{"a builtin", "", []string{"-k", "cd / && pwd", ":::", "x"}, true},
+		{"inputs as commands", "", []string{"-k", ":::", "echo a", "echo b", "exit 2"}, true},
+		{"sequence and slot", "", []string{"-k", "-j1", "echo", "{#}", "{%}", ":::", "a", "b"}, true},
+		{"timeout", "", []string{"--timeout", "1", "sleep", ":::", "5", "0"}, true},
+		{"retries", "", []string{"--retries", "2", "exit 1", ":::", "x"}, true},
+		{"a missing program", "", []string{"no-such-program-here", ":::", "a"}, true},
+		{"unknown option", "", []string{"--no-such-option", "echo", ":::", "a"}, false},
+		{"missing argument file", "", []string{"-a", filepath.Join(dir, "nope"), "echo"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			theirLog, ourLog := filepath.Join(t.TempDir(), "theirs"), filepath.Join(t.TempDir(), "ours")
+			theirArgs, ourArgs := tc.args, tc.args
+			if tc.log {
+				theirArgs = append([]string{"--joblog", theirLog}, tc.args...)
+				ourArgs = append([]string{"--joblog", ourLog}, tc.args...)
+			}
+			c := exec.Command(gnu, append([]string{"--will-cite"}, theirArgs...)...)
+			c.Stdin = strings.NewReader(tc.stdin)
+			theirOut, err := c.Output()
+			theirCode := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				theirCode = ee.ExitCode()
+			} else {
+				require.NoError(t, err, "running GNU parallel")
+			}
+			ourOut, ourErr, ourCode := runIn(t, tc.stdin, ourArgs...)
+			require.Equal(t, theirCode, ourCode, "exit status: GNU parallel's, and ours (our stderr: %q)", ourErr)
+			if theirCode == 255 {
+				return // a usage error: parallel prints its usage on stdout, we print the mistake on stderr
+			}
+			if tc.args[0] == "-k" || tc.args[0] == "--dry-run" || tc.args[1] == "-k" {
+				require.Equal(t, string(theirOut), ourOut, "stdout: GNU parallel's, and ours")
+			} else {
+				require.Equal(t, sortedLines(string(theirOut)), sortedLines(ourOut), "stdout's lines: GNU parallel's, and ours")
+			}
+			if tc.log {
+				require.Equal(t, joblogColumns(t, theirLog), joblogColumns(t, ourLog), "joblog: GNU parallel's, and ours (all but Starttime and JobRuntime)")
+			}
+		})
+	}
+}
+
+func sortedLines(s string) []string {
+	l := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	sort.Strings(l)
+	return l
+}
+
+// joblogColumns reads a joblog, sorted by Seq, without its Starttime and
+// JobRuntime.
+func joblogColumns(t *testing.T, path string) []string {
+	t.Helper()
+	var rows []string
+	for i, l := range strings.Split(strings.TrimSuffix(readFile(t, path), "\n"), "\n") {
+		f := strings.Split(l, "\t")
+		require.Len(t, f, 9, "joblog %s line %d: %q", path, i+1, l)
+		if i > 0 {
+			f[2], f[3] = "-", "-"
+		}
+		rows = append(rows, strings.Join(f, "\t"))
+	}
+	sort.Strings(rows[1:])
+	return rows
+}
