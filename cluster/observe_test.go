@@ -8,8 +8,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/procrastinate-go/procrastinate/cluster"
+	"github.com/procrastinate-go/procrastinate/dispatcher"
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
 	"github.com/procrastinate-go/procrastinate/result"
+	"github.com/procrastinate-go/procrastinate/strategy"
 	"github.com/procrastinate-go/procrastinate/task"
 )
 
@@ -32,7 +34,17 @@ func TestProgressAndUsageCrossTheCluster(t *testing.T) {
 	leakcheck.Check(t)
 	node := startNode(t)
 	c := newClient(t, node.Conn(), cluster.Config{})
-	startWorker(t, node.Conn(), 1, cluster.WorkerName("w1"))
+	// A worker whose dispatcher measures what calls cost.
+	d, err := dispatcher.Start(strategy.Throttled(1), dispatcher.WithUsage())
+	require.NoError(t, err)
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- cluster.Serve(ctx, node.Conn(), d, cluster.Slots(1), cluster.WorkerName("w1")) }()
+	defer func() {
+		stop()
+		require.NoError(t, <-served, "Serve")
+		require.NoError(t, d.Shutdown(context.Background()))
+	}()
 
 	r := steps.Schedule(c, 5)
 	seen := make(chan result.Progress, 100)

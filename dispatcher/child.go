@@ -87,6 +87,7 @@ func (c *child) invocation(j *job) []byte {
 		// waits until the parent has the answer. One started for a
 		// queued task exits at once; there, throughput is what counts.
 		Linger: last && c.p != nil,
+		Usage:  c.d.usage,
 	}
 	c.linger = inv.Linger
 	// Only a call that may be cancelled, and a worker, which Close ends

@@ -52,6 +52,9 @@ func (d *Dispatcher) used(c *child, payload []byte) {
 // exitUsage takes what j's child cost, from its exit, when the child died
 // before it said what the call cost: the child's whole life.
 func (d *Dispatcher) exitUsage(j *job, e *procman.Exit) {
+	if !d.usage {
+		return
+	}
 	j.obs.usage = result.Usage{UserCPU: e.UserTime, SystemCPU: e.SystemTime, MaxRSS: e.MaxRSS}
 	j.obs.measured = true
 }

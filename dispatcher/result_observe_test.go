@@ -124,9 +124,17 @@ func TestSlowProgressCallbackHoldsNothingUp(t *testing.T) {
 // its future, and that a call that never started has no usage.
 func TestResultUsageAndLog(t *testing.T) {
 	checkLeaks(t)
-	d := start(t, strategy.Throttled(1))
+	plain := start(t, strategy.Throttled(1))
+	r0 := logSome.Schedule(plain, 0)
+	_, err := r0.Value()
+	require.NoError(t, err)
+	_, ok := r0.Usage()
+	require.False(t, ok, "Usage() of a call that answered, on a dispatcher without WithUsage")
+	require.NoError(t, plain.Shutdown(context.Background()))
+
+	d := start(t, strategy.Throttled(1), dispatcher.WithUsage())
 	r := logSome.Schedule(d, 0)
-	_, err := r.Value()
+	_, err = r.Value()
 	require.NoError(t, err)
 	u, ok := r.Usage()
 	require.True(t, ok, "Usage() of a call that answered")

@@ -59,7 +59,7 @@ func doneEvents(events []dispatcher.Event) map[uint64]dispatcher.Event {
 func TestUsageOfACallInAReusedChild(t *testing.T) {
 	checkLeaks(t)
 	snap := leakcheck.Take()
-	d := start(t, strategy.Throttled(1, strategy.Reuse(3)))
+	d := start(t, strategy.Throttled(1, strategy.Reuse(3)), dispatcher.WithUsage())
 	events, cancel := d.Subscribe(1000)
 	defer cancel()
 	_, err := costly.Schedule(d, costArg{CPU: 300 * time.Millisecond, Memory: 128 << 20}).Value()
@@ -85,7 +85,7 @@ func TestUsageOfACallInAReusedChild(t *testing.T) {
 func TestUsageOfAFreshChildAndOfADeath(t *testing.T) {
 	checkLeaks(t)
 	snap := leakcheck.Take()
-	d := start(t, strategy.Throttled(1))
+	d := start(t, strategy.Throttled(1), dispatcher.WithUsage())
 	events, cancel := d.Subscribe(1000)
 	defer cancel()
 	_, err := square.Schedule(d, 3).Value()

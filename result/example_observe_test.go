@@ -85,7 +85,7 @@ func ExampleResult_OnProgress() {
 }
 
 func ExampleResult_Usage() {
-	d, err := dispatcher.Start(strategy.Throttled(1))
+	d, err := dispatcher.Start(strategy.Throttled(1), dispatcher.WithUsage())
 	if err != nil {
 		fmt.Println(err)
 		return

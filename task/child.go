@@ -96,7 +96,10 @@ func Serve(c *procman.Child) error {
 			term.catch(inv.TermSignal)
 		}
 		running.Store(int32(inv.TermSignal))
-		cost := startMeter(inv.Last && served == 0)
+		var cost meter
+		if inv.Usage {
+			cost = startMeter(inv.Last && served == 0)
+		}
 		served++
 		kind, out := runOne(context.WithValue(root, childKey, invocationOf{c, seq}), inv, func(kind procman.Kind, out []byte) {
 			// The task called runtime.Goexit. It ends this goroutine,
@@ -108,10 +111,12 @@ func Serve(c *procman.Child) error {
 			c.Exit(1)
 		})
 		running.Store(0)
-		// What it cost goes before the answer, so that the future has it
-		// when it resolves.
-		if err := c.Note(seq, wire.KindUsage, wire.AppendUsage(nil, cost.end())); err != nil {
-			return err
+		// What it cost, when the parent asked, goes before the answer, so
+		// that the future has it when it resolves.
+		if inv.Usage {
+			if err := c.Note(seq, wire.KindUsage, wire.AppendUsage(nil, cost.end())); err != nil {
+				return err
+			}
 		}
 		// Retiring goes before the answer, so that the parent knows not to
 		// hand this child more work by the time it sees the answer.
