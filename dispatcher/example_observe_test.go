@@ -103,3 +103,18 @@ func ExampleHistogram() {
 	fmt.Println(h.Count, len(h.Bounds) == len(h.Counts), h.Counts[len(h.Counts)-1]) // cumulative: the last bound, an hour, holds them all
 	// Output: 3 true 3
 }
+
+func ExampleWithUsage() {
+	d, err := dispatcher.Start(strategy.Throttled(1), dispatcher.WithUsage())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer d.Close()
+
+	r := cube.Schedule(d, 3)
+	_, _ = r.Value()
+	u, ok := r.Usage() // a child started for this call: its whole life
+	fmt.Println(ok, u.UserCPU+u.SystemCPU > 0, u.MaxRSS > 0)
+	// Output: true true true
+}
