@@ -422,7 +422,9 @@ func (d *Dispatcher) ended(j *job, err error) {
 		c.user.Add(int64(j.obs.usage.UserCPU))
 		c.system.Add(int64(j.obs.usage.SystemCPU))
 	}
-	j.call.ReportEnd(usage, j.obs.logTail)
+	if usage != nil || len(j.obs.logTail) > 0 {
+		j.call.ReportEnd(usage, j.obs.logTail)
+	}
 	if j.worker {
 		d.obs.workerEnds = append(d.obs.workerEnds, err)
 	}

@@ -20,7 +20,7 @@ type Future struct {
 	resolved bool   // set under mu, before done is closed
 	payload  []byte // the answer; dropped once taken
 	err      error  // the failure, if Fail won
-	obs      observed
+	obs      *observed // made when the first of it comes; most futures never have any
 }
 
 // New returns an unresolved Future.
@@ -51,7 +51,7 @@ func (f *Future) settle(payload []byte, err error) bool {
 	}
 	f.resolved = true
 	f.payload, f.err = payload, err
-	if f.obs.changed != nil {
+	if f.obs != nil && f.obs.changed != nil {
 		close(f.obs.changed) // no change will come: ProgressChanged's waiters go on
 		f.obs.changed = nil
 	}

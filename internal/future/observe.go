@@ -20,7 +20,9 @@ type Usage struct {
 
 // observed is what a future keeps beside its answer: the call's latest
 // progress while it runs, and what it cost and logged once it ended. Its
-// fields are under Future.mu.
+// fields are under Future.mu. A future gets one when the first of it
+// comes (see Future.observedLocked), so that the many futures that never
+// have any stay small to allocate.
 type observed struct {
 	progress    Progress
 	hasProgress bool
@@ -33,6 +35,14 @@ type observed struct {
 	log         []string
 }
 
+// observedLocked returns f's observed, made if f has none yet.
+func (f *Future) observedLocked() *observed {
+	if f.obs == nil {
+		f.obs = new(observed)
+	}
+	return f.obs
+}
+
 // SetProgress stores p as the latest progress, wakes the waiters of
 // Changed, and has the callbacks called on a goroutine of their own. It
 // drops p once f is resolved. It never waits: a callback that is slow
@@ -43,6 +53,7 @@ func (f *Future) SetProgress(p Progress) {
 	if f.resolved {
 		return
 	}
+	f.observedLocked()
 	f.obs.progress, f.obs.hasProgress = p, true
 	f.obs.gen++
 	if f.obs.changed != nil {
@@ -55,7 +66,7 @@ func (f *Future) SetProgress(p Progress) {
 // notifyLocked starts the goroutine that calls the callbacks, unless it
 // runs or there are none.
 func (f *Future) notifyLocked() {
-	if len(f.obs.callbacks) == 0 || f.obs.notifying || !f.obs.hasProgress {
+	if f.obs == nil || len(f.obs.callbacks) == 0 || f.obs.notifying || !f.obs.hasProgress {
 		return
 	}
 	f.obs.notifying = true
@@ -86,6 +97,9 @@ func (f *Future) notify() {
 func (f *Future) Progress() (Progress, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.obs == nil {
+		return Progress{}, false
+	}
 	return f.obs.progress, f.obs.hasProgress
 }
 
@@ -97,6 +111,7 @@ func (f *Future) Changed() <-chan struct{} {
 	if f.resolved {
 		return f.done
 	}
+	f.observedLocked()
 	if f.obs.changed == nil {
 		f.obs.changed = make(chan struct{})
 	}
@@ -108,6 +123,7 @@ func (f *Future) Changed() <-chan struct{} {
 func (f *Future) OnProgress(fn func(Progress)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.observedLocked()
 	f.obs.callbacks = append(slices.Clip(f.obs.callbacks), fn)
 	f.notifyLocked()
 }
@@ -120,6 +136,7 @@ func (f *Future) SetEnd(u *Usage, log []string) {
 	if f.resolved {
 		return
 	}
+	f.observedLocked()
 	if u != nil {
 		f.obs.usage, f.obs.hasUsage = *u, true
 	}
@@ -130,6 +147,9 @@ func (f *Future) SetEnd(u *Usage, log []string) {
 func (f *Future) Usage() (Usage, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.obs == nil {
+		return Usage{}, false
+	}
 	return f.obs.usage, f.obs.hasUsage
 }
 
@@ -137,5 +157,8 @@ func (f *Future) Usage() (Usage, bool) {
 func (f *Future) Log() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.obs == nil {
+		return nil
+	}
 	return slices.Clone(f.obs.log)
 }
