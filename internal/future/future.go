@@ -17,9 +17,9 @@ type Future struct {
 	done chan struct{} // closed once resolved
 
 	mu       sync.Mutex
-	resolved bool   // set under mu, before done is closed
-	payload  []byte // the answer; dropped once taken
-	err      error  // the failure, if Fail won
+	resolved bool      // set under mu, before done is closed
+	payload  []byte    // the answer; dropped once taken
+	err      error     // the failure, if Fail won
 	obs      *observed // made when the first of it comes; most futures never have any
 }
 
