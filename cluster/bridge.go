@@ -79,6 +79,12 @@ func outOf(call *task.Call, key string) outCall {
 		cancelled: func(cause error) error {
 			return &result.CancelError{Task: call.Task, Cause: cause}
 		},
+		progress: func(p wireProgress) {
+			call.ReportProgress(result.Progress{Done: p.Done, Total: p.Total, Attempt: p.Attempt, Sent: time.Unix(0, p.SentNs)})
+		},
+		usage: func(u wireUsage) {
+			call.ReportEnd(&result.Usage{UserCPU: time.Duration(u.UserNs), SystemCPU: time.Duration(u.SystemNs), MaxRSS: u.MaxRSS}, nil)
+		},
 	}
 }
 
@@ -153,9 +159,11 @@ func (l *local) known(name string) bool {
 func (l *local) ended() <-chan struct{} { return l.d.Done() }
 
 // start runs c on the dispatcher, stopped when ctx ends; a nil ctx runs
-// it to its end. done is closed when it has answered; answer returns the
-// encoded answer or the error.
-func (l *local) start(ctx context.Context, c *wireCall) (done <-chan struct{}, answer func() ([]byte, error)) {
+// it to its end. progress, when not nil, is called with the call's
+// progress reports, off the dispatcher's goroutine. done is closed when
+// it has answered; answer returns the encoded answer or the error, and
+// sets c.usage to what the call cost, when that is known.
+func (l *local) start(ctx context.Context, c *wireCall, progress func(wireProgress)) (done <-chan struct{}, answer func() ([]byte, error)) {
 	var opts []task.CallOption
 	if ctx != nil {
 		opts = append(opts, task.WithContext(ctx))
@@ -173,7 +181,18 @@ func (l *local) start(ctx context.Context, c *wireCall) (done <-chan struct{}, a
 		opts = append(opts, task.WithProcess(task.Process{AddressSpace: wl.AddressSpace, CPUTime: time.Duration(wl.CPUTimeNs), Nice: wl.Nice, Dir: wl.Dir, Env: wl.Env}))
 	}
 	r := task.Raw(c.Task).Schedule(l.d, c.Arg, opts...)
-	return r.Done(), r.Value
+	if progress != nil {
+		r.OnProgress(func(p result.Progress) {
+			progress(wireProgress{Done: p.Done, Total: p.Total, Attempt: p.Attempt, SentNs: p.Sent.UnixNano()})
+		})
+	}
+	return r.Done(), func() ([]byte, error) {
+		v, err := r.Value()
+		if u, ok := r.Usage(); ok {
+			c.usage = &wireUsage{UserNs: int64(u.UserCPU), SystemNs: int64(u.SystemCPU), MaxRSS: u.MaxRSS}
+		}
+		return v, err
+	}
 }
 
 // handBack reports whether err says that the dispatcher was shut down or

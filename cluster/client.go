@@ -49,6 +49,8 @@ type Client struct {
 	results   jetstream.ConsumeContext // guarded by mu
 	resultsAt jetstream.Stream
 	bg        sync.WaitGroup // cancel procedures
+
+	progressSub *nats.Subscription // the workers' progress reports of this client's calls
 }
 
 // outCall is one call as the Client takes it from task.Def.Schedule: what
@@ -61,6 +63,10 @@ type outCall struct {
 	done    <-chan struct{} // closed once the future is resolved
 	// cancelled makes the error of a call stopped before it ran.
 	cancelled func(cause error) error
+	// progress stores a report from the worker; usage what the call cost,
+	// before the future resolves.
+	progress func(wireProgress)
+	usage    func(wireUsage)
 }
 
 // entryState is where a call is between Schedule and its result.
@@ -146,6 +152,10 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Client, error) {
 	if c.resultsAt, err = c.js.Stream(ctx, n.resultStream); err != nil {
 		return nil, fmt.Errorf("cluster: the results stream: %w", err)
 	}
+	if c.progressSub, err = nc.Subscribe(n.progressSubject(c.id+".*"), c.progressed); err != nil {
+		c.results.Stop()
+		return nil, fmt.Errorf("cluster: subscribing to progress reports: %w", err)
+	}
 	c.status = nc.StatusChanged(nats.CONNECTED)
 	go c.publisher()
 	go c.watch()
@@ -226,7 +236,7 @@ func (c *Client) catchUp() {
 		cancel()
 		if err == nil {
 			payload, err := decodeResult(m.Header, m.Data)
-			c.finish(e, payload, err)
+			c.finishWith(e, m.Header, payload, err)
 		}
 	}
 }
@@ -435,7 +445,39 @@ func (c *Client) result(m jetstream.Msg) {
 	delete(c.pending, n)
 	c.mu.Unlock()
 	payload, err := decodeResult(m.Headers(), m.Data())
+	e.call.takeUsage(m.Headers())
 	c.resolve(e, payload, err)
+}
+
+// takeUsage hands the call's future what the call cost, from its
+// result's header, if the worker said.
+func (oc *outCall) takeUsage(h nats.Header) {
+	if s := h.Get(hdrUsage); s != "" && oc.usage != nil {
+		if u, ok := decodeUsage(s); ok {
+			oc.usage(u)
+		}
+	}
+}
+
+// progressed takes a progress report that a worker published for one of
+// this client's calls.
+func (c *Client) progressed(m *nats.Msg) {
+	num := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return
+	}
+	p, err := decodeProgress(m.Data)
+	if err != nil {
+		c.log.Debug("a progress report that does not read", "subject", m.Subject, "error", err)
+		return
+	}
+	c.mu.Lock()
+	e := c.pending[n]
+	c.mu.Unlock()
+	if e != nil && e.call.progress != nil {
+		e.call.progress(p)
+	}
 }
 
 // decodeResult turns a stored result into the answer or the error.
@@ -458,6 +500,12 @@ func decodeResult(h nats.Header, data []byte) ([]byte, error) {
 // finish resolves e with payload or err, unless it is resolved already,
 // and reports whether it did.
 func (c *Client) finish(e *entry, payload []byte, err error) bool {
+	return c.finishWith(e, nil, payload, err)
+}
+
+// finishWith is finish for a stored result with header h (nil: none),
+// which may say what the call cost.
+func (c *Client) finishWith(e *entry, h nats.Header, payload []byte, err error) bool {
 	c.mu.Lock()
 	if c.pending[e.n] != e {
 		c.mu.Unlock()
@@ -465,6 +513,7 @@ func (c *Client) finish(e *entry, payload []byte, err error) bool {
 	}
 	delete(c.pending, e.n)
 	c.mu.Unlock()
+	e.call.takeUsage(h)
 	c.resolve(e, payload, err)
 	return true
 }
@@ -601,6 +650,7 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	close(c.stop)
 	<-c.done
+	_ = c.progressSub.Unsubscribe()
 	c.nc.RemoveStatusListener(c.status)
 	<-c.watched
 	c.mu.Lock()

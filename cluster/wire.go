@@ -26,6 +26,7 @@ const (
 	hdrMaxDeliver = "Procrastinate-Max-Deliver"
 	hdrCancel     = "Procrastinate-Cancellable" // "1": the caller may cancel the call
 
+	hdrUsage  = "Procrastinate-Usage" // what the call cost its child: user and system CPU in nanoseconds, peak RSS in bytes
 	hdrWorker = "Procrastinate-Worker"
 	hdrStatus = "Procrastinate-Status" // "ok": the payload is the answer; "error": a wireError
 	hdrReason = "Procrastinate-Reason" // on a dead letter: why it is there
@@ -42,11 +43,12 @@ const (
 
 // names holds the subjects and stream names under one prefix.
 type names struct {
-	prefix  string
-	calls   string // subject of the calls
-	results string // subject prefix of the results: results.c.<id>, results.k.<key>
-	dead    string // subject of the dead letters
-	cancel  string // core subject of cancel requests
+	prefix   string
+	calls    string // subject of the calls
+	results  string // subject prefix of the results: results.c.<id>, results.k.<key>
+	dead     string // subject of the dead letters
+	cancel   string // core subject of cancel requests
+	progress string // core subject prefix of progress reports: progress.<id>
 
 	callStream, resultStream, deadStream string
 	consumer                             string
@@ -73,6 +75,7 @@ func newNames(prefix string) (names, error) {
 		results:      prefix + ".results",
 		dead:         prefix + ".dead",
 		cancel:       prefix + ".cancel",
+		progress:     prefix + ".progress",
 		callStream:   up + "_CALLS",
 		resultStream: up + "_RESULTS",
 		deadStream:   up + "_DEAD",
@@ -82,6 +85,45 @@ func newNames(prefix string) (names, error) {
 
 // resultSubject is where the result of the call with id goes.
 func (n names) resultSubject(id string) string { return n.results + ".c." + id }
+
+// progressSubject is where the progress reports of the call with id go,
+// on core NATS: a report lost is replaced by the next.
+func (n names) progressSubject(id string) string { return n.progress + "." + id }
+
+// wireProgress is a progress report as it crosses: a running call's
+// latest progress (see task.Progress), as text "done total attempt
+// sent-unix-nanoseconds".
+type wireProgress struct {
+	Done, Total int64
+	Attempt     int
+	SentNs      int64
+}
+
+func (p wireProgress) encode() []byte {
+	return fmt.Appendf(nil, "%d %d %d %d", p.Done, p.Total, p.Attempt, p.SentNs)
+}
+
+func decodeProgress(b []byte) (wireProgress, error) {
+	var p wireProgress
+	if _, err := fmt.Sscanf(string(b), "%d %d %d %d", &p.Done, &p.Total, &p.Attempt, &p.SentNs); err != nil {
+		return wireProgress{}, fmt.Errorf("cluster: a progress report that does not read (%q): %w", b, err)
+	}
+	return p, nil
+}
+
+// wireUsage is what a call cost its child, as it crosses in the header
+// hdrUsage: "user-ns system-ns maxrss-bytes".
+type wireUsage struct {
+	UserNs, SystemNs, MaxRSS int64
+}
+
+func (u wireUsage) encode() string { return fmt.Sprintf("%d %d %d", u.UserNs, u.SystemNs, u.MaxRSS) }
+
+func decodeUsage(s string) (wireUsage, bool) {
+	var u wireUsage
+	_, err := fmt.Sscanf(s, "%d %d %d", &u.UserNs, &u.SystemNs, &u.MaxRSS)
+	return u, err == nil
+}
 
 // keySubject is where the result stored under key goes.
 func (n names) keySubject(key string) string { return n.results + ".k." + key }
@@ -148,6 +190,10 @@ type wireCall struct {
 	// end before the call does.
 	Cancellable bool
 	Arg         []byte
+
+	// usage is what the call cost its child, set by the worker that ran
+	// it for its result; it does not go with the call.
+	usage *wireUsage
 }
 
 // encode makes the message of c on subject.

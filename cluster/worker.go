@@ -339,7 +339,7 @@ func (w *worker) answered(m jetstream.Msg, c *wireCall) bool {
 // copyTo makes a result message on subject from a stored one.
 func (w *worker) copyTo(stored *jetstream.RawStreamMsg, subject string) *nats.Msg {
 	h := nats.Header{}
-	for _, k := range []string{hdrWorker, hdrStatus, hdrID, hdrTask} {
+	for _, k := range []string{hdrWorker, hdrStatus, hdrID, hdrTask, hdrUsage} {
 		if v := stored.Header.Get(k); v != "" {
 			h.Set(k, v)
 		}
@@ -378,7 +378,11 @@ func (w *worker) run(m jetstream.Msg, c *wireCall, at time.Time) bool {
 	if w.sc.runToEnd && !c.Cancellable && c.Deadline.IsZero() && c.Activity == 0 {
 		runCtx = nil
 	}
-	done, answer := w.loc.start(runCtx, c)
+	done, answer := w.loc.start(runCtx, c, func(p wireProgress) {
+		// Core NATS, not the stream: a report is worth nothing once a
+		// later one is out, and a lost one is replaced by the next.
+		_ = w.nc.Publish(w.n.progressSubject(c.ID), p.encode())
+	})
 	lease := at.Add(w.ackWait)
 	every := w.ackWait / 4
 	t := time.NewTimer(every)
@@ -598,6 +602,9 @@ func (w *worker) resultMsg(subject string, c *wireCall, payload []byte, err erro
 		hdrID:                   []string{c.ID},
 		hdrTask:                 []string{c.Task},
 		hdrExpectLastSubjectSeq: []string{"0"},
+	}
+	if c.usage != nil {
+		h[hdrUsage] = []string{c.usage.encode()}
 	}
 	if err == nil {
 		h[hdrStatus] = []string{statusOK}

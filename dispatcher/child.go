@@ -87,6 +87,7 @@ func (c *child) invocation(j *job) []byte {
 		// waits until the parent has the answer. One started for a
 		// queued task exits at once; there, throughput is what counts.
 		Linger: last && c.p != nil,
+		Usage:  c.d.usage,
 	}
 	c.linger = inv.Linger
 	// Only a call that may be cancelled, and a worker, which Close ends
@@ -132,6 +133,7 @@ func (c *child) give(j *job) {
 	c.inflight = append(c.inflight, j)
 	j.child = c
 	c.task = j.call.Task
+	c.d.began(j, c)
 	c.watchActivity(j)
 	inv := c.invocation(j)
 	c.noteCatcher()
@@ -250,20 +252,25 @@ func (c *child) Reply(p *procman.Process, k procman.Kind, payload []byte) {
 	}
 }
 
-// Note implements procman.Handler: a heartbeat, or the word that the
-// child takes no more work after its answer.
+// Note implements procman.Handler: a heartbeat, progress, what the call
+// cost, a log record, or the word that the child takes no more work after
+// its answer.
 func (c *child) Note(p *procman.Process, k procman.Kind, payload []byte) {
 	d := c.d
 	d.childRan()
 	switch k {
 	case wire.KindHeartbeat:
 		c.lastBeat = time.Now()
+	case wire.KindProgress:
+		d.progressed(c, payload)
+	case wire.KindUsage:
+		d.used(c, payload)
+	case wire.KindLog:
+		d.logged(c, payload)
 	case wire.KindRetiring:
 		c.last, c.retiring = true, true
 		c.retireOn = c.running()
 		d.unready(c)
-	default:
-		// Progress has no reader yet.
 	}
 }
 
@@ -282,6 +289,7 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	if c.errw != nil {
 		c.errw.end()
 	}
+	d.childExited(c, e)
 	d.unready(c)
 	d.timers.remove(c.killTimer)
 	c.killTimer = nil
@@ -322,6 +330,7 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	if c.errw != nil {
 		crash, stack = c.errw.crash.results()
 	}
+	d.exitUsage(j, e)
 	d.died(j, &result.ChildDeath{
 		Task:     j.call.Task,
 		Pid:      e.Pid,
@@ -435,6 +444,7 @@ func (d *Dispatcher) requeue(jobs []*job, skip *job) {
 			continue
 		}
 		j.child = nil
+		d.requeued(j)
 		back = append(back, j)
 	}
 	if len(back) > 0 {

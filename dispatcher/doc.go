@@ -21,11 +21,23 @@
 // given a deadline (a writer of your own that blocks; see [WithStderr]);
 // it ends when that Write returns.
 //
+// # Seeing the work
+//
+// [Dispatcher.Stats] returns a snapshot of counters that the dispatcher's
+// goroutine keeps as it goes (calls queued, running and done by
+// [Outcome], children started and exited by [ExitReason], histograms of
+// queue waits and run times), and never waits on that goroutine.
+// [Dispatcher.Subscribe] delivers [Event] values as calls and children
+// come and go, on a channel that never holds the dispatcher up: what does
+// not fit is dropped and counted. Package metrics serves the Stats to
+// Prometheus. The guide is [docs/observability.md].
+//
 // # What a future resolves to
 //
 // Every future resolves exactly once, to the task's value or to an error
 // that says how the task ended. What it resolves to, for every way a task
 // can end, is listed in [docs/failure.md].
 //
+// [docs/observability.md]: https://github.com/procrastinate-go/procrastinate/blob/main/docs/observability.md
 // [docs/failure.md]: https://github.com/procrastinate-go/procrastinate/blob/main/docs/failure.md
 package dispatcher

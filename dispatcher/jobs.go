@@ -24,6 +24,7 @@ type job struct {
 	refusedAt time.Time            // when the system first refused a child for it; zero: never
 	worker    bool                 // a server-mode worker: Join does not wait for it
 	done      bool                 // resolved
+	obs       jobObs               // what Stats and the events keep of it
 }
 
 func newJob(c *task.Call, seq uint64) *job {
@@ -48,6 +49,7 @@ func (j *job) cancellable() bool {
 // admit takes a job in: it is queued, and its context and deadline are
 // watched.
 func (d *Dispatcher) admit(j *job) {
+	d.admitted(j)
 	d.unresolved++
 	if j.needsOwnChild() {
 		d.ownJobs++
@@ -134,6 +136,7 @@ func (d *Dispatcher) died(j *job, death *result.ChildDeath) {
 		j.waiting = true
 		d.waiting++
 		d.timers.add(&timer{at: time.Now().Add(delay), j: j, kind: timerRetry})
+		d.retried(j, death, delay)
 		d.log.Debug("task's child died; retrying", "task", j.call.Task, "try", len(j.deaths), "delay", delay, "death", death.Error())
 		return
 	}
@@ -190,6 +193,7 @@ func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
 	if j.stopCtx != nil {
 		j.stopCtx()
 	}
+	d.ended(j, err) // counted before the future resolves, so that its reader sees it in Stats
 	if err != nil {
 		j.call.Fail(err)
 	} else {

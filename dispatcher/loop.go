@@ -336,6 +336,7 @@ func (d *Dispatcher) finish() {
 	d.mu.Unlock()
 	for _, x := range inbox {
 		if j, ok := x.(*job); ok {
+			d.ended(j, ErrClosed)
 			j.call.Fail(ErrClosed)
 		}
 	}
@@ -349,6 +350,7 @@ func (d *Dispatcher) finish() {
 		close(jr.done)
 	}
 	d.joins = nil
+	d.obs.endEvents()
 }
 
 // stopWorkers asks the children running server-mode workers to finish: a
@@ -405,6 +407,7 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 	d.yieldToCallers()
 	p, err := d.pm.CreateProcess(spec, c)
 	if err != nil {
+		d.spawnFailed(j, err)
 		if transient(err) {
 			if d.refused(j, worker) {
 				d.log.Warn("the system refused a child; its task waits", "task", j.call.Task, "error", err, "pause", time.Until(d.pausedUntil))
@@ -431,6 +434,7 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 	}
 	d.started()
 	c.p = p
+	d.childStarted(c)
 	c.noteCatcher()
 	if j != nil {
 		if !worker {
@@ -438,6 +442,7 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 		}
 		c.inflight = append(c.inflight, j)
 		j.child = c
+		d.began(j, c)
 		c.watchActivity(j)
 	}
 	if worker {
@@ -509,10 +514,12 @@ func (v poolView) SpawnCall(c *task.Call) error {
 		c.Fail(ErrClosed)
 		return ErrClosed
 	}
+	d.restarting(c.Task)
 	d.mu.Lock()
 	d.seq++
 	j := newJob(c, d.seq)
 	d.mu.Unlock()
+	d.submitted(j)
 	j.worker = true
 	d.workerJobs++
 	d.admit(j)

@@ -141,7 +141,7 @@ func TestABlockedStderrHoldsNothingUp(t *testing.T) {
 		_, err := awaitWithin(t, f, 20*time.Second, "no-op %d", i)
 		require.NoError(t, err, "no-op %d", i)
 	}
-	require.Positive(t, d.StderrDropped(), "StderrDropped() after 3 MiB of stderr into a pipe that nobody reads")
+	require.Positive(t, d.Stats().StderrDropped, "Stats().StderrDropped after 3 MiB of stderr into a pipe that nobody reads")
 
 	closed := make(chan error, 1)
 	go func() { closed <- d.Close() }()
@@ -187,8 +187,8 @@ func TestDroppedStderrIsReportedInTheStream(t *testing.T) {
 		_, err := awaitWithin(t, f, 20*time.Second, "noisy task %d", i)
 		require.NoError(t, err)
 	}
-	dropped := d.StderrDropped()
-	require.Positive(t, dropped, "StderrDropped() after 2 MiB of stderr into a pipe that nobody reads")
+	dropped := d.Stats().StderrDropped
+	require.Positive(t, dropped, "Stats().StderrDropped after 2 MiB of stderr into a pipe that nobody reads")
 
 	// Read the pipe from now on, until the marker line comes.
 	const marker = "the first line after the drop"

@@ -50,6 +50,7 @@ func Serve(c *procman.Child) error {
 	defer signal.Stop(term.sigs)
 	var running atomic.Int32 // the running invocation's TermSignal; 0: none runs
 	var taken func()         // ends the warm-up of a spare
+	served := 0              // invocations taken
 	if !tune.Queued(c) {
 		warmUp() // a child with nothing to do yet: a spare, or a worker in waiting
 		taken = settleLater()
@@ -95,6 +96,11 @@ func Serve(c *procman.Child) error {
 			term.catch(inv.TermSignal)
 		}
 		running.Store(int32(inv.TermSignal))
+		var cost meter
+		if inv.Usage {
+			cost = startMeter(inv.Last && served == 0)
+		}
+		served++
 		kind, out := runOne(context.WithValue(root, childKey, invocationOf{c, seq}), inv, func(kind procman.Kind, out []byte) {
 			// The task called runtime.Goexit. It ends this goroutine,
 			// the child's main one, whatever is done here; answer, so
@@ -105,6 +111,13 @@ func Serve(c *procman.Child) error {
 			c.Exit(1)
 		})
 		running.Store(0)
+		// What it cost, when the parent asked, goes before the answer, so
+		// that the future has it when it resolves.
+		if inv.Usage {
+			if err := c.Note(seq, wire.KindUsage, wire.AppendUsage(nil, cost.end())); err != nil {
+				return err
+			}
+		}
 		// Retiring goes before the answer, so that the parent knows not to
 		// hand this child more work by the time it sees the answer.
 		retire := inv.MaxRSS > 0 && peakRSS() > inv.MaxRSS
@@ -171,12 +184,15 @@ func runEntry(root context.Context, inv *wire.Invocation, e *entry, traced bool,
 		ctx, cancel = context.WithDeadline(ctx, inv.Deadline)
 		defer cancel()
 	}
+	ctx, progress := withReporter(ctx)
 	if traced {
 		tracepoint.Mark(tracepoint.TaskStarted)
 	}
 	out, panicked, stack, err := protect(ctx, e, inv.Arg, func(stack string) {
+		progress.finish()
 		goexit(failure(fmt.Sprintf("task %q called runtime.Goexit instead of returning", inv.Task), stack, false))
 	})
+	progress.finish() // the last report goes before the answer; later ones are dropped
 	if traced {
 		tracepoint.Mark(tracepoint.TaskDone)
 	}

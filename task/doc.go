@@ -29,14 +29,17 @@
 //
 // A Scheduler of your own (one that runs calls on other machines, say)
 // reads the Call's fields and resolves it with [Call.Resolve] or
-// [Call.Fail]; on the other side, [Raw] schedules a call it received as
+// [Call.Fail], after handing its future what the call reports with
+// [Call.ReportProgress] and [Call.ReportEnd]; on the other side, [Raw] schedules a call it received as
 // bytes by the task's name.
 //
 // # In the child
 //
 // A task's context ends when its call is cancelled or its deadline
 // passes, and when the dispatcher stops the child. [Heartbeat] tells the
-// parent that a task with an activity timeout is alive; [Lock], [TryLock]
+// parent that a task with an activity timeout is alive; [Progress]
+// reports how far it is, to its caller's result.Result.Progress;
+// [Logger] logs to the dispatcher's logger; [Lock], [TryLock]
 // and [Synchronize] take the locks its dispatcher shares with the parent
 // and its other children. A task that returns an error or panics resolves
 // its future with a *result.TaskError (with the panic's stack).

@@ -17,9 +17,10 @@ type Future struct {
 	done chan struct{} // closed once resolved
 
 	mu       sync.Mutex
-	resolved bool   // set under mu, before done is closed
-	payload  []byte // the answer; dropped once taken
-	err      error  // the failure, if Fail won
+	resolved bool      // set under mu, before done is closed
+	payload  []byte    // the answer; dropped once taken
+	err      error     // the failure, if Fail won
+	obs      *observed // made when the first of it comes; most futures never have any
 }
 
 // New returns an unresolved Future.
@@ -50,6 +51,10 @@ func (f *Future) settle(payload []byte, err error) bool {
 	}
 	f.resolved = true
 	f.payload, f.err = payload, err
+	if f.obs != nil && f.obs.changed != nil {
+		close(f.obs.changed) // no change will come: ProgressChanged's waiters go on
+		f.obs.changed = nil
+	}
 	// Closing done under mu means a losing caller returns only after the
 	// future is visibly resolved.
 	close(f.done)

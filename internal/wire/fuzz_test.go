@@ -41,7 +41,7 @@ func FuzzDecodeInvocation(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoding the re-encoding: %v", err)
 		}
-		if inv.Task != inv2.Task || inv.LockDir != inv2.LockDir || inv.Last != inv2.Last || inv.Linger != inv2.Linger || inv.CatchTerm != inv2.CatchTerm || inv.MaxRSS != inv2.MaxRSS || inv.TermSignal != inv2.TermSignal ||
+		if inv.Task != inv2.Task || inv.LockDir != inv2.LockDir || inv.Last != inv2.Last || inv.Linger != inv2.Linger || inv.CatchTerm != inv2.CatchTerm || inv.Usage != inv2.Usage || inv.MaxRSS != inv2.MaxRSS || inv.TermSignal != inv2.TermSignal ||
 			!bytes.Equal(inv.Arg, inv2.Arg) || !inv.Deadline.Equal(inv2.Deadline) || inv.Deadline.IsZero() != inv2.Deadline.IsZero() {
 			t.Fatalf("decoded %+v, then %+v", inv, inv2)
 		}
@@ -120,7 +120,7 @@ func (c *canonical) bytes() {
 func canonicalInvocation(t *testing.T, p []byte) []byte {
 	c := &canonical{t: t, p: p}
 	c.byte(0xff) // version
-	c.byte(flagLast | flagLinger | flagCatchTerm)
+	c.byte(flagLast | flagLinger | flagCatchTerm | flagUsage)
 	c.bytes()   // task
 	c.varint()  // deadline
 	c.bytes()   // lock dir

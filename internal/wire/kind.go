@@ -18,8 +18,10 @@ const (
 // The kinds of note a child sends about the invocation that runs.
 const (
 	KindHeartbeat procman.Kind = 3 // the task is alive; empty payload
-	KindProgress  procman.Kind = 4 // free-form progress from the task
+	KindProgress  procman.Kind = 4 // an encoded [Progress]: how far the task is
 	KindRetiring  procman.Kind = 5 // the child takes no more work after this answer; empty payload
+	KindUsage     procman.Kind = 6 // an encoded [Usage]: what the task cost, just before its answer
+	KindLog       procman.Kind = 7 // an encoded [LogRecord]: a record the task logged
 )
 
 // KindName names a reply's or a note's kind, for logs.
@@ -35,6 +37,10 @@ func KindName(k procman.Kind) string {
 		return "progress"
 	case KindRetiring:
 		return "retiring"
+	case KindUsage:
+		return "usage"
+	case KindLog:
+		return "log"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }

@@ -36,6 +36,9 @@ type Invocation struct {
 	// CatchTerm says that the parent may send TermSignal to this call
 	// (one it may cancel, or a server-mode worker).
 	CatchTerm bool
+	// Usage asks the child to measure what the call costs and send it,
+	// in a usage note, before its answer.
+	Usage bool
 }
 
 // Failure is what a child sends when a task fails.
@@ -53,6 +56,7 @@ const (
 	flagLast          = 1 << 0
 	flagLinger        = 1 << 1
 	flagCatchTerm     = 1 << 2
+	flagUsage         = 1 << 3
 	flagPanicked      = 1 << 0
 )
 
@@ -67,6 +71,9 @@ func AppendInvocation(dst []byte, inv *Invocation) []byte {
 	}
 	if inv.CatchTerm {
 		flags |= flagCatchTerm
+	}
+	if inv.Usage {
+		flags |= flagUsage
 	}
 	dst = append(dst, invocationVersion, flags)
 	dst = appendString(dst, inv.Task)
@@ -111,7 +118,7 @@ func DecodeInvocation(p []byte) (*Invocation, error) {
 		return nil, fmt.Errorf("%w: invocation version %d, want %d", ErrMalformed, v, invocationVersion)
 	}
 	flags := d.byte()
-	inv := &Invocation{Last: flags&flagLast != 0, Linger: flags&flagLinger != 0, CatchTerm: flags&flagCatchTerm != 0}
+	inv := &Invocation{Last: flags&flagLast != 0, Linger: flags&flagLinger != 0, CatchTerm: flags&flagCatchTerm != 0, Usage: flags&flagUsage != 0}
 	inv.Task = d.string()
 	if dl := d.varint(); dl != 0 {
 		inv.Deadline = time.Unix(0, dl)
