@@ -139,8 +139,8 @@ func WithTermSignal(sig syscall.Signal) Option {
 // time of the child and of what its task waited for, and the peak
 // resident set (see docs/observability.md). A child started for one call
 // reports its whole life, which adds little to its start; a reused child
-// pays a few system calls and a read of /proc/self/status a call, tens of
-// microseconds, which is much beside a no-op call in a reused child.
+// pays a few system calls and a read of /proc/self/status a call, which
+// is several times the cost of a no-op call in a reused child.
 // Without it, Usage reports nothing.
 func WithUsage() Option {
 	return optionFunc(func(c *config) { c.usage = true })

@@ -93,8 +93,7 @@ func (d *Dispatcher) idle() bool {
 // first: woken onto this goroutine's P, they would otherwise wait until it
 // sleeps in Step, or, before a fork, for the exec. Then it says the goodbyes
 // that lingering children wait for (see child.Message). Said before, a
-// goodbye's write, which wakes its child, cost the caller 7-10 µs at the
-// median (traced; see docs/performance.md).
+// goodbye's write, which wakes its child, would delay the caller.
 func (d *Dispatcher) yieldToCallers() {
 	if d.woke {
 		d.woke = false

@@ -136,8 +136,8 @@ func (m *Manager) flushNow() {
 // set leaves the runtime's poller first (see link), for an owner that is
 // about to wait busy: a child woken on this CPU by the write runs before
 // this goroutine waits again, and its answer would otherwise also wake
-// the poller's thread, an IPI that cost the child's answer write about
-// 10 µs (traced). An owner that stays idle keeps the set in the poller,
+// the poller's thread, an inter-processor interrupt that delays the
+// child's answer. An owner that stays idle keeps the set in the poller,
 // where its next wait needs it.
 func (m *Manager) flushDirty(unlink bool) {
 	if unlink && len(m.dirty) > 0 {

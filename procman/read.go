@@ -263,8 +263,8 @@ func (m *Manager) keepScratch(buf []byte) {
 // recycleScratch gives dec a kept read buffer, if there is one. A child
 // per task would otherwise cost a new 64 KiB buffer each, zeroed on the
 // way from its answer to its caller: on fresh heap pages, a page fault for
-// every 4 KiB of it that the answer's read touched (traced: 4 faults, 8 µs,
-// between a warm spare's answer and the manager's read of it).
+// every 4 KiB of it that the answer's read touched, between a warm
+// spare's answer and the manager's read of it.
 func (m *Manager) recycleScratch(dec *frameDecoder) {
 	if n := len(m.scratch); n > 0 && dec.Recycle(m.scratch[n-1]) {
 		m.scratch[n-1] = nil

@@ -139,8 +139,7 @@ func Serve(c *procman.Child) error {
 				// or its parent's death ends the wait. It waits first
 				// and lowers its priority after: a child woken on the
 				// parent's CPU has the parent waiting behind it until it
-				// sleeps, and the system call cost the answer 6 to 9 µs
-				// there (traced, half the tasks).
+				// sleeps, and the system call would delay the answer.
 				_, p, err := c.Next(root)
 				lowerPriority()
 				if err == nil {
@@ -296,10 +295,10 @@ func warmUp() {
 // calls when its first invocation comes, which cancels it if it has not
 // started. The warm-up's spans belong to the mcache of the P it ran on,
 // and the first task may run on another P, which then starts spans of its
-// own, on fresh pages: 2 to 12 faults, about 10 µs at the median, in
-// traced runs. After a collection the warm-up's pages are free and
-// faulted in, and the next span of any P takes them. A collection costs a
-// fresh Go process about 400 µs of CPU: a spare taken within settleDelay
+// own, on fresh pages, each a page fault. After a collection the
+// warm-up's pages are free and faulted in, and the next span of any P
+// takes them. A collection costs a fresh Go process more CPU than those
+// faults: a spare taken within settleDelay
 // of its start, as in a busy pool, where CPU is short, does without it; a
 // spare left waiting longer is in an idle one, whose CPU is free.
 func settleLater() (taken func()) {
