@@ -73,10 +73,12 @@ func TestReuseServesUpToNTasksPerChild(t *testing.T) {
 
 func TestReusedChildRetiresPastItsAge(t *testing.T) {
 	checkLeaks(t)
-	d := start(t, strategy.Throttled(1, strategy.Reuse(strategy.Unlimited), strategy.MaxAge(300*time.Millisecond)))
+	d := start(t, strategy.Throttled(1, strategy.Reuse(strategy.Unlimited), strategy.MaxAge(1500*time.Millisecond)))
+	// The age leaves room for a slow start on a loaded machine: a child
+	// that took longer than its age to serve two no-ops would retire.
 	first := taskPids(t, d, 2)
 	require.Equal(t, first[0], first[1], "a young child is reused")
-	time.Sleep(400 * time.Millisecond) // let it pass its age
+	time.Sleep(1600 * time.Millisecond) // let it pass its age
 	later := taskPids(t, d, 1)
 	require.NotEqual(t, first[0], later[0], "a child past its age is replaced")
 	shutdown(t, d, nil)

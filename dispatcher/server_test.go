@@ -373,7 +373,11 @@ func TestActivityTimeoutOfAScheduledTask(t *testing.T) {
 	d := start(t, strategy.Simple(), dispatcher.WithLogger(logger))
 
 	silent := hold.Schedule(d, g.arg(), task.WithActivityTimeout(activity))
-	beats := beating.Schedule(d, beatArg{Every: 50 * time.Millisecond, For: 4 * activity}, task.WithActivityTimeout(activity))
+	// The beating task's timeout is longer, so that a slow start on a
+	// loaded machine (the clock runs from the spawn) is not taken for
+	// silence; it runs for longer than that timeout.
+	const beatActivity = time.Second
+	beats := beating.Schedule(d, beatArg{Every: 50 * time.Millisecond, For: 3 * beatActivity / 2}, task.WithActivityTimeout(beatActivity))
 	g.waitStarted(t, 1) // the silent task runs, and will never get a token
 
 	_, err := waitValue(t, silent)

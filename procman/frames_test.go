@@ -218,9 +218,11 @@ func TestAFrameLeftUnfinishedIsAProtocolError(t *testing.T) {
 		require.Equal(t, syscall.SIGKILL, bad.exit.Signal, "%v", bad.exit)
 	})
 	t.Run("SlowButGoingOnIsNot", func(t *testing.T) {
-		// Ten pieces 40 ms apart: 400 ms for the frame, no gap of 100.
+		// Ten pieces 40 ms apart: 400 ms for the frame, longer than
+		// the frame wait, and no gap near it (the wait leaves room for
+		// a loaded machine's scheduling delays).
 		leakcheck.Check(t)
-		m := newManager(t, procman.WithFrameWait(100*time.Millisecond))
+		m := newManager(t, procman.WithFrameWait(300*time.Millisecond))
 		_, c := start(t, m, procman.Spec{Invocation: work("trickle", "", true)})
 		e := waitExit(t, m, c)
 		require.True(t, e.Success(), "%v", e)

@@ -219,8 +219,8 @@ func ExampleWithActivityTimeout() {
 	}
 	defer d.Close()
 
-	// Killed if it goes a second without a heartbeat.
-	fmt.Println(beats.Schedule(d, 20, task.WithActivityTimeout(time.Second)).Value())
+	// Killed if it goes five seconds without a heartbeat.
+	fmt.Println(beats.Schedule(d, 20, task.WithActivityTimeout(5*time.Second)).Value())
 	// Output: 20 <nil>
 }
 
