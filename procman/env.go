@@ -17,8 +17,8 @@ func envKey(kv string) string {
 // environment (Spec.Env), or nil: each entry must be KEY=VALUE with a
 // KEY, no entry may hold a NUL byte, and none may set a variable that the
 // manager sets itself (PROCRASTINATE_CHILD, PROCRASTINATE_CPU_LIMIT,
-// PROCRASTINATE_NICE). CreateProcess refuses a Spec whose Env fails it; a
-// caller may check sooner.
+// PROCRASTINATE_NICE, PROCRASTINATE_RLIMITS). CreateProcess refuses a
+// Spec whose Env fails it; a caller may check sooner.
 func CheckEnv(env []string) error {
 	for _, kv := range env {
 		k, _, ok := strings.Cut(kv, "=")
@@ -37,7 +37,7 @@ func CheckEnv(env []string) error {
 // reservedEnv reports whether key is one of the variables that the manager
 // sets in a child's environment itself.
 func reservedEnv(key string) bool {
-	return key == cookieKey || key == cpuLimitKey || key == niceKey
+	return key == cookieKey || key == cpuLimitKey || key == niceKey || key == rlimitsKey
 }
 
 // childEnv is the parent's environment with the child cookie, the mark of
