@@ -110,92 +110,111 @@ func (m *Manager) unlink() {}
 // signal.Ignore, after which the kernel reaps the child itself).
 const recheck = 10 * time.Millisecond
 
-// wait waits until a watcher posts, a Wakeup, a SIGCHLD or the earliest
-// deadline, and returns the children's events: the watchers' roles, and
-// rolePid for every running child after a SIGCHLD or a timeout. The
-// watchers delivered in the round before are armed again first: the
-// manager has read, or written, what their pipes allowed.
+// wait waits until a watcher posts, a Wakeup, a SIGCHLD after which a
+// child of the manager's is found exited, or the earliest deadline, and
+// returns the children's events: the watchers' roles, and rolePid for
+// each child found exited. The watchers delivered in the round before
+// are armed again first: the manager has read, or written, what their
+// pipes allowed. A token that brings nothing (a watcher's post whose
+// watcher an earlier round took, a SIGCHLD for another process's child)
+// does not end the wait.
 func (m *Manager) wait() ([]event, error) {
 	for _, wt := range m.taken {
 		wt.rearm()
 	}
 	clear(m.taken)
 	m.taken = m.taken[:0]
-
-	deadline := m.nextDeadline()
-	for _, p := range m.procs {
-		if p.state == StateRunning && p.msgfd < 0 {
-			if at := time.Now().Add(recheck); deadline.IsZero() || at.Before(deadline) {
-				deadline = at
-			}
-			break
-		}
-	}
-	now := m.woken.Load()
-	var expired <-chan time.Time
-	if !now && !deadline.IsZero() {
-		if d := time.Until(deadline); d <= 0 {
-			now = true
-		} else {
-			if m.timer == nil {
-				m.timer = time.NewTimer(d)
-			} else {
-				m.timer.Reset(d)
-			}
-			expired = m.timer.C
-		}
-	}
-	scan := false
-	if now {
-		select {
-		case <-m.notify:
-		case <-m.sigs:
-			scan = true
-		default:
-		}
-	} else {
-		select {
-		case <-m.notify:
-		case <-m.sigs:
-			scan = true
-		case <-expired:
-			scan = true
-		}
-		if expired != nil {
-			m.timer.Stop()
-		}
-	}
-	tracepoint.Mark(tracepoint.ManagerAwake)
-	if !scan {
-		select {
-		case <-m.sigs:
-			scan = true
-		default:
-		}
-	}
-	m.woken.Store(false)
-
-	m.mu.Lock()
-	ready := m.ready
-	m.ready = nil
-	m.mu.Unlock()
 	m.events = m.events[:0]
-	for _, wt := range ready {
-		if wt.stopped {
+	for {
+		deadline := m.nextDeadline()
+		recheckAt := time.Time{}
+		for _, p := range m.procs {
+			if p.state == StateRunning && p.msgfd < 0 {
+				recheckAt = time.Now().Add(recheck)
+				break
+			}
+		}
+		wake := deadline
+		if !recheckAt.IsZero() && (wake.IsZero() || recheckAt.Before(wake)) {
+			wake = recheckAt
+		}
+		now := m.woken.Load()
+		var expired <-chan time.Time
+		if !now && !wake.IsZero() {
+			if d := time.Until(wake); d <= 0 {
+				now = true
+			} else {
+				if m.timer == nil {
+					m.timer = time.NewTimer(d)
+				} else {
+					m.timer.Reset(d)
+				}
+				expired = m.timer.C
+			}
+		}
+		scan, timedOut := false, false
+		if now {
+			select {
+			case <-m.notify:
+			case <-m.sigs:
+				scan = true
+			default:
+			}
+		} else {
+			select {
+			case <-m.notify:
+			case <-m.sigs:
+				scan = true
+			case <-expired:
+				scan, timedOut = true, true
+			}
+			if expired != nil {
+				m.timer.Stop()
+			}
+		}
+		tracepoint.Mark(tracepoint.ManagerAwake)
+		if !scan {
+			select {
+			case <-m.sigs:
+				scan = true
+			default:
+			}
+		}
+		woken := m.woken.Swap(false)
+
+		m.mu.Lock()
+		ready := m.ready
+		m.ready = nil
+		m.mu.Unlock()
+		for _, wt := range ready {
+			if wt.stopped {
+				continue
+			}
+			wt.armed = false
+			m.taken = append(m.taken, wt)
+			m.events = append(m.events, event{id: wt.id, role: wt.role})
+		}
+		if scan {
+			m.scanExits()
+		}
+		if len(m.events) > 0 || woken || now ||
+			(timedOut && !deadline.IsZero() && !time.Now().Before(deadline)) {
+			return m.events, nil
+		}
+	}
+}
+
+// scanExits adds rolePid events for the running children that have
+// exited, or whose exit the system cannot tell without reaping.
+func (m *Manager) scanExits() {
+	for _, p := range m.procs {
+		if p.state != StateRunning {
 			continue
 		}
-		wt.armed = false
-		m.taken = append(m.taken, wt)
-		m.events = append(m.events, event{id: wt.id, role: wt.role})
-	}
-	if scan {
-		for _, p := range m.procs {
-			if p.state == StateRunning {
-				m.events = append(m.events, event{id: p.id, role: rolePid})
-			}
+		if exited, ok, err := exitedPid(p.pid); exited || !ok || err != nil {
+			m.events = append(m.events, event{id: p.id, role: rolePid})
 		}
 	}
-	return m.events, nil
 }
 
 // watch starts a watcher for fd, a non-blocking pipe end of the child
