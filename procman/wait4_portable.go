@@ -10,12 +10,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sysProcess is the portable backend's part of a Process: nothing but
-// the pid, which names the child until the manager reaps it. Only the
-// manager's goroutine reaps (wait4 on this pid, never on any pid) and
-// signals, so a pid it has reaped, which the system may give to another
-// process, is never signalled: Signal sees the child's state first.
-type sysProcess struct{}
+// sysProcess is the portable backend's part of a Process. The pid names
+// the child until the manager reaps it. Only the manager's goroutine
+// reaps (wait4 on this pid, never on any pid) and signals, so a pid it
+// has reaped, which the system may give to another process, is never
+// signalled: Signal sees the child's state first.
+type sysProcess struct {
+	exitSeen bool // the child was seen exited, not yet reaped (see scanExits)
+}
 
 // reap collects the child's exit status and hands it to reaped, or to
 // lostExit when someone else took it. Unless block is set it returns
@@ -30,7 +32,10 @@ type sysProcess struct{}
 // a new process takes the pid and leads a group of its own in that
 // instant, which pids handed out in order make all but impossible.
 func (p *Process) reap(block bool) {
-	exited, ok, err := exitedPid(p.pid)
+	exited, ok, err := true, true, error(nil)
+	if !p.exitSeen {
+		exited, ok, err = exitedPid(p.pid)
+	}
 	switch {
 	case err == unix.ECHILD:
 		p.lostExit()
@@ -117,8 +122,11 @@ func (p *Process) releaseProc() {}
 // walk, SIGKILL reaches the child and its group, not the descendants
 // that left the group.
 func (p *Process) signal(sig syscall.Signal) error {
-	exited, ok, err := exitedPid(p.pid)
-	gone := ok && (exited || err != nil)
+	gone := p.exitSeen
+	if !gone {
+		exited, ok, err := exitedPid(p.pid)
+		gone = ok && (exited || err != nil)
+	}
 	_ = unix.Kill(-p.pid, sig) // an empty group (the child left it) is no error
 	if gone {
 		return ErrProcessDone

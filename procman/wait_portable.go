@@ -211,7 +211,9 @@ func (m *Manager) scanExits() {
 		if p.state != StateRunning {
 			continue
 		}
-		if exited, ok, err := exitedPid(p.pid); exited || !ok || err != nil {
+		exited, ok, err := exitedPid(p.pid)
+		if exited || !ok || err != nil {
+			p.exitSeen = exited
 			m.events = append(m.events, event{id: p.id, role: rolePid})
 		}
 	}
