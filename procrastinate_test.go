@@ -16,8 +16,8 @@ import (
 
 	"github.com/procrastinate-go/procrastinate"
 	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/internal/childenv"
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
-	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/task"
 )
@@ -216,7 +216,7 @@ func TestResetLetsWorkFinish(t *testing.T) {
 }
 
 func TestMainReturnsInTheParent(t *testing.T) {
-	assert.False(t, procman.IsChild(), "the test process thinks it is a child")
+	assert.False(t, childenv.IsChild(), "the test process thinks it is a child")
 	// Main was called in TestMain and returned; a second call returns too.
 	procrastinate.Main()
 }

@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/internal/frametest"
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
-	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/strategy"
@@ -96,7 +96,7 @@ func runChaos(t *testing.T, s strategy.Strategy, n int, seed uint64) {
 				a.Garbage[k] = byte(rng.Uint32())
 			}
 			// Not a frame kind: one past the last, up to 255.
-			a.Garbage[4] = byte(int(wire.MaxKind) + 1 + rng.IntN(255-int(wire.MaxKind)))
+			a.Garbage[4] = byte(int(frametest.MaxClass) + 1 + rng.IntN(255-int(frametest.MaxClass)))
 			if rng.IntN(4) == 0 {
 				a.Garbage[4] = 0
 			}

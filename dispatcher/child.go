@@ -135,7 +135,7 @@ func (c *child) give(j *job) {
 	c.watchActivity(j)
 	inv := c.invocation(j)
 	c.noteCatcher()
-	if err := c.p.Send(wire.KindInvocation, inv); err != nil {
+	if err := c.p.Send(inv); err != nil {
 		// The child is gone or going; its exit resolves the job.
 		c.d.log.Debug("sending an invocation failed", "pid", c.p.Pid(), "error", err)
 	}
@@ -212,16 +212,16 @@ func (c *child) signal(sig syscall.Signal) {
 	}
 }
 
-// Message implements procman.Handler.
-func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
+// Reply implements procman.Handler: the answer or the failure of the
+// task in flight.
+func (c *child) Reply(p *procman.Process, k procman.Kind, payload []byte) {
 	d := c.d
 	d.childRan()
-	switch k {
-	case wire.KindAnswer, wire.KindTaskFailed:
+	{
 		tracepoint.Mark(tracepoint.AnswerRead)
 		j := c.running()
 		if j == nil {
-			d.log.Warn("protocol error: a child answered with no task in flight; ignored", "pid", p.Pid(), "kind", k.String())
+			d.log.Warn("protocol error: a child answered with no task in flight; ignored", "pid", p.Pid(), "kind", wire.KindName(k))
 			return
 		}
 		c.inflight[0] = nil
@@ -247,6 +247,15 @@ func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
 			d.goodbyes = append(d.goodbyes, c)
 		}
 		d.makeReady(c)
+	}
+}
+
+// Note implements procman.Handler: a heartbeat, or the word that the
+// child takes no more work after its answer.
+func (c *child) Note(p *procman.Process, k procman.Kind, payload []byte) {
+	d := c.d
+	d.childRan()
+	switch k {
 	case wire.KindHeartbeat:
 		c.lastBeat = time.Now()
 	case wire.KindRetiring:
@@ -254,7 +263,7 @@ func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
 		c.retireOn = c.running()
 		d.unready(c)
 	default:
-		// Heartbeats and progress have no reader yet.
+		// Progress has no reader yet.
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procrastinate-go/procrastinate/internal/childenv"
 	"github.com/procrastinate-go/procrastinate/internal/sentinel"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/lock"
@@ -314,7 +315,7 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 
 // Submit queues c; it is how task.Def.Schedule reaches the dispatcher. It
 // never waits for a child. After Shutdown or Close it resolves c with
-// ErrClosed at once, and a call whose task.Limits.Env procman.CheckEnv
+// ErrClosed at once, and a call whose task.Limits.Env the manager would
 // refuses with that error, at once too.
 func (d *Dispatcher) Submit(c *task.Call) {
 	if !d.runsTasks {
@@ -322,7 +323,7 @@ func (d *Dispatcher) Submit(c *task.Call) {
 		return
 	}
 	if l := c.Limits; l != nil {
-		if err := procman.CheckEnv(l.Env); err != nil {
+		if err := childenv.Check(l.Env); err != nil {
 			c.Resolver.Fail(fmt.Errorf("dispatcher: task %q: task.Limits.Env: %w", c.Task, err))
 			return
 		}

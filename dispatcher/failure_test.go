@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/internal/frametest"
 	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
@@ -384,25 +385,25 @@ func TestEveryErrorWorksWithErrorsAsAndIsWhenWrapped(t *testing.T) {
 			_, err := await(t, rawStream.Schedule(d, []byte("\x00\x00\x00\x00\xffnot a frame")))
 			return err
 		},
-			kinds{death: true}, []error{wire.ErrBadKind}, new(*procman.ProtocolError)},
+			kinds{death: true}, nil, new(*procman.ProtocolError)},
 		{"frame over the limit", func(t *testing.T) error {
-			_, err := await(t, rawStream.Schedule(d, wire.AppendHeader(nil, wire.KindAnswer, 1<<20)))
+			_, err := await(t, rawStream.Schedule(d, frametest.Header(nil, frametest.Reply, 1<<20)))
 			return err
-		}, kinds{death: true}, nil, new(*wire.FrameTooLargeError)},
+		}, kinds{death: true}, nil, new(*procman.ProtocolError)},
 		{"frame cut by the exit", func(t *testing.T) error {
-			_, err := await(t, rawStream.Schedule(d, wire.AppendHeader(nil, wire.KindAnswer, 100)))
+			_, err := await(t, rawStream.Schedule(d, frametest.Header(nil, frametest.Reply, 100)))
 			return err
 		}, kinds{death: true}, []error{io.ErrUnexpectedEOF}, new(*procman.ProtocolError)},
 		{"hung up", func(t *testing.T) error { _, err := await(t, hangUp.Schedule(d, 0)); return err },
 			kinds{death: true}, []error{procman.ErrHungUp}, nil},
 		{"an answer that does not decode", func(t *testing.T) error {
 			// An empty answer: gob's decoder meets the end of its input.
-			_, err := await(t, rawStream.Schedule(d, wire.AppendNumberedFrame(nil, wire.KindAnswer, 1, nil)))
+			_, err := await(t, rawStream.Schedule(d, frametest.Numbered(nil, frametest.Reply, 1, wire.KindAnswer, nil)))
 			return err
 		}, kinds{}, []error{io.EOF}, nil},
 		{"the second of two answers is ignored", func(t *testing.T) error {
-			stream := wire.AppendNumberedFrame(nil, wire.KindAnswer, 1, answer(5))
-			stream = wire.AppendNumberedFrame(stream, wire.KindAnswer, 1, answer(6))
+			stream := frametest.Numbered(nil, frametest.Reply, 1, wire.KindAnswer, answer(5))
+			stream = frametest.Numbered(stream, frametest.Reply, 1, wire.KindAnswer, answer(6))
 			v, err := await(t, rawStream.Schedule(d, stream))
 			require.Equal(t, 5, v)
 			return err
@@ -497,7 +498,7 @@ func TestRetiringWithoutAnAnswerIsADeath(t *testing.T) {
 			checkLeaks(t)
 			p := newProbe(s)
 			d := start(t, p)
-			_, err := await(t, rawStream.Schedule(d, wire.AppendFrame(nil, wire.KindRetiring, nil)))
+			_, err := await(t, rawStream.Schedule(d, frametest.Numbered(nil, frametest.Note, 1, wire.KindRetiring, nil)))
 			var death *result.ChildDeath
 			require.ErrorAs(t, err, &death)
 			require.Zero(t, death.ExitCode)
@@ -851,7 +852,7 @@ func TestAReusedChildThatLeavesAFrameUnfinishedDies(t *testing.T) {
 		dispatcher.WithProcmanOptions(procman.WithFrameWait(200*time.Millisecond)))
 	pid, err := await(t, getPid.Schedule(d, 0))
 	require.NoError(t, err)
-	garbage := append(wire.AppendHeader(nil, wire.KindProgress, 1000), "not a thousand bytes"...)
+	garbage := append(frametest.Header(nil, frametest.Note, 1000), "not a thousand bytes"...)
 	_, err = await(t, chaos.Schedule(d, chaosArg{Act: actGarbage, Garbage: garbage}))
 	var death *result.ChildDeath
 	require.ErrorAs(t, err, &death, "err = %v", err)
@@ -1108,10 +1109,11 @@ func TestFrameOverTheLimitNamesTheOption(t *testing.T) {
 	checkLeaks(t)
 	d := start(t, strategy.Throttled(1), dispatcher.WithStderr(nil),
 		dispatcher.WithProcmanOptions(procman.WithMaxPayload(64<<10)))
-	_, err := await(t, rawStream.Schedule(d, wire.AppendHeader(nil, wire.KindAnswer, 1<<20)))
-	var big *wire.FrameTooLargeError
-	require.ErrorAs(t, err, &big, "Value() = %v; want a frame over the limit", err)
-	for _, want := range []string{"procman.WithMaxPayload", "dispatcher.WithProcmanOptions"} {
+	_, err := await(t, rawStream.Schedule(d, frametest.Header(nil, frametest.Reply, 1<<20)))
+	var pe *procman.ProtocolError
+	require.ErrorAs(t, err, &pe, "Value() = %v; want a frame over the limit", err)
+	require.ErrorContains(t, err, "over the limit")
+	for _, want := range []string{"procman.WithMaxPayload"} {
 		require.Contains(t, err.Error(), want, "the error does not name the option that raises the limit")
 	}
 	shutdown(t, d, nil)

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/internal/frametest"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/result"
@@ -45,10 +46,10 @@ func TestForgedAnswerDoesNotShiftLaterAnswers(t *testing.T) {
 		}{
 			// A frame as the child's loop wrote it before answers were
 			// numbered: its first byte, 0, is no number.
-			{"Unnumbered", wire.AppendFrame(nil, wire.KindAnswer, seven), 0, "valid invocation number"},
+			{"Unnumbered", frametest.Frame(nil, frametest.Reply, seven), 0, "valid invocation number"},
 			// The forger is its child's first call, number 1.
-			{"ForItsOwnCall", wire.AppendNumberedFrame(nil, wire.KindAnswer, 1, seven), 7, ""},
-			{"ForTheNextCall", wire.AppendNumberedFrame(nil, wire.KindAnswer, 2, seven), 0, "answer frame for invocation 2"},
+			{"ForItsOwnCall", frametest.Numbered(nil, frametest.Reply, 1, wire.KindAnswer, seven), 7, ""},
+			{"ForTheNextCall", frametest.Numbered(nil, frametest.Reply, 2, wire.KindAnswer, seven), 0, "reply frame for invocation 2"},
 		} {
 			t.Run(s.name+"/"+f.name, func(t *testing.T) {
 				checkLeaks(t)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/internal/frametest"
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
@@ -103,50 +105,49 @@ type streamWant struct {
 }
 
 // modelChildStream predicts what the dispatcher makes of a child that
-// wrote stream and exited: procman's reading (a wire.Decoder with the
-// manager's limit, frames delivered until an error; a numbered frame
-// delivered when it is for invocation 1, the only one the child was
-// sent, and a protocol error otherwise) and the dispatcher's handling of
-// each frame (child.Message: the first answer or failure resolves the
-// future, other kinds change nothing).
+// wrote stream and exited: procman's reading (frames read with the
+// manager's limit and delivered until an error; a reply or a note
+// delivered when it is for invocation 1, the only one the child was sent,
+// and a protocol error otherwise; a parent's frame from the child is a
+// protocol error) and the dispatcher's handling of each (the first reply
+// resolves the future, notes change nothing).
 func modelChildStream(stream []byte, limit int) streamWant {
-	dec := wire.Decoder{Limit: limit}
-	for rest := stream; len(rest) > 0; {
-		n := copy(dec.Buffer(), rest)
-		dec.Advance(n)
-		rest = rest[n:]
-		for {
-			k, p, ok, err := dec.Next()
-			if err != nil {
-				return streamWant{kind: "death", protocol: true}
-			}
-			if !ok {
-				break
-			}
-			if k.Numbered() {
-				n, rest, err := wire.CutNumber(p)
-				if err != nil || n != 1 {
-					return streamWant{kind: "death", protocol: true}
-				}
-				p = rest
-			}
-			switch k {
-			case wire.KindAnswer:
-				var v int
-				if err := task.Gob.Unmarshal(p, &v); err != nil {
-					return streamWant{kind: "undecodable answer"}
-				}
-				return streamWant{kind: "value", value: v}
-			case wire.KindTaskFailed:
-				f, err := wire.DecodeFailure(p)
-				if err != nil {
-					f = nil
-				}
-				return streamWant{kind: "task error", failure: f}
-			}
+	r := bytes.NewReader(stream)
+	for {
+		c, p, err := frametest.Read(r, limit)
+		if err == io.EOF {
+			return streamWant{kind: "death"}
 		}
+		if err != nil {
+			return streamWant{kind: "death", protocol: true}
+		}
+		switch c {
+		case frametest.NoMain:
+			continue
+		case frametest.Reply, frametest.Note:
+		default:
+			return streamWant{kind: "death", protocol: true}
+		}
+		n, kind, rest, ok := frametest.CutNumber(p)
+		if !ok || n != 1 {
+			return streamWant{kind: "death", protocol: true}
+		}
+		if c == frametest.Note {
+			continue
+		}
+		if kind == wire.KindAnswer {
+			var v int
+			if err := task.Gob.Unmarshal(rest, &v); err != nil {
+				return streamWant{kind: "undecodable answer"}
+			}
+			return streamWant{kind: "value", value: v}
+		}
+		f, err := wire.DecodeFailure(rest)
+		if err != nil {
+			f = nil
+		}
+		return streamWant{kind: "task error", failure: f}
 	}
-	return streamWant{kind: "death", protocol: dec.Pending() > 0}
 }
 
 // answerWith is a Scheduler that resolves every call at once with its

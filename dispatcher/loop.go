@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
-	"github.com/procrastinate-go/procrastinate/internal/wire"
+	"github.com/procrastinate-go/procrastinate/internal/tune"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/task"
 )
@@ -16,13 +16,6 @@ import (
 // run is the manager goroutine: it alone touches the dispatcher's state
 // below the inbox.
 func (d *Dispatcher) run(started chan<- error) {
-	if d.pm.NeedsLockedThread() {
-		// procman.WithPdeathsig, passed with WithProcmanOptions: children
-		// are started on this thread only, and the thread ends with the
-		// goroutine. The dispatcher does without it otherwise, so that
-		// the callers it wakes can run on its thread at once.
-		runtime.LockOSThread()
-	}
 	if err := d.pm.Setup(); err != nil {
 		close(d.done)
 		started <- fmt.Errorf("dispatcher: %w", err)
@@ -39,7 +32,7 @@ func (d *Dispatcher) run(started chan<- error) {
 		d.assign()
 		// What assign sent goes out before the strategy may start a child,
 		// which holds this goroutine for the fork and exec.
-		d.pm.Flush()
+		tune.Flush(d.pm)
 		// A draining dispatcher asks its strategy only while work is
 		// queued: with none, all the strategy could start is spares, which
 		// would be retired at once, and the next Step would start them
@@ -65,7 +58,7 @@ func (d *Dispatcher) run(started chan<- error) {
 		}
 		d.yieldToCallers()
 		d.pm.SetDeadline(d.nextDeadline())
-		d.pm.SetIdle(d.idle())
+		tune.SetIdle(d.pm, d.idle())
 		if err := d.pm.Step(); err != nil {
 			d.log.Error("process manager step failed; closing", "error", err)
 			d.mu.Lock()
@@ -81,7 +74,7 @@ func (d *Dispatcher) run(started chan<- error) {
 // no job is unresolved, and every child alive is ready and has nothing in
 // flight (none is starting a task, answering, or on its way out). Its
 // Step then waits where a Schedule's Wakeup reaches it soonest (see
-// procman.Manager.SetIdle).
+// internal/tune.SetIdle).
 func (d *Dispatcher) idle() bool {
 	if d.unresolved > 0 {
 		return false
@@ -279,7 +272,7 @@ func (d *Dispatcher) kill() {
 	if !d.termSent {
 		d.termSent = true
 		for _, p := range d.pm.Processes() {
-			_ = p.Send(wire.KindStop, nil)
+			_ = p.Stop()
 		}
 		for c := range d.catchers {
 			if err := c.p.Signal(d.termSig); err != nil && !errors.Is(err, procman.ErrProcessDone) {
@@ -367,7 +360,7 @@ func (d *Dispatcher) stopWorkers() {
 			continue
 		}
 		c.stopping, c.last = true, true
-		if err := c.p.Send(wire.KindStop, nil); err != nil {
+		if err := c.p.Stop(); err != nil {
 			d.log.Debug("sending a stop frame", "pid", c.p.Pid(), "error", err)
 		}
 		d.timers.add(&timer{at: time.Now().Add(d.grace), kind: timerKill, c: c})

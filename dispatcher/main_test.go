@@ -25,9 +25,10 @@ import (
 
 	"github.com/procrastinate-go/procrastinate"
 	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/internal/childenv"
+	"github.com/procrastinate-go/procrastinate/internal/frametest"
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
-	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/strategy"
 	"github.com/procrastinate-go/procrastinate/task"
 )
@@ -38,7 +39,7 @@ import (
 // sleep a second at exit under -race.
 func TestMain(m *testing.M) {
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
-	if dir := os.Getenv(envStartedDir); dir != "" && procman.IsChild() {
+	if dir := os.Getenv(envStartedDir); dir != "" && childenv.IsChild() {
 		// A test counts the children started: each leaves a file.
 		_ = os.WriteFile(filepath.Join(dir, "started-"+strconv.Itoa(os.Getpid())), nil, 0o644)
 	}
@@ -102,7 +103,7 @@ var (
 		if err != nil {
 			return 0, err
 		}
-		if err := wire.WriteNumberedFrame(rawFD(messageFD), wire.KindAnswer, 1, seven); err != nil {
+		if _, err := rawFD(messageFD).Write(frametest.Numbered(nil, frametest.Reply, 1, wire.KindAnswer, seven)); err != nil {
 			return 0, err
 		}
 		return 42, nil

@@ -35,20 +35,20 @@ const bigAnswer = 64 << 20
 
 func init() {
 	// bench-exit exits at once, answering nothing.
-	childTasks["bench-exit"] = func(c *procman.Child, inv *wire.Invocation) error {
+	childTasks["bench-exit"] = func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		os.Exit(0)
 		return nil
 	}
 	// bench-answer writes one answer of the size its argument names (8
 	// bytes when it names none) and exits.
-	childTasks["bench-answer"] = func(c *procman.Child, inv *wire.Invocation) error {
+	childTasks["bench-answer"] = func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		n := 8
 		if len(inv.Arg) > 0 {
 			if _, err := fmt.Sscan(string(inv.Arg), &n); err != nil {
 				return err
 			}
 		}
-		if err := c.Send(wire.KindAnswer, make([]byte, n)); err != nil {
+		if err := c.Reply(wire.KindAnswer, make([]byte, n)); err != nil {
 			return err
 		}
 		os.Exit(0)
@@ -143,7 +143,7 @@ func bareLoop(b *testing.B, task string, answer int) {
 		b.Fatal(err)
 	}
 	defer syscall.Close(devnull)
-	frame := wire.AppendFrame(nil, wire.KindInvocation, benchInvocation(task, answer))
+	frame := procman.AppendFrame(nil, procman.FrameInvocation, benchInvocation(task, answer))
 	attr := &syscall.ProcAttr{Env: env}
 	argv := []string{os.Args[0]}
 
@@ -200,14 +200,15 @@ func bareOnce(exe string, argv []string, attr syscall.ProcAttr, devnull int, fra
 	_, werr := syscall.Write(inv[1], frame)
 	var rerr error
 	if answer > 0 {
-		var k wire.Kind
 		var p []byte
-		k, p, rerr = wire.ReadFrame(fdReader(msg[0]), 0)
-		if rerr == nil && k == wire.KindAnswer {
-			_, p, rerr = wire.CutNumber(p)
+		var kind procman.Kind
+		c, frame, err := procman.ReadFrame(fdReader(msg[0]), 0)
+		p, rerr = frame, err
+		if rerr == nil && c == procman.FrameReply {
+			_, kind, p, rerr = procman.CutNumber(p)
 		}
-		if rerr == nil && (k != wire.KindAnswer || len(p) != answer) {
-			rerr = fmt.Errorf("got a %v frame of %d bytes; want an answer of %d", k, len(p), answer)
+		if rerr == nil && (c != procman.FrameReply || kind != wire.KindAnswer || len(p) != answer) {
+			rerr = fmt.Errorf("got a %v frame of kind %d and %d bytes; want an answer of %d", c, kind, len(p), answer)
 		}
 	}
 	var ws syscall.WaitStatus
@@ -300,7 +301,16 @@ func (h *benchHandler) fail(err error) {
 	}
 }
 
-func (h *benchHandler) Message(p *procman.Process, k wire.Kind, payload []byte) {
+// Reply and Note implement procman.Handler: each records like Message.
+func (h *benchHandler) Reply(p *procman.Process, k procman.Kind, payload []byte) {
+	h.Message(p, k, payload)
+}
+
+func (h *benchHandler) Note(p *procman.Process, k procman.Kind, payload []byte) {
+	h.Message(p, k, payload)
+}
+
+func (h *benchHandler) Message(p *procman.Process, k procman.Kind, payload []byte) {
 	if k != wire.KindAnswer || len(payload) != h.answer {
 		h.fail(fmt.Errorf("child %d sent a %v frame of %d bytes; want an answer of %d", p.Pid(), k, len(payload), h.answer))
 		return

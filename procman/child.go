@@ -14,32 +14,26 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procrastinate-go/procrastinate/internal/childenv"
+	"github.com/procrastinate-go/procrastinate/internal/osproc"
 	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
-	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
 
-// The cookie that marks a process as a child of a Manager. Its value names
-// the protocol version, so that an executable from another version refuses
-// to run as a child instead of misreading the pipes.
+// The variables that the manager sets in a child's environment: the
+// cookie that marks a process as a child, with the protocol version as
+// its value (an executable from another version refuses to run as a
+// child instead of misreading the pipes); the mark of a CPU time limit
+// that the parent sets before the first invocation (the child then
+// catches SIGXCPU as it takes that invocation); and the nice level that
+// the parent sets on the child's group, which the child sets again as it
+// takes that invocation (a thread that the Go runtime was starting as the
+// parent set it could keep the old level).
 const (
-	cookieKey   = "PROCRASTINATE_CHILD"
-	cookieValue = "procrastinate-go.v5"
+	cookieKey   = childenv.Cookie
+	cookieValue = "procrastinate-go.v6"
+	cpuLimitKey = childenv.CPULimit
+	niceKey     = childenv.Nice
 )
-
-// cpuLimitKey, set in a child's environment, says that the parent sets a
-// CPU time limit on it (Spec.Rlimits) before its first invocation. The
-// child then catches SIGXCPU as it takes that invocation, without asking
-// the kernel about its limits on the way to its first task; one it
-// inherited, it sees as it starts.
-const cpuLimitKey = "PROCRASTINATE_CPU_LIMIT"
-
-// niceKey, set in a child's environment, holds the nice level that the
-// parent sets on the child's process group (Spec.Nice) before its first
-// invocation. The child sets it on its group again as it takes that
-// invocation: setpriority(PRIO_PGRP) reaches the threads that exist as it
-// runs, and a thread that the Go runtime was starting at that moment,
-// copying its creator's level before the change, could keep the old one.
-const niceKey = "PROCRASTINATE_NICE"
 
 // The child's protocol fds.
 const (
@@ -48,17 +42,10 @@ const (
 	controlFD    = 5
 )
 
-// IsChild reports whether this process was started as a child by a Manager
-// and has not yet been served (Serve removes the mark).
-func IsChild() bool {
-	_, ok := os.LookupEnv(cookieKey)
-	return ok
-}
-
 // Serve is the child's entry. In a process that was not started by a
 // Manager it returns at once and does nothing. In a child it removes the
-// cookie and the marks of a CPU limit and of a nice level (see
-// cpuLimitKey and niceKey) from the environment (so that the child may
+// cookie and the marks of a CPU limit and of a nice level from the
+// environment (so that the child may
 // start children of its own), checks its pipes, closes any other fd it
 // inherited, calls run with its end of the pipes, and exits through
 // Child.Exit, which first kills what the child's tasks left running: with
@@ -114,7 +101,7 @@ func tellNoMain() {
 		if !isPipe(messageFD) {
 			return
 		}
-		frame := wire.AppendHeader(nil, wire.KindNoMain, 0)
+		frame := appendHeader(nil, frameNoMain, 0)
 		for {
 			_, err := writeFD(messageFD, frame)
 			if err != syscall.EINTR {
@@ -132,31 +119,28 @@ func fail(msg string) {
 }
 
 // Child is a child's end of its pipes: invocations come in through Next,
-// frames go out through Send.
+// replies and notes go out through Reply and Note.
 //
-// The goroutine that serves invocations reads them itself: Next and
-// NextContext read the invocation pipe in the calling goroutine, so an
-// invocation that arrives wakes that goroutine and no other (a hand-over
-// from a reader goroutine made the runtime wake a second thread, which
-// cost a waiting child 10-15 µs per task). They are meant for that one
-// goroutine and must not be called concurrently, nor with Queued; Send,
-// Stopped and SignalGroup are safe for concurrent use.
+// The goroutine that serves invocations reads them itself: Next reads the
+// invocation pipe in the calling goroutine, so an invocation that arrives
+// wakes that goroutine and no other. Next is meant for that one goroutine
+// and must not be called concurrently; Reply, Note, Stopped, Err and Exit
+// are safe for concurrent use.
 //
 // A watcher goroutine reads the control pipe, which carries nothing but
 // the parent's stop frames, and whose end tells the child that its parent
 // closed it. When that pipe ends while an invocation is in flight (sent
-// and not yet answered with a terminal frame: one still in the pipe,
-// untaken, counts once Next takes it), or without the goodbye (a stop
-// frame marked so, see wire.AppendStop) that Process.CloseInput sends
+// and not yet replied to: one still in the pipe, untaken, counts once
+// Next takes it), or without the goodbye that Process.CloseInput sends
 // before it closes the pipes on purpose, the parent is gone: the child
 // kills its own process group at once, so that no orphan outlives its
-// parent, nor what its tasks started. A plain stop (Send's) is not a
-// goodbye: pipes that end after one still mean the parent's death.
+// parent, nor what its tasks started. A plain stop (Process.Stop) is not
+// a goodbye: pipes that end after one still mean the parent's death.
 //
 // The child also hears of its parent's death by signal, which no task can
-// take from it by closing fds: it asks the kernel for ParentDeathSignal
-// when its parent dies (PR_SET_PDEATHSIG, unless the parent set a signal
-// of its own with WithPdeathsig), and it catches SIGHUP, which the kernel
+// take from it by closing fds: on Linux it asks the kernel for a signal
+// when its parent dies (PR_SET_PDEATHSIG, with a real-time signal, 40, that
+// a task should not use for anything else), and it catches SIGHUP, which the kernel
 // sends a stopped child whose group its parent's death orphans. On either,
 // when its parent is gone (its parent's pid is no longer the one it had),
 // it runs the lifeline. A SIGHUP that comes while the parent lives ends
@@ -168,7 +152,7 @@ func fail(msg string) {
 // and leave, a daemon whose parent exited after its double fork say,
 // becomes its child. Whenever it ends of its own accord (Serve returns,
 // Exit, the lifeline), it first kills every descendant it has, in and out
-// of its process group (see killDescendants). It reaps none of them: the
+// of its process group. It reaps none of them: the
 // zombies of those that end while it lives stay until it exits, when its
 // own parent's reaper takes them, so a long-lived worker whose tasks leave
 // processes that end holds their zombies (bound its life with the
@@ -178,9 +162,9 @@ func fail(msg string) {
 // calls os.Exit: then what its tasks started outside its process group
 // outlives it.
 type Child struct {
-	in     *os.File        // the invocation pipe; only Next and NextContext read it
+	in     *os.File        // the invocation pipe; only Next reads it
 	inConn syscall.RawConn // in's, to wait on the runtime's poller
-	dec    wire.Decoder    // what was read from in and not yet taken
+	dec    frameDecoder    // what was read from in and not yet taken
 	inErr  error           // why the invocation stream ended; set by Next's caller only
 	first  bool            // no invocation taken yet
 	// cpuLimit says that the child has a CPU time limit by its first
@@ -204,8 +188,9 @@ type Child struct {
 	wmu      sync.Mutex
 	stop     chan struct{}
 	stopped  sync.Once
-	pending  atomic.Int64 // invocations received and not yet answered
-	answered uint64       // invocations answered (with a terminal frame); guarded by wmu
+	pending  atomic.Int64  // invocations taken and not yet answered
+	taken    atomic.Uint64 // invocations taken: the last one's number
+	answered uint64        // invocations answered (replied to); guarded by wmu
 	sigOnce  sync.Once
 	sigs     chan os.Signal  // what catch asked for
 	outConn  syscall.RawConn // out's, for vmsplice; nil: plain writes only
@@ -247,11 +232,11 @@ func newChild() (*Child, error) {
 // before shows as another parent.
 func (c *Child) watchParent() {
 	sig := parentDeathSignal()
-	if sig == 0 && setParentDeathSignal(ParentDeathSignal) == nil {
-		sig = ParentDeathSignal
+	if sig == 0 && setParentDeathSignal(parentDeathSignal40) == nil {
+		sig = parentDeathSignal40
 	}
-	if sig == ParentDeathSignal {
-		c.catch(ParentDeathSignal)
+	if sig == parentDeathSignal40 {
+		c.catch(parentDeathSignal40)
 	}
 	c.catch(syscall.SIGHUP)
 	if c.parentGone() {
@@ -299,7 +284,7 @@ func newChildOn(in, out, ctl *os.File) (*Child, error) {
 func (c *Child) watchControl() {
 	in := bufio.NewReaderSize(c.ctl, 64)
 	for {
-		k, payload, err := wire.ReadFrame(in, 0)
+		k, payload, err := readFrame(in, 0)
 		switch {
 		case err == io.EOF:
 			// Set before pending is read, and took reads it after it
@@ -318,11 +303,11 @@ func (c *Child) watchControl() {
 		case err != nil:
 			c.controlBroke(fmt.Errorf("procman: reading the control pipe: %w", err))
 			return
-		case k != wire.KindStop:
+		case k != frameStop:
 			c.controlBroke(fmt.Errorf("procman: unexpected %v frame on the control pipe", k))
 			return
 		}
-		if wire.IsGoodbye(payload) {
+		if isGoodbye(payload) {
 			c.told.Store(true)
 		}
 		c.stopped.Do(func() { close(c.stop) })
@@ -338,18 +323,17 @@ func (c *Child) controlBroke(err error) {
 	c.stopped.Do(func() { close(c.stop) })
 }
 
-// ParentDeathSignal is the signal a child takes as news of its parent's
-// death: on it, when its parent is gone, the child kills what it started
-// and its whole process group, itself included. Every child asks the
-// kernel for it (see Child); WithPdeathsig asks for it from the parent's
-// side. SIGKILL there would kill the child alone and leave what it
-// started running. It is a real-time signal (40), which the Go runtime
-// ignores unless asked for, and which a task should not use for anything
-// else.
-const ParentDeathSignal = syscall.Signal(40)
+// parentDeathSignal40 is the signal a child takes as news of its
+// parent's death: on it, when its parent is gone, the child kills what it
+// started and its whole process group, itself included. Every child asks
+// the kernel for it (see Child). SIGKILL there would kill the child alone
+// and leave what it started running. It is a real-time signal (40), which
+// the Go runtime ignores unless asked for, and which a task should not use
+// for anything else.
+const parentDeathSignal40 = syscall.Signal(40)
 
 // catch makes the child answer sig, one of the signals a child answers
-// the same way whatever its task: ParentDeathSignal and SIGHUP (see
+// the same way whatever its task: parentDeathSignal40 and SIGHUP (see
 // Child) run the lifeline when the parent is gone; SIGXCPU (when the
 // child has a CPU time limit) is said on stderr and runs the lifeline,
 // since the Go runtime would otherwise ignore it and run on to the hard
@@ -369,7 +353,7 @@ func (c *Child) catch(sig os.Signal) {
 func (c *Child) handleSignals() {
 	for s := range c.sigs {
 		switch s {
-		case ParentDeathSignal:
+		case parentDeathSignal40:
 			if c.parentGone() {
 				c.lifeline()
 			}
@@ -400,7 +384,7 @@ func (c *Child) parentGone() bool { return os.Getppid() != c.parent }
 // group the child was started to lead, itself included.
 func (c *Child) lifeline() {
 	killDescendants("self")
-	_ = c.SignalGroup(syscall.SIGKILL)
+	_ = c.signalGroup(syscall.SIGKILL)
 	os.Exit(3) // reached by a child that left its group, or never led one
 }
 
@@ -415,13 +399,13 @@ func (c *Child) Exit(code int) {
 	os.Exit(code)
 }
 
-// SignalGroup sends sig to the process group the child was started to
+// signalGroup sends sig to the process group the child was started to
 // lead (a Manager starts every child so), and so to what its tasks
 // started in it, and to the child itself while it is in it. A process
 // that was not started as a group's leader (one started by hand) signals
 // nothing and gets an error. A group left empty (the child moved out of
 // it, and started nothing) is no error.
-func (c *Child) SignalGroup(sig syscall.Signal) error {
+func (c *Child) signalGroup(sig syscall.Signal) error {
 	if c.group == 0 {
 		return errors.New("procman: this process was not started as the leader of a process group")
 	}
@@ -431,22 +415,20 @@ func (c *Child) SignalGroup(sig syscall.Signal) error {
 	return nil
 }
 
-// Next waits for the next invocation and returns its payload. It returns
+// Next waits for the next invocation and returns its number and its
+// payload. Invocations are numbered from 1, in the order the parent sent
+// them; a Note for an invocation names it by this number. Next returns
 // io.EOF when the parent has no more work for this child (the pipes ended
-// after the parent's goodbye, while nothing was in flight), and another
-// error when the stream broke. (Pipes that end otherwise mean the parent
-// died: the child kills its group and does not return.)
-func (c *Child) Next() ([]byte, error) {
-	return c.NextContext(context.Background())
-}
-
-// NextContext is Next that gives up when ctx ends, returning ctx.Err().
-// An invocation that has already reached the child (one in the pipe) is
-// returned even then, and one that has begun to reach it is waited for,
-// so that a child told to stop answers what it was sent before the stop
-// instead of dropping it. (Stop frames come on a pipe of their own, and
-// can overtake an invocation that the parent is still writing.)
-func (c *Child) NextContext(ctx context.Context) ([]byte, error) {
+// after the parent's goodbye, while nothing was in flight), ctx.Err()
+// when ctx ends first, and another error when the stream broke. (Pipes
+// that end otherwise mean the parent died: the child kills its group and
+// does not return.) An invocation that has already reached the child (one
+// in the pipe) is returned even once ctx has ended, and one that has begun
+// to reach it is waited for, so that a child told to stop answers what it
+// was sent before the stop instead of dropping it. (Stop frames come on a
+// pipe of their own, and can overtake an invocation that the parent is
+// still writing.)
+func (c *Child) Next(ctx context.Context) (seq uint64, payload []byte, err error) {
 	var unhook func() bool // ends the AfterFunc that wakes a wait when ctx ends
 	defer func() {
 		if unhook != nil {
@@ -463,11 +445,11 @@ func (c *Child) NextContext(ctx context.Context) ([]byte, error) {
 		case err != nil:
 			c.inErr = fmt.Errorf("procman: reading invocations: %w", err)
 			continue
-		case ok && k != wire.KindInvocation:
+		case ok && k != frameInvocation:
 			c.inErr = fmt.Errorf("procman: unexpected %v frame on the invocation pipe", k)
 			continue
 		case ok:
-			return c.took(p), nil
+			return c.took(), p, nil
 		}
 		var n int
 		var errno syscall.Errno
@@ -501,9 +483,9 @@ func (c *Child) NextContext(ctx context.Context) ([]byte, error) {
 			c.inErr = fmt.Errorf("procman: waiting for invocations: %w", err)
 		case errno == syscall.EAGAIN:
 			if err := c.Err(); err != nil {
-				return nil, err // the stop came from a broken control pipe
+				return 0, nil, err // the stop came from a broken control pipe
 			}
-			return nil, ctx.Err()
+			return 0, nil, ctx.Err()
 		case errno == syscall.EINTR:
 		case errno != 0:
 			c.inErr = fmt.Errorf("procman: reading invocations: %w", errno)
@@ -513,11 +495,11 @@ func (c *Child) NextContext(ctx context.Context) ([]byte, error) {
 			c.dec.Advance(n)
 		}
 	}
-	return nil, c.inErr
+	return 0, nil, c.inErr
 }
 
-// took records that the invocation p was taken, and returns it.
-func (c *Child) took(p []byte) []byte {
+// took records that an invocation was taken, and returns its number.
+func (c *Child) took() uint64 {
 	tracepoint.Mark(tracepoint.ChildRead)
 	if c.first {
 		// The parent sets the child's limits before it writes the
@@ -527,7 +509,7 @@ func (c *Child) took(p []byte) []byte {
 			c.catch(sigXCPU)
 		}
 		if c.nice != 0 {
-			setGroupNice(c.nice)
+			osproc.SetGroupNice(c.nice)
 		}
 	}
 	c.pending.Add(1)
@@ -540,7 +522,7 @@ func (c *Child) took(p []byte) []byte {
 	}
 	c.settle()
 	tracepoint.Mark(tracepoint.ChildTook)
-	return p
+	return c.taken.Add(1)
 }
 
 // ended is the error for the end of the invocation pipe. The parent closes
@@ -569,76 +551,79 @@ func (c *Child) ended() error {
 // wait on the runtime's poller at once.
 var longAgo = time.Unix(1, 0)
 
-// SetGroupNice sets nice on every thread of the process group that this
-// child leads, and on nothing when it leads none (a child started by
-// hand, in its starter's group). It reports no error, and makes no system
-// call through the runtime's entry, which would wake its monitor thread.
-func (c *Child) SetGroupNice(nice int) { setGroupNice(nice) }
-
-// Send writes one frame to the parent. A terminal frame (an answer or a
-// failure) ends the invocation in flight: the oldest that Next returned
-// and that has no terminal frame yet. Send stamps each numbered frame (an
-// answer, a failure, progress; see wire.Kind.Numbered) with that
-// invocation's number, which the parent checks: an answer is bound to
-// the invocation it answers, and one that a task writes to the pipe by
-// itself cannot pass for the answer to another. A numbered frame with no
-// invocation in flight is an error, and is not sent. A payload of 1 MiB
-// or more goes by vmsplice(2): the pipe holds its pages, not a copy,
-// until the parent has read them, so the caller must not change it until
-// then. Next and NextContext return the next invocation only once it has
-// been read, so a task that answers with a buffer may use that buffer
-// again in its next invocation.
-func (c *Child) Send(kind wire.Kind, payload []byte) error {
+// Reply sends the reply to the oldest invocation in flight: the oldest
+// that Next returned and that has no reply yet; after it, that invocation
+// is answered. kind is the caller's label, which the parent's Handler.Reply
+// gets with the payload. The frame carries the invocation's number, which
+// the parent checks, so a reply is bound to the invocation it answers,
+// and one that a task writes to the pipe by itself cannot pass for the
+// reply to another. With no invocation in flight it is an error, and
+// nothing is sent. A payload of 1 MiB or more goes by vmsplice(2) on
+// Linux: the pipe holds its pages, not a copy, until the parent has read
+// them, so the caller must not change it until then. Next returns the
+// next invocation only once the parent has read it, so a task that
+// replies with a buffer may use that buffer again in its next invocation.
+func (c *Child) Reply(kind Kind, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	var n uint64 // the invocation's number; 0: the frame has none
-	if kind.Numbered() {
-		if c.pending.Load() <= 0 {
-			return fmt.Errorf("procman: a %v frame with no invocation in flight (every invocation taken has its answer)", kind)
-		}
-		n = c.answered + 1
+	if c.pending.Load() <= 0 {
+		return errors.New("procman: a reply with no invocation in flight (every invocation taken has its reply)")
 	}
-	// The invocation is over before its answer is written: once the
-	// parent has the answer it may close the pipes at once (CloseInput on
+	// The invocation is over before its reply is written: once the
+	// parent has the reply it may close the pipes at once (CloseInput on
 	// a worker it retires), and the control pipe's watcher must not take
 	// that end for the parent's death.
-	if kind.Terminal() {
-		c.pending.Add(-1)
+	c.pending.Add(-1)
+	if err := c.write(frameReply, c.answered+1, kind, payload); err != nil {
+		c.pending.Add(1) // not delivered: still in flight
+		return fmt.Errorf("procman: writing a reply: %w", err)
 	}
-	if err := c.write(kind, n, payload); err != nil {
-		if kind.Terminal() {
-			c.pending.Add(1) // not delivered: still in flight
-		}
-		return fmt.Errorf("procman: writing a %v frame: %w", kind, err)
+	c.answered++
+	return nil
+}
+
+// Note sends a note about invocation seq, the number Next returned for
+// it: the parent's Handler.Note gets kind and payload while that
+// invocation is in flight. A note for an invocation that is already
+// answered is dropped, and Note returns nil: a goroutine that a task left
+// behind cannot speak for the invocation that came next. A note for an
+// invocation that Next has not returned, or for one behind another still
+// in flight, is an error, and nothing is sent. Note is safe for
+// concurrent use, with Reply too; the parent gets notes and replies in
+// the order they were sent.
+func (c *Child) Note(seq uint64, kind Kind, payload []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	switch {
+	case seq == 0 || seq > c.taken.Load():
+		return fmt.Errorf("procman: a note for invocation %d, which Next has not returned", seq)
+	case seq <= c.answered:
+		return nil
+	case seq > c.answered+1:
+		return fmt.Errorf("procman: a note for invocation %d while invocation %d is in flight before it", seq, c.answered+1)
 	}
-	if kind.Terminal() {
-		c.answered++
+	if err := c.write(frameNote, seq, kind, payload); err != nil {
+		return fmt.Errorf("procman: writing a note: %w", err)
 	}
 	return nil
 }
 
-// write writes one frame, numbered n when n is not 0: a large payload by
-// vmsplice, whose pages the child then lends the pipe until the parent
-// has read them (see settle).
-func (c *Child) write(kind wire.Kind, n uint64, payload []byte) error {
+// write writes one numbered frame of class fc for invocation n: a large
+// payload by vmsplice, whose pages the child then lends the pipe until
+// the parent has read them (see settle). The caller holds wmu.
+func (c *Child) write(fc frameClass, n uint64, kind Kind, payload []byte) error {
 	w := c.outW
 	if w == nil {
 		w = c.out
 	}
 	if len(payload) < spliceMin || c.outConn == nil {
-		if n != 0 {
-			return wire.WriteNumberedFrame(w, kind, n, payload)
-		}
-		return wire.WriteFrame(w, kind, payload)
+		return writeNumberedFrame(w, fc, n, kind, payload)
 	}
 	// One payload lent at a time: with a pipe larger than 1 MiB the last
 	// one could still be in it.
 	c.reclaim()
-	var h [wire.MaxNumberedHead]byte
-	head := wire.AppendHeader(h[:0], kind, len(payload))
-	if n != 0 {
-		head = wire.AppendNumberedHeader(h[:0], kind, n, len(payload))
-	}
+	var h [maxNumberedHead]byte
+	head := appendNumberedHeader(h[:0], fc, n, kind, len(payload))
 	if _, err := w.Write(head); err != nil {
 		return err
 	}
@@ -672,10 +657,10 @@ func (c *Child) reclaim() {
 	}
 }
 
-// Queued reports whether an invocation is waiting for Next: 1 when bytes
+// queued reports whether an invocation is waiting for Next: 1 when bytes
 // of one have been read ahead or wait in the pipe, 0 when none has come
 // yet. It never waits. Like Next, it is for the goroutine that serves.
-func (c *Child) Queued() int {
+func (c *Child) queued() int {
 	holds := c.dec.Pending() > 0
 	if !holds {
 		_ = c.inConn.Control(func(fd uintptr) { holds = pipeHolds(int(fd)) })

@@ -37,16 +37,6 @@ func setParentDeathSignal(sig syscall.Signal) error {
 	return nil
 }
 
-// setGroupNice sets nice on the process group that this process leads,
-// and on nothing when it leads none (a child started by hand, in its
-// starter's group). Its error is not reported: the parent set the same
-// level on the same group, with the same rights, before.
-func setGroupNice(nice int) {
-	if syscall.Getpgrp() == syscall.Getpid() {
-		_ = unix.Setpriority(unix.PRIO_PGRP, 0, nice)
-	}
-}
-
 // cpuLimited reports whether this process has a CPU time limit.
 func cpuLimited() bool {
 	var lim unix.Rlimit

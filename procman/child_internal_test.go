@@ -17,7 +17,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
-	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
 
 // childPipes is a Child in this process, over pipes whose other ends the
@@ -46,7 +45,7 @@ func newChildPipes(t *testing.T) *childPipes {
 		// Answered: a goodbye with an invocation in flight is the
 		// parent's death.
 		for c.pending.Load() > 0 {
-			require.NoError(t, c.Send(wire.KindAnswer, nil))
+			require.NoError(t, c.Reply(testAnswer, nil))
 		}
 		p.goodbye(t)
 		<-c.ctlDone
@@ -72,7 +71,7 @@ func (p *childPipes) goodbye(t *testing.T) {
 	if p.ctl == nil {
 		return
 	}
-	_, err := p.ctl.Write(wire.AppendStop(nil, true))
+	_, err := p.ctl.Write(appendStop(nil, true))
 	require.NoError(t, err)
 	require.NoError(t, p.ctl.Close())
 	require.NoError(t, p.inv.Close())
@@ -80,28 +79,25 @@ func (p *childPipes) goodbye(t *testing.T) {
 }
 
 func invocation(task string) []byte {
-	return wire.AppendFrame(nil, wire.KindInvocation, wire.AppendInvocation(nil, &wire.Invocation{Task: task}))
+	return appendFrame(nil, frameInvocation, []byte(task))
 }
 
-// next calls NextContext, and decodes the invocation's task.
+// next calls Next, and returns the invocation's payload, its task's name
+// here (see invocation).
 func next(ctx context.Context, c *Child) (string, error) {
-	p, err := c.NextContext(ctx)
+	_, p, err := c.Next(ctx)
 	if err != nil {
 		return "", err
 	}
-	inv, err := wire.DecodeInvocation(p)
-	if err != nil {
-		return "", err
-	}
-	return inv.Task, nil
+	return string(p), nil
 }
 
 func TestNextReadsInvocationsInOrder(t *testing.T) {
 	p := newChildPipes(t)
-	require.Equal(t, 0, p.c.Queued())
+	require.Equal(t, 0, p.c.queued())
 	// Two in one write, and one that comes in two pieces.
 	p.send(t, append(invocation("one"), invocation("two")...))
-	require.Equal(t, 1, p.c.Queued())
+	require.Equal(t, 1, p.c.queued())
 	third := invocation("three")
 	p.send(t, third[:3])
 	for _, want := range []string{"one", "two"} {
@@ -121,22 +117,22 @@ func TestNextReadsInvocationsInOrder(t *testing.T) {
 	require.NoError(t, <-done)
 	require.EqualValues(t, 3, p.c.pending.Load(), "three invocations taken, none answered")
 	for range 3 {
-		require.NoError(t, p.c.Send(wire.KindAnswer, nil))
+		require.NoError(t, p.c.Reply(testAnswer, nil))
 	}
 	p.goodbye(t)
-	_, err := p.c.NextContext(context.Background())
+	_, _, err := p.c.Next(context.Background())
 	require.ErrorIs(t, err, io.EOF, "the goodbye ends the stream")
-	_, err = p.c.NextContext(context.Background())
+	_, _, err = p.c.Next(context.Background())
 	require.ErrorIs(t, err, io.EOF, "and it stays ended")
 }
 
-// A context that ends while NextContext waits ends the wait.
-func TestNextContextReturnsWhenItsContextEnds(t *testing.T) {
+// A context that ends while Next waits ends the wait.
+func TestNextReturnsWhenItsContextEnds(t *testing.T) {
 	p := newChildPipes(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := p.c.NextContext(ctx)
+		_, _, err := p.c.Next(ctx)
 		done <- err
 	}()
 	cancel()
@@ -144,7 +140,7 @@ func TestNextContextReturnsWhenItsContextEnds(t *testing.T) {
 	case err := <-done:
 		require.ErrorIs(t, err, context.Canceled)
 	case <-time.After(10 * time.Second):
-		t.Fatal("NextContext did not return when its context ended")
+		t.Fatal("Next did not return when its context ended")
 	}
 	// The wake-up left nothing behind: the next call waits, and takes
 	// what comes.
@@ -158,7 +154,7 @@ func TestNextContextReturnsWhenItsContextEnds(t *testing.T) {
 
 // What is in the pipe when the context has ended is still returned: a
 // child told to stop answers what it was sent before the stop.
-func TestNextContextReturnsWhatCameBeforeItsContextEnded(t *testing.T) {
+func TestNextReturnsWhatCameBeforeItsContextEnded(t *testing.T) {
 	p := newChildPipes(t)
 	p.send(t, invocation("a"), invocation("b"))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -168,14 +164,14 @@ func TestNextContextReturnsWhatCameBeforeItsContextEnded(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, want, got)
 	}
-	_, err := p.c.NextContext(ctx)
+	_, _, err := p.c.Next(ctx)
 	require.ErrorIs(t, err, context.Canceled, "then the ended context, without a wait")
 }
 
 // The deadline that wakes a wait when a context ends can come after the
 // call it was for has returned (the context's AfterFunc runs on its own
 // goroutine). The next call, with another context, must still wait.
-func TestNextContextWaitsPastAnEarlierContextsDeadline(t *testing.T) {
+func TestNextWaitsPastAnEarlierContextsDeadline(t *testing.T) {
 	p := newChildPipes(t)
 	require.NoError(t, p.c.in.SetReadDeadline(longAgo)) // as a late AfterFunc leaves it
 	done := make(chan error, 1)
@@ -193,9 +189,9 @@ func TestNextContextWaitsPastAnEarlierContextsDeadline(t *testing.T) {
 // A stop goes on its own pipe and can overtake an invocation that the
 // parent is still writing: what has begun to arrive is waited for, the
 // rest of it too, though the context has ended.
-func TestNextContextWaitsForTheRestOfAnInvocation(t *testing.T) {
+func TestNextWaitsForTheRestOfAnInvocation(t *testing.T) {
 	p := newChildPipes(t)
-	big := wire.AppendFrame(nil, wire.KindInvocation, wire.AppendInvocation(nil, &wire.Invocation{Task: "big", Arg: make([]byte, 1<<20)}))
+	big := appendFrame(nil, frameInvocation, append([]byte("big"), make([]byte, 1<<20)...))
 	p.send(t, big[:1000])
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -206,9 +202,10 @@ func TestNextContextWaitsForTheRestOfAnInvocation(t *testing.T) {
 	}()
 	got, err := next(ctx, p.c)
 	require.NoError(t, err)
-	require.Equal(t, "big", got)
+	require.Equal(t, "big", got[:3])
+	require.Len(t, got, 3+1<<20)
 	require.NoError(t, <-wrote)
-	_, err = p.c.NextContext(ctx)
+	_, _, err = p.c.Next(ctx)
 	require.ErrorIs(t, err, context.Canceled, "with nothing begun, the ended context")
 }
 
@@ -233,13 +230,13 @@ func TestTheLifelineKillsTheGroup(t *testing.T) {
 		switch scenario {
 		case "taken-after-goodbye":
 			_, _ = iw.Write(invocation("work"))
-			_, _ = cw.Write(wire.AppendStop(nil, true))
+			_, _ = cw.Write(appendStop(nil, true))
 			cw.Close()
 			iw.Close()
 			<-c.ctlDone // the watcher has seen the end, with nothing in flight
-			_, err = c.NextContext(context.Background())
+			_, _, err = c.Next(context.Background())
 		case "end-after-stop":
-			_, _ = cw.Write(wire.AppendStop(nil, false))
+			_, _ = cw.Write(appendStop(nil, false))
 			<-c.Stopped()
 			cw.Close()
 			iw.Close()
@@ -270,7 +267,7 @@ func TestStopFrameClosesStopped(t *testing.T) {
 		t.Fatal("Stopped is closed before a stop frame")
 	default:
 	}
-	_, err := p.ctl.Write(wire.AppendStop(nil, false))
+	_, err := p.ctl.Write(appendStop(nil, false))
 	require.NoError(t, err)
 	select {
 	case <-p.c.Stopped():
@@ -278,7 +275,7 @@ func TestStopFrameClosesStopped(t *testing.T) {
 		t.Fatal("a stop frame did not close Stopped")
 	}
 	require.False(t, p.c.told.Load(), "a plain stop is not a goodbye")
-	_, err = p.ctl.Write(wire.AppendStop(nil, true))
+	_, err = p.ctl.Write(appendStop(nil, true))
 	require.NoError(t, err)
 	require.Eventually(t, p.c.told.Load, 10*time.Second, time.Millisecond, "a goodbye is one")
 }
@@ -286,16 +283,16 @@ func TestStopFrameClosesStopped(t *testing.T) {
 func TestBrokenStreamsAreErrors(t *testing.T) {
 	t.Run("AnotherKindOnTheInvocationPipe", func(t *testing.T) {
 		p := newChildPipes(t)
-		p.send(t, wire.AppendFrame(nil, wire.KindAnswer, []byte("x")))
-		_, err := p.c.NextContext(context.Background())
-		require.ErrorContains(t, err, "unexpected answer frame on the invocation pipe")
-		_, err2 := p.c.NextContext(context.Background())
+		p.send(t, appendFrame(nil, frameReply, []byte("x")))
+		_, _, err := p.c.Next(context.Background())
+		require.ErrorContains(t, err, "unexpected reply frame on the invocation pipe")
+		_, _, err2 := p.c.Next(context.Background())
 		require.Equal(t, err, err2, "the stream stays broken")
 	})
 	t.Run("NotAFrame", func(t *testing.T) {
 		p := newChildPipes(t)
 		p.send(t, []byte("garbage, not a frame"))
-		_, err := p.c.NextContext(context.Background())
+		_, _, err := p.c.Next(context.Background())
 		require.ErrorContains(t, err, "reading invocations")
 	})
 	t.Run("AnotherKindOnTheControlPipe", func(t *testing.T) {
@@ -308,9 +305,9 @@ func TestBrokenStreamsAreErrors(t *testing.T) {
 			cancel()
 		}()
 		require.NoError(t, p.c.Err())
-		_, err := p.ctl.Write(wire.AppendFrame(nil, wire.KindInvocation, nil))
+		_, err := p.ctl.Write(appendFrame(nil, frameInvocation, nil))
 		require.NoError(t, err)
-		_, err = p.c.NextContext(ctx)
+		_, _, err = p.c.Next(ctx)
 		require.ErrorContains(t, err, "unexpected invocation frame on the control pipe",
 			"the child stops, and says why: not a mere stop")
 		require.Equal(t, err, p.c.Err(), "Err says it too, for a loop that stopped otherwise")

@@ -15,9 +15,6 @@ func setParentDeathSignal(sig syscall.Signal) error {
 	return errors.New("procman: no parent-death signal off Linux")
 }
 
-// setGroupNice: off Linux no child runs.
-func setGroupNice(nice int) {}
-
 // cpuLimited: off Linux the child does not look (SIGXCPU keeps the
 // runtime's default).
 func cpuLimited() bool { return false }

@@ -123,15 +123,15 @@ func TestChildStartedByHandExitsWithOneLine(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{"NoPipes", "procrastinate-go.v5", func() []*os.File { return nil }, 2, "not a pipe"},
-		{"FilesThatAreNotPipes", "procrastinate-go.v5", func() []*os.File { return []*os.File{devnull(), devnull(), devnull()} }, 2, "not a pipe"},
-		{"NoControlPipe", "procrastinate-go.v5", func() []*os.File { return pipes(nil)[:2] }, 2, "fd 5 is not a pipe"},
+		{"NoPipes", "procrastinate-go.v6", func() []*os.File { return nil }, 2, "not a pipe"},
+		{"FilesThatAreNotPipes", "procrastinate-go.v6", func() []*os.File { return []*os.File{devnull(), devnull(), devnull()} }, 2, "not a pipe"},
+		{"NoControlPipe", "procrastinate-go.v6", func() []*os.File { return pipes(nil)[:2] }, 2, "fd 5 is not a pipe"},
 		{"WrongCookie", "procrastinate-go.v0", func() []*os.File { return nil }, 2, `"procrastinate-go.v0"`},
-		{"GarbageInvocation", "procrastinate-go.v5", func() []*os.File { return pipes([]byte("garbage, not a frame")) }, 1, "unknown frame kind"},
+		{"GarbageInvocation", "procrastinate-go.v6", func() []*os.File { return pipes([]byte("garbage, not a frame")) }, 1, "unknown frame kind"},
 		// The pipe ends inside a frame: its parent died as it wrote. A
 		// child started by a Manager would kill its group; this one does
 		// not lead its group (it shares ours), so it exits.
-		{"TruncatedInvocation", "procrastinate-go.v5", func() []*os.File { return pipes(wire.AppendHeader(nil, wire.KindInvocation, 100)) }, 3, "ended inside a frame; the parent is gone"},
+		{"TruncatedInvocation", "procrastinate-go.v6", func() []*os.File { return pipes(procman.AppendHeader(nil, procman.FrameInvocation, 100)) }, 3, "ended inside a frame; the parent is gone"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runByHand(t, tc.cookie, tc.extra())
@@ -152,13 +152,13 @@ func TestWorkerServesInvocationsUntilTheLast(t *testing.T) {
 	c := &child{}
 	var sendErrs []error
 	// On each answer but the last, the next invocation; the n-th is Last.
-	c.onMessage = func(p *procman.Process, k wire.Kind, payload []byte) {
+	c.onMessage = func(p *procman.Process, k procman.Kind, payload []byte) {
 		got := len(c.answers())
 		if got < n {
 			if p.State() != procman.StateRunning {
 				sendErrs = append(sendErrs, fmt.Errorf("the child stopped after %d answers, before its last invocation", got))
 			}
-			sendErrs = append(sendErrs, p.Send(wire.KindInvocation, work("echo", strconv.Itoa(got), got == n-1)))
+			sendErrs = append(sendErrs, p.Send(work("echo", strconv.Itoa(got), got == n-1)))
 		}
 	}
 	p, err := m.CreateProcess(procman.Spec{Invocation: work("echo", "first", false)}, c)
@@ -174,7 +174,7 @@ func TestWorkerServesInvocationsUntilTheLast(t *testing.T) {
 	for _, err := range sendErrs {
 		require.NoError(t, err)
 	}
-	require.ErrorIs(t, p.Send(wire.KindInvocation, work("echo", "late", true)), procman.ErrInputClosed)
+	require.ErrorIs(t, p.Send(work("echo", "late", true)), procman.ErrInputClosed)
 }
 
 func TestCloseInputEndsAnIdleChildCleanly(t *testing.T) {
@@ -197,10 +197,10 @@ func TestCloseInputEndsAnIdleChildCleanly(t *testing.T) {
 			p.CloseInput() // a second time does nothing
 			// At once, before a Step has written the goodbye or closed
 			// the pipe: nothing more goes to a child told goodbye.
-			require.ErrorIs(t, p.Send(wire.KindInvocation, work("echo", "x", true)), procman.ErrInputClosed)
+			require.ErrorIs(t, p.Send(work("echo", "x", true)), procman.ErrInputClosed)
 			e := waitExit(t, m, c)
 			require.True(t, e.Success(), "an idle child whose input ends exits 0; got %v", e)
-			require.ErrorIs(t, p.Send(wire.KindInvocation, work("echo", "x", true)), procman.ErrInputClosed)
+			require.ErrorIs(t, p.Send(work("echo", "x", true)), procman.ErrInputClosed)
 		})
 	}
 }

@@ -1,48 +1,55 @@
-// Package procman starts child processes, watches them, reads what they
-// send, reaps them and kills them. It decides nothing: when a child starts,
-// and what it is given to do, is the caller's business (the dispatcher's, in
-// this module). It is the Go form of the Ruby gem procrastinate's
+// Package procman starts child processes, feeds them invocations, reads
+// their replies and notes, reaps them and kills them. It decides nothing:
+// when a child starts, and what it is given to do, is the caller's
+// business. It is the Go form of the Ruby gem procrastinate's
 // ProcessManager: "only low level unixy manipulation here, no strategy".
+// It runs children on Linux 5.4 or later; elsewhere [Manager.Setup]
+// returns [ErrUnsupported].
 //
 // # Children
 //
 // A child is a fresh start of the running executable, with the parent's
 // arguments (os.Args) and a cookie in its environment, not a fork: Go
-// cannot go on running Go code in a forked child.
-// The program must call [Serve] (through procrastinate.Main) first thing in
-// main and in TestMain; in a child, Serve strips the cookie from the
-// environment, hands the invocation pipe to the code that runs tasks, and
-// exits with what it returns.
+// cannot go on running Go code in a forked child. The program must call
+// [Serve] first thing in main (and in TestMain); in a child, Serve strips
+// the cookie, hands a [Child] to the function it was given, and exits with
+// what that function returns. In the parent it returns at once.
 //
 // Each child holds fds 0 (/dev/null), 1 and 2 (the parent's, or what
-// [Spec] names) and three pipes: invocations come in on fd 3, frames go out
-// on fd 4, and the parent's stop frames come in on fd 5, the control pipe.
-// Nothing else crosses. The goroutine that runs tasks reads the invocation
-// pipe itself, so that an invocation wakes nothing else; a goroutine that
-// does nothing but wait on the control pipe sees a stop while a task runs.
-// The child leads its own process group, so a signal from
-// [Manager.KillProcesses] or [Process.Signal] reaches what it started, and
-// when the child exits whatever it left in its group is killed. The control
-// pipe is the child's lifeline: when the parent dies the pipe reaches end
-// of file, without the goodbye that [Process.CloseInput] sends first, and
-// the child kills its own group at once (see [Child]). The child also asks
-// the kernel for [ParentDeathSignal] when its parent dies, and catches
-// SIGHUP, so that it dies with its parent when its task closed every fd,
-// and when it is stopped as its parent dies.
+// [Spec] names) and three pipes to its parent: invocations in, replies and
+// notes out, and stop requests in. It leads its own process group, so a
+// signal from [Manager.KillProcesses] or [Process.Signal] reaches what it
+// started. When its parent dies, its pipes end without the goodbye that
+// [Process.CloseInput] sends first, and the child kills its own group at
+// once (see [Child]).
+//
+// # Messages
+//
+// Three kinds of message cross the pipes. An invocation goes from parent
+// to child ([Process.Send], or [Spec.Invocation] for the first); the
+// manager numbers the invocations it sends to one child from 1, and
+// [Child.Next] returns each with its number. A reply goes from child to
+// parent and ends the oldest invocation in flight ([Child.Reply],
+// [Handler.Reply]): the n-th reply answers the n-th invocation. A note
+// goes from child to parent about the invocation in flight ([Child.Note],
+// [Handler.Note]), named by its number, so that a note for an invocation
+// already answered is dropped and never taken for one about the next.
+// Replies and notes carry a [Kind], the caller's label, which the manager
+// passes on without reading it; payloads are bytes the manager never
+// looks into. A reply or a note for an invocation not yet due, or never
+// sent, or bytes that are not a message, are a [ProtocolError]: the child
+// is killed, and no other child is affected.
 //
 // # The manager
 //
-// A [Manager] holds one epoll set with a pidfd and a message pipe for every
-// child and an eventfd for [Manager.Wakeup]. [Manager.Step] waits with no
-// polling timeout (it wakes at a deadline only when the caller set one
-// with [Manager.SetDeadline]): its thread blocked in epoll_wait, or, when
-// the owner said it is idle ([Manager.SetIdle]), its goroutine parked in
-// the Go runtime's poller, where a Wakeup reaches it without a system
-// call. Then it reads every ready message,
-// reaps every exited child with waitid on its pidfd, and delivers what it
-// found to each child's [Handler]. Nothing here waits on "any child", so
-// os/exec in the same program keeps its exit statuses, and several managers
-// live side by side in one process.
+// A [Manager] waits for all its children at once, in [Manager.Step]: on
+// Linux an epoll set holds a pidfd and the pipes of every child, and an
+// eventfd for [Manager.Wakeup]. Step never polls: it wakes for a child's
+// message or exit, a Wakeup, or the deadline the caller set with
+// [Manager.SetDeadline]. Then it reads every ready message, reaps every
+// exited child by its pidfd, and calls each child's [Handler]. Nothing
+// here waits on "any child", so os/exec in the same program keeps its
+// exit statuses, and several managers live side by side in one process.
 //
 // On macOS, FreeBSD and the other Unix systems, and on Linux when the
 // program is built with the procrastinate_portable tag, the manager runs
@@ -53,18 +60,10 @@
 // parent-death signal on macOS) is listed in docs/procman.md.
 //
 // A child moves through the states of [State]: new, running, stopped (its
-// exit was seen), removable (its message pipe was read to the end and its
-// handler told). [Handler.Exited] comes only after every frame the child
-// wrote has been delivered to [Handler.Message], so a child that answered
-// and exited is never reported dead before its answer.
-//
-// Answers are bound to invocations: the manager numbers the invocations
-// it sends to a child, the child stamps each answer, failure and progress
-// frame with the number of the invocation it belongs to, and the manager
-// delivers such a frame only for the invocation the child runs. A second
-// answer is dropped; an answer for an invocation not yet due, or never
-// sent, is a [ProtocolError], and the child is killed (see
-// [Handler.Message]).
+// exit was seen), removable (its pipe was read to the end and its handler
+// told). [Handler.Exited] comes after every reply and note the child
+// wrote, so a child that replied and exited is never reported dead before
+// its reply.
 //
 // # Ownership
 //

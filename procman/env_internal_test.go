@@ -3,6 +3,7 @@
 package procman
 
 import (
+	"github.com/procrastinate-go/procrastinate/internal/childenv"
 	"strings"
 	"testing"
 
@@ -10,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
-	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
 
 // A child is told of a CPU time limit that its parent sets after it
@@ -89,7 +89,7 @@ func TestSpecEnvMayNotSetTheManagersVariables(t *testing.T) {
 		require.EqualError(t, err, "procman: Spec.Env: "+want)
 		require.Zero(t, m.ProcessCount())
 	}
-	require.NoError(t, CheckEnv([]string{"A=", "B=1=2", "PROCRASTINATE_TRACE=/tmp"}))
+	require.NoError(t, childenv.Check([]string{"A=", "B=1=2", "PROCRASTINATE_TRACE=/tmp"}))
 }
 
 // The child sets the nice level on its group again as it takes its first
@@ -109,7 +109,7 @@ func TestTheChildSetsItsNiceLevelItself(t *testing.T) {
 	require.NoError(t, m.Setup())
 	defer m.Teardown()
 	h := &handler{}
-	_, err = m.CreateProcess(Spec{Nice: 19, Invocation: wire.AppendInvocation(nil, &wire.Invocation{Task: "nice", Last: true})}, h)
+	_, err = m.CreateProcess(Spec{Nice: 19, Invocation: EncodeInvocation("nice", nil, true)}, h)
 	require.NoError(t, err)
 	h.wait(t, m)
 	require.True(t, h.exit.Success(), "%v", h.exit)

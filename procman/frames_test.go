@@ -2,6 +2,7 @@ package procman_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"runtime"
@@ -76,9 +77,9 @@ func TestChildThatNeverReadsItsInvocationDoesNotHoldUpOthers(t *testing.T) {
 			p, c := start(t, m, procman.Spec{Invocation: work("block", "", false)})
 			waitHeard(t, m, c, wire.KindProgress)
 			for range 200 {
-				require.NoError(t, p.Send(wire.KindInvocation, work("noop", "", false)))
+				require.NoError(t, p.Send(work("noop", "", false)))
 			}
-			require.NoError(t, p.Send(wire.KindInvocation, big))
+			require.NoError(t, p.Send(big))
 			return p, c
 		}},
 	} {
@@ -117,7 +118,7 @@ func TestLargeInvocationIsWrittenAsTheChildReads(t *testing.T) {
 			if tc.later {
 				var p *procman.Process
 				p, c = start(t, m, procman.Spec{})
-				require.NoError(t, p.Send(wire.KindInvocation, work("echo", string(payload), true)))
+				require.NoError(t, p.Send(work("echo", string(payload), true)))
 			} else {
 				_, c = start(t, m, procman.Spec{Invocation: work("echo", string(payload), true)})
 			}
@@ -158,9 +159,9 @@ func TestFrameOverTheLimitIsAProtocolError(t *testing.T) {
 	var pe *procman.ProtocolError
 	require.ErrorAs(t, bad.exit.Err, &pe)
 	require.Equal(t, p.Pid(), pe.Pid)
-	var tl *wire.FrameTooLargeError
+	var tl *procman.FrameTooLargeError
 	require.ErrorAs(t, bad.exit.Err, &tl)
-	require.Equal(t, uint64(4096+1), tl.Size, "the answer and its invocation's number, one byte")
+	require.Equal(t, uint64(4096+2), tl.Size, "the reply, its invocation's number (one byte) and its kind")
 	require.Equal(t, 1024, tl.Limit)
 	require.Empty(t, bad.msgs, "no part of the oversized frame is delivered")
 }
@@ -172,7 +173,7 @@ func TestGarbageOnTheMessagePipeIsAProtocolError(t *testing.T) {
 	var pe *procman.ProtocolError
 	require.ErrorAs(t, bad.exit.Err, &pe)
 	require.Equal(t, p.Pid(), pe.Pid)
-	require.ErrorIs(t, bad.exit.Err, wire.ErrBadKind)
+	require.ErrorIs(t, bad.exit.Err, procman.ErrNotAFrame)
 	require.Equal(t, syscall.SIGKILL, bad.exit.Signal, "the manager kills a child that writes garbage: %v", bad.exit)
 	require.Empty(t, bad.msgs)
 }
@@ -279,7 +280,7 @@ func TestAChildThatExitsBeforeReadingIsMarkedNeverRead(t *testing.T) {
 			require.NoError(t, e.Err)
 			require.True(t, e.NeverRead, "Exit.NeverRead of a child that read nothing")
 			require.Empty(t, c.msgs)
-			require.ErrorIs(t, p.Send(wire.KindInvocation, work("echo", "x", true)), procman.ErrInputClosed)
+			require.ErrorIs(t, p.Send(work("echo", "x", true)), procman.ErrInputClosed)
 		})
 	}
 }
@@ -297,20 +298,20 @@ func TestAnswersAreBoundToTheirInvocations(t *testing.T) {
 		answers []string // what the handler hears, in order
 		err     string   // the protocol error; empty: none, the child exits 0
 	}{
-		{"SecondAnswerForItsOwnInvocation", wire.AppendNumberedFrame(nil, wire.KindAnswer, 1, []byte("forged")),
+		{"SecondAnswerForItsOwnInvocation", procman.AppendNumberedFrame(nil, procman.FrameReply, 1, wire.KindAnswer, []byte("forged")),
 			[]string{"answer forged", "answer b", "answer c"}, ""},
-		{"FailureForItsOwnInvocation", wire.AppendNumberedFrame(nil, wire.KindTaskFailed, 1, []byte("forged")),
+		{"FailureForItsOwnInvocation", procman.AppendNumberedFrame(nil, procman.FrameReply, 1, wire.KindTaskFailed, []byte("forged")),
 			[]string{"task-failed forged", "answer b", "answer c"}, ""},
-		{"AnswerForTheNextInvocation", wire.AppendNumberedFrame(nil, wire.KindAnswer, 2, []byte("forged")),
-			nil, "answer frame for invocation 2 while invocation 1 runs"},
-		{"ProgressForTheNextInvocation", wire.AppendNumberedFrame(nil, wire.KindProgress, 3, []byte("forged")),
-			nil, "progress frame for invocation 3 while invocation 1 runs"},
-		{"AnswerForAnInvocationNeverSent", wire.AppendNumberedFrame(nil, wire.KindAnswer, 4, []byte("forged")),
-			nil, "answer frame for invocation 4, which was never sent (3 were)"},
-		{"AnswerNumberedZero", wire.AppendFrame(nil, wire.KindAnswer, []byte{0, 'x'}),
-			nil, "answer frame: wire: a numbered frame without a valid invocation number"},
-		{"AnswerWithoutANumber", wire.AppendFrame(nil, wire.KindAnswer, nil),
-			nil, "answer frame: wire: a numbered frame without a valid invocation number"},
+		{"AnswerForTheNextInvocation", procman.AppendNumberedFrame(nil, procman.FrameReply, 2, wire.KindAnswer, []byte("forged")),
+			nil, "reply frame for invocation 2 while invocation 1 runs"},
+		{"ProgressForTheNextInvocation", procman.AppendNumberedFrame(nil, procman.FrameNote, 3, wire.KindProgress, []byte("forged")),
+			nil, "note frame for invocation 3 while invocation 1 runs"},
+		{"AnswerForAnInvocationNeverSent", procman.AppendNumberedFrame(nil, procman.FrameReply, 4, wire.KindAnswer, []byte("forged")),
+			nil, "reply frame for invocation 4, which was never sent (3 were)"},
+		{"AnswerNumberedZero", procman.AppendFrame(nil, procman.FrameReply, []byte{0, 'x'}),
+			nil, "reply frame: procman: a numbered frame without a valid invocation number"},
+		{"AnswerWithoutANumber", procman.AppendFrame(nil, procman.FrameReply, nil),
+			nil, "reply frame: procman: a numbered frame without a valid invocation number"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
@@ -320,14 +321,14 @@ func TestAnswersAreBoundToTheirInvocations(t *testing.T) {
 			if tc.err != "" {
 				forge = "forge-block" // it waits to be killed
 			}
-			require.NoError(t, p.Send(wire.KindInvocation, work(forge, string(tc.forged), false)))
-			require.NoError(t, p.Send(wire.KindInvocation, work("echo", "b", false)))
-			require.NoError(t, p.Send(wire.KindInvocation, work("echo", "c", true)))
+			require.NoError(t, p.Send(work(forge, string(tc.forged), false)))
+			require.NoError(t, p.Send(work("echo", "b", false)))
+			require.NoError(t, p.Send(work("echo", "c", true)))
 			e := waitExit(t, m, c)
 			var got []string
 			for _, msg := range c.msgs {
-				if msg.kind.Terminal() {
-					got = append(got, msg.kind.String()+" "+string(msg.payload))
+				if msg.reply {
+					got = append(got, wire.KindName(msg.kind)+" "+string(msg.payload))
 				}
 			}
 			require.Equal(t, tc.answers, got, "the terminal frames the handler heard")
@@ -388,7 +389,7 @@ func TestALargeAnswerIsNotKeptOnceHandled(t *testing.T) {
 	m := newManager(t)
 	p, c := start(t, m, procman.Spec{Invocation: work("big", strconv.Itoa(8<<20), false)})
 	var answer weak.Pointer[byte]
-	c.onMessage = func(_ *procman.Process, k wire.Kind, payload []byte) {
+	c.onMessage = func(_ *procman.Process, k procman.Kind, payload []byte) {
 		if k == wire.KindAnswer {
 			answer = weak.Make(&payload[0])
 		}
@@ -418,4 +419,22 @@ func TestChildThatReadItsInvocationIsNotNeverRead(t *testing.T) {
 	e = waitExit(t, m, c)
 	require.Equal(t, 7, e.ExitCode, "%v", e)
 	require.False(t, e.NeverRead, "Exit.NeverRead of a child that was sent nothing")
+}
+
+// A note for an invocation already answered is dropped: it never reaches
+// the handler as a note about the invocation that runs next.
+func TestALateNoteIsDroppedNotGivenToTheNextInvocation(t *testing.T) {
+	leakcheck.Check(t)
+	m := newManager(t)
+	p, c := start(t, m, procman.Spec{})
+	late := procman.AppendNumberedFrame(nil, procman.FrameNote, 1, wire.KindProgress, []byte("late"))
+	require.NoError(t, p.Send(work("reply-then-write", string(late), false)))
+	require.NoError(t, p.Send(work("echo", "b", true)))
+	e := waitExit(t, m, c)
+	require.True(t, e.Success(), "%v", e)
+	var got []string
+	for _, msg := range c.msgs {
+		got = append(got, fmt.Sprintf("reply=%v %s", msg.reply, msg.payload))
+	}
+	require.Equal(t, []string{"reply=true real", "reply=true b"}, got, "what the handler heard")
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
-	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
 
 // handler is a Handler that keeps the answers it heard, and the exit.
@@ -18,11 +17,13 @@ type handler struct {
 	exit    *Exit
 }
 
-func (h *handler) Message(_ *Process, kind wire.Kind, payload []byte) {
-	if kind == wire.KindAnswer {
+func (h *handler) Reply(_ *Process, kind Kind, payload []byte) {
+	if kind == testAnswer {
 		h.answers = append(h.answers, payload)
 	}
 }
+
+func (h *handler) Note(*Process, Kind, []byte) {}
 
 func (h *handler) Exited(_ *Process, e *Exit) { h.exit = e }
 
@@ -46,7 +47,7 @@ func TestAFinishedChildsBufferServesTheNext(t *testing.T) {
 	defer m.Teardown()
 	run := func() *Process {
 		h := &handler{}
-		p, err := m.CreateProcess(Spec{Invocation: wire.AppendInvocation(nil, &wire.Invocation{Task: "echo", Arg: []byte("hi"), Last: true})}, h)
+		p, err := m.CreateProcess(Spec{Invocation: EncodeInvocation("echo", []byte("hi"), true)}, h)
 		require.NoError(t, err)
 		h.wait(t, m)
 		require.Equal(t, [][]byte{[]byte("hi")}, h.answers)

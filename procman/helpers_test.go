@@ -33,9 +33,10 @@ func work(task, arg string, last bool) []byte {
 
 // message is one frame a handler heard, with the state its process was in.
 type message struct {
-	kind    wire.Kind
+	kind    procman.Kind
 	payload []byte
 	state   procman.State
+	reply   bool // a reply; else a note
 }
 
 // child is a Handler that records what one child sent and how it ended,
@@ -46,15 +47,24 @@ type child struct {
 	exitState procman.State // p.State() inside Exited
 	exitCount int           // how many times Exited ran
 	late      int           // messages after Exited
-	onMessage func(p *procman.Process, k wire.Kind, payload []byte)
+	onMessage func(p *procman.Process, k procman.Kind, payload []byte)
 	onExit    func(p *procman.Process, e *procman.Exit)
 }
 
-func (c *child) Message(p *procman.Process, k wire.Kind, payload []byte) {
+// Reply and Note implement procman.Handler: each records like Message.
+func (c *child) Reply(p *procman.Process, k procman.Kind, payload []byte) {
+	c.record(p, k, payload, true)
+}
+
+func (c *child) Note(p *procman.Process, k procman.Kind, payload []byte) {
+	c.record(p, k, payload, false)
+}
+
+func (c *child) record(p *procman.Process, k procman.Kind, payload []byte, reply bool) {
 	if c.exit != nil {
 		c.late++
 	}
-	c.msgs = append(c.msgs, message{k, payload, p.State()})
+	c.msgs = append(c.msgs, message{k, payload, p.State(), reply})
 	if c.onMessage != nil {
 		c.onMessage(p, k, payload)
 	}
@@ -70,7 +80,7 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 }
 
 // heard reports whether the child sent a frame of kind k.
-func (c *child) heard(k wire.Kind) bool {
+func (c *child) heard(k procman.Kind) bool {
 	for _, m := range c.msgs {
 		if m.kind == k {
 			return true
@@ -125,7 +135,7 @@ func waitExit(t *testing.T, m *procman.Manager, c *child) *procman.Exit {
 }
 
 // waitHeard steps until c has heard a frame of kind k.
-func waitHeard(t *testing.T, m *procman.Manager, c *child, k wire.Kind) message {
+func waitHeard(t *testing.T, m *procman.Manager, c *child, k procman.Kind) message {
 	t.Helper()
 	stepUntil(t, m, func() bool { return c.heard(k) || c.exit != nil })
 	for _, msg := range c.msgs {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
+	"github.com/procrastinate-go/procrastinate/internal/tune"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 )
@@ -35,7 +36,7 @@ type stepper struct {
 }
 
 func (s *stepper) Step() error {
-	s.m.SetIdle(s.idle(s.n))
+	tune.SetIdle(s.m, s.idle(s.n))
 	s.n++
 	return s.m.Step()
 }
@@ -122,9 +123,9 @@ func TestEveryWaitSeesChildrenAndDeadlines(t *testing.T) {
 	forEachWait(t, func(t *testing.T, m *procman.Manager, s *stepper) {
 		const n = 5
 		c := &child{}
-		c.onMessage = func(p *procman.Process, k wire.Kind, payload []byte) {
+		c.onMessage = func(p *procman.Process, k procman.Kind, payload []byte) {
 			if got := len(c.answers()); got < n {
-				require.NoError(t, p.Send(wire.KindInvocation, work("echo", strconv.Itoa(got), got == n-1)))
+				require.NoError(t, p.Send(work("echo", strconv.Itoa(got), got == n-1)))
 			}
 		}
 		_, err := m.CreateProcess(procman.Spec{Invocation: work("echo", "0", false)}, c)
@@ -157,7 +158,7 @@ func TestWakeupDuringDeliveryEndsTheNextStep(t *testing.T) {
 		for i := range 3 {
 			c := &child{}
 			woke := false
-			c.onMessage = func(p *procman.Process, k wire.Kind, _ []byte) {
+			c.onMessage = func(p *procman.Process, k procman.Kind, _ []byte) {
 				if k == wire.KindAnswer && !woke {
 					woke = true
 					require.NoError(t, m.Wakeup())

@@ -169,7 +169,7 @@ func TestTeardownLeavesNoChildZombieFDOrGoroutine(t *testing.T) {
 // re-executed as a parent by runParent) with SIGKILL and sees its children
 // go: two busy ones (one ignoring SIGTERM) and an idle one.
 func TestChildrenDieWithTheirParent(t *testing.T) {
-	for _, mode := range []string{"lifeline", "pdeathsig"} {
+	for _, mode := range []string{"lifeline"} {
 		t.Run(mode, func(t *testing.T) {
 			leakcheck.Check(t)
 			cmd := exec.Command(os.Args[0])

@@ -4,13 +4,15 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/procrastinate-go/procrastinate/internal/childenv"
 )
 
 // rlimitsKey, set in a child's environment by a manager that cannot set
 // resource limits on another process (the portable backend: prlimit is
 // Linux's), holds Spec.Rlimits for the child to set on itself as it
 // starts, before it reads anything: "resource:cur:max", comma-separated.
-const rlimitsKey = "PROCRASTINATE_RLIMITS"
+const rlimitsKey = childenv.Rlimits
 
 // encodeRlimits is the value of rlimitsKey for limits.
 func encodeRlimits(limits []Rlimit) string {

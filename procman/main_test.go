@@ -1,6 +1,7 @@
 package procman_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,8 @@ const (
 	// envParent=MODE: act as a parent that starts children with a
 	// Manager (see runParent).
 	envParent = "PROCMAN_TEST_PARENT"
+	// envExample=1: serve as the child of Example (see upper).
+	envExample = "PROCMAN_TEST_EXAMPLE"
 )
 
 // TestMain serves as the child when the test binary is re-executed by a
@@ -50,6 +53,12 @@ func TestMain(m *testing.M) {
 	}
 	if _, ok := os.LookupEnv(envSleepEarly); ok {
 		blockForever(true)
+	}
+	procman.EncodeInvocation = func(task string, arg []byte, last bool) []byte {
+		return wire.AppendInvocation(nil, &wire.Invocation{Task: task, Arg: arg, Last: last})
+	}
+	if _, ok := os.LookupEnv(envExample); ok {
+		procman.Serve(upper)
 	}
 	procman.Serve(serveChild)
 	if mode, ok := os.LookupEnv(envParent); ok {
@@ -68,28 +77,28 @@ func TestMain(m *testing.M) {
 // invocation and the endpoint; a nil error with no answer sent means the
 // helper answered itself or meant not to. Benchmarks add theirs (named
 // "bench-...") from an init function.
-var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
-	"echo": func(c *procman.Child, inv *wire.Invocation) error {
-		return c.Send(wire.KindAnswer, inv.Arg)
+var childTasks = map[string]func(c *procman.Child, seq uint64, inv *wire.Invocation) error{
+	"echo": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
+		return c.Reply(wire.KindAnswer, inv.Arg)
 	},
 	// nice answers with the nice level of each of its threads, in one
 	// line.
-	"nice": func(c *procman.Child, inv *wire.Invocation) error {
+	"nice": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		levels, err := testio.ThreadNiceLevels()
 		if err != nil {
 			return err
 		}
-		return c.Send(wire.KindAnswer, []byte(strings.Trim(fmt.Sprint(levels), "[]")))
+		return c.Reply(wire.KindAnswer, []byte(strings.Trim(fmt.Sprint(levels), "[]")))
 	},
-	"exit": func(c *procman.Child, inv *wire.Invocation) error {
+	"exit": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		code, _ := strconv.Atoi(string(inv.Arg))
 		os.Exit(code)
 		return nil
 	},
 	// answer-exit answers with its argument and exits at once, without
 	// returning to Serve.
-	"answer-exit": func(c *procman.Child, inv *wire.Invocation) error {
-		if err := c.Send(wire.KindAnswer, inv.Arg); err != nil {
+	"answer-exit": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
+		if err := c.Reply(wire.KindAnswer, inv.Arg); err != nil {
 			return err
 		}
 		os.Exit(0)
@@ -100,12 +109,12 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 	// "ignore-term" ignores SIGTERM first; "no-watch" leaves out the
 	// safety net that ends the helper when its parent is gone (so that a
 	// test of the lifeline tests the lifeline).
-	"block": func(c *procman.Child, inv *wire.Invocation) error {
+	"block": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		opts := string(inv.Arg)
 		if strings.Contains(opts, "ignore-term") {
 			signal.Ignore(syscall.SIGTERM)
 		}
-		if err := c.Send(wire.KindProgress, []byte("ready")); err != nil {
+		if err := c.Note(seq, wire.KindProgress, []byte("ready")); err != nil {
 			return err
 		}
 		blockForever(!strings.Contains(opts, "no-watch"))
@@ -113,31 +122,31 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 	},
 	// getenv answers how it sees the cookie: in its own environment, and
 	// in that of a process it starts.
-	"getenv": func(c *procman.Child, inv *wire.Invocation) error {
+	"getenv": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		v, ok := os.LookupEnv(string(inv.Arg))
 		out, err := exec.Command("sh", "-c", `echo "${`+string(inv.Arg)+`-unset}"`).Output()
 		if err != nil {
 			return err
 		}
-		return c.Send(wire.KindAnswer, fmt.Appendf(nil, "%v %q %s", ok, v, strings.TrimSpace(string(out))))
+		return c.Reply(wire.KindAnswer, fmt.Appendf(nil, "%v %q %s", ok, v, strings.TrimSpace(string(out))))
 	},
 	// fds answers with one line per open fd: number, target, and
 	// whether it is close-on-exec.
-	"fds": func(c *procman.Child, inv *wire.Invocation) error {
-		return c.Send(wire.KindAnswer, []byte(listFDs()))
+	"fds": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
+		return c.Reply(wire.KindAnswer, []byte(listFDs()))
 	},
-	"pgid": func(c *procman.Child, inv *wire.Invocation) error {
-		return c.Send(wire.KindAnswer, fmt.Appendf(nil, "%d %d", os.Getpid(), syscall.Getpgrp()))
+	"pgid": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
+		return c.Reply(wire.KindAnswer, fmt.Appendf(nil, "%d %d", os.Getpid(), syscall.Getpgrp()))
 	},
 	// grandchild starts "sleep 60", reports its pid with a progress
 	// frame, then blocks if the argument is "block" or else exits 0
 	// leaving the grandchild behind.
-	"grandchild": func(c *procman.Child, inv *wire.Invocation) error {
+	"grandchild": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		cmd := exec.Command("sleep", "60")
 		if err := cmd.Start(); err != nil {
 			return err
 		}
-		if err := c.Send(wire.KindProgress, []byte(strconv.Itoa(cmd.Process.Pid))); err != nil {
+		if err := c.Note(seq, wire.KindProgress, []byte(strconv.Itoa(cmd.Process.Pid))); err != nil {
 			return err
 		}
 		if string(inv.Arg) == "block" {
@@ -148,7 +157,7 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 	},
 	// leave-group moves the child into its parent's process group,
 	// reports its pid with a progress frame, and blocks.
-	"leave-group": func(c *procman.Child, inv *wire.Invocation) error {
+	"leave-group": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		pgid, err := syscall.Getpgid(os.Getppid())
 		if err != nil {
 			return err
@@ -156,14 +165,14 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 		if err := syscall.Setpgid(0, pgid); err != nil {
 			return err
 		}
-		if err := c.Send(wire.KindProgress, []byte(strconv.Itoa(os.Getpid()))); err != nil {
+		if err := c.Note(seq, wire.KindProgress, []byte(strconv.Itoa(os.Getpid()))); err != nil {
 			return err
 		}
 		blockForever(true)
 		return nil
 	},
 	// kill-self sends itself the signal whose number is the argument.
-	"kill-self": func(c *procman.Child, inv *wire.Invocation) error {
+	"kill-self": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		sig, _ := strconv.Atoi(string(inv.Arg))
 		if err := syscall.Kill(os.Getpid(), syscall.Signal(sig)); err != nil {
 			return err
@@ -172,7 +181,7 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 		return nil
 	},
 	// burn uses 50 ms of user CPU time, then answers.
-	"burn": func(c *procman.Child, inv *wire.Invocation) error {
+	"burn": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		x := uint64(1)
 		for {
 			for i := 0; i < 1e6; i++ {
@@ -186,26 +195,26 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 				break
 			}
 		}
-		return c.Send(wire.KindAnswer, fmt.Append(nil, x))
+		return c.Reply(wire.KindAnswer, fmt.Append(nil, x))
 	},
 	// alloc allocates 64 MiB, touches every page, then answers.
-	"alloc": func(c *procman.Child, inv *wire.Invocation) error {
+	"alloc": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		b := make([]byte, 64<<20)
 		for i := 0; i < len(b); i += 4096 {
 			b[i] = 1
 		}
-		err := c.Send(wire.KindAnswer, []byte("touched"))
+		err := c.Reply(wire.KindAnswer, []byte("touched"))
 		runtime.KeepAlive(b)
 		return err
 	},
 	// big answers with a payload of the size given as argument.
-	"big": func(c *procman.Child, inv *wire.Invocation) error {
+	"big": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		n, _ := strconv.Atoi(string(inv.Arg))
-		return c.Send(wire.KindAnswer, make([]byte, n))
+		return c.Reply(wire.KindAnswer, make([]byte, n))
 	},
 	// garbage writes bytes that are not a frame on the message pipe and
 	// blocks: "this" as a length and ' ' as a kind, which is unknown.
-	"garbage": func(c *procman.Child, inv *wire.Invocation) error {
+	"garbage": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		if _, err := syscall.Write(4, []byte("this is not a frame")); err != nil {
 			return err
 		}
@@ -215,8 +224,8 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 	// stall begins an answer of 100 bytes, writes 10 of them, and blocks;
 	// with the argument "hangup" it closes its message pipe first (as
 	// hangup does).
-	"stall": func(c *procman.Child, inv *wire.Invocation) error {
-		if _, err := syscall.Write(4, append(wire.AppendHeader(nil, wire.KindAnswer, 100), make([]byte, 10)...)); err != nil {
+	"stall": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
+		if _, err := syscall.Write(4, append(procman.AppendHeader(nil, procman.FrameReply, 100), make([]byte, 10)...)); err != nil {
 			return err
 		}
 		if string(inv.Arg) == "hangup" {
@@ -229,9 +238,9 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 	},
 	// claim writes the header of an answer whose payload it says is as
 	// many bytes as its argument, and no more of it, and blocks.
-	"claim": func(c *procman.Child, inv *wire.Invocation) error {
+	"claim": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		n, _ := strconv.Atoi(string(inv.Arg))
-		if _, err := syscall.Write(4, wire.AppendHeader(nil, wire.KindAnswer, n)); err != nil {
+		if _, err := syscall.Write(4, procman.AppendHeader(nil, procman.FrameReply, n)); err != nil {
 			return err
 		}
 		blockForever(true)
@@ -240,9 +249,9 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 	// trickle answers "0123456789" ten times over, a piece every 40 ms
 	// after the header, with raw writes, and ends. It must be its
 	// child's first invocation (its answer is numbered 1).
-	"trickle": func(c *procman.Child, inv *wire.Invocation) error {
+	"trickle": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		piece := []byte("0123456789")
-		if _, err := syscall.Write(4, wire.AppendNumberedHeader(nil, wire.KindAnswer, 1, 10*len(piece))); err != nil {
+		if _, err := syscall.Write(4, procman.AppendNumberedHead(nil, procman.FrameReply, 1, wire.KindAnswer, 10*len(piece))); err != nil {
 			return err
 		}
 		for range 10 {
@@ -255,7 +264,7 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 	},
 	// hangup closes its message pipe (closeMessagePipe) and runs on, or
 	// with the argument "exit" exits 0 soon after.
-	"hangup": func(c *procman.Child, inv *wire.Invocation) error {
+	"hangup": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		if err := closeMessagePipe(); err != nil {
 			return err
 		}
@@ -268,8 +277,8 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 	},
 	// truncate writes the header of a 100-byte answer and 10 bytes of
 	// it, and exits.
-	"truncate": func(c *procman.Child, inv *wire.Invocation) error {
-		frame := append(wire.AppendHeader(nil, wire.KindAnswer, 100), make([]byte, 10)...)
+	"truncate": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
+		frame := append(procman.AppendHeader(nil, procman.FrameReply, 100), make([]byte, 10)...)
 		if _, err := syscall.Write(4, frame); err != nil {
 			return err
 		}
@@ -279,15 +288,24 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 	// forge writes its argument to the message pipe as it is (frames
 	// that the Child did not send: forged ones), and then answers
 	// "real".
-	"forge": func(c *procman.Child, inv *wire.Invocation) error {
+	"forge": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		if _, err := syscall.Write(4, inv.Arg); err != nil {
 			return err
 		}
-		return c.Send(wire.KindAnswer, []byte("real"))
+		return c.Reply(wire.KindAnswer, []byte("real"))
+	},
+	// reply-then-write answers "real", then writes its argument to the
+	// message pipe, raw, as a goroutine that its task left behind would.
+	"reply-then-write": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
+		if err := c.Reply(wire.KindAnswer, []byte("real")); err != nil {
+			return err
+		}
+		_, err := syscall.Write(4, inv.Arg)
+		return err
 	},
 	// forge-block writes its argument to the message pipe as forge does,
 	// and blocks.
-	"forge-block": func(c *procman.Child, inv *wire.Invocation) error {
+	"forge-block": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		if _, err := syscall.Write(4, inv.Arg); err != nil {
 			return err
 		}
@@ -295,13 +313,13 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 		return nil
 	},
 	// stderr writes its argument on stderr and exits 0.
-	"stderr": func(c *procman.Child, inv *wire.Invocation) error {
+	"stderr": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		_, err := os.Stderr.Write(inv.Arg)
 		return err
 	},
 	// limits answers "MSGQUEUE-soft MSGQUEUE-hard nice", its resource
 	// limit and nice level as the kernel has them.
-	"limits": func(c *procman.Child, inv *wire.Invocation) error {
+	"limits": func(c *procman.Child, seq uint64, inv *wire.Invocation) error {
 		var rl syscall.Rlimit
 		if err := syscall.Getrlimit(rlimitMsgqueue, &rl); err != nil {
 			return err
@@ -310,10 +328,10 @@ var childTasks = map[string]func(c *procman.Child, inv *wire.Invocation) error{
 		if err != nil {
 			return err
 		}
-		return c.Send(wire.KindAnswer, fmt.Appendf(nil, "%d %d %d", rl.Cur, rl.Max, s.Nice))
+		return c.Reply(wire.KindAnswer, fmt.Appendf(nil, "%d %d %d", rl.Cur, rl.Max, s.Nice))
 	},
 	// noop does nothing and answers nothing.
-	"noop": func(c *procman.Child, inv *wire.Invocation) error { return nil },
+	"noop": func(c *procman.Child, seq uint64, inv *wire.Invocation) error { return nil },
 }
 
 // closeMessagePipe closes a test child's message pipe by putting
@@ -329,7 +347,7 @@ func closeMessagePipe() error {
 
 func serveChild(c *procman.Child) error {
 	for {
-		p, err := c.Next()
+		seq, p, err := c.Next(context.Background())
 		if err == io.EOF {
 			return nil
 		}
@@ -344,7 +362,7 @@ func serveChild(c *procman.Child) error {
 		if f == nil {
 			return fmt.Errorf("no test task %q", inv.Task)
 		}
-		if err := f(c, inv); err != nil {
+		if err := f(c, seq, inv); err != nil {
 			return err
 		}
 		if inv.Last {
@@ -404,15 +422,9 @@ func listFDs() string {
 // runParent acts as a parent process for TestChildrenDieWithTheirParent:
 // it starts children with a Manager, waits until the busy ones say they
 // are ready, prints "pids P1 P2 ..." on stdout and steps until it is
-// killed. The mode names the Manager's options: "lifeline" (none) or
-// "pdeathsig" (WithPdeathsig(ParentDeathSignal), from a thread it locks
-// for good, so that the children also install their handler for it).
+// killed.
 func runParent(mode string) {
 	var opts []procman.Option
-	if mode == "pdeathsig" {
-		runtime.LockOSThread() // never unlocked: the children's pdeathsig is tied to this thread
-		opts = append(opts, procman.WithPdeathsig(procman.ParentDeathSignal))
-	}
 	fail := func(err error) {
 		fmt.Fprintln(os.Stderr, "parent:", err)
 		os.Exit(1)
@@ -456,7 +468,16 @@ type parentHandler struct {
 	exited bool
 }
 
-func (h *parentHandler) Message(p *procman.Process, k wire.Kind, payload []byte) {
+// Reply and Note implement procman.Handler: each records like Message.
+func (h *parentHandler) Reply(p *procman.Process, k procman.Kind, payload []byte) {
+	h.Message(p, k, payload)
+}
+
+func (h *parentHandler) Note(p *procman.Process, k procman.Kind, payload []byte) {
+	h.Message(p, k, payload)
+}
+
+func (h *parentHandler) Message(p *procman.Process, k procman.Kind, payload []byte) {
 	if k == wire.KindProgress && string(payload) == "ready" {
 		h.ready++
 	}

@@ -8,7 +8,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/procrastinate-go/procrastinate/internal/wire"
+	"github.com/procrastinate-go/procrastinate/internal/childenv"
+	"github.com/procrastinate-go/procrastinate/internal/tune"
 )
 
 // This file, process.go, read.go and stderr.go are the manager's portable
@@ -99,7 +100,7 @@ type event struct {
 func New(opts ...Option) *Manager {
 	m := &Manager{procs: make(map[uint32]*Process)}
 	m.sysManager.init()
-	m.opts = options{pipeSize: 1 << 20, hangupWait: 2 * time.Second, frameWait: 10 * time.Second, maxPayload: wire.DefaultMaxPayload}
+	m.opts = options{pipeSize: 1 << 20, hangupWait: 2 * time.Second, frameWait: 10 * time.Second, maxPayload: defaultMaxPayload}
 	for _, o := range opts {
 		o.apply(&m.opts)
 	}
@@ -136,7 +137,7 @@ func (m *Manager) Setup() (err error) {
 	case managerTornDown:
 		return ErrTornDown
 	}
-	if IsChild() {
+	if childenv.IsChild() {
 		// A program that forgot procrastinate.Main: this child runs its
 		// main, and would start children that run it again, without
 		// end. Its parent hears of it and fails the task with the reason.
@@ -178,7 +179,7 @@ func (m *Manager) Wakeup() error {
 	return nil
 }
 
-// SetIdle tells the manager whether its owner is idle: nothing in flight
+// setIdle tells the manager whether its owner is idle: nothing in flight
 // and no child on its way out, so that what the next Step most likely
 // waits for is a Wakeup, for new work. An idle manager's Step parks its
 // goroutine in the Go runtime's poller, where a Wakeup makes it runnable
@@ -191,17 +192,18 @@ func (m *Manager) Wakeup() error {
 // program whose other goroutines wait there (a network server) a busy
 // manager's events do not wake the poller's thread too. The default is
 // busy. Like Step, it belongs to the owner goroutine.
-func (m *Manager) SetIdle(idle bool) { m.idle = idle }
+func (m *Manager) setIdle(idle bool) { m.idle = idle }
+
+func init() {
+	tune.SetIdle = func(m any, idle bool) { m.(*Manager).setIdle(idle) }
+	tune.Flush = func(m any) { m.(*Manager).flushNow() }
+	tune.Queued = func(c any) bool { return c.(*Child).queued() > 0 }
+}
 
 // SetDeadline makes Step return no later than t even when nothing happens;
 // the zero time removes the deadline. This is for the caller's own timers
 // (task deadlines, grace periods); Step never polls without one.
 func (m *Manager) SetDeadline(t time.Time) { m.deadline = t }
-
-// NeedsLockedThread reports whether the manager was made WithPdeathsig:
-// then every call that starts children must come from a goroutine locked
-// to its thread for as long as the children live (see WithPdeathsig).
-func (m *Manager) NeedsLockedThread() bool { return m.opts.pdeathsig != 0 }
 
 // ProcessCount returns the number of children the manager holds: started
 // and not yet removable, that is, counted until their handler has been told
@@ -240,7 +242,7 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	if h == nil {
 		return nil, errors.New("procman: CreateProcess with a nil Handler")
 	}
-	if err := CheckEnv(spec.Env); err != nil {
+	if err := childenv.Check(spec.Env); err != nil {
 		return nil, fmt.Errorf("procman: Spec.Env: %w", err)
 	}
 	p := &Process{
@@ -258,7 +260,7 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	m.log.Debug("child started", "pid", p.pid, "name", spec.Name)
 	if spec.Invocation != nil {
 		// Written now, not at the next Step: the child needs it to start.
-		_ = p.send(wire.KindInvocation, spec.Invocation)
+		_ = p.send(spec.Invocation)
 		p.flush()
 	}
 	return p, nil
@@ -374,12 +376,18 @@ func (m *Manager) deliverFinished() {
 	m.finished = m.finished[:0]
 }
 
-// callMessage and callExited run a handler with the manager released, so
-// that the handler may call the manager's methods.
-func (m *Manager) callMessage(p *Process, k wire.Kind, payload []byte) {
+// callReply, callNote and callExited run a handler with the manager
+// released, so that the handler may call the manager's methods.
+func (m *Manager) callReply(p *Process, k Kind, payload []byte) {
 	m.leave()
 	defer m.enter()
-	p.h.Message(p, k, payload)
+	p.h.Reply(p, k, payload)
+}
+
+func (m *Manager) callNote(p *Process, k Kind, payload []byte) {
+	m.leave()
+	defer m.enter()
+	p.h.Note(p, k, payload)
 }
 
 func (m *Manager) callExited(p *Process, e *Exit) {

@@ -15,7 +15,14 @@ type recorder struct {
 	exits []*procman.Exit
 }
 
-func (r *recorder) Message(p *procman.Process, k wire.Kind, payload []byte) {
+// Reply and Note implement procman.Handler: each records like Message.
+func (r *recorder) Reply(p *procman.Process, k procman.Kind, payload []byte) {
+	r.Message(p, k, payload)
+}
+
+func (r *recorder) Note(p *procman.Process, k procman.Kind, payload []byte) { r.Message(p, k, payload) }
+
+func (r *recorder) Message(p *procman.Process, k procman.Kind, payload []byte) {
 	r.msgs = append(r.msgs, payload)
 }
 func (r *recorder) Exited(p *procman.Process, e *procman.Exit) { r.exits = append(r.exits, e) }

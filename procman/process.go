@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
-	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
 
 // Process is one child of a Manager. Its methods belong to the manager's
@@ -24,7 +23,7 @@ type Process struct {
 	ctlfd   int // write end of the control pipe, closed with invfd
 	state   State
 	started time.Time
-	dec     wire.Decoder
+	dec     frameDecoder
 
 	out        [][]byte // frames waiting to be written to invfd
 	dirty      bool     // in Manager.dirty: sent to since the last flush
@@ -56,49 +55,50 @@ func (p *Process) Name() string { return p.name }
 // State returns where the child is in its life.
 func (p *Process) State() State { return p.state }
 
-// Started returns when the child was started.
-func (p *Process) Started() time.Time { return p.started }
-
 // Exit returns how the child ended, or nil while it runs.
 func (p *Process) Exit() *Exit { return p.exit }
 
-// Send queues a frame for the child's invocation pipe. The next Step
-// writes what the pipe takes before it sleeps, all frames sent to one child
-// in one writev; the rest is written as the child reads. Send never blocks.
-// The payload is kept until written and must not be changed. It returns
-// ErrInputClosed once the pipe is closed (a write that finds the child gone
-// drops what is queued; the child's exit tells the rest).
-//
-// A stop frame (wire.KindStop) is not queued: it goes at once to the
-// child's control pipe, which a goroutine of the child watches while its
-// task runs, so that the task's context ends without waiting for the
-// task to read anything (see Child). It overtakes what is still queued,
-// which is written all the same: a child waits for the rest of an
-// invocation that has begun to reach it, even once stopped, and that
-// wait ends only as this queue is written. What a stopped child takes
-// after a stop is up to its loop (task.Serve takes at most one).
-func (p *Process) Send(kind wire.Kind, payload []byte) error {
+// Send queues an invocation for the child: the child's Next returns its
+// payload, with its number. The manager numbers the invocations sent to
+// one child from 1, in the order of Send (Spec.Invocation is the first);
+// the child's replies answer them in that order (see Handler). The next
+// Step writes what the pipe takes before it sleeps, all invocations sent
+// to one child in one writev; the rest is written as the child reads.
+// Send never blocks. The payload is kept until written and must not be
+// changed. It returns ErrInputClosed once the pipe is closed (a write that
+// finds the child gone drops what is queued; the child's exit tells the
+// rest).
+func (p *Process) Send(payload []byte) error {
 	p.m.enter()
 	defer p.m.leave()
-	if kind == wire.KindStop {
-		if p.invfd < 0 || p.closeAfter {
-			return ErrInputClosed
-		}
-		p.sendStop(false)
-		return nil
-	}
-	return p.send(kind, payload)
+	return p.send(payload)
 }
 
-func (p *Process) send(kind wire.Kind, payload []byte) error {
+// Stop asks the child to finish: its Child.Stopped is closed. The request
+// is not queued behind invocations: it goes at once to a pipe of its own,
+// which a goroutine of the child watches while its task runs, so that the
+// child hears it without reading anything. It overtakes what Send still
+// queues, which is written all the same: a child waits for the rest of an
+// invocation that has begun to reach it, even once stopped. What a stopped
+// child takes after a stop is up to its loop. Stop returns ErrInputClosed
+// once the pipes to the child are closed (CloseInput, or its exit).
+func (p *Process) Stop() error {
+	p.m.enter()
+	defer p.m.leave()
 	if p.invfd < 0 || p.closeAfter {
 		return ErrInputClosed
 	}
-	p.out = append(p.out, wire.AppendHeader(make([]byte, 0, wire.HeaderSize), kind, len(payload)))
-	if kind == wire.KindInvocation {
-		p.invQueued = true
-		p.sent++ // the child numbers it so too, as it takes it
+	p.sendStop(false)
+	return nil
+}
+
+func (p *Process) send(payload []byte) error {
+	if p.invfd < 0 || p.closeAfter {
+		return ErrInputClosed
 	}
+	p.out = append(p.out, appendHeader(make([]byte, 0, headerSize), frameInvocation, len(payload)))
+	p.invQueued = true
+	p.sent++ // the child numbers it so too, as it takes it
 	if len(payload) > 0 {
 		p.out = append(p.out, payload)
 	}
@@ -113,18 +113,19 @@ func (p *Process) send(kind wire.Kind, payload []byte) error {
 // CloseInput) when goodbye is set, else a plain stop. The pipe holds
 // thousands of them, and the child needs one: a full pipe drops it.
 func (p *Process) sendStop(goodbye bool) {
-	frame := wire.AppendStop(make([]byte, 0, wire.HeaderSize+1), goodbye)
+	frame := appendStop(make([]byte, 0, headerSize+1), goodbye)
 	if _, err := writeFD(p.ctlfd, frame); err != nil && err != syscall.EAGAIN {
 		p.m.log.Debug("writing a stop frame", "pid", p.pid, "error", err)
 	}
 }
 
-// Flush writes now what Send queued, as far as the pipes take it, instead
-// of at the start of the next Step: for a caller about to do something slow
-// (start a child) before it steps again. It is for an owner whose work is
-// now in flight, which will wait busy (see SetIdle): when it writes, the
-// manager's epoll set leaves the runtime's poller at once.
-func (m *Manager) Flush() {
+// flushNow writes now what Send queued, as far as the pipes take it,
+// instead of at the start of the next Step: for a caller about to do
+// something slow (start a child) before it steps again. It is for an
+// owner whose work is now in flight, which will wait busy (see setIdle):
+// when it writes, the manager's epoll set leaves the runtime's poller at
+// once.
+func (m *Manager) flushNow() {
 	m.enter()
 	defer m.leave()
 	m.flushDirty(true)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/procrastinate-go/procrastinate/internal/sentinel"
-	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
 
 // Errors returned by the Manager. Compare with errors.Is.
@@ -39,27 +38,33 @@ var (
 	ErrProcessDone = sentinel.New("procman.ErrProcessDone", "procman: the child has already exited")
 )
 
+// Kind is the caller's label of a reply or a note: the manager carries
+// it from the child to the Handler and gives it no meaning. Parent and
+// child agree on what each value says.
+type Kind uint8
+
 // ProtocolError is the cause in Exit.Err for a child whose message stream
 // broke: a frame over the size limit, bytes that are not a frame, a frame
-// cut off by the child's exit, or an answer (or another numbered frame)
-// for an invocation that was never sent or is not yet due. The manager stops reading such a child and
-// kills it; no other child is affected.
+// cut off by the child's exit, or a reply or a note for an invocation
+// that was never sent or is not yet due. The manager stops reading such
+// a child and kills it; no other child is affected.
 type ProtocolError struct {
 	Pid int
-	Err error // what the decoder said, for instance a *wire.FrameTooLargeError
+	Err error // what broke
 }
 
 // Error says what broke, and, for a frame over the size limit, which
 // option raises the limit.
 func (e *ProtocolError) Error() string {
 	s := fmt.Sprintf("procman: child %d broke the protocol: %v", e.Pid, e.Err)
-	var big *wire.FrameTooLargeError
+	var big *frameTooLargeError
 	if errors.As(e.Err, &big) {
-		s += "; to take answers that large, raise the limit with procman.WithMaxPayload (for a dispatcher, pass it with dispatcher.WithProcmanOptions)"
+		s += "; to take replies that large, raise the limit with procman.WithMaxPayload"
 	}
 	return s
 }
 
+// Unwrap returns what broke.
 func (e *ProtocolError) Unwrap() error { return e.Err }
 
 // StartError is returned by CreateProcess when the child could not be
@@ -74,6 +79,7 @@ func (e *StartError) Error() string {
 	return fmt.Sprintf("procman: starting %s: %v", e.Path, e.Err)
 }
 
+// Unwrap returns why the start failed.
 func (e *StartError) Unwrap() error { return e.Err }
 
 // State is where a child is in its life.
@@ -87,6 +93,7 @@ const (
 	StateRemovable              // message pipe read to the end, handler told; gone from the manager
 )
 
+// String names the state: "new", "running", "stopped", "removable".
 func (s State) String() string {
 	switch s {
 	case StateNew:
@@ -136,9 +143,9 @@ type Spec struct {
 	// Zero leaves the level it inherits.
 	Nice int
 	// Invocation, when non-nil, is sent as the child's first invocation
-	// frame as it starts, so that it needs no second trip through the
-	// manager. The manager keeps the slice until it is written; the caller
-	// must not change it.
+	// as it starts (see Process.Send), so that it needs no second trip
+	// through the manager. The manager keeps the slice until it is
+	// written; the caller must not change it.
 	Invocation []byte
 }
 
@@ -150,24 +157,27 @@ type Rlimit struct {
 }
 
 // Handler receives what a child sends and its end. Its methods run on the
-// manager's goroutine, inside Step or Teardown, and must not block.
+// manager's goroutine, inside Step or Teardown, and must not block; they
+// may call the manager's methods. A payload belongs to the handler.
+//
+// The manager numbers the invocations it sends to a child from 1 (see
+// Process.Send), and the child's replies and notes carry the number of
+// the invocation they belong to, which the manager checks: the n-th reply
+// answers the n-th invocation, and a reply or a note reaches the handler
+// only while its invocation is the oldest one sent and not yet answered.
+// One for an invocation already answered (a second reply, a late note) is
+// dropped; one for an invocation not yet due, or never sent, is a
+// protocol error, and the child is killed (see ProtocolError).
 type Handler interface {
-	// Message is called for every frame the child sends, in order, but
-	// the numbered frames (answers, failures, progress; see
-	// wire.Kind.Numbered) that do not belong to the invocation the child
-	// runs. The manager numbers the invocations
-	// it sends to a child from 1, the child stamps each numbered frame
-	// with the number of the invocation it belongs to, and the manager
-	// checks it: a frame for an invocation already answered (a second
-	// answer, or one a task wrote to the pipe itself) is dropped and
-	// logged; one for an invocation not yet due, or never sent, is a
-	// protocol error, and the child is killed. So the handler hears at
-	// most one terminal frame per invocation, in the order the
-	// invocations were sent, and a numbered frame's payload comes
-	// without its number. The payload belongs to the handler.
-	Message(p *Process, kind wire.Kind, payload []byte)
-	// Exited is called once, after the last Message, when the child has
-	// been reaped and its message pipe read to the end.
+	// Reply is called for the child's reply to its oldest invocation in
+	// flight, once per invocation, in the order they were sent. After
+	// it, that invocation is answered.
+	Reply(p *Process, kind Kind, payload []byte)
+	// Note is called for a note about the invocation in flight, the
+	// oldest sent and not yet answered, before its Reply.
+	Note(p *Process, kind Kind, payload []byte)
+	// Exited is called once, after the last Reply or Note, when the child
+	// has been reaped and its message pipe read to the end.
 	Exited(p *Process, e *Exit)
 }
 
@@ -206,6 +216,7 @@ type Exit struct {
 // error.
 func (e *Exit) Success() bool { return e.ExitCode == 0 && e.Signal == 0 && e.Err == nil }
 
+// String says how the child ended, in one line.
 func (e *Exit) String() string {
 	var s string
 	if e.Signal != 0 {
@@ -234,7 +245,6 @@ type options struct {
 	logger     Logger
 	maxPayload int
 	path       string
-	pdeathsig  syscall.Signal
 	pipeSize   int
 	hangupWait time.Duration
 	frameWait  time.Duration
@@ -248,9 +258,9 @@ func WithLogger(l Logger) Option {
 }
 
 // WithMaxPayload sets the largest frame payload accepted from a child;
-// a larger one is a protocol error. An answer's payload holds its
-// invocation's number too: 1 to 10 bytes more than the answer. The
-// default is wire.DefaultMaxPayload (1 GiB).
+// a larger one is a protocol error. A reply's or a note's frame holds its
+// invocation's number and its kind too: 2 to 11 bytes more than its
+// payload. The default is 1 GiB.
 func WithMaxPayload(n int) Option {
 	return optionFunc(func(o *options) { o.maxPayload = n })
 }
@@ -260,27 +270,6 @@ func WithMaxPayload(n int) Option {
 // children get the parent's arguments (os.Args) all the same.
 func WithExecutable(path string) Option {
 	return optionFunc(func(o *options) { o.path = path })
-}
-
-// WithPdeathsig asks the kernel to send sig to each child when the thread
-// that started it exits; ParentDeathSignal makes the child kill its whole
-// group, what its task started included. Linux ties this to the thread, not the process:
-// use it only when every call that starts children (CreateProcess) runs on
-// a goroutine locked to its thread (runtime.LockOSThread) for as long as
-// the children may live. Every child asks the kernel for
-// ParentDeathSignal itself (see Child), unless this option set another
-// signal, and ignores the signal while its parent lives: the dispatcher
-// does not use this option.
-func WithPdeathsig(sig syscall.Signal) Option {
-	return optionFunc(func(o *options) { o.pdeathsig = sig })
-}
-
-// WithPipeSize sets the capacity of each child's message pipe
-// (F_SETPIPE_SZ), so that large answers move in fewer reads. The default is
-// 1 MiB; the kernel caps it (/proc/sys/fs/pipe-max-size), and a refusal
-// keeps the kernel's default. 0 keeps the kernel's default.
-func WithPipeSize(n int) Option {
-	return optionFunc(func(o *options) { o.pipeSize = n })
 }
 
 // WithHangupWait sets how long a child that closed its message pipe may go

@@ -5,8 +5,6 @@ import (
 	"io"
 	"syscall"
 	"time"
-
-	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
 
 // read reads what the child's message pipe holds and delivers whole frames.
@@ -62,20 +60,27 @@ func (p *Process) read(final bool) {
 			if !ok {
 				break
 			}
-			if k == wire.KindNoMain {
+			if k == frameNoMain {
 				p.noMain()
 				continue
 			}
-			if k.Numbered() {
-				if payload, ok = p.checkNumber(k, payload); !ok {
-					if p.msgfd < 0 {
-						return // a protocol error
-					}
-					continue
+			if !k.numbered() {
+				p.protocolError(fmt.Errorf("the child sent a %v frame, which only a parent sends", k))
+				return
+			}
+			kind, payload, ok := p.checkNumber(k, payload)
+			if !ok {
+				if p.msgfd < 0 {
+					return // a protocol error
 				}
+				continue
 			}
 			heard = true
-			p.m.callMessage(p, k, payload)
+			if k == frameReply {
+				p.m.callReply(p, kind, payload)
+			} else {
+				p.m.callNote(p, kind, payload)
+			}
 		}
 		if drained && !final {
 			return
@@ -83,37 +88,37 @@ func (p *Process) read(final bool) {
 	}
 }
 
-// checkNumber checks the invocation number of a numbered frame of kind k
-// (see wire.Kind.Numbered) against the invocation the child runs: the
-// oldest sent and not answered. It returns the payload without the number
-// and true when the frame belongs to that invocation, and counts it
-// answered when the frame is terminal. A frame for an invocation already
-// answered is late, a second answer or a task's forgery: it is dropped,
-// and logged. A frame that is not numbered, or is for an invocation not
-// yet due or never sent, breaks the protocol: the child is killed. So an
-// answer reaches the handler only for its own invocation, once, in the
-// order the invocations were sent.
-func (p *Process) checkNumber(k wire.Kind, payload []byte) ([]byte, bool) {
-	n, rest, err := wire.CutNumber(payload)
+// checkNumber checks the invocation number of a reply or a note (class
+// k) against the invocation the child runs: the oldest sent and not
+// answered. It returns the caller's kind and the payload after them, and
+// true, when the frame belongs to that invocation, and counts it answered
+// when the frame is a reply. A frame for an invocation already answered is
+// late, a second reply or a task's forgery: it is dropped, and logged. A
+// frame for an invocation not yet due, or never sent, breaks the
+// protocol: the child is killed. So a reply reaches the handler only for
+// its own invocation, once, in the order the invocations were sent, and a
+// note only while its invocation is in flight.
+func (p *Process) checkNumber(k frameClass, payload []byte) (Kind, []byte, bool) {
+	n, kind, rest, err := cutNumber(payload)
 	due := p.answered + 1
 	switch {
 	case err != nil:
 		p.protocolError(fmt.Errorf("%v frame: %w", k, err))
-		return nil, false
+		return 0, nil, false
 	case n < due:
-		p.m.log.Warn("protocol error: a child sent a frame for an invocation it had answered; dropped", "pid", p.pid, "name", p.name, "kind", k.String(), "invocation", n, "answered", p.answered)
-		return nil, false
+		p.m.log.Warn("protocol error: a child sent a frame for an invocation it had answered; dropped", "pid", p.pid, "name", p.name, "frame", k.String(), "kind", kind, "invocation", n, "answered", p.answered)
+		return 0, nil, false
 	case n > p.sent:
 		p.protocolError(fmt.Errorf("%v frame for invocation %d, which was never sent (%d were)", k, n, p.sent))
-		return nil, false
+		return 0, nil, false
 	case n > due:
 		p.protocolError(fmt.Errorf("%v frame for invocation %d while invocation %d runs", k, n, due))
-		return nil, false
+		return 0, nil, false
 	}
-	if k.Terminal() {
+	if k == frameReply {
 		p.answered++
 	}
-	return rest, true
+	return kind, rest, true
 }
 
 // noMain handles a child's word that it never called Serve (see
@@ -260,7 +265,7 @@ func (m *Manager) keepScratch(buf []byte) {
 // way from its answer to its caller: on fresh heap pages, a page fault for
 // every 4 KiB of it that the answer's read touched (traced: 4 faults, 8 µs,
 // between a warm spare's answer and the manager's read of it).
-func (m *Manager) recycleScratch(dec *wire.Decoder) {
+func (m *Manager) recycleScratch(dec *frameDecoder) {
 	if n := len(m.scratch); n > 0 && dec.Recycle(m.scratch[n-1]) {
 		m.scratch[n-1] = nil
 		m.scratch = m.scratch[:n-1]

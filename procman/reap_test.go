@@ -13,17 +13,25 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
-	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 )
 
 // funcHandler adapts two functions to a Handler.
 type funcHandler struct {
-	message func(p *procman.Process, k wire.Kind, payload []byte)
+	message func(p *procman.Process, k procman.Kind, payload []byte)
 	exited  func(p *procman.Process, e *procman.Exit)
 }
 
-func (h funcHandler) Message(p *procman.Process, k wire.Kind, payload []byte) {
+// Reply and Note implement procman.Handler: each records like Message.
+func (h funcHandler) Reply(p *procman.Process, k procman.Kind, payload []byte) {
+	h.Message(p, k, payload)
+}
+
+func (h funcHandler) Note(p *procman.Process, k procman.Kind, payload []byte) {
+	h.Message(p, k, payload)
+}
+
+func (h funcHandler) Message(p *procman.Process, k procman.Kind, payload []byte) {
 	if h.message != nil {
 		h.message(p, k, payload)
 	}
@@ -42,7 +50,7 @@ func churn(m *procman.Manager, total, window int, spec func(i int) procman.Spec,
 			i := started
 			started++
 			inner := h(i)
-			_, err := m.CreateProcess(spec(i), funcHandler{inner.Message, func(p *procman.Process, e *procman.Exit) {
+			_, err := m.CreateProcess(spec(i), funcHandler{inner.Reply, func(p *procman.Process, e *procman.Exit) {
 				inner.Exited(p, e)
 				exited++
 			}})
@@ -182,7 +190,7 @@ func TestExitedComesAfterTheChildsAnswer(t *testing.T) {
 		func(i int) procman.Handler {
 			seenExit := false
 			return funcHandler{
-				message: func(p *procman.Process, k wire.Kind, payload []byte) {
+				message: func(p *procman.Process, k procman.Kind, payload []byte) {
 					if seenExit {
 						complain("child %d: a %v frame after Exited", i, k)
 					}

@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
-	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 )
 
@@ -71,7 +70,7 @@ func TestFramesSentBetweenStepsAreWrittenInOrder(t *testing.T) {
 	p, c := start(t, m, procman.Spec{})
 	const n = 100
 	for i := range n {
-		require.NoError(t, p.Send(wire.KindInvocation, work("echo", strconv.Itoa(i), i == n-1)))
+		require.NoError(t, p.Send(work("echo", strconv.Itoa(i), i == n-1)))
 	}
 	e := waitExit(t, m, c)
 	require.True(t, e.Success(), "%v", e)

@@ -10,8 +10,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
-
-	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
 
 // A system that refuses vmsplice (a seccomp filter, gVisor) still gets
@@ -55,10 +53,10 @@ func TestSpliceRefusedFallsBackToWrite(t *testing.T) {
 				b, _ := io.ReadAll(r)
 				got <- b
 			}()
-			require.NoError(t, c.write(wire.KindAnswer, 300, payload))
+			require.NoError(t, c.write(frameReply, 300, testAnswer, payload))
 			require.Nil(t, c.outConn, "after a refusal, payloads go by write")
 			require.NoError(t, w.Close())
-			want := wire.AppendNumberedFrame(nil, wire.KindAnswer, 300, payload)
+			want := appendNumberedFrame(nil, frameReply, 300, testAnswer, payload)
 			require.True(t, bytes.Equal(want, <-got), "the frame arrived whole")
 			require.Equal(t, tc.after, took, "vmsplice took what it could before it refused")
 		})

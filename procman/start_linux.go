@@ -66,9 +66,8 @@ func (m *Manager) start(p *Process, spec Spec) error {
 		Env:   childEnv(spec.Env, limitsCPU(spec.Rlimits), spec.Nice),
 		Files: []uintptr{uintptr(m.devnull), stdout, stderr, uintptr(inv[0]), uintptr(msg[1]), uintptr(ctl[0])},
 		Sys: &syscall.SysProcAttr{
-			Setpgid:   true,
-			Pdeathsig: m.opts.pdeathsig,
-			PidFD:     &pidfd,
+			Setpgid: true,
+			PidFD:   &pidfd,
 		},
 	}
 	start := time.Now()

@@ -76,7 +76,7 @@ func (m *Manager) start(p *Process, spec Spec) error {
 		Dir:   spec.Dir,
 		Env:   env,
 		Files: []uintptr{uintptr(m.devnull), stdout, stderr, uintptr(inv[0]), uintptr(msg[1]), uintptr(ctl[0])},
-		Sys:   procAttr(m.opts.pdeathsig),
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
 	start := time.Now()
 	pid, _, err := syscall.StartProcess(m.opts.path, m.argv, attr)

@@ -128,7 +128,7 @@ func TestProcessCountCountsAChildUntilItsExitedRan(t *testing.T) {
 	var cs []*child
 	for i := range n {
 		c := &child{}
-		c.onMessage = func(p *procman.Process, k wire.Kind, payload []byte) {
+		c.onMessage = func(p *procman.Process, k procman.Kind, payload []byte) {
 			require.Contains(t, m.Processes(), p, "a child that sends is held by the manager")
 		}
 		c.onExit = func(p *procman.Process, e *procman.Exit) {
@@ -193,7 +193,6 @@ func TestAChildMovesFromRunningToStoppedToRemovable(t *testing.T) {
 	require.Equal(t, procman.StateRunning, p.State(), "after CreateProcess")
 	require.Nil(t, p.Exit(), "Exit() while running")
 	require.Equal(t, "states", p.Name())
-	require.False(t, p.Started().IsZero())
 	e := waitExit(t, m, c)
 	require.Len(t, c.msgs, 1)
 	// A frame read before the exit was seen comes in state running; one
@@ -336,7 +335,7 @@ func TestHandlerCannotStartChildrenDuringTeardown(t *testing.T) {
 			err = fmt.Errorf("started child %d during Teardown", p2.Pid())
 		}
 		errs = append(errs, err)
-		errs = append(errs, p.Send(wire.KindInvocation, work("echo", "", true)))
+		errs = append(errs, p.Send(work("echo", "", true)))
 	}
 	_, err := m.CreateProcess(procman.Spec{Invocation: work("block", "", true)}, c)
 	require.NoError(t, err)
@@ -349,13 +348,4 @@ func TestHandlerCannotStartChildrenDuringTeardown(t *testing.T) {
 	require.ErrorIs(t, errs[1], procman.ErrInputClosed)
 	require.Zero(t, m.ProcessCount())
 	require.True(t, slices.Equal(m.Processes(), nil) || len(m.Processes()) == 0)
-}
-
-// NeedsLockedThread tells a caller (the dispatcher) that it must start
-// children from a goroutine locked to its thread: only WithPdeathsig asks
-// for that.
-func TestOnlyWithPdeathsigNeedsALockedThread(t *testing.T) {
-	require.False(t, procman.New().NeedsLockedThread())
-	require.False(t, procman.New(procman.WithPipeSize(1<<20)).NeedsLockedThread())
-	require.True(t, procman.New(procman.WithPdeathsig(procman.ParentDeathSignal)).NeedsLockedThread())
 }

@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
-	"github.com/procrastinate-go/procrastinate/internal/wire"
 )
 
 // The manager's epoll set is in the set that the runtime's poller
@@ -34,14 +33,14 @@ func TestOnlyAnIdleManagerIsInThePoller(t *testing.T) {
 		require.NoError(t, err)
 	}
 
-	m.SetIdle(true)
+	m.setIdle(true)
 	m.Wakeup()
 	require.NoError(t, m.Step()) // parks, and returns at once: woken
 	event()
 	require.Equal(t, 1, outerReady(), "an idle manager's events reach the poller's set")
 	require.NoError(t, m.Step())
 
-	m.SetIdle(false)
+	m.setIdle(false)
 	m.Wakeup()
 	require.NoError(t, m.Step())
 	event()
@@ -63,17 +62,17 @@ func TestWorkLeavesThePollerBeforeItIsWritten(t *testing.T) {
 	p, err := m.CreateProcess(Spec{}, h) // a spare: no invocation yet
 	require.NoError(t, err)
 
-	m.SetIdle(true)
+	m.setIdle(true)
 	m.Wakeup()
 	require.NoError(t, m.Step()) // parks, and returns at once: woken
 	require.True(t, m.linked, "an idle manager parks in the poller")
 
-	require.NoError(t, p.Send(wire.KindInvocation, wire.AppendInvocation(nil, &wire.Invocation{Task: "echo", Arg: []byte("hi"), Last: true})))
+	require.NoError(t, p.Send(EncodeInvocation("echo", []byte("hi"), true)))
 	require.True(t, m.linked, "Send only queues")
-	m.Flush()
+	m.flushNow()
 	require.False(t, m.linked, "the write left the poller first")
 
-	m.SetIdle(false)
+	m.setIdle(false)
 	h.wait(t, m)
 	require.Equal(t, [][]byte{[]byte("hi")}, h.answers)
 	require.True(t, h.exit.Success(), "%v", h.exit)
@@ -83,18 +82,18 @@ func TestWorkLeavesThePollerBeforeItIsWritten(t *testing.T) {
 	h = &handler{}
 	p, err = m.CreateProcess(Spec{}, h)
 	require.NoError(t, err)
-	m.SetIdle(true)
+	m.setIdle(true)
 	m.Wakeup()
 	require.NoError(t, m.Step())
 	require.True(t, m.linked)
-	require.NoError(t, p.Send(wire.KindInvocation, wire.AppendInvocation(nil, &wire.Invocation{Task: "echo", Arg: []byte("ho"), Last: true})))
+	require.NoError(t, p.Send(EncodeInvocation("echo", []byte("ho"), true)))
 	m.SetDeadline(time.Now().Add(30 * time.Second))
 	for len(h.answers) == 0 {
 		require.NoError(t, m.Step())
 		require.True(t, m.linked, "an idle Step's write left the poller")
 		require.False(t, time.Now().After(m.deadline), "no answer in 30 s")
 	}
-	m.SetIdle(false)
+	m.setIdle(false)
 	h.wait(t, m)
 	require.Equal(t, [][]byte{[]byte("ho")}, h.answers)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/procrastinate-go/procrastinate/internal/osproc"
 	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
+	"github.com/procrastinate-go/procrastinate/internal/tune"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 )
@@ -49,7 +50,7 @@ func Serve(c *procman.Child) error {
 	defer signal.Stop(term.sigs)
 	var running atomic.Int32 // the running invocation's TermSignal; 0: none runs
 	var taken func()         // ends the warm-up of a spare
-	if c.Queued() == 0 {
+	if !tune.Queued(c) {
 		warmUp() // a child with nothing to do yet: a spare, or a worker in waiting
 		taken = settleLater()
 		defer func() {
@@ -67,15 +68,15 @@ func Serve(c *procman.Child) error {
 				// does not signal this child: what the task started
 				// gets the signal from here, the child itself through
 				// its new handler.
-				_ = c.SignalGroup(syscall.Signal(sig))
+				_ = osproc.SignalGroup(syscall.Signal(sig))
 			}
 		case <-root.Done():
 			return
 		}
-		cancel() // an idle child returns from NextContext; a busy one's task sees its ctx end
+		cancel() // an idle child returns from Next; a busy one's task sees its ctx end
 	}()
 	for {
-		p, err := c.NextContext(root)
+		seq, p, err := c.Next(root)
 		if err == io.EOF || (root.Err() != nil && errors.Is(err, root.Err())) {
 			return c.Err() // no more work, or told to stop: nil, unless the control pipe broke
 		}
@@ -94,12 +95,12 @@ func Serve(c *procman.Child) error {
 			term.catch(inv.TermSignal)
 		}
 		running.Store(int32(inv.TermSignal))
-		kind, out := runOne(root, inv, func(kind wire.Kind, out []byte) {
+		kind, out := runOne(context.WithValue(root, childKey, invocationOf{c, seq}), inv, func(kind procman.Kind, out []byte) {
 			// The task called runtime.Goexit. It ends this goroutine,
 			// the child's main one, whatever is done here; answer, so
 			// that the future resolves, and end the child, which has no
 			// goroutine left to serve its invocations.
-			err := c.Send(kind, out)
+			err := c.Reply(kind, out)
 			fmt.Fprintf(os.Stderr, "procrastinate: child %d: task %q called runtime.Goexit; the child ends (answering: %v)\n", os.Getpid(), inv.Task, err)
 			c.Exit(1)
 		})
@@ -108,12 +109,12 @@ func Serve(c *procman.Child) error {
 		// hand this child more work by the time it sees the answer.
 		retire := inv.MaxRSS > 0 && peakRSS() > inv.MaxRSS
 		if retire {
-			if err := c.Send(wire.KindRetiring, nil); err != nil {
+			if err := c.Note(seq, wire.KindRetiring, nil); err != nil {
 				return err
 			}
 		}
 		tracepoint.Mark(tracepoint.AnswerWrite)
-		if err := c.Send(kind, out); err != nil {
+		if err := c.Reply(kind, out); err != nil {
 			return err
 		}
 		if inv.Last || retire || root.Err() != nil {
@@ -127,13 +128,13 @@ func Serve(c *procman.Child) error {
 				// parent's CPU has the parent waiting behind it until it
 				// sleeps, and the system call cost the answer 6 to 9 µs
 				// there (traced, half the tasks).
-				p, err := c.NextContext(root)
-				lowerPriority(c)
+				_, p, err := c.Next(root)
+				lowerPriority()
 				if err == nil {
 					return fmt.Errorf("the parent sent an invocation (%d bytes) after the last one", len(p))
 				}
 			} else {
-				lowerPriority(c)
+				lowerPriority()
 			}
 			return c.Err()
 		}
@@ -144,12 +145,12 @@ func Serve(c *procman.Child) error {
 // this process's exit, whose teardown of a Go runtime's memory costs a few
 // hundred microseconds of CPU. At the lowest priority it does not compete
 // with the parent and the caller for the CPU.
-func lowerPriority(c *procman.Child) { c.SetGroupNice(19) }
+func lowerPriority() { osproc.SetGroupNice(19) }
 
 // runOne runs one invocation and returns the frame to answer with. If the
 // task calls runtime.Goexit, runOne does not return: it calls goexit with
 // the frame instead, while the goroutine unwinds.
-func runOne(root context.Context, inv *wire.Invocation, goexit func(wire.Kind, []byte)) (wire.Kind, []byte) {
+func runOne(root context.Context, inv *wire.Invocation, goexit func(procman.Kind, []byte)) (procman.Kind, []byte) {
 	e := lookup(inv.Task)
 	if e == nil {
 		return failure(fmt.Sprintf("task: no task named %q is defined in this program (Define it at package level, so that it is defined in every copy of the program)", inv.Task), "", false)
@@ -160,7 +161,7 @@ func runOne(root context.Context, inv *wire.Invocation, goexit func(wire.Kind, [
 // runEntry is runOne once the task is found; traced says whether it
 // marks the task's start and end (see internal/tracepoint): not for
 // warmUp's task, which would stand in a task's marks.
-func runEntry(root context.Context, inv *wire.Invocation, e *entry, traced bool, goexit func(wire.Kind, []byte)) (wire.Kind, []byte) {
+func runEntry(root context.Context, inv *wire.Invocation, e *entry, traced bool, goexit func(procman.Kind, []byte)) (procman.Kind, []byte) {
 	ctx := root
 	if inv.LockDir != "" {
 		ctx = context.WithValue(ctx, lockDirKey, inv.LockDir)
@@ -207,7 +208,7 @@ func protect(ctx context.Context, e *entry, arg []byte, goexited func(stack stri
 	return out, false, "", err
 }
 
-func failure(msg, stack string, panicked bool) (wire.Kind, []byte) {
+func failure(msg, stack string, panicked bool) (procman.Kind, []byte) {
 	return wire.KindTaskFailed, wire.AppendFailure(nil, &wire.Failure{Message: msg, Stack: stack, Panicked: panicked})
 }
 
@@ -270,8 +271,7 @@ func warmUp() {
 	}
 	p := wire.AppendInvocation(nil, &wire.Invocation{Task: warmEntry.name, Arg: []byte{0}, Deadline: time.Now().Add(time.Hour), LockDir: os.TempDir()})
 	if inv, err := wire.DecodeInvocation(p); err == nil {
-		kind, out := runEntry(context.Background(), inv, warmEntry, false, func(wire.Kind, []byte) {})
-		_ = wire.WriteFrame(io.Discard, kind, out)
+		_, _ = runEntry(context.Background(), inv, warmEntry, false, func(procman.Kind, []byte) {})
 	}
 }
 

@@ -11,14 +11,22 @@ import (
 	"github.com/procrastinate-go/procrastinate/procman"
 )
 
-// What a task's context carries in a child: its end of the pipes, and the
-// lock directory of the dispatcher that started it.
+// What a task's context carries in a child: its invocation (see
+// invocationOf), and the lock directory of the dispatcher that started it.
 type ctxKey int
 
 const (
 	childKey ctxKey = iota
 	lockDirKey
 )
+
+// invocationOf is a task's invocation in a child: its end of the pipes
+// and the invocation's number, so that a heartbeat from a goroutine that
+// outlives its task is dropped instead of counting for the next task.
+type invocationOf struct {
+	c   *procman.Child
+	seq uint64
+}
 
 // ErrNotInChild is returned by calls that only make sense inside a task
 // running in a child process, when their context is not a task's.
@@ -35,11 +43,11 @@ var ErrNoLocks = sentinel.New("task.ErrNoLocks", "task: the task's dispatcher ha
 // goroutine of the task. With a context that is not a task's it returns
 // ErrNotInChild.
 func Heartbeat(ctx context.Context) error {
-	c, _ := ctx.Value(childKey).(*procman.Child)
-	if c == nil {
+	inv, ok := ctx.Value(childKey).(invocationOf)
+	if !ok {
 		return ErrNotInChild
 	}
-	return c.Send(wire.KindHeartbeat, nil)
+	return inv.c.Note(inv.seq, wire.KindHeartbeat, nil)
 }
 
 // Lock takes the named lock shared by the parent and all the children of

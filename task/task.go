@@ -322,8 +322,8 @@ type Limits struct {
 	// for a variable that the parent has replaces it. An entry that is not
 	// KEY=VALUE, holds a NUL byte, or sets one of the library's own
 	// variables (PROCRASTINATE_CHILD, PROCRASTINATE_CPU_LIMIT,
-	// PROCRASTINATE_NICE) fails the call (procman.CheckEnv): at once when
-	// it is scheduled, as its worker starts in server mode.
+	// PROCRASTINATE_NICE) fails the call: at once when it is scheduled,
+	// as its worker starts in server mode.
 	Env []string
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,114 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 )
-
-// FuzzDecoder feeds arbitrary bytes to a Decoder in pieces whose sizes come
-// from splits, with a small limit and a small scratch buffer (so that the
-// path for frames larger than the scratch buffer is reached with small
-// inputs). The decoder must not panic, must not return a payload over the
-// limit, must return frames that re-encode to a prefix of the input, and
-// must agree with ReadFrame on the same bytes. The memory it holds for a
-// large payload grows with the bytes that came, not with the size its
-// header claims, and a payload it returns holds no more than its bytes.
-//
-// The seed corpus is in testdata/fuzz/FuzzDecoder; plain go test runs it.
-func FuzzDecoder(f *testing.F) {
-	f.Fuzz(func(t *testing.T, stream, splits []byte, limit uint16, scratch uint8) {
-		lim := 1 + int(limit)%4096 // never 0: that would mean 1 GiB
-		d := Decoder{Limit: lim}
-		if scratch != 0 {
-			// Any size from a bare header up; 0 keeps the real 64 KiB.
-			d.scratch = make([]byte, HeaderSize+int(scratch)%128)
-		}
-
-		var got []frame
-		var derr error
-		rest := stream
-		for i := 0; len(rest) > 0 && derr == nil; i++ {
-			buf := d.Buffer()
-			if len(buf) == 0 {
-				t.Fatalf("Buffer() is empty with %d bytes pending", d.Pending())
-			}
-			chunk := len(rest)
-			if len(splits) > 0 {
-				chunk = 1 + int(splits[i%len(splits)])
-			}
-			if d.big != nil && cap(d.big) > max(2*len(d.scratch), bigGrowth*len(d.big)) {
-				t.Fatalf("the buffer of a large payload holds %d bytes for the %d that came (of %d)", cap(d.big), len(d.big), d.bigSize)
-			}
-			n := copy(buf, rest[:min(chunk, len(rest))])
-			d.Advance(n)
-			rest = rest[n:]
-			for {
-				k, p, ok, err := d.Next()
-				if err != nil {
-					derr = err
-					break
-				}
-				if !ok {
-					break
-				}
-				if len(p) > lim {
-					t.Fatalf("Next returned a payload of %d bytes; the limit is %d", len(p), lim)
-				}
-				if cap(p) != len(p) {
-					t.Fatalf("Next returned a payload of %d bytes that holds %d", len(p), cap(p))
-				}
-				got = append(got, frame{k, p})
-			}
-		}
-
-		enc := encodeFrames(got)
-		if !bytes.HasPrefix(stream, enc) {
-			t.Fatalf("the %d frames returned re-encode to %d bytes that are not a prefix of the input", len(got), len(enc))
-		}
-		if derr != nil {
-			// The error is about the header that follows the frames.
-			var tl *FrameTooLargeError
-			if !errors.Is(derr, ErrBadKind) && !errors.As(derr, &tl) {
-				t.Fatalf("Next: unexpected error %v", derr)
-			}
-			if len(stream)-len(enc) < HeaderSize {
-				t.Fatalf("Next: error %v with only %d bytes after the last frame", derr, len(stream)-len(enc))
-			}
-			if _, _, err := ParseHeader(stream[len(enc):], lim); err == nil || err.Error() != derr.Error() {
-				t.Fatalf("Next: error %v; the header after the last frame gives %v", derr, err)
-			}
-		} else if p := d.Pending(); p != len(stream)-len(enc) {
-			t.Fatalf("Pending() = %d; want %d (input %d bytes, frames %d bytes)", p, len(stream)-len(enc), len(stream), len(enc))
-		}
-
-		// ReadFrame on the same bytes gives the same frames and ends the
-		// same way.
-		r := bytes.NewReader(stream)
-		for i := 0; ; i++ {
-			k, p, err := ReadFrame(r, lim)
-			if err != nil {
-				if i != len(got) {
-					t.Fatalf("ReadFrame stopped after %d frames (%v); the decoder gave %d", i, err, len(got))
-				}
-				switch {
-				case derr != nil:
-					if err.Error() != derr.Error() {
-						t.Fatalf("ReadFrame: %v; the decoder: %v", err, derr)
-					}
-				case len(stream) == len(enc):
-					if err != io.EOF {
-						t.Fatalf("ReadFrame at the end: %v; want io.EOF", err)
-					}
-				default:
-					if err != io.ErrUnexpectedEOF {
-						t.Fatalf("ReadFrame in a cut frame: %v; want io.ErrUnexpectedEOF", err)
-					}
-				}
-				break
-			}
-			if i >= len(got) || got[i].kind != k || !bytes.Equal(got[i].payload, p) {
-				t.Fatalf("ReadFrame frame %d (%v, %d bytes) differs from the decoder's", i, k, len(p))
-			}
-		}
-	})
-}
 
 // FuzzDecodeInvocation decodes arbitrary bytes as an invocation. It must not
 // panic. What decodes must encode back to the input made canonical (unknown
@@ -281,46 +172,4 @@ func TestFuzzSeedsMeanWhatTheirNamesSay(t *testing.T) {
 			}
 		}
 	}
-}
-
-// FuzzCutNumber cuts arbitrary bytes as a numbered frame's payload. It
-// must not panic; a number it returns is at least 1, and what follows it
-// is the end of the input; and a numbered frame made of that number and
-// that rest reads back, with ReadFrame, as the same number and rest.
-func FuzzCutNumber(f *testing.F) {
-	f.Add([]byte{1, 'x'})
-	f.Add([]byte{0, 'x'})
-	f.Add([]byte{})
-	f.Add([]byte{0x80})
-	f.Add([]byte{0x80, 0x01})                                                       // 128
-	f.Add([]byte{0x81, 0x00})                                                       // 1, not in its shortest form
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})       // the largest
-	f.Add([]byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}) // too long
-	f.Fuzz(func(t *testing.T, p []byte) {
-		n, rest, err := CutNumber(p)
-		if err != nil {
-			if !errors.Is(err, ErrBadNumber) {
-				t.Fatalf("CutNumber(% x): %v; want an ErrBadNumber", p, err)
-			}
-			return
-		}
-		if n == 0 {
-			t.Fatalf("CutNumber(% x) = 0 with no error", p)
-		}
-		if !bytes.HasSuffix(p, rest) || len(rest) >= len(p) {
-			t.Fatalf("CutNumber(% x): the rest % x is not what follows the number", p, rest)
-		}
-		frame := AppendNumberedFrame(nil, KindProgress, n, rest)
-		var w bytes.Buffer
-		require.NoError(t, WriteNumberedFrame(&w, KindProgress, n, rest))
-		if !bytes.Equal(frame, w.Bytes()) {
-			t.Fatalf("WriteNumberedFrame wrote % x; AppendNumberedFrame made % x", w.Bytes(), frame)
-		}
-		k, payload, err := ReadFrame(bytes.NewReader(frame), 0)
-		require.NoError(t, err)
-		n2, rest2, err := CutNumber(payload)
-		if err != nil || k != KindProgress || n2 != n || !bytes.Equal(rest2, rest) {
-			t.Fatalf("the frame of number %d read back as %v, number %d, % x, %v", n, k, n2, rest2, err)
-		}
-	})
 }

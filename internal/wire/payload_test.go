@@ -159,3 +159,13 @@ func TestDecodeFailureRefusesMalformedPayloads(t *testing.T) {
 	require.ErrorIs(t, err, ErrMalformed)
 	require.Contains(t, err.Error(), "1 bytes after the task failure")
 }
+
+// pattern returns n bytes that differ from one offset to the next, so that a
+// payload copied from the wrong place does not compare equal.
+func pattern(n int, seed byte) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(i*7+i>>8) ^ seed
+	}
+	return p
+}

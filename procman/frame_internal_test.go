@@ -1,4 +1,4 @@
-package wire
+package procman
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 )
 
 type frame struct {
-	kind    Kind
+	kind    frameClass
 	payload []byte
 }
 
@@ -32,7 +32,7 @@ func pattern(n int, seed byte) []byte {
 func encodeFrames(fs []frame) []byte {
 	var b []byte
 	for _, f := range fs {
-		b = AppendFrame(b, f.kind, f.payload)
+		b = appendFrame(b, f.kind, f.payload)
 	}
 	return b
 }
@@ -40,7 +40,7 @@ func encodeFrames(fs []frame) []byte {
 // feed gives data to d in pieces of at most chunk bytes, each no larger than
 // the buffer d hands out, and returns every frame d gives back. It stops at
 // the first error.
-func feed(d *Decoder, data []byte, chunk int) ([]frame, error) {
+func feed(d *frameDecoder, data []byte, chunk int) ([]frame, error) {
 	var got []frame
 	for len(data) > 0 {
 		buf := d.Buffer()
@@ -77,35 +77,35 @@ func requireFrames(t *testing.T, want, got []frame, msg string) {
 
 // The payload sizes around the decoder's scratch buffer: the largest frame
 // that fits in it, the smallest that does not, and one several times larger.
-var boundarySizes = []int{0, 1, 8, 1000, scratchSize - HeaderSize - 1, scratchSize - HeaderSize, scratchSize - HeaderSize + 1, scratchSize, 200_003}
+var boundarySizes = []int{0, 1, 8, 1000, scratchSize - headerSize - 1, scratchSize - headerSize, scratchSize - headerSize + 1, scratchSize, 200_003}
 
 func TestFrameRoundTrip(t *testing.T) {
 	for _, n := range boundarySizes {
-		for _, k := range []Kind{KindInvocation, KindAnswer, KindTaskFailed, KindHeartbeat, KindProgress, KindStop, KindRetiring} { // KindNoMain has no payload: TestABadKindIsErrBadKind
+		for _, k := range []frameClass{frameInvocation, frameReply, frameReply, frameNote, frameNote, frameStop, frameNote} { // frameNoMain has no payload: TestABadKindIsErrBadKind
 			t.Run(fmt.Sprintf("%v/%d", k, n), func(t *testing.T) {
 				payload := pattern(n, byte(k))
-				enc := AppendFrame(nil, k, payload)
-				require.Len(t, enc, HeaderSize+n)
+				enc := appendFrame(nil, k, payload)
+				require.Len(t, enc, headerSize+n)
 
 				var w bytes.Buffer
-				require.NoError(t, WriteFrame(&w, k, payload))
-				require.Equal(t, enc, w.Bytes(), "WriteFrame and AppendFrame disagree")
+				require.NoError(t, writeFrame(&w, k, payload))
+				require.Equal(t, enc, w.Bytes(), "writeFrame and appendFrame disagree")
 
-				gk, gp, err := ReadFrame(bytes.NewReader(enc), n)
+				gk, gp, err := readFrame(bytes.NewReader(enc), n)
 				require.NoError(t, err)
 				require.Equal(t, k, gk)
-				require.True(t, bytes.Equal(payload, gp), "ReadFrame payload differs")
+				require.True(t, bytes.Equal(payload, gp), "readFrame payload differs")
 
 				// One byte at a time, as a slow pipe would give it.
-				gk, gp, err = ReadFrame(iotest.OneByteReader(bytes.NewReader(enc)), 0)
+				gk, gp, err = readFrame(iotest.OneByteReader(bytes.NewReader(enc)), 0)
 				require.NoError(t, err)
 				require.Equal(t, k, gk)
-				require.True(t, bytes.Equal(payload, gp), "ReadFrame (one byte reads) payload differs")
+				require.True(t, bytes.Equal(payload, gp), "readFrame (one byte reads) payload differs")
 
-				var d Decoder
+				var d frameDecoder
 				got, err := feed(&d, enc, len(enc))
 				require.NoError(t, err)
-				requireFrames(t, []frame{{k, payload}}, got, "Decoder")
+				requireFrames(t, []frame{{k, payload}}, got, "frameDecoder")
 				require.Zero(t, d.Pending())
 			})
 		}
@@ -113,37 +113,37 @@ func TestFrameRoundTrip(t *testing.T) {
 }
 
 func TestReadFrameReadsFramesInOrderToACleanEOF(t *testing.T) {
-	fs := []frame{{KindAnswer, []byte("a")}, {KindHeartbeat, nil}, {KindProgress, pattern(70_000, 3)}, {KindAnswer, []byte("end")}}
+	fs := []frame{{frameReply, []byte("a")}, {frameNote, nil}, {frameNote, pattern(70_000, 3)}, {frameReply, []byte("end")}}
 	r := bytes.NewReader(encodeFrames(fs))
 	for i, f := range fs {
-		k, p, err := ReadFrame(r, 0)
+		k, p, err := readFrame(r, 0)
 		require.NoError(t, err, "frame %d", i)
 		require.Equal(t, f.kind, k)
 		require.True(t, bytes.Equal(f.payload, p), "frame %d payload", i)
 	}
-	_, _, err := ReadFrame(r, 0)
-	require.Equal(t, io.EOF, err, "ReadFrame at a clean end")
+	_, _, err := readFrame(r, 0)
+	require.Equal(t, io.EOF, err, "readFrame at a clean end")
 }
 
-// TestDecoderDecodesAStreamFedInChunksOfAnySize feeds streams to a Decoder in pieces of every size from
+// TestDecoderDecodesAStreamFedInChunksOfAnySize feeds streams to a frameDecoder in pieces of every size from
 // 1 up, and of odd sizes around the scratch buffer.
 func TestDecoderDecodesAStreamFedInChunksOfAnySize(t *testing.T) {
 	var small []frame
 	for i := range 12 {
-		small = append(small, frame{Kind(1 + i%int(KindRetiring)), pattern(i*3, byte(i))})
+		small = append(small, frame{frameClass(1 + i%int(frameNote)), pattern(i*3, byte(i))})
 	}
 	// Frames of 1000 bytes straddle the end of the scratch buffer again and
 	// again, so the decoder must move partial frames to the front.
 	var straddling []frame
 	for i := range 150 {
-		straddling = append(straddling, frame{KindProgress, pattern(1000+i%7, byte(i))})
+		straddling = append(straddling, frame{frameNote, pattern(1000+i%7, byte(i))})
 	}
 	var mixed []frame
 	mixed = append(mixed, small[:3]...)
-	mixed = append(mixed, frame{KindAnswer, pattern(3*scratchSize+17, 9)}) // larger than scratch
+	mixed = append(mixed, frame{frameReply, pattern(3*scratchSize+17, 9)}) // larger than scratch
 	mixed = append(mixed, small[3:6]...)
-	mixed = append(mixed, frame{KindAnswer, pattern(scratchSize-HeaderSize, 10)}) // fills scratch exactly
-	mixed = append(mixed, frame{KindAnswer, pattern(scratchSize-HeaderSize+1, 11)})
+	mixed = append(mixed, frame{frameReply, pattern(scratchSize-headerSize, 10)}) // fills scratch exactly
+	mixed = append(mixed, frame{frameReply, pattern(scratchSize-headerSize+1, 11)})
 	mixed = append(mixed, small[6:]...)
 
 	odd := []int{63, 64, 65, 127, 4093, 4096, 65521, scratchSize - 1, scratchSize, scratchSize + 1, 131071, 1 << 20}
@@ -169,7 +169,7 @@ func TestDecoderDecodesAStreamFedInChunksOfAnySize(t *testing.T) {
 			}
 			sizes = append(sizes, len(stream))
 			for _, n := range sizes {
-				var d Decoder
+				var d frameDecoder
 				got, err := feed(&d, stream, n)
 				require.NoError(t, err, "chunk %d", n)
 				requireFrames(t, c.frames, got, fmt.Sprintf("chunk %d", n))
@@ -184,27 +184,27 @@ func TestDecoderDecodesAStreamFedInChunksOfAnySize(t *testing.T) {
 // finished.
 func TestDecoderPendingIsTheUnfinishedFramesLength(t *testing.T) {
 	fs := []frame{
-		{KindAnswer, []byte("hello")},
-		{KindHeartbeat, nil},
-		{KindAnswer, pattern(scratchSize+100, 1)},
-		{KindProgress, []byte("tail")},
+		{frameReply, []byte("hello")},
+		{frameNote, nil},
+		{frameReply, pattern(scratchSize+100, 1)},
+		{frameNote, []byte("tail")},
 	}
 	stream := encodeFrames(fs)
 	var ends []int // where each frame ends in the stream
 	off := 0
 	for _, f := range fs {
-		off += HeaderSize + len(f.payload)
+		off += headerSize + len(f.payload)
 		ends = append(ends, off)
 	}
 	var cuts []int
 	for i := 0; i <= len(stream); i++ {
-		if i < ends[1]+2*HeaderSize || i > ends[2]-2*HeaderSize || i%997 == 0 {
+		if i < ends[1]+2*headerSize || i > ends[2]-2*headerSize || i%997 == 0 {
 			cuts = append(cuts, i)
 		}
 	}
 	for _, cut := range cuts {
 		for _, chunk := range []int{cut + 1, 3} {
-			var d Decoder
+			var d frameDecoder
 			got, err := feed(&d, stream[:cut], chunk)
 			require.NoError(t, err)
 			complete := 0
@@ -223,34 +223,34 @@ func TestDecoderPendingIsTheUnfinishedFramesLength(t *testing.T) {
 
 func TestAFrameOverTheLimitIsAFrameTooLargeError(t *testing.T) {
 	const limit = 10
-	atLimit := AppendFrame(nil, KindAnswer, pattern(limit, 0))
-	over := AppendFrame(nil, KindAnswer, pattern(limit+1, 0))
+	atLimit := appendFrame(nil, frameReply, pattern(limit, 0))
+	over := appendFrame(nil, frameReply, pattern(limit+1, 0))
 
-	k, p, err := ReadFrame(bytes.NewReader(atLimit), limit)
+	k, p, err := readFrame(bytes.NewReader(atLimit), limit)
 	require.NoError(t, err, "a frame at the limit")
-	require.Equal(t, KindAnswer, k)
+	require.Equal(t, frameReply, k)
 	require.Len(t, p, limit)
 
 	checkTooLarge := func(t *testing.T, err error, size uint64, limit int) {
 		t.Helper()
-		var tl *FrameTooLargeError
-		require.ErrorAs(t, err, &tl, "error %v (%T); want a *FrameTooLargeError", err, err)
+		var tl *frameTooLargeError
+		require.ErrorAs(t, err, &tl, "error %v (%T); want a *frameTooLargeError", err, err)
 		require.Equal(t, size, tl.Size)
 		require.Equal(t, limit, tl.Limit)
 		require.Contains(t, err.Error(), fmt.Sprint(size))
 		require.Contains(t, err.Error(), fmt.Sprint(limit))
 	}
 
-	t.Run("ReadFrame", func(t *testing.T) {
-		_, _, err := ReadFrame(bytes.NewReader(over), limit)
+	t.Run("readFrame", func(t *testing.T) {
+		_, _, err := readFrame(bytes.NewReader(over), limit)
 		checkTooLarge(t, err, limit+1, limit)
 	})
-	t.Run("ParseHeader", func(t *testing.T) {
-		_, _, err := ParseHeader(over, limit)
+	t.Run("parseHeader", func(t *testing.T) {
+		_, _, err := parseHeader(over, limit)
 		checkTooLarge(t, err, limit+1, limit)
 	})
-	t.Run("Decoder", func(t *testing.T) {
-		d := Decoder{Limit: limit}
+	t.Run("frameDecoder", func(t *testing.T) {
+		d := frameDecoder{Limit: limit}
 		got, err := feed(&d, append(atLimit, over...), 1)
 		checkTooLarge(t, err, limit+1, limit)
 		require.Len(t, got, 1, "the frame before the bad one is delivered")
@@ -260,66 +260,66 @@ func TestAFrameOverTheLimitIsAFrameTooLargeError(t *testing.T) {
 		require.Equal(t, err, err2)
 	})
 	t.Run("default limit", func(t *testing.T) {
-		huge := AppendHeader(nil, KindAnswer, math.MaxUint32)
-		_, _, err := ReadFrame(bytes.NewReader(huge), 0)
-		checkTooLarge(t, err, math.MaxUint32, DefaultMaxPayload)
-		var d Decoder // zero value: DefaultMaxPayload
+		huge := appendHeader(nil, frameReply, math.MaxUint32)
+		_, _, err := readFrame(bytes.NewReader(huge), 0)
+		checkTooLarge(t, err, math.MaxUint32, defaultMaxPayload)
+		var d frameDecoder // zero value: defaultMaxPayload
 		_, err = feed(&d, huge, len(huge))
-		checkTooLarge(t, err, math.MaxUint32, DefaultMaxPayload)
-		_, err = feed(&Decoder{Limit: -1}, huge, len(huge))
-		checkTooLarge(t, err, math.MaxUint32, DefaultMaxPayload)
+		checkTooLarge(t, err, math.MaxUint32, defaultMaxPayload)
+		_, err = feed(&frameDecoder{Limit: -1}, huge, len(huge))
+		checkTooLarge(t, err, math.MaxUint32, defaultMaxPayload)
 	})
 }
 
 func TestABadKindIsErrBadKind(t *testing.T) {
-	for _, k := range []Kind{0, MaxKind + 1, 200, 255} {
+	for _, k := range []frameClass{0, maxFrameClass + 1, 200, 255} {
 		t.Run(k.String(), func(t *testing.T) {
-			enc := AppendFrame(nil, k, []byte("xyz"))
-			_, _, err := ReadFrame(bytes.NewReader(enc), 0)
-			require.ErrorIs(t, err, ErrBadKind)
-			_, _, err = ParseHeader(enc, 0)
-			require.ErrorIs(t, err, ErrBadKind)
-			var d Decoder
+			enc := appendFrame(nil, k, []byte("xyz"))
+			_, _, err := readFrame(bytes.NewReader(enc), 0)
+			require.ErrorIs(t, err, errNotAFrame)
+			_, _, err = parseHeader(enc, 0)
+			require.ErrorIs(t, err, errNotAFrame)
+			var d frameDecoder
 			got, err := feed(&d, enc, 2)
-			require.ErrorIs(t, err, ErrBadKind)
+			require.ErrorIs(t, err, errNotAFrame)
 			require.Empty(t, got)
 		})
 	}
 	// A bad kind is reported before the size: garbage is garbage.
-	_, _, err := ParseHeader(AppendHeader(nil, 0, math.MaxUint32), 10)
-	require.ErrorIs(t, err, ErrBadKind)
+	_, _, err := parseHeader(appendHeader(nil, 0, math.MaxUint32), 10)
+	require.ErrorIs(t, err, errNotAFrame)
 
 	// A no-main frame has no payload: one that says it has is garbage
 	// too, found before a byte of it is read or a buffer made for it.
 	for _, n := range []int{1, 3, 1 << 20} {
-		_, _, err = ParseHeader(AppendHeader(nil, KindNoMain, n), 0)
-		require.ErrorIs(t, err, ErrBadKind, "%d bytes", n)
+		_, _, err = parseHeader(appendHeader(nil, frameNoMain, n), 0)
+		require.ErrorIs(t, err, errNotAFrame, "%d bytes", n)
 		require.Contains(t, err.Error(), fmt.Sprintf("a no-main frame of %d bytes", n))
-		var d Decoder
-		got, err := feed(&d, AppendHeader(nil, KindNoMain, n), 2)
-		require.ErrorIs(t, err, ErrBadKind)
+		var d frameDecoder
+		got, err := feed(&d, appendHeader(nil, frameNoMain, n), 2)
+		require.ErrorIs(t, err, errNotAFrame)
 		require.Empty(t, got)
 	}
-	k, n, err := ParseHeader(AppendHeader(nil, KindNoMain, 0), 0)
+	k, n, err := parseHeader(appendHeader(nil, frameNoMain, 0), 0)
 	require.NoError(t, err)
-	require.Equal(t, KindNoMain, k)
+	require.Equal(t, frameNoMain, k)
 	require.Zero(t, n)
 }
 
 func TestReadFrameOfATruncatedFrameIsUnexpectedEOF(t *testing.T) {
-	enc := AppendFrame(nil, KindAnswer, []byte("0123456789"))
+	enc := appendFrame(nil, frameReply, []byte("0123456789"))
 	for n := 1; n < len(enc); n++ {
-		_, _, err := ReadFrame(bytes.NewReader(enc[:n]), 0)
-		require.ErrorIs(t, err, io.ErrUnexpectedEOF, "ReadFrame of the first %d of %d bytes", n, len(enc))
+		_, _, err := readFrame(bytes.NewReader(enc[:n]), 0)
+		require.ErrorIs(t, err, io.ErrUnexpectedEOF, "readFrame of the first %d of %d bytes", n, len(enc))
 	}
-	_, _, err := ReadFrame(bytes.NewReader(nil), 0)
-	require.Equal(t, io.EOF, err, "ReadFrame of nothing")
+	_, _, err := readFrame(bytes.NewReader(nil), 0)
+	require.Equal(t, io.EOF, err, "readFrame of nothing")
 
 	// A read error is passed on as it is.
 	boom := errors.New("boom")
-	_, _, err = ReadFrame(iotest.ErrReader(boom), 0)
+	_, _, err = readFrame(iotest.ErrReader(boom), 0)
 	require.ErrorIs(t, err, boom)
-	_, _, err = ReadFrame(io.MultiReader(bytes.NewReader(enc[:7]), iotest.ErrReader(boom)), 0)
+	_, _, err = readFrame(io.MultiReader(bytes.NewReader(enc[:7]), iotest.ErrReader(boom)), 0)
 	require.ErrorIs(t, err, boom)
 }
 
@@ -342,14 +342,14 @@ func (w *failWriter) Write(p []byte) (int, error) {
 func TestWriteFrameWritesOnceAndPassesOnWriteErrors(t *testing.T) {
 	t.Run("small frame is one write", func(t *testing.T) {
 		w := &failWriter{}
-		require.NoError(t, WriteFrame(w, KindAnswer, pattern(64<<10, 1)))
+		require.NoError(t, writeFrame(w, frameReply, pattern(64<<10, 1)))
 		require.Equal(t, 1, w.writes)
 	})
 	t.Run("large frame", func(t *testing.T) {
 		w := &failWriter{}
 		p := pattern(64<<10+1, 1)
-		require.NoError(t, WriteFrame(w, KindAnswer, p))
-		require.Equal(t, AppendFrame(nil, KindAnswer, p), w.written.Bytes())
+		require.NoError(t, writeFrame(w, frameReply, p))
+		require.Equal(t, appendFrame(nil, frameReply, p), w.written.Bytes())
 	})
 	for _, n := range []int{8, 1 << 20} {
 		for failAt := 1; failAt <= 2; failAt++ {
@@ -357,7 +357,7 @@ func TestWriteFrameWritesOnceAndPassesOnWriteErrors(t *testing.T) {
 				continue
 			}
 			w := &failWriter{failAt: failAt}
-			err := WriteFrame(w, KindAnswer, pattern(n, 0))
+			err := writeFrame(w, frameReply, pattern(n, 0))
 			assert.ErrorIs(t, err, errWrite, "payload %d, write %d fails", n, failAt)
 		}
 	}
@@ -369,65 +369,59 @@ func TestWriteFrameAllocatesOnlyTheFrame(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range runs {
-		_ = WriteFrame(io.Discard, KindAnswer, payload)
+		_ = writeFrame(io.Discard, frameReply, payload)
 	}
 	runtime.ReadMemStats(&after)
 	// A buffer of the frame's size at most, not one of a fixed 64 KiB.
 	perCall := float64(after.TotalAlloc-before.TotalAlloc) / runs
-	require.Less(t, perCall, 256.0, "WriteFrame of an 8-byte payload allocates %.0f bytes a call", perCall)
+	require.Less(t, perCall, 256.0, "writeFrame of an 8-byte payload allocates %.0f bytes a call", perCall)
 	// One allocation, the frame: an answer's way out of a child.
-	require.Equal(t, 1.0, testing.AllocsPerRun(runs, func() { _ = WriteFrame(io.Discard, KindAnswer, payload) }), "allocations of WriteFrame")
-	require.Equal(t, 1.0, testing.AllocsPerRun(runs, func() { _ = WriteNumberedFrame(io.Discard, KindAnswer, 300, payload) }), "allocations of WriteNumberedFrame")
+	require.Equal(t, 1.0, testing.AllocsPerRun(runs, func() { _ = writeFrame(io.Discard, frameReply, payload) }), "allocations of writeFrame")
+	require.Equal(t, 1.0, testing.AllocsPerRun(runs, func() { _ = writeNumberedFrame(io.Discard, frameReply, 300, testAnswer, payload) }), "allocations of writeNumberedFrame")
 }
 
-func TestKindsKnowTheirNamesAndWhichAreTerminal(t *testing.T) {
-	require.True(t, KindAnswer.Terminal())
-	require.True(t, KindTaskFailed.Terminal())
-	for _, k := range []Kind{0, KindInvocation, KindHeartbeat, KindProgress, KindStop, KindRetiring, KindNoMain, 200} {
-		require.False(t, k.Terminal(), "%v.Terminal()", k)
+func TestFrameClassesKnowTheirNames(t *testing.T) {
+	names := map[frameClass]string{
+		frameInvocation: "invocation", frameReply: "reply", frameNote: "note", frameStop: "stop",
+		frameNoMain: "no-main", 0: "class(0)", maxFrameClass + 1: fmt.Sprintf("class(%d)", maxFrameClass+1), 200: "class(200)",
 	}
-	names := map[Kind]string{
-		KindInvocation: "invocation", KindAnswer: "answer", KindTaskFailed: "task-failed",
-		KindHeartbeat: "heartbeat", KindProgress: "progress", KindStop: "stop", KindRetiring: "retiring",
-		KindNoMain: "no-main", 0: "kind(0)", MaxKind + 1: fmt.Sprintf("kind(%d)", MaxKind+1), 200: "kind(200)",
-	}
-	for k, want := range names {
-		require.Equal(t, want, k.String())
+	for c, want := range names {
+		require.Equal(t, want, c.String())
 	}
 }
 
 func TestAStopFrameSaysWhetherItIsAGoodbye(t *testing.T) {
 	for _, goodbye := range []bool{false, true} {
-		k, payload, err := ReadFrame(bytes.NewReader(AppendStop(nil, goodbye)), 0)
+		k, payload, err := readFrame(bytes.NewReader(appendStop(nil, goodbye)), 0)
 		require.NoError(t, err)
-		require.Equal(t, KindStop, k)
-		require.Equal(t, goodbye, IsGoodbye(payload), "goodbye %v", goodbye)
+		require.Equal(t, frameStop, k)
+		require.Equal(t, goodbye, isGoodbye(payload), "goodbye %v", goodbye)
 	}
-	require.False(t, IsGoodbye([]byte{2}))
-	require.False(t, IsGoodbye([]byte{1, 1}))
+	require.False(t, isGoodbye([]byte{2}))
+	require.False(t, isGoodbye([]byte{1, 1}))
 }
 
 // A decoder's read buffer can serve a second decoder after the first is
 // done with it: Release gives it up, Recycle takes it, and frames decode
 // from it as from a new one.
 func TestARecycledBufferDecodesLikeANewOne(t *testing.T) {
-	var first Decoder
+	var first frameDecoder
 	require.Nil(t, first.Release(), "no buffer before the first read")
 	buf := first.Buffer()
-	n := copy(buf, AppendFrame(nil, KindAnswer, []byte("one")))
+	n := copy(buf, appendFrame(nil, frameReply, []byte("one")))
 	first.Advance(n - 1) // the end of the frame never comes
 	mine := first.Release()
 	require.Len(t, mine, scratchSize)
 	require.Zero(t, first.Pending(), "Release drops what the buffer held")
 
-	var second Decoder
+	var second frameDecoder
 	require.False(t, second.Recycle(mine[:100]), "a buffer of another size")
 	require.True(t, second.Recycle(mine))
 	require.False(t, second.Recycle(make([]byte, scratchSize)), "a decoder keeps the buffer it has")
 	buf = second.Buffer()
 	require.Same(t, &mine[0], &buf[0], "the second decoder reads into the first's buffer")
-	second.Advance(copy(buf, AppendFrame(AppendFrame(nil, KindAnswer, []byte("two")), KindProgress, []byte("three"))))
-	for _, want := range []frame{{KindAnswer, []byte("two")}, {KindProgress, []byte("three")}} {
+	second.Advance(copy(buf, appendFrame(appendFrame(nil, frameReply, []byte("two")), frameNote, []byte("three"))))
+	for _, want := range []frame{{frameReply, []byte("two")}, {frameNote, []byte("three")}} {
 		k, p, ok, err := second.Next()
 		require.NoError(t, err)
 		require.True(t, ok)
@@ -435,13 +429,13 @@ func TestARecycledBufferDecodesLikeANewOne(t *testing.T) {
 	}
 
 	// Payloads are copies: the buffer's next use does not change them.
-	second.Advance(copy(second.Buffer(), AppendFrame(nil, KindAnswer, []byte("four"))))
+	second.Advance(copy(second.Buffer(), appendFrame(nil, frameReply, []byte("four"))))
 	k, p, ok, err := second.Next()
 	require.NoError(t, err)
 	require.True(t, ok)
 	mine2 := second.Release()
 	copy(mine2, bytes.Repeat([]byte{0xff}, 64))
-	require.Equal(t, frame{KindAnswer, []byte("four")}, frame{k, p})
+	require.Equal(t, frame{frameReply, []byte("four")}, frame{k, p})
 
 	// A decoder used after Release makes a buffer of its own.
 	buf = first.Buffer()
@@ -449,35 +443,37 @@ func TestARecycledBufferDecodesLikeANewOne(t *testing.T) {
 	require.NotSame(t, &mine[0], &buf[0])
 }
 
-func TestOnlyAnswersFailuresAndProgressAreNumbered(t *testing.T) {
-	for k := KindInvocation; k <= MaxKind; k++ {
-		want := k == KindAnswer || k == KindTaskFailed || k == KindProgress
-		require.Equal(t, want, k.Numbered(), "%v.Numbered()", k)
+func TestOnlyRepliesAndNotesAreNumbered(t *testing.T) {
+	for c := frameInvocation; c <= maxFrameClass; c++ {
+		want := c == frameReply || c == frameNote
+		require.Equal(t, want, c.numbered(), "%v.numbered()", c)
 	}
 }
 
-func TestNumberedFramesCarryTheirNumberBeforeThePayload(t *testing.T) {
+func TestNumberedFramesCarryTheirNumberAndKindBeforeThePayload(t *testing.T) {
 	for _, n := range []uint64{1, 127, 128, 1 << 40, math.MaxUint64} {
 		for _, size := range []int{0, 3, 64 << 10, 64<<10 + 1} {
 			payload := pattern(size, byte(n%251))
-			frame := AppendNumberedFrame(nil, KindAnswer, n, payload)
-			require.Len(t, frame, HeaderSize+uvarintLen(n)+size)
-			require.Equal(t, AppendNumberedHeader(nil, KindAnswer, n, size), frame[:len(frame)-size], "the header and the number come first")
+			kind := Kind(n % 256)
+			frame := appendNumberedFrame(nil, frameNote, n, kind, payload)
+			require.Len(t, frame, headerSize+uvarintLen(n)+1+size)
+			require.Equal(t, appendNumberedHeader(nil, frameNote, n, kind, size), frame[:len(frame)-size], "the header, the number and the kind come first")
 			var w bytes.Buffer
-			require.NoError(t, WriteNumberedFrame(&w, KindAnswer, n, payload))
-			require.Equal(t, frame, w.Bytes(), "WriteNumberedFrame(%d, %d bytes)", n, size)
-			k, p, err := ReadFrame(&w, 0)
+			require.NoError(t, writeNumberedFrame(&w, frameNote, n, kind, payload))
+			require.Equal(t, frame, w.Bytes(), "writeNumberedFrame(%d, %d bytes)", n, size)
+			c, p, err := readFrame(&w, 0)
 			require.NoError(t, err)
-			require.Equal(t, KindAnswer, k)
-			got, rest, err := CutNumber(p)
+			require.Equal(t, frameNote, c)
+			got, gotKind, rest, err := cutNumber(p)
 			require.NoError(t, err)
 			require.Equal(t, n, got)
+			require.Equal(t, kind, gotKind)
 			require.True(t, bytes.Equal(payload, rest), "the payload after number %d (%d bytes)", n, size)
 		}
 	}
-	for _, bad := range [][]byte{nil, {0}, {0, 1}, {0x80}, bytes.Repeat([]byte{0x80}, 10)} {
-		_, _, err := CutNumber(bad)
-		require.ErrorIs(t, err, ErrBadNumber, "CutNumber(% x)", bad)
+	for _, bad := range [][]byte{nil, {0}, {0, 1}, {1}, {0x80}, bytes.Repeat([]byte{0x80}, 10)} {
+		_, _, _, err := cutNumber(bad)
+		require.ErrorIs(t, err, errBadNumber, "cutNumber(% x)", bad)
 	}
 }
 
@@ -485,9 +481,9 @@ func TestNumberedFramesCarryTheirNumberBeforeThePayload(t *testing.T) {
 // more than bigGrowth times them (or its first size), whatever the header
 // claims, and ends at the payload's size.
 func TestLargePayloadBufferGrowsWithTheBytes(t *testing.T) {
-	for _, size := range []int{scratchSize, 3*scratchSize + 17, 64<<20 + 1, DefaultMaxPayload} {
-		var d Decoder
-		d.Advance(copy(d.Buffer(), AppendHeader(nil, KindAnswer, size)))
+	for _, size := range []int{scratchSize, 3*scratchSize + 17, 64<<20 + 1, defaultMaxPayload} {
+		var d frameDecoder
+		d.Advance(copy(d.Buffer(), appendHeader(nil, frameReply, size)))
 		_, _, ok, err := d.Next()
 		require.NoError(t, err)
 		require.False(t, ok)
@@ -506,7 +502,7 @@ func TestLargePayloadBufferGrowsWithTheBytes(t *testing.T) {
 		k, p, ok, err := d.Next()
 		require.NoError(t, err)
 		require.True(t, ok)
-		require.Equal(t, KindAnswer, k)
+		require.Equal(t, frameReply, k)
 		require.True(t, bytes.Equal(want, p), "the payload of %d bytes came back changed", size)
 		require.Equal(t, len(p), cap(p), "the payload holds no more than its bytes")
 		require.Nil(t, d.big, "the decoder keeps no reference to the payload")

@@ -1,0 +1,21 @@
+// Package tune reaches the process manager's speed mechanisms that only
+// this module's dispatcher and child loop use, and no user of procman
+// needs: procman sets these functions as it is initialised. Each takes
+// the procman value as an any, so that this package need not import
+// procman.
+package tune
+
+var (
+	// SetIdle tells a *procman.Manager whether its owner is idle: an idle
+	// manager's Step parks its goroutine in the runtime's poller, a busy
+	// one's blocks its thread in epoll_wait. Owner goroutine only.
+	SetIdle func(m any, idle bool)
+	// Flush writes now what a *procman.Manager's Process.Send queued,
+	// for an owner about to do something slow before it steps again.
+	// Owner goroutine only.
+	Flush func(m any)
+	// Queued reports whether an invocation waits for a *procman.Child's
+	// Next: read ahead, or in the pipe. It never waits. For the goroutine
+	// that calls Next.
+	Queued func(c any) bool
+)
