@@ -23,7 +23,7 @@ import (
 // the pipe is ready, posts itself and parks again until the manager has
 // read or written what the pipe allowed. Exits come as SIGCHLD through
 // os/signal, which names no child: the manager then looks at each of its
-// own running children by pid (see Process.reap), and never waits on any
+// own running children by pid (see scanExits), and never waits on any
 // other. The owner sleeps in a select on one channel that the watchers,
 // Wakeup and SIGCHLD all reach, so a Wakeup is a channel send.
 type sysManager struct {
