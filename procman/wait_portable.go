@@ -39,6 +39,7 @@ type sysManager struct {
 	watchers map[int]*watcher // by the manager's descriptor
 	taken    []*watcher       // delivered in the last round: armed again by the next wait
 	events   []event
+	sorted   []event // events' spare, for stderrFirst
 }
 
 func (s *sysManager) init() { s.devnull = -1 }
@@ -194,6 +195,7 @@ func (m *Manager) wait() ([]event, error) {
 			m.taken = append(m.taken, wt)
 			m.events = append(m.events, event{id: wt.id, role: wt.role})
 		}
+		m.stderrFirst()
 		if scan {
 			m.scanExits()
 		}
@@ -202,6 +204,43 @@ func (m *Manager) wait() ([]event, error) {
 			return m.events, nil
 		}
 	}
+}
+
+// stderrFirst orders the round's events so that a child's stderr is read
+// before its messages, also when its stderr's watcher has not posted yet:
+// what a child wrote on stderr before a message is in the pipe by the
+// time the message is read, and is passed on before the message is
+// delivered, as an epoll set, which reports pipes in the order they
+// became ready, has it on Linux.
+func (m *Manager) stderrFirst() {
+	has := func(evs []event, id uint32) bool {
+		for _, ev := range evs {
+			if ev.id == id {
+				return true
+			}
+		}
+		return false
+	}
+	out := m.sorted[:0]
+	for _, ev := range m.events {
+		if ev.role == roleErr {
+			out = append(out, ev)
+		}
+	}
+	for _, ev := range m.events {
+		if ev.role != roleMsg || has(out, ev.id) {
+			continue
+		}
+		if p := m.procs[ev.id]; p != nil && p.errfd >= 0 {
+			out = append(out, event{id: ev.id, role: roleErr})
+		}
+	}
+	for _, ev := range m.events {
+		if ev.role != roleErr {
+			out = append(out, ev)
+		}
+	}
+	m.events, m.sorted = out, m.events
 }
 
 // scanExits adds rolePid events for the running children that have
