@@ -14,18 +14,6 @@ import (
 // starts, before it reads anything: "resource:cur:max", comma-separated.
 const rlimitsKey = childenv.Rlimits
 
-// encodeRlimits is the value of rlimitsKey for limits.
-func encodeRlimits(limits []Rlimit) string {
-	var b strings.Builder
-	for i, l := range limits {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "%d:%d:%d", l.Resource, l.Cur, l.Max)
-	}
-	return b.String()
-}
-
 // decodeRlimits reads a value of rlimitsKey.
 func decodeRlimits(s string) ([]Rlimit, error) {
 	if s == "" {
