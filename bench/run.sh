@@ -30,6 +30,10 @@
 #   procman  procman.Manager beside a bare ForkExec loop
 #   idle     the CPU and wake-ups of an idle dispatcher (20 s a round)
 #   trace    where one task's latency goes, step by step (bench/tracetable)
+#   portable procman's two backends side by side: the dispatcher's test
+#            binary built as it is and with -tags procrastinate_portable,
+#            for a fresh process per task, reused children, a warm spare's
+#            latency, a 64 MiB answer and an idle dispatcher (10 s a round)
 #   all      all of the above, in this order
 #
 # Environment: ROUNDS (default 5; 2 with QUICK=1); QUICK=1 for few tasks per
@@ -46,7 +50,7 @@ if [[ "${CI:-}" == "true" ]]; then
 	exit 0
 fi
 
-suites_all=(fresh size reuse latency procman idle trace)
+suites_all=(fresh size reuse latency procman idle trace portable)
 usage() {
 	echo "usage: bash bench/run.sh SUITE... (${suites_all[*]}, or all)" >&2
 	exit 2
@@ -298,6 +302,43 @@ suite_trace() {
 			grep '^Benchmark' | tee -a "$raw"
 		"$tmp/tracetable" "$tmp/trace-$b"
 	done
+}
+
+# portable: the same benchmarks on each backend; the names get
+# /backend=linux or /backend=portable, so that -ref backend=linux pairs them.
+portable_bench() { # BACKEND REGEXP BENCHTIME
+	local bin=$tmp/dispatcher.test
+	[[ $1 == portable ]] && bin=$tmp/dispatcher-procrastinate_portable.test
+	(cd "$root/dispatcher" && "$bin" -test.run='^$' -test.bench="$2" -test.benchtime="$3") |
+		grep '^Benchmark' |
+		awk -v backend="$1" '{
+			name = $1; procs = ""
+			if (match(name, /-[0-9]+$/)) { procs = substr(name, RSTART); name = substr(name, 1, RSTART - 1) }
+			$1 = name "/backend=" backend procs
+			print
+		}' >>"$raw"
+}
+portable_run() { # BACKEND
+	portable_bench "$1" '^BenchmarkNoopThrottled2$' "$(n 400 20)x"
+	portable_bench "$1" '^BenchmarkReusedPipelined$' "$(n 100000 2000)x"
+	portable_bench "$1" '^BenchmarkLatencySpare$/^idle=1ms$' "$(n 100 10)x"
+	portable_bench "$1" '^BenchmarkAnswer64MiB$' "$(n 10 2)x"
+	if [[ $quick == 1 ]]; then
+		portable_bench "$1" '^BenchmarkIdleCPU$' 1x
+	else
+		PROCRASTINATE_IDLE_BENCH=1 portable_bench "$1" '^BenchmarkIdleCPU$' 1x
+	fi
+}
+portable_linux() { portable_run linux; }
+portable_portable() { portable_run portable; }
+suite_portable() {
+	testbin dispatcher
+	testbin dispatcher procrastinate_portable
+	rounds portable_linux portable_portable
+	table -pivot backend -metric tasks/s -metric MB/s -metric p50-µs -metric cpu-µs/10s -metric wakeups/10s \
+		-ratio tasks/s -ratio MB/s -ratio p50-µs -ref backend=linux
+	echo "portable ÷ linux: the portable backend's figure over the Linux backend's in the same round."
+	echo "The target: 0.8 or more for tasks/s and MB/s; cpu and wakeups of an idle dispatcher near 0 on both."
 }
 
 gobin benchtable

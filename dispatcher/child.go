@@ -401,6 +401,7 @@ func outOfAddressSpace(stderr []byte) bool {
 		"failed to reserve page summary memory",
 		"pthread_create failed",
 		"ThreadSanitizer failed to allocate",
+		"too many address space collisions", // a -race heap that cannot map where it must
 	} {
 		if bytes.Contains(stderr, []byte(s)) {
 			return true

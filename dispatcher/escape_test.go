@@ -95,6 +95,7 @@ func TestAChildThatLeavesItsGroupIsStopped(t *testing.T) {
 // often does), the control pipe among them, and runs on still dies with
 // its parent.
 func TestParentDeathAfterTheTaskClosedItsFDs(t *testing.T) {
+	testio.NeedsLinuxBackend(t, "parent-death signal (PR_SET_PDEATHSIG), which reaches a child whose task closed its lifeline pipe")
 	testParentDeath(t, "close-fds", 1, 1)
 }
 
@@ -132,6 +133,7 @@ func waitStopped(t *testing.T, pid int) {
 // out of its child's group and session) ends with the child: when the
 // dispatcher shuts down, and when the parent dies.
 func TestADaemonEndsWithItsChild(t *testing.T) {
+	testio.NeedsLinuxBackend(t, "subreaper (PR_SET_CHILD_SUBREAPER) and /proc walk, by which a child finds what left its process group")
 	t.Run("Shutdown", func(t *testing.T) {
 		checkLeaks(t)
 		dir := t.TempDir()

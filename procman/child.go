@@ -67,6 +67,9 @@ func Serve(run func(c *Child) error) {
 	if v != cookieValue {
 		fail(fmt.Sprintf("started as a child of protocol %q, but this executable speaks %q; parent and child must be the same build", v, cookieValue))
 	}
+	if err := setOwnLimits(); err != nil {
+		fail(err.Error())
+	}
 	c, err := newChild()
 	if err != nil {
 		fail(err.Error())

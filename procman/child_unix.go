@@ -40,11 +40,15 @@ func killSelf(sig syscall.Signal) error { return syscall.Kill(syscall.Getpid(), 
 // close-on-exec, so at this point an fd without the flag is one that the
 // parent's own launcher (a shell, a CI runner) leaked to the parent, which
 // passed it on without knowing: a child holds fds 0 to 5 and nothing else
-// of its parent's world. Best effort: without /proc/self/fd it does nothing.
+// of its parent's world. Best effort: it lists the fds in /proc/self/fd,
+// or in /dev/fd (macOS; FreeBSD's shows every fd only with fdescfs
+// mounted), and without either it does nothing.
 func closeInherited() {
 	dir, err := syscall.Open("/proc/self/fd", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return
+		if dir, err = syscall.Open("/dev/fd", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0); err != nil {
+			return
+		}
 	}
 	var names []string
 	buf := make([]byte, 4096)

@@ -51,6 +51,14 @@
 // here waits on "any child", so os/exec in the same program keeps its
 // exit statuses, and several managers live side by side in one process.
 //
+// On macOS, FreeBSD and the other Unix systems, and on Linux when the
+// program is built with the procrastinate_portable tag, the manager runs
+// on POSIX primitives instead: it learns of exits by SIGCHLD and reaps
+// each of its children with wait4 on the child's own pid, watches its
+// pipes through the Go runtime's poller, and a Wakeup is a channel send.
+// What it gives up (descendants that left a child's process group, a
+// parent-death signal on macOS) is listed in docs/procman.md.
+//
 // A child moves through the states of [State]: new, running, stopped (its
 // exit was seen), removable (its pipe was read to the end and its handler
 // told). [Handler.Exited] comes after every reply and note the child

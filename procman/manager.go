@@ -17,9 +17,12 @@ import (
 // numbers, the deadlines, the write queue and the stderr capture. The
 // kernel's part is a backend's, in files named for its mechanism, with
 // build tags: on Linux epoll_linux.go (waiting), start_linux.go (starting),
-// pidfd_linux.go (reaping, signalling) and pipe_linux.go (pipe I/O); off
-// Linux sys_other.go, where Setup fails with ErrUnsupported. A backend
-// provides these unexported names:
+// pidfd_linux.go (reaping, signalling) and pipe_linux.go (pipe I/O); on
+// every other Unix, and on Linux built with the procrastinate_portable
+// tag, the portable backend: wait_portable.go (the Go runtime's poller,
+// SIGCHLD), start_portable.go, wait4_portable.go and pipe_portable.go;
+// where there is no Unix, sys_other.go, where Setup fails with
+// ErrUnsupported. A backend provides these unexported names:
 //
 //	sysManager, sysProcess     its state, embedded in Manager and Process;
 //	                           sysManager has an init method that New calls

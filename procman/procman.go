@@ -17,8 +17,10 @@ var (
 	ErrNotSetUp = sentinel.New("procman.ErrNotSetUp", "procman: manager is not set up (call Setup first)")
 	// ErrTornDown is returned by calls made after Teardown.
 	ErrTornDown = sentinel.New("procman.ErrTornDown", "procman: manager was torn down")
-	// ErrUnsupported is returned by Setup where pidfds and epoll are missing.
-	ErrUnsupported = sentinel.New("procman.ErrUnsupported", "procman: this platform is not supported (Linux 5.4 or later is needed for pidfds)")
+	// ErrUnsupported is returned by Setup on a system that is not a Unix,
+	// and is the cause of CreateProcess's StartError on a Linux without
+	// pidfds (before 5.3).
+	ErrUnsupported = sentinel.New("procman.ErrUnsupported", "procman: this platform is not supported: children need Linux 5.4 or later (pidfds), macOS or FreeBSD; on an older Linux, build with -tags procrastinate_portable")
 	// ErrInputClosed is returned by Process.Send once the child's invocation
 	// pipe is closed: the child exited, stopped reading, or CloseInput was called.
 	ErrInputClosed = sentinel.New("procman.ErrInputClosed", "procman: the child's invocation pipe is closed")

@@ -21,6 +21,9 @@ const (
 	// Nice holds the nice level that the parent sets on the child's
 	// process group before its first invocation.
 	Nice = "PROCRASTINATE_NICE"
+	// Rlimits holds the resource limits that the child sets on itself as
+	// it starts, where the parent cannot set them on another process.
+	Rlimits = "PROCRASTINATE_RLIMITS"
 )
 
 // IsChild reports whether this process was started as a child by a
@@ -33,7 +36,7 @@ func IsChild() bool {
 // Reserved reports whether key is one of the variables that the manager
 // sets in a child's environment itself.
 func Reserved(key string) bool {
-	return key == Cookie || key == CPULimit || key == Nice
+	return key == Cookie || key == CPULimit || key == Nice || key == Rlimits
 }
 
 // Check reports what is wrong with env as extra entries for a child's

@@ -1,0 +1,18 @@
+//go:build !linux || procrastinate_portable
+
+package testio
+
+import "testing"
+
+// PortableBackend reports whether procman runs on its portable backend
+// (any system but Linux, and Linux built with the procrastinate_portable
+// tag), where a few of Linux's guarantees do not hold.
+const PortableBackend = true
+
+// NeedsLinuxBackend skips t where procman runs on its portable backend,
+// saying which kernel feature the test needs that the backend does not
+// use (feature), and so what does not hold there.
+func NeedsLinuxBackend(t testing.TB, feature string) {
+	t.Helper()
+	t.Skipf("procman's portable backend has no %s: what this test checks does not hold there (see README, Platforms)", feature)
+}

@@ -1,0 +1,57 @@
+//go:build unix && (!linux || procrastinate_portable)
+
+package procman
+
+import (
+	"errors"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// pipeHolds reports whether the pipe at fd has bytes waiting to be read.
+func pipeHolds(fd int) bool {
+	n, err := pipeLen(fd)
+	return err == nil && n > 0
+}
+
+// pipeLen returns how many bytes the pipe at fd holds, unread. On the
+// write end, only Linux tells: the BSDs and macOS say 0.
+func pipeLen(fd int) (int, error) { return unix.IoctlGetInt(fd, fionread) }
+
+// readFD reads from the non-blocking fd, again when a signal interrupts
+// it; syscall.EAGAIN says that nothing waits.
+func readFD(fd int, buf []byte) (int, error) {
+	for {
+		n, err := unix.Read(fd, buf)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// writeFD writes b to the non-blocking fd, again when a signal
+// interrupts it; syscall.EAGAIN says that the pipe is full.
+func writeFD(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Write(fd, b)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// closeFD closes fd.
+func closeFD(fd int) { unix.Close(fd) }
+
+// spliceMin is never reached by the portable backend: vmsplice is
+// Linux's, and every payload is written.
+const spliceMin = int(^uint(0) >> 1)
+
+func writeSpliced(conn syscall.RawConn, payload []byte) (int, error) {
+	return 0, errors.New("procman: vmsplice is Linux's")
+}
+
+func spliceRefused(err error) bool { return true }
+
+func waitDrained(fd int) {}
