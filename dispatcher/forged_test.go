@@ -69,7 +69,9 @@ func TestForgedAnswerDoesNotShiftLaterAnswers(t *testing.T) {
 					var pe *procman.ProtocolError
 					require.ErrorAs(t, err, &pe, "the forger's child died of a protocol error")
 					require.ErrorContains(t, err, f.err)
-					require.Equal(t, syscall.SIGKILL, cd.Signal, "the child that broke the protocol is killed: %v", cd)
+					// Killed, or ended on its own when its next write met
+					// the pipe its parent closed, whichever came first.
+					require.True(t, cd.Signal == syscall.SIGKILL || cd.ExitCode != 0, "the child that broke the protocol is ended: %v", cd)
 				}
 				checkOwnValues(t, b, c)
 				if f.want != 0 {

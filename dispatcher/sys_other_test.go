@@ -19,8 +19,8 @@ func cloexecPipe() ([2]int, error) {
 	return p, nil
 }
 
-// closeFrom: off Linux, no close_range (no test that uses it runs there).
-func closeFrom(fd uint) error { return syscall.ENOSYS }
+// closeAllButThePoller: off Linux no test that uses it runs.
+func closeAllButThePoller(from int) error { return syscall.ENOSYS }
 
 // pause: off Linux no test that uses it runs; it waits for ever.
 func pause() { select {} }
