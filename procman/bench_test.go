@@ -132,7 +132,7 @@ func bareLoop(b *testing.B, task string, answer int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	env := []string{"PROCRASTINATE_CHILD=procrastinate-go.v5"}
+	env := []string{"PROCRASTINATE_CHILD=" + procman.CookieValue}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PROCRASTINATE_CHILD=") {
 			env = append(env, kv)

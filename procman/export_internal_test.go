@@ -31,3 +31,7 @@ type FrameTooLargeError = frameTooLargeError
 
 // FrameClassForTest converts a class byte.
 func FrameClassForTest(c byte) frameClass { return frameClass(c) }
+
+// CookieValue is the protocol marker a child of this build expects, for
+// the external tests that start children by hand.
+const CookieValue = cookieValue
