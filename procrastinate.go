@@ -43,6 +43,7 @@ import (
 	"sync"
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/internal/entry"
 	"github.com/procrastinate-go/procrastinate/procman"
 	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/strategy"
@@ -61,7 +62,7 @@ import (
 // with procman.ErrNoMain, and the parent's future fails with a
 // *result.ChildDeath that wraps it.
 func Main() {
-	procman.Serve(task.Serve)
+	procman.Serve(entry.Serve)
 }
 
 // The default dispatcher: the one piece of global state in this package,

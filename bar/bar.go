@@ -20,8 +20,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Counts is what a bar shows: work done of a total, running and failed.
@@ -79,10 +77,10 @@ func WithClock(now func() time.Time) Option {
 func New(w io.Writer, opts ...Option) *Bar {
 	b := &Bar{w: w, now: time.Now, every: 10 * time.Second, width: 80}
 	if f, ok := w.(*os.File); ok {
-		if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil {
+		if cols, ok := terminalWidth(f); ok {
 			b.terminal, b.every = true, 100*time.Millisecond
-			if ws.Col > 0 {
-				b.width = int(ws.Col)
+			if cols > 0 {
+				b.width = cols
 			}
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/procrastinate-go/procrastinate/internal/osproc"
 )
 
 // streamGrace is how long a command's streams may stay open once the
@@ -238,7 +240,7 @@ func runOnce(ctx context.Context, c Cmd) (Result, error) {
 	}
 	// What the command left (the rest of its group, a daemon) is this
 	// process's child by now, or a descendant of one.
-	if hasChildren() {
+	if osproc.HasChildren() {
 		r.Leftovers = endLeftovers(pid, mark)
 	}
 	switch {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/procrastinate-go/procrastinate/internal/osproc"
 )
 
 // A command's leftovers are found among this process's children: the
@@ -34,15 +36,6 @@ func newMark() string {
 // ever.
 const maxLeftovers = 1 << 14
 
-// hasChildren reports whether this process has a child, alive or a
-// zombie. It peeks with waitid(P_ALL, WNOWAIT): nothing is reaped. It
-// costs one system call where there is none, as after most commands.
-func hasChildren() bool {
-	var info unix.Siginfo
-	err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT|unix.WALL, nil)
-	return err != unix.ECHILD
-}
-
 // endLeftovers kills what the command whose group is pgid and whose mark
 // is mark left behind, with everything below it, and reaps each once it
 // is this process's child, by its pidfd. It returns how many it ended.
@@ -59,12 +52,12 @@ func endLeftovers(pgid int, mark string) int {
 		for len(queue) > 0 && len(found) < maxLeftovers {
 			p := queue[0]
 			queue = queue[1:]
-			for _, kid := range childrenOf(p) {
+			for _, kid := range osproc.Children(p) {
 				fd, err := unix.PidfdOpen(kid, 0)
 				if err != nil {
 					continue
 				}
-				state, ppid, kpgid, ok := statOf(kid)
+				state, ppid, kpgid, ok := osproc.Stat(kid)
 				if !ok || ppid != p || (p == self && kpgid != pgid && !marked(kid, needle)) {
 					unix.Close(fd)
 					continue
@@ -114,45 +107,4 @@ func marked(pid int, needle []byte) bool {
 		return false
 	}
 	return bytes.Contains(append([]byte{0}, b...), append([]byte{0}, needle...))
-}
-
-// childrenOf returns the children of pid: those of each of its threads.
-func childrenOf(pid int) []int {
-	dir := "/proc/" + strconv.Itoa(pid) + "/task"
-	tasks, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	var kids []int
-	for _, t := range tasks {
-		b, err := os.ReadFile(dir + "/" + t.Name() + "/children")
-		if err != nil {
-			continue
-		}
-		for _, f := range bytes.Fields(b) {
-			if k, err := strconv.Atoi(string(f)); err == nil {
-				kids = append(kids, k)
-			}
-		}
-	}
-	return kids
-}
-
-// statOf returns the state, parent and process group of pid.
-func statOf(pid int) (state byte, ppid, pgid int, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, 0, false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, 0, false
-	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 4 {
-		return 0, 0, 0, false
-	}
-	ppid, err1 := strconv.Atoi(string(f[1]))
-	pgid, err2 := strconv.Atoi(string(f[2]))
-	return f[0][0], ppid, pgid, err1 == nil && err2 == nil
 }

@@ -103,7 +103,7 @@ func (s *crashScan) results() (cause, stack string) {
 // crashStarts are the beginnings of the lines that begin a crash report:
 // the Go runtime's (a panic, a fatal error, a fatal signal, its own
 // complaints), the race detector's, and this library's own in a child
-// (procman.Serve, task.Serve).
+// (procman.Serve, the task package's child loop).
 var crashStarts = [][]byte{
 	[]byte("panic: "),
 	[]byte("fatal error: "),

@@ -522,7 +522,7 @@ func TestCallLimitsHoldInTheCallsOwnChild(t *testing.T) {
 		require.ErrorAs(t, err, &death, "err = %v", err)
 		require.Contains(t, death.Limit, "RLIMIT_CPU")
 		require.Contains(t, err.Error(), "(over its CPU time (RLIMIT_CPU) limit)")
-		// task.Serve catches SIGXCPU, says so, and kills its group.
+		// the task package's child loop catches SIGXCPU, says so, and kills its group.
 		require.Equal(t, syscall.SIGKILL, death.Signal)
 		require.Contains(t, string(death.Stderr), "CPU time limit exceeded (SIGXCPU)")
 		require.Equal(t, fmt.Sprintf("procrastinate: child %d: CPU time limit exceeded (SIGXCPU)", death.Pid), death.Cause, "err = %v", err)

@@ -260,7 +260,7 @@ func (d *Dispatcher) retireIdle(n int) {
 // ends their tasks' contexts, and the termination signal to the groups of
 // the children that catch it (see child.invocation; a busy child that does
 // not catches it on the stop frame and signals its own group, see
-// task.Serve); SIGKILL when the grace period is over.
+// the task package's child loop); SIGKILL when the grace period is over.
 func (d *Dispatcher) kill() {
 	for _, j := range d.pending {
 		d.resolve(j, nil, ErrClosed)

@@ -341,7 +341,7 @@ const parentDeathSignal40 = syscall.Signal(40)
 // a tenth of a fresh child's CPU at start-up: every child pays it, for
 // its parent's death (see watchParent). SIGTERM keeps its default (the
 // child dies) unless the code that runs tasks asks for it, as
-// task.Serve does.
+// the task package's child loop does.
 func (c *Child) catch(sig os.Signal) {
 	c.sigOnce.Do(func() {
 		c.sigs = make(chan os.Signal, 4)

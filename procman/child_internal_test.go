@@ -297,7 +297,7 @@ func TestBrokenStreamsAreErrors(t *testing.T) {
 	})
 	t.Run("AnotherKindOnTheControlPipe", func(t *testing.T) {
 		p := newChildPipes(t)
-		// As task.Serve does: a stop ends the context Next waits with.
+		// As the task package's child loop does: a stop ends the context Next waits with.
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go func() {

@@ -3,11 +3,12 @@
 package procman
 
 import (
-	"bytes"
 	"os"
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/procrastinate-go/procrastinate/internal/osproc"
 )
 
 // killDescendants kills with SIGKILL every descendant of the process
@@ -39,11 +40,7 @@ func killDescendants(root string) int {
 	for len(queue) > 0 && len(found) < maxDescendants {
 		p := queue[0]
 		queue = queue[1:]
-		dir := root
-		if p.pid != rootPid {
-			dir = strconv.Itoa(p.pid)
-		}
-		for _, kid := range childrenOf(dir) {
+		for _, kid := range osproc.Children(p.pid) {
 			if !seen[kid] {
 				seen[kid] = true
 				found = append(found, proc{pid: kid, ppid: p.pid})
@@ -57,7 +54,7 @@ func killDescendants(root string) int {
 		if err != nil {
 			continue // gone
 		}
-		state, ppid, pgid, ok := statOf(p.pid)
+		state, ppid, pgid, ok := osproc.Stat(p.pid)
 		if ok && ppid == p.ppid && state != 'Z' && state != 'X' {
 			if pgid == p.pid {
 				_ = unix.Kill(-pgid, unix.SIGKILL)
@@ -75,58 +72,9 @@ func killDescendants(root string) int {
 // hold up the end of its child for ever.
 const maxDescendants = 1 << 14
 
-// childrenOf returns the children of the process whose /proc directory
-// is /proc/dir: those of each of its threads.
-func childrenOf(dir string) []int {
-	tasks, err := os.ReadDir("/proc/" + dir + "/task")
-	if err != nil {
-		return nil
-	}
-	var kids []int
-	for _, t := range tasks {
-		b, err := os.ReadFile("/proc/" + dir + "/task/" + t.Name() + "/children")
-		if err != nil {
-			continue
-		}
-		for _, f := range bytes.Fields(b) {
-			if pid, err := strconv.Atoi(string(f)); err == nil {
-				kids = append(kids, pid)
-			}
-		}
-	}
-	return kids
-}
-
-// statOf returns the state, parent and process group of pid, from
-// /proc/pid/stat.
-func statOf(pid int) (state byte, ppid, pgid int, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, 0, false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, 0, false
-	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 4 {
-		return 0, 0, 0, false
-	}
-	ppid, err1 := strconv.Atoi(string(f[1]))
-	pgid, err2 := strconv.Atoi(string(f[2]))
-	return f[0][0], ppid, pgid, err1 == nil && err2 == nil
-}
-
 // hasChildren reports whether this process has a child, alive or a
-// zombie. It peeks with waitid(P_ALL, WNOWAIT): nothing is reaped, so
-// no exit status is taken from anyone (os/exec in a task waits on its
-// own), and it costs one system call where a child has none, as most
-// children of a Manager at their end.
-func hasChildren() bool {
-	var info unix.Siginfo
-	err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT|unix.WALL, nil)
-	return err != unix.ECHILD
-}
+// zombie, and reaps nothing.
+func hasChildren() bool { return osproc.HasChildren() }
 
 // becomeSubreaper makes this process the parent of its orphaned
 // descendants (PR_SET_CHILD_SUBREAPER), so that killDescendants finds

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	childentry "github.com/procrastinate-go/procrastinate/internal/entry"
 	"github.com/procrastinate-go/procrastinate/internal/osproc"
 	"github.com/procrastinate-go/procrastinate/internal/tracepoint"
 	"github.com/procrastinate-go/procrastinate/internal/tune"
@@ -23,13 +24,13 @@ import (
 	"github.com/procrastinate-go/procrastinate/procman"
 )
 
-// Serve runs, in a child process, the invocations its parent sends: for
+// serve runs, in a child process, the invocations its parent sends: for
 // each it finds the defined task by name, decodes the argument, calls the
 // function and sends back the result or the failure. It returns nil when
 // the parent has no more work for the child (the last invocation was
 // served, or the parent said goodbye while the child was idle) and an error when the
 // invocation stream is broken. procrastinate.Main passes it to
-// procman.Serve; programs do not call it themselves.
+// procman.Serve, through internal/entry.
 //
 // Inside the child, the task's context ends at the invocation's deadline,
 // when the parent asks the child to stop (a stop frame), and on the
@@ -41,7 +42,9 @@ import (
 // has the child catch it then and send it to its own process group, so
 // that what the task started gets it too. Once caught, that signal ends
 // an idle child at once.
-func Serve(c *procman.Child) error {
+func init() { childentry.Serve = serve }
+
+func serve(c *procman.Child) error {
 	root, cancel := context.WithCancel(context.WithValue(context.Background(), childKey, c))
 	defer cancel()
 	// The termination signal is caught only when it may come: a call

@@ -3,7 +3,6 @@ package task
 import (
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/procrastinate-go/procrastinate/internal/wire"
@@ -41,17 +40,6 @@ func (m meter) end() wire.Usage {
 		u.MaxRSS = childPeak // a process the task waited for peaked higher
 	}
 	return u
-}
-
-// cpuTimes returns the CPU time of this process and of the children it
-// waited for, and the children's peak resident set in bytes.
-func cpuTimes() (user, system time.Duration, childPeak int64) {
-	var self, kids syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
-	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
-	user = time.Duration(self.Utime.Nano() + kids.Utime.Nano())
-	system = time.Duration(self.Stime.Nano() + kids.Stime.Nano())
-	return user, system, int64(kids.Maxrss) * 1024
 }
 
 // procFiles keeps /proc/self/status and /proc/self/clear_refs open, so

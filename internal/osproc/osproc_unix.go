@@ -15,7 +15,7 @@ func MaxRSS() int64 {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
-	return maxRSSBytes(int64(ru.Maxrss))
+	return RSSBytes(int64(ru.Maxrss))
 }
 
 // SignalGroup sends sig to the process group that this process leads,

@@ -2,5 +2,5 @@
 
 package osproc
 
-// maxRSSBytes converts ru_maxrss, in KiB on this system, to bytes.
-func maxRSSBytes(v int64) int64 { return v * 1024 }
+// RSSBytes converts ru_maxrss (getrusage, wait4), in KiB on this system, to bytes.
+func RSSBytes(v int64) int64 { return v * 1024 }

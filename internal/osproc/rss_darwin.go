@@ -2,5 +2,5 @@
 
 package osproc
 
-// maxRSSBytes converts ru_maxrss, in bytes on this system, to bytes.
-func maxRSSBytes(v int64) int64 { return v }
+// RSSBytes converts ru_maxrss (getrusage, wait4), in bytes on this system, to bytes.
+func RSSBytes(v int64) int64 { return v }

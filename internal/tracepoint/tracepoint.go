@@ -14,8 +14,8 @@ package tracepoint
 type Point uint8
 
 // The points. The parent's are marked by the dispatcher and procman, the
-// child's by procman's Child and task.Serve; Scheduled and ValueReturned
-// are the caller's, marked by the latency benchmarks.
+// child's by procman's Child and the task package's child loop; Scheduled
+// and ValueReturned are the caller's, marked by the latency benchmarks.
 const (
 	Scheduled       Point = iota + 1 // the caller is about to call Schedule
 	ManagerAwake                     // the manager's Step returned from its wait
