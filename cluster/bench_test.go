@@ -33,7 +33,7 @@ var nop = task.Define("cluster_test.nop", func(ctx context.Context, _ int) (int,
 // benchmarks: two reused children with a pipeline, so that a call costs a
 // share of a pipe round trip and not a process start.
 func benchStrategy() strategy.Strategy {
-	return strategy.Throttled(2, strategy.Reuse(0), strategy.Pipeline(16))
+	return strategy.Throttled(2, strategy.Reuse(strategy.Unlimited), strategy.Pipeline(16))
 }
 
 // workerStrategy is the strategy of the workers' dispatchers: every call
@@ -41,7 +41,7 @@ func benchStrategy() strategy.Strategy {
 // worker's shutdown), and the dispatcher runs such a call alone in its
 // child, so more children stand in for the pipeline.
 func workerStrategy() strategy.Strategy {
-	return strategy.Throttled(workerChildren, strategy.Reuse(0))
+	return strategy.Throttled(workerChildren, strategy.Reuse(strategy.Unlimited))
 }
 
 const workerChildren = 8
@@ -97,6 +97,12 @@ func startBenchCluster(b *testing.B, runToEnd bool) *cluster.Client {
 			cancel()
 			if err := <-done; err != nil {
 				b.Error(err)
+			}
+			// No-op calls kill no child: a worker that started more than
+			// its strategy keeps does not reuse them, and the figures
+			// would measure process starts.
+			if n := d.Stats().ChildrenStarted; n > 2*workerChildren {
+				b.Errorf("a worker started %d children for no-op calls, want at most %d: its strategy does not reuse them", n, 2*workerChildren)
 			}
 			_ = d.Shutdown(ctx)
 			nc.Close()

@@ -97,7 +97,7 @@ func serve(url, name string) error {
 		return err
 	}
 	defer nc.Close()
-	d, err := dispatcher.Start(strategy.Throttled(2, strategy.Reuse(0)))
+	d, err := dispatcher.Start(strategy.Throttled(2, strategy.Reuse(strategy.Unlimited)))
 	if err != nil {
 		return err
 	}
