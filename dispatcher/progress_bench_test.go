@@ -61,13 +61,20 @@ func BenchmarkLatencyBesideProgressFlood(b *testing.B) {
 				ctx, stop := context.WithCancel(context.Background())
 				r := beside.def.Schedule(d, 0, task.WithContext(ctx))
 				// Running once it has reported.
-				select {
-				case <-r.ProgressChanged():
-				case <-r.Done():
-					_, err := r.Value()
-					b.Fatalf("the task beside ended before it reported: %v", err)
+				p, ok := r.Progress()
+				for !ok {
+					changed := r.ProgressChanged()
+					if p, ok = r.Progress(); ok {
+						break
+					}
+					select {
+					case <-changed:
+					case <-r.Done():
+						_, err := r.Value()
+						b.Fatalf("the task beside ended before it reported: %v", err)
+					}
+					p, ok = r.Progress()
 				}
-				p, _ := r.Progress()
 				since = time.Now()
 				first := p.Done
 				reports = func() int64 {
