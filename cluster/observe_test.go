@@ -76,7 +76,7 @@ var chatty = task.Define("cluster_test.chatty", func(ctx context.Context, n int)
 		log.Info("step", "i", i)
 	}
 	if n%2 == 1 {
-		log.Error("giving up", "after", n)
+		log.Error("giving up ✗", "after", n)
 		return 0, errors.New("odd")
 	}
 	return n, nil
@@ -103,7 +103,7 @@ func TestTaskLogsCrossTheCluster(t *testing.T) {
 	lines := failed.Log()
 	require.Len(t, lines, 20, "Log() of a call that logged 26 lines: the last 20")
 	require.Equal(t, `INFO step i="7"`, lines[0], "the oldest line kept")
-	require.Equal(t, `ERROR giving up after="25"`, lines[19], "the last line")
+	require.Equal(t, `ERROR giving up ✗ after="25"`, lines[19], "the last line")
 
 	_, err = quiet.Value()
 	require.NoError(t, err)

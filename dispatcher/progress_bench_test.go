@@ -3,10 +3,12 @@ package dispatcher_test
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/procrastinate-go/procrastinate/dispatcher"
+	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/strategy"
 	"github.com/procrastinate-go/procrastinate/task"
 )
@@ -44,7 +46,8 @@ var (
 // against progress is the cost of the reports alone, as the parent
 // takes them; nothing against spin is that of a busy CPU. For
 // beside=progress, progress-calls/s is how many calls to task.Progress
-// the flooding task made a second. Compare them with
+// the flooding task made a second, and reports-received/s how many of
+// them reached the caller's future. Compare them with
 // go tool benchstat -col /beside.
 func BenchmarkLatencyBesideProgressFlood(b *testing.B) {
 	for _, beside := range []struct {
@@ -54,8 +57,9 @@ func BenchmarkLatencyBesideProgressFlood(b *testing.B) {
 		b.Run("beside="+beside.name, func(b *testing.B) {
 			d := startThroughput(b, strategy.Throttled(2, strategy.Reuse(strategy.Unlimited)), 2)
 			var (
-				since   time.Time
-				reports func() int64 // made by the task beside since since
+				since    time.Time
+				reports  func() int64 // made by the task beside since since
+				received func() int64 // of them, reached the future
 			)
 			if beside.def != nil {
 				ctx, stop := context.WithCancel(context.Background())
@@ -75,6 +79,9 @@ func BenchmarkLatencyBesideProgressFlood(b *testing.B) {
 					}
 					p, ok = r.Progress()
 				}
+				var got atomic.Int64
+				r.OnProgress(func(result.Progress) { got.Add(1) })
+				received = got.Load
 				since = time.Now()
 				first := p.Done
 				reports = func() int64 {
@@ -100,7 +107,9 @@ func BenchmarkLatencyBesideProgressFlood(b *testing.B) {
 			b.ReportMetric(float64(times[len(times)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(times[len(times)*9/10].Microseconds()), "p90-µs")
 			if beside.def == benchFlood {
-				b.ReportMetric(float64(reports())/time.Since(since).Seconds(), "progress-calls/s")
+				took := time.Since(since).Seconds()
+				b.ReportMetric(float64(reports())/took, "progress-calls/s")
+				b.ReportMetric(float64(received())/took, "reports-received/s")
 			}
 			assertSiblingRan(b, d, beside.def)
 		})
