@@ -19,10 +19,10 @@ const followEvery = 100 * time.Millisecond
 
 // Follow draws the work of s until ctx ends or every call scheduled on s
 // so far has ended, then draws it one last time and ends the bar, as
-// Finish does. Schedule the batch before Follow, or give it a context
-// that you cancel once you have scheduled the last call and joined it:
-// Follow returns as soon as it sees no call queued or running, and one
-// call at least scheduled.
+// Finish does. It returns as soon as it sees one call at least scheduled
+// and every call scheduled ended, so schedule the batch before it; where
+// calls come in over time and may all be done between two, feed the bar
+// with Update and Finish instead.
 //
 // It reads s.Stats ten times a second and shows, of the calls scheduled,
 // the number done (failed: any outcome but a value), running, and the
