@@ -1,7 +1,16 @@
 // Package bar draws a progress bar for a batch of work on a terminal, and
 // a plain summary line now and then where the output is not one (a pipe,
-// a file, a CI log). It imports golang.org/x/sys/unix and the standard
-// library's basics only, so that linking it costs children nothing.
+// a file, a CI log). It links neither net/http nor any progress-bar
+// library, so that it costs children nothing: every child is a fresh
+// start of the same binary.
+//
+// [Bar.Follow] draws a dispatcher's work from its Stats until the work is
+// done:
+//
+//	b := bar.New(os.Stderr)
+//	b.Follow(ctx, d) // d a *dispatcher.Dispatcher with the batch scheduled
+//
+// A program that counts its work itself feeds the bar instead:
 //
 //	b := bar.New(os.Stderr)
 //	for ... {
@@ -9,8 +18,9 @@
 //	}
 //	b.Finish(bar.Counts{...})
 //
-// A Bar draws on the goroutine that calls Update, at most ten times a
-// second on a terminal; a writer that blocks holds up that goroutine.
+// A Bar draws on the goroutine that calls Update or Follow, at most ten
+// times a second on a terminal; a writer that blocks holds up that
+// goroutine.
 package bar
 
 import (

@@ -11,14 +11,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
 	"github.com/procrastinate-go/procrastinate/bar"
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // clock is a time that tests move by hand.
 type clock struct{ t time.Time }

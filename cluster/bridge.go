@@ -82,8 +82,12 @@ func outOf(call *task.Call, key string) outCall {
 		progress: func(p wireProgress) {
 			call.ReportProgress(result.Progress{Done: p.Done, Total: p.Total, Attempt: p.Attempt, Sent: time.Unix(0, p.SentNs)})
 		},
-		usage: func(u wireUsage) {
-			call.ReportEnd(&result.Usage{UserCPU: time.Duration(u.UserNs), SystemCPU: time.Duration(u.SystemNs), MaxRSS: u.MaxRSS}, nil)
+		end: func(u *wireUsage, log []string) {
+			var ru *result.Usage
+			if u != nil {
+				ru = &result.Usage{UserCPU: time.Duration(u.UserNs), SystemCPU: time.Duration(u.SystemNs), MaxRSS: u.MaxRSS}
+			}
+			call.ReportEnd(ru, log)
 		},
 	}
 }
@@ -162,7 +166,8 @@ func (l *local) ended() <-chan struct{} { return l.d.Done() }
 // it to its end. progress, when not nil, is called with the call's
 // progress reports, off the dispatcher's goroutine. done is closed when
 // it has answered; answer returns the encoded answer or the error, and
-// sets c.usage to what the call cost, when that is known.
+// sets c.usage to what the call cost, when that is known, and c.log to
+// the last lines its task logged.
 func (l *local) start(ctx context.Context, c *wireCall, progress func(wireProgress)) (done <-chan struct{}, answer func() ([]byte, error)) {
 	var opts []task.CallOption
 	if ctx != nil {
@@ -191,6 +196,7 @@ func (l *local) start(ctx context.Context, c *wireCall, progress func(wireProgre
 		if u, ok := r.Usage(); ok {
 			c.usage = &wireUsage{UserNs: int64(u.UserCPU), SystemNs: int64(u.SystemCPU), MaxRSS: u.MaxRSS}
 		}
+		c.log = r.Log()
 		return v, err
 	}
 }

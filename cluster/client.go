@@ -63,10 +63,11 @@ type outCall struct {
 	done    <-chan struct{} // closed once the future is resolved
 	// cancelled makes the error of a call stopped before it ran.
 	cancelled func(cause error) error
-	// progress stores a report from the worker; usage what the call cost,
-	// before the future resolves.
+	// progress stores a report from the worker; end what the call cost
+	// (nil: not known) and the last lines its task logged, before the
+	// future resolves.
 	progress func(wireProgress)
-	usage    func(wireUsage)
+	end      func(u *wireUsage, log []string)
 }
 
 // entryState is where a call is between Schedule and its result.
@@ -445,17 +446,28 @@ func (c *Client) result(m jetstream.Msg) {
 	delete(c.pending, n)
 	c.mu.Unlock()
 	payload, err := decodeResult(m.Headers(), m.Data())
-	e.call.takeUsage(m.Headers())
+	e.call.takeEnd(m.Headers())
 	c.resolve(e, payload, err)
 }
 
-// takeUsage hands the call's future what the call cost, from its
-// result's header, if the worker said.
-func (oc *outCall) takeUsage(h nats.Header) {
-	if s := h.Get(hdrUsage); s != "" && oc.usage != nil {
+// takeEnd hands the call's future what the call cost and the last lines
+// its task logged, from its result's header, if the worker said.
+func (oc *outCall) takeEnd(h nats.Header) {
+	if oc.end == nil {
+		return
+	}
+	var usage *wireUsage
+	if s := h.Get(hdrUsage); s != "" {
 		if u, ok := decodeUsage(s); ok {
-			oc.usage(u)
+			usage = &u
 		}
+	}
+	var log []string
+	if s := h.Get(hdrLog); s != "" {
+		log = decodeLog(s)
+	}
+	if usage != nil || len(log) > 0 {
+		oc.end(usage, log)
 	}
 }
 
@@ -513,7 +525,7 @@ func (c *Client) finishWith(e *entry, h nats.Header, payload []byte, err error) 
 	}
 	delete(c.pending, e.n)
 	c.mu.Unlock()
-	e.call.takeUsage(h)
+	e.call.takeEnd(h)
 	c.resolve(e, payload, err)
 	return true
 }

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -66,4 +67,45 @@ func TestProgressAndUsageCrossTheCluster(t *testing.T) {
 	require.True(t, ok, "Usage() of a call that ran on a worker")
 	require.Positive(t, u.UserCPU+u.SystemCPU, "its CPU time: %+v", u)
 	require.Positive(t, u.MaxRSS, "its peak: %+v", u)
+}
+
+// chatty logs n lines with task.Logger, then fails when n is odd.
+var chatty = task.Define("cluster_test.chatty", func(ctx context.Context, n int) (int, error) {
+	log := task.Logger(ctx)
+	for i := 1; i <= n; i++ {
+		log.Info("step", "i", i)
+	}
+	if n%2 == 1 {
+		log.Error("giving up ✗", "after", n)
+		return 0, errors.New("odd")
+	}
+	return n, nil
+})
+
+// TestTaskLogsCrossTheCluster runs calls that log on a worker: the
+// caller's future holds the last lines, as a local one does, for an
+// answer and for an error.
+func TestTaskLogsCrossTheCluster(t *testing.T) {
+	leakcheck.Check(t)
+	node := startNode(t)
+	c := newClient(t, node.Conn(), cluster.Config{})
+	startWorker(t, node.Conn(), 2)
+
+	ok, failed, quiet := chatty.Schedule(c, 2), chatty.Schedule(c, 25), chatty.Schedule(c, 0)
+	v, err := ok.Value()
+	require.NoError(t, err)
+	require.Equal(t, 2, v)
+	require.Equal(t, []string{`INFO step i="1"`, `INFO step i="2"`}, ok.Log(), "Log() of a call that answered")
+
+	_, err = failed.Value()
+	var te *result.TaskError
+	require.ErrorAs(t, err, &te, "a call that failed on the worker")
+	lines := failed.Log()
+	require.Len(t, lines, 20, "Log() of a call that logged 26 lines: the last 20")
+	require.Equal(t, `INFO step i="7"`, lines[0], "the oldest line kept")
+	require.Equal(t, `ERROR giving up ✗ after="25"`, lines[19], "the last line")
+
+	_, err = quiet.Value()
+	require.NoError(t, err)
+	require.Empty(t, quiet.Log(), "Log() of a call that logged nothing")
 }

@@ -27,6 +27,7 @@ const (
 	hdrCancel     = "Procrastinate-Cancellable" // "1": the caller may cancel the call
 
 	hdrUsage  = "Procrastinate-Usage" // what the call cost its child: user and system CPU in nanoseconds, peak RSS in bytes
+	hdrLog    = "Procrastinate-Log"   // the last lines the call's task logged: a JSON array of strings
 	hdrWorker = "Procrastinate-Worker"
 	hdrStatus = "Procrastinate-Status" // "ok": the payload is the answer; "error": a wireError
 	hdrReason = "Procrastinate-Reason" // on a dead letter: why it is there
@@ -125,6 +126,44 @@ func decodeUsage(s string) (wireUsage, bool) {
 	return u, err == nil
 }
 
+// The most of a call's log lines that a result carries, as its future
+// holds them (result.Result.Log): the last maxLogLines, each cut at
+// maxLogLine bytes. A reader cuts what a worker sent to the same bounds.
+const (
+	maxLogLines = 20
+	maxLogLine  = 512
+)
+
+// encodeLog is the value of hdrLog for lines, "" for none.
+func encodeLog(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(boundLog(lines)) // strings: never fails; invalid UTF-8 becomes U+FFFD
+	return string(b)
+}
+
+// decodeLog reads the value of hdrLog, cut to the bounds; nil when it
+// does not read.
+func decodeLog(s string) []string {
+	var lines []string
+	if err := json.Unmarshal([]byte(s), &lines); err != nil {
+		return nil
+	}
+	return boundLog(lines)
+}
+
+// boundLog returns the last maxLogLines of lines, each cut at maxLogLine
+// bytes.
+func boundLog(lines []string) []string {
+	lines = lines[max(len(lines)-maxLogLines, 0):]
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = l[:min(len(l), maxLogLine)]
+	}
+	return out
+}
+
 // keySubject is where the result stored under key goes.
 func (n names) keySubject(key string) string { return n.results + ".k." + key }
 
@@ -191,9 +230,11 @@ type wireCall struct {
 	Cancellable bool
 	Arg         []byte
 
-	// usage is what the call cost its child, set by the worker that ran
-	// it for its result; it does not go with the call.
+	// usage is what the call cost its child, and log the last lines its
+	// task logged, set by the worker that ran it for its result; they do
+	// not go with the call.
 	usage *wireUsage
+	log   []string
 }
 
 // encode makes the message of c on subject.

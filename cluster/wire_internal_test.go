@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -68,4 +69,29 @@ func TestWireUnknownKind(t *testing.T) {
 	got := fromWire(&wireError{Kind: "from-the-future", Message: "something new"})
 	require.EqualError(t, got, "something new")
 	require.False(t, errors.Is(got, dispatcher.ErrClosed))
+}
+
+// A result's log lines cross as one header value, whatever they hold,
+// and a reader keeps no more than a future holds, whatever a worker
+// sent.
+func TestWireLogIsBounded(t *testing.T) {
+	lines := []string{"INFO a\r\nb", "WARN \x00 tab\there"}
+	got := decodeLog(encodeLog(lines))
+	require.Equal(t, lines, got, "lines with control characters, crossed")
+	require.NotContains(t, encodeLog(lines), "\n", "the header value holds no line break")
+	require.Empty(t, encodeLog(nil), "the header of no lines")
+
+	var many []string
+	for i := range 100 {
+		many = append(many, fmt.Sprintf("line %d %s", i, strings.Repeat("x", 1000)))
+	}
+	b, err := json.Marshal(many) // as a worker that does not bound them would send
+	require.NoError(t, err)
+	got = decodeLog(string(b))
+	require.Len(t, got, maxLogLines, "lines kept of 100 sent")
+	require.True(t, strings.HasPrefix(got[0], "line 80 "), "the oldest line kept: %.20q", got[0])
+	for _, l := range got {
+		require.Len(t, l, maxLogLine, "a line kept of 1000 bytes and more")
+	}
+	require.Nil(t, decodeLog(`["not closed"`), "a header that does not read")
 }

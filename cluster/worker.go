@@ -339,7 +339,7 @@ func (w *worker) answered(m jetstream.Msg, c *wireCall) bool {
 // copyTo makes a result message on subject from a stored one.
 func (w *worker) copyTo(stored *jetstream.RawStreamMsg, subject string) *nats.Msg {
 	h := nats.Header{}
-	for _, k := range []string{hdrWorker, hdrStatus, hdrID, hdrTask, hdrUsage} {
+	for _, k := range []string{hdrWorker, hdrStatus, hdrID, hdrTask, hdrUsage, hdrLog} {
 		if v := stored.Header.Get(k); v != "" {
 			h.Set(k, v)
 		}
@@ -605,6 +605,9 @@ func (w *worker) resultMsg(subject string, c *wireCall, payload []byte, err erro
 	}
 	if c.usage != nil {
 		h[hdrUsage] = []string{c.usage.encode()}
+	}
+	if l := encodeLog(c.log); l != "" {
+		h[hdrLog] = []string{l}
 	}
 	if err == nil {
 		h[hdrStatus] = []string{statusOK}

@@ -164,7 +164,7 @@ func TestCoreDoesNotLinkNetHTTP(t *testing.T) {
 		return strings.Fields(string(out))
 	}
 	const mod = "github.com/procrastinate-go/procrastinate"
-	for _, pkg := range []string{mod, mod + "/dispatcher", mod + "/task", mod + "/result", mod + "/strategy", mod + "/procman", mod + "/lock"} {
+	for _, pkg := range []string{mod, mod + "/dispatcher", mod + "/task", mod + "/result", mod + "/strategy", mod + "/procman", mod + "/lock", mod + "/bar"} {
 		require.NotContains(t, deps(pkg), "net/http", "the dependencies of %s", pkg)
 	}
 	require.Contains(t, deps(mod+"/metrics"), "net/http", "the dependencies of metrics, which serves HTTP")

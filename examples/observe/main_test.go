@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -16,9 +19,21 @@ import (
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
 )
 
-// TestMain calls procrastinate.Main first, as main does.
+// TestMain calls procrastinate.Main first, as main does. With
+// OBSERVE_MAIN set, it runs main instead of the tests, with the
+// arguments after "--".
 func TestMain(m *testing.M) {
 	procrastinate.Main()
+	if os.Getenv("OBSERVE_MAIN") != "" {
+		for i, a := range os.Args {
+			if a == "--" {
+				os.Args = append([]string{os.Args[0]}, os.Args[i+1:]...)
+				break
+			}
+		}
+		main()
+		os.Exit(0)
+	}
 	if os.Getenv("GORACE") == "" {
 		os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
@@ -54,6 +69,24 @@ func TestRun(t *testing.T) {
 	} {
 		require.Contains(t, body, line+"\n", "/metrics; want the line %q", line)
 	}
-	require.Contains(t, out.String(), "20/20 done: 16 succeeded, 2 failed, 2 died", "the last summary line")
+	require.Contains(t, out.String(), "20/20 done (100%), ", "the bar's last line")
+	require.Contains(t, out.String(), ", 0 running, 4 failed, ", "the bar's last line")
 	require.Contains(t, out.String(), "crashed running", "a crash reported from the events")
+	require.Contains(t, out.String(), "16 succeeded, 2 failed, 2 died", "the summary at the end")
+}
+
+// TestMainEndsOnItsOwn runs the program as go run would, with a short
+// batch, and waits for it to end by itself.
+func TestMainEndsOnItsOwn(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$", "--", "-n", "10", "-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "OBSERVE_MAIN=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, ctx.Err(), "the program did not end within its time; its output:\n%s", out)
+	require.NoError(t, err, "the program's exit; its output:\n%s", out)
+	for _, want := range []string{"metrics at http://127.0.0.1:", "10/10 done (100%)", "8 succeeded, 1 failed, 1 died"} {
+		require.Contains(t, string(out), want, "the program's output")
+	}
 }
