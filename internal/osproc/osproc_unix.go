@@ -18,6 +18,10 @@ func MaxRSS() int64 {
 	return maxRSSBytes(int64(ru.Maxrss))
 }
 
+// MaxRSSBytes converts ru_maxrss, as getrusage or wait4 give it on this
+// system, to bytes.
+func MaxRSSBytes(v int64) int64 { return maxRSSBytes(v) }
+
 // SignalGroup sends sig to the process group that this process leads,
 // and so to what it started in it and to itself. A process that leads no
 // group (one started by hand, in its starter's group) signals nothing and
