@@ -294,7 +294,7 @@ func TestCmdTimeoutStopsTheTreeAndKeepsTheWorker(t *testing.T) {
 	before := ppid()
 	f := fifo(t)
 	c := sh(treeScript, f)
-	c.Timeout = 200 * time.Millisecond
+	c.Timeout = 2 * time.Second // room for the tree to start on a loaded machine
 	r := command.Schedule(d, c)
 	pids := readPids(t, f, r)
 	_, err := r.Value()
