@@ -146,6 +146,8 @@ type Result struct {
 	Stopped bool
 	// Leftovers counts the processes killed after the command exited:
 	// the rest of its group, and what it left to the child (a daemon).
+	// It is 0 on macOS, which has no subreaper: the group is killed there,
+	// but not counted.
 	Leftovers int
 	// StartError says why the command could not start, as the shell
 	// would: ExitCode is then 127 when the program is not found and 126

@@ -21,9 +21,10 @@
 //
 // When the command exits, its timeout passes or its call is cancelled, the
 // child kills the command's process group, then every process it adopted
-// while the command ran (the child is a subreaper, so a daemon that left
-// the group after setsid and a double fork is its child by then), and reaps
-// each by its own pid. It never waits on any pid (waitpid(-1)): os/exec in
+// while the command ran (the child is a subreaper on Linux and FreeBSD, so
+// a daemon that left the group after setsid and a double fork is its child
+// by then), and reaps each by its own pid. macOS has no subreaper: there,
+// such a daemon outlives the call (see docs/commands.md). It never waits on any pid (waitpid(-1)): os/exec in
 // the same program keeps its exit statuses. A child that runs commands
 // should run only commands: what another task left running in the same
 // reused child ends with the next command's call. When the child itself

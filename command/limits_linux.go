@@ -1,125 +1,52 @@
-//go:build linux
-
 package command
 
 import (
-	"fmt"
-	"os"
-	"runtime"
-	"strconv"
-	"strings"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// Limits are applied by a shim: the program's own binary, started in the
-// command's place with shimEnv set, applies them in this package's init
-// and execs the command, keeping its pid, group and streams. Go cannot
-// run code between fork and exec, and limits set on the child that starts
-// commands would bind it as well.
-
-const shimEnv = "PROCRASTINATE_COMMAND_LIMITS"
-
-func init() {
-	v, ok := syscall.Getenv(shimEnv)
-	if !ok {
-		return
-	}
-	os.Exit(shim(v))
-}
-
-// throughShim returns the start of the shim that runs path with argv and
-// env under l.
-func throughShim(path string, argv, env []string, l Limits) (string, []string, []string, error) {
-	self, err := os.Executable()
+// addNice adds n to the nice level of the calling thread, which a
+// thread's children inherit on Linux.
+func addNice(n int) error {
+	tid := unix.Gettid()
+	cur, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("command: the program's own binary, to apply limits: %w", err)
+		return err
 	}
-	cpu := int64(0)
-	if l.CPUTime > 0 {
-		cpu = int64((l.CPUTime + time.Second - 1) / time.Second)
-	}
-	v := fmt.Sprintf("%d %d %d %s", l.AddressSpace, cpu, l.Nice, path)
-	e := make([]string, 0, len(env)+1)
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, shimEnv+"=") {
-			e = append(e, kv)
-		}
-	}
-	return self, argv, append(e, shimEnv+"="+v), nil
+	return unix.Setpriority(unix.PRIO_PROCESS, tid, 20-cur+n) // the system call gives 20 - nice
 }
 
-// shim applies the limits in v and execs the command; it returns only
-// when that fails, with the shell's status.
-func shim(v string) int {
-	f := strings.SplitN(v, " ", 4)
-	if len(f) != 4 {
-		fmt.Fprintf(os.Stderr, "procrastinate: command: malformed %s\n", shimEnv)
-		return 126
+// setAddressSpace sets RLIMIT_AS to n bytes with a raw system call: past
+// the limit, the runtime (and the race detector's) may not map more
+// memory, and nothing runs between it and the exec.
+func setAddressSpace(n uint64) error {
+	lim := unix.Rlimit{Cur: n, Max: n}
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, unix.RLIMIT_AS, uintptr(unsafe.Pointer(&lim)), 0, 0, 0); e != 0 {
+		return e
 	}
-	as, err1 := strconv.ParseUint(f[0], 10, 64)
-	cpu, err2 := strconv.ParseUint(f[1], 10, 64)
-	nice, err3 := strconv.Atoi(f[2])
-	if err1 != nil || err2 != nil || err3 != nil {
-		fmt.Fprintf(os.Stderr, "procrastinate: command: malformed %s\n", shimEnv)
-		return 126
-	}
-	path := f[3]
-	env := make([]string, 0, len(os.Environ()))
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, shimEnv+"=") {
-			env = append(env, kv)
-		}
-	}
-	// Everything exec needs is made before the limits are set: past an
-	// address-space limit, the runtime (and the race detector's) may not
-	// map more memory.
+	return nil
+}
+
+// prepareExec returns the exec of path with argv and env as a raw system
+// call, which allocates nothing; it returns only when that fails.
+func prepareExec(path string, argv, env []string) (func() syscall.Errno, error) {
 	pathp, err := syscall.BytePtrFromString(path)
 	if err != nil {
-		return 127
+		return nil, syscall.ENOENT
 	}
-	argvp, err := syscall.SlicePtrFromStrings(os.Args)
+	argvp, err := syscall.SlicePtrFromStrings(argv)
 	if err != nil {
-		return 126
+		return nil, err
 	}
 	envp, err := syscall.SlicePtrFromStrings(env)
 	if err != nil {
-		return 126
+		return nil, err
 	}
-	// The nice level is a thread's: set it on the thread that execs.
-	runtime.LockOSThread()
-	if nice != 0 {
-		tid := unix.Gettid()
-		cur, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
-		if err == nil {
-			err = unix.Setpriority(unix.PRIO_PROCESS, tid, 20-cur+nice)
-		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "procrastinate: command: setting nice %d: %v\n", nice, err)
-			return 126
-		}
-	}
-	if cpu > 0 {
-		if err := unix.Setrlimit(unix.RLIMIT_CPU, &unix.Rlimit{Cur: cpu, Max: cpu + 1}); err != nil {
-			fmt.Fprintf(os.Stderr, "procrastinate: command: setting RLIMIT_CPU: %v\n", err)
-			return 126
-		}
-	}
-	if as > 0 {
-		lim := unix.Rlimit{Cur: as, Max: as}
-		if _, _, e := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, unix.RLIMIT_AS, uintptr(unsafe.Pointer(&lim)), 0, 0, 0); e != 0 {
-			fmt.Fprintf(os.Stderr, "procrastinate: command: setting RLIMIT_AS: %v\n", e)
-			return 126
-		}
-	}
-	_, _, e := syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(pathp)),
-		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])))
-	fmt.Fprintf(os.Stderr, "procrastinate: command: exec %s: %v\n", path, e)
-	if e == syscall.ENOENT {
-		return 127
-	}
-	return 126
+	return func() syscall.Errno {
+		_, _, e := syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(pathp)),
+			uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])))
+		return e
+	}, nil
 }

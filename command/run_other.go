@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !unix
 
 package command
 
@@ -7,10 +7,10 @@ import (
 	"errors"
 )
 
-// errUnsupported is the error of every command on a system other than
-// Linux: starting a command in its child, and finding what it left
-// behind, need Linux's process interfaces.
-var errUnsupported = errors.New("command: commands run on Linux only; this system is not supported yet")
+// errUnsupported is the error of every command on a system that is not a
+// Unix: a command runs in a process group of its own, which such a
+// system does not have.
+var errUnsupported = errors.New("command: commands run on Unix systems only (Linux, macOS, the BSDs)")
 
 // run fails: see errUnsupported.
 func run(ctx context.Context, c Cmd) (Result, error) { return Result{}, errUnsupported }

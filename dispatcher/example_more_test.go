@@ -24,10 +24,13 @@ var (
 		fmt.Fprintln(os.Stderr, line)
 		return len(line), nil
 	})
-	// untilStopped runs until its context ends, and says what ended it.
+	// untilStopped runs until its context ends, and fails with what ended
+	// it: a failure that comes after the call's deadline is the call's
+	// CancelError, but a value would be the call's value when it comes
+	// before the dispatcher's own timer fires.
 	untilStopped = task.Define("example.com/dispatcher.until-stopped", func(ctx context.Context, _ struct{}) (string, error) {
 		<-ctx.Done()
-		return "stopped: " + ctx.Err().Error(), nil
+		return "", ctx.Err()
 	})
 	// large answers with n bytes.
 	large = task.Define("example.com/dispatcher.large", func(ctx context.Context, n int) ([]byte, error) {

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && !procrastinate_portable
 
 package command
 
@@ -6,12 +6,52 @@ import (
 	"bytes"
 	"os"
 	"strconv"
-	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/procrastinate-go/procrastinate/internal/osproc"
 )
+
+// proc is a command's process: its pid, and a pidfd that names it
+// whatever happens to the pid.
+type proc struct{ pid, pidfd int }
+
+// startProc forks and execs path with a pidfd for the new process.
+func startProc(path string, argv []string, attr *syscall.ProcAttr) (*proc, error) {
+	p := &proc{pidfd: -1}
+	attr.Sys.PidFD = &p.pidfd
+	pid, err := syscall.ForkExec(path, argv, attr)
+	if err != nil {
+		return nil, err
+	}
+	p.pid = pid
+	return p, nil
+}
+
+// awaitExit waits for p to exit without reaping it; peeked is always
+// true here.
+func (p *proc) awaitExit() (peeked bool, err error) {
+	var info unix.Siginfo
+	for {
+		err = unix.Waitid(unix.P_PIDFD, p.pidfd, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			return err == nil, err
+		}
+	}
+}
+
+// finish reaps p, which has exited and whose group was killed, then ends
+// what it left outside its group, and reports how many it ended.
+func (p *proc) finish(ws *unix.WaitStatus, ru *unix.Rusage, mark string) (int, error) {
+	if err := p.reap(ws, ru); err != nil {
+		return 0, err
+	}
+	return endLeftovers(p.pid, mark), nil
+}
+
+// release closes the pidfd.
+func (p *proc) release() { unix.Close(p.pidfd) }
 
 // A command's leftovers are found among this process's children: the
 // child that runs commands is a subreaper, so a process whose parent died
@@ -21,16 +61,9 @@ import (
 // (markEnv, which what it starts inherits); other children (those of
 // os/exec in the same program) are neither killed nor reaped.
 
-// markEnv is the variable that marks a command's processes.
-const markEnv = "PROCRASTINATE_COMMAND"
-
-var markSeq atomic.Uint64
-
-// newMark returns the value of markEnv for a new command, unique in this
-// machine's processes while this one lives.
-func newMark() string {
-	return strconv.Itoa(os.Getpid()) + "." + strconv.FormatUint(markSeq.Add(1), 10)
-}
+// adoptsLeftovers says that what a command leaves is found and ended
+// here, also out of its group.
+const adoptsLeftovers = true
 
 // maxLeftovers bounds a walk: a fork bomb must not hold a call up for
 // ever.
@@ -42,6 +75,14 @@ const maxLeftovers = 1 << 14
 // Each kill goes through a pidfd opened before the process's parent is
 // checked again, so that a reused pid is never signalled.
 func endLeftovers(pgid int, mark string) int {
+	if !osproc.HasChildren() {
+		return 0
+	}
+	return endAdopted(pgid, mark)
+}
+
+// endAdopted is endLeftovers once this process is known to have a child.
+func endAdopted(pgid int, mark string) int {
 	self := os.Getpid()
 	needle := []byte(markEnv + "=" + mark + "\x00")
 	ended := 0

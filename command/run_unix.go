@@ -1,4 +1,4 @@
-//go:build linux
+//go:build unix
 
 package command
 
@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -16,6 +18,30 @@ import (
 
 	"github.com/procrastinate-go/procrastinate/internal/osproc"
 )
+
+// markEnv is the variable that marks a command's processes: what a
+// command starts inherits it, so that what it left can be told as its
+// where the system lets a process read another's environment.
+const markEnv = "PROCRASTINATE_COMMAND"
+
+var markSeq atomic.Uint64
+
+// newMark returns the value of markEnv for a new command, unique in this
+// machine's processes while this one lives.
+func newMark() string {
+	return strconv.Itoa(os.Getpid()) + "." + strconv.FormatUint(markSeq.Add(1), 10)
+}
+
+// reap collects p's exit status, waiting for its exit. It names p's pid,
+// never any pid.
+func (p *proc) reap(ws *unix.WaitStatus, ru *unix.Rusage) error {
+	for {
+		_, err := unix.Wait4(p.pid, ws, 0, ru)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
 
 // streamGrace is how long a command's streams may stay open once the
 // command and its leftovers are gone: only a process that escaped the
@@ -112,7 +138,8 @@ func startFailure(c Cmd, err error) Result {
 }
 
 // runOnce runs c once: start it in a group of its own, wait for its exit
-// without reaping it, kill its group and what it left, reap it.
+// (without reaping it where the system can), kill its group, reap it, and
+// end what it left.
 func runOnce(ctx context.Context, c Cmd) (Result, error) {
 	path, argv := "/bin/sh", append([]string{"sh", "-c", c.Path}, c.Args...)
 	if !c.Shell {
@@ -155,15 +182,14 @@ func runOnce(ctx context.Context, c Cmd) (Result, error) {
 		out.wait(0)
 		return Result{}, fmt.Errorf("command: a pipe for stderr: %w", err)
 	}
-	pidfd := -1
 	attr := &syscall.ProcAttr{
 		Dir:   c.Dir,
 		Env:   env,
 		Files: []uintptr{in.childFd, out.childFd, errs.childFd},
-		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
 	start := time.Now()
-	pid, err := syscall.ForkExec(path, argv, attr)
+	p, err := startProc(path, argv, attr)
 	in.started()
 	out.started()
 	errs.started()
@@ -173,6 +199,7 @@ func runOnce(ctx context.Context, c Cmd) (Result, error) {
 		errs.wait(0)
 		return startFailure(c, err), nil
 	}
+	pid := p.pid
 	r := Result{Pid: pid, Start: start}
 
 	// The stopper ends the command when the call's context ends.
@@ -212,36 +239,34 @@ func runOnce(ctx context.Context, c Cmd) (Result, error) {
 		_ = unix.Kill(-pid, unix.SIGKILL)
 	}()
 
-	// Wait for the exit without reaping: the group keeps its id while its
-	// leader is a zombie, so that the kill below cannot reach a stranger.
-	var info unix.Siginfo
-	for {
-		err = unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if err != unix.EINTR {
-			break
-		}
+	// Wait for the exit without reaping where the system can: the group
+	// keeps its id while its leader is a zombie, so that the kill below
+	// cannot reach a stranger. Where it cannot (macOS), the command is
+	// reaped first and its group killed at once after: a group with
+	// members left keeps its id all the same, and an empty one has
+	// nobody to hit unless a new process takes the pid and leads a group
+	// of its own in that instant.
+	var ws unix.WaitStatus
+	var ru unix.Rusage
+	peeked, err := p.awaitExit()
+	reaped := err != nil || !peeked
+	if reaped {
+		err = p.reap(&ws, &ru)
 	}
 	close(exited)
 	stopper.Wait()
 	r.Duration = time.Since(start)
 	r.Stopped = stopped
 	_ = unix.Kill(-pid, unix.SIGKILL)
-	var ws unix.WaitStatus
-	var ru unix.Rusage
-	for {
-		_, err = unix.Wait4(pid, &ws, 0, &ru)
-		if err != unix.EINTR {
-			break
-		}
+	if !reaped {
+		// What the command left (the rest of its group, a daemon) is
+		// this process's child by now, or a descendant of one, where
+		// this process is a subreaper: finish ends it too.
+		r.Leftovers, err = p.finish(&ws, &ru, mark)
 	}
-	unix.Close(pidfd)
+	p.release()
 	if err != nil {
 		return Result{}, fmt.Errorf("command: reaping %s (pid %d): %w", quote(c.Path), pid, err)
-	}
-	// What the command left (the rest of its group, a daemon) is this
-	// process's child by now, or a descendant of one.
-	if osproc.HasChildren() {
-		r.Leftovers = endLeftovers(pid, mark)
 	}
 	switch {
 	case ws.Exited():
@@ -251,7 +276,7 @@ func runOnce(ctx context.Context, c Cmd) (Result, error) {
 	}
 	r.UserCPU = time.Duration(ru.Utime.Nano())
 	r.SystemCPU = time.Duration(ru.Stime.Nano())
-	r.MaxRSS = ru.Maxrss * 1024
+	r.MaxRSS = osproc.RSSBytes(int64(ru.Maxrss))
 
 	in.wait(streamGrace)
 	out.wait(streamGrace)
