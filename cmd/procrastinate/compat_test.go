@@ -54,6 +54,10 @@ func TestCompatibleWithGNUParallel(t *testing.T) {
 		{"timeout", "", []string{"--timeout", "1", "sleep", ":::", "5", "0"}, true},
 		{"retries", "", []string{"--retries", "2", "exit 1", ":::", "x"}, true},
 		{"a missing program", "", []string{"no-such-program-here", ":::", "a"}, true},
+		{"-I", "", []string{"-k", "-I", "XX", "echo", "XX", "{}", "{.}", "{#}", "{1}", ":::", "a.b", "c d"}, true},
+		{"-I unused", "", []string{"-k", "-I", "{x}", "echo", ":::", "a", "b"}, true},
+		{"--plus", "", []string{"--dry-run", "-j1", "--plus", "echo", "{..}", "{+..}", "{/..}", "{+/}", "{+.}", "{...}", "{+...}", "{/...}", "{##}", "{0#}", "{0%}", "{2..}", ":::", "a/b.tar.gz", "x", "d.x/f", ".bashrc", ":::", "1", "2"}, false},
+		{"--plus in a shell line", "", []string{"-k", "--plus", "echo {/..} | tr a-z A-Z", ":::", "a/b.c.d", "e.f"}, true},
 		{"unknown option", "", []string{"--no-such-option", "echo", ":::", "a"}, false},
 		{"missing argument file", "", []string{"-a", filepath.Join(dir, "nope"), "echo"}, false},
 	} {

@@ -41,6 +41,8 @@ type options struct {
 	memfree     uint64  // --memfree: start no job while less memory than this is available
 	nice        int
 	events      string
+	replace     string // -I: the string that stands for {}
+	plus        bool   // --plus: more replacement strings
 	command     []string
 	sources     []source
 }
@@ -83,6 +85,7 @@ var valueFlags = map[string]string{
 	"--retries": "retries", "--halt": "halt", "--halt-on-error": "halt",
 	"--delay": "delay", "--limit-as": "limit-as", "--nice": "nice",
 	"--events": "events", "--load": "load", "--memfree": "memfree",
+	"-I": "replace",
 }
 
 var boolFlags = map[string]string{
@@ -92,13 +95,14 @@ var boolFlags = map[string]string{
 	"--resume-failed": "resume-failed", "--retry-failed": "retry-failed",
 	"-u": "ungroup", "--ungroup": "ungroup", "--link": "link", "--xapply": "link",
 	"-v": "verbose", "--will-cite": "", "--no-notice": "", "--gnu": "",
+	"--plus": "plus",
 }
 
 // notBuilt are parallel's flags that this runner does not have; they get
 // a clear error instead of "unknown".
 var notBuilt = map[string]bool{
 	"--pipe": true, "-S": true, "--sshlogin": true,
-	"-X": true, "-m": true, "--xargs": true, "-I": true, "--plus": true, "--line-buffer": true,
+	"-X": true, "-m": true, "--xargs": true, "--line-buffer": true,
 	"--results": true, "--files": true, "--group": false, "--shuf": true, "--tmux": true,
 	"--semaphore": true, "--sem": true, "--fifo": true, "--cat": true, "--header": true,
 	"--tagstring": true, "-q": true, "--quote": true,
@@ -204,6 +208,8 @@ func (o *options) setBool(key string) {
 		o.link = true
 	case "verbose":
 		o.verbose = true
+	case "plus":
+		o.plus = true
 	}
 }
 
@@ -251,6 +257,11 @@ func (o *options) set(key, v string) error {
 		o.nice, err = strconv.Atoi(v)
 	case "events":
 		o.events = v
+	case "replace":
+		if v == "" {
+			err = fmt.Errorf("want a string to stand for the input")
+		}
+		o.replace = v
 	case "load":
 		if strings.HasSuffix(v, "%") {
 			var p float64

@@ -66,7 +66,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	if err != nil {
 		return 255, err
 	}
-	t, err := newTemplate(o.command)
+	t, err := newTemplate(o.command, o)
 	if err != nil {
 		return 255, err
 	}
@@ -96,6 +96,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 		if err := t.check(combos); err != nil {
 			return 255, err
 		}
+		t.total = len(combos)
 		for i, c := range combos {
 			seq := i + 1
 			if e, ok := log[seq]; ok && (o.resume || (o.resumeFail && e.exitVal == 0 && e.signal == 0)) {
@@ -107,6 +108,10 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	slots := o.jobs
 	if slots == 0 {
 		slots = max(1, min(len(jobs), 1024))
+	}
+	t.slots = slots
+	if t.total == 0 {
+		t.total = len(jobs)
 	}
 	var r *runner
 	cmdOf := func(j job, slot int) (command.Cmd, string) {
