@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -40,4 +41,62 @@ func TestPlusReplacementStrings(t *testing.T) {
 	out, errs, code = runIn(t, "", "--dry-run", "echo", "{..}", ":::", "a.b.c")
 	require.Equal(t, 0, code, "exit status; stderr %q", errs)
 	require.Equal(t, "echo {..} a.b.c\n", out, "{..} without --plus is text, and the input is appended")
+}
+
+func TestManyArgumentsPerLine(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"-X spreads the inputs over the slots", []string{"-j4", "-k", "-X", "echo", ":::", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"}, "1 2 3\n4 5 6\n7 8 9\n10\n"},
+		{"-X with one slot", []string{"-j1", "-k", "-X", "echo", ":::", "1", "2", "3"}, "1 2 3\n"},
+		{"-X repeats the word around {}", []string{"-j2", "-k", "-X", "echo", "pic{}.jpg", "x{.}y", ":::", "a.b", "c.d", "e"}, "pica.b.jpg picc.d.jpg xay xcy\npice.jpg xey\n"},
+		{"-m puts every input in place of {}", []string{"-j1", "-k", "-m", "echo", "pic{}.jpg", "x{.}y", ":::", "a.b", "c.d", "e"}, "pica.b c.d e.jpg xa c ey\n"},
+		{"-X with {#}", []string{"-j1", "-k", "-X", "echo", "{#}-{}", "{#}", ":::", "a", "b"}, "1-a 1-b 1\n"},
+		{"-s bounds the line", []string{"-j1", "-k", "-X", "-s", "15", "echo", ":::", "aaaa", "bbbb", "cccc", "dddd"}, "aaaa bbbb\ncccc dddd\n"},
+		{"the last line spreads", []string{"-j2", "-k", "-X", "-s", "20", "echo", ":::", "aaaa", "bbbb", "cccc", "dddd", "eeee", "ffff"}, "aaaa bbbb cccc\ndddd eeee\nffff\n"},
+		{"-n bounds -X", []string{"-j2", "-k", "-X", "-n", "3", "echo", ":::", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}, "1 2 3\n4 5 6\n7 8 9\n10\n11\n"},
+		{"--xargs does not spread", []string{"-j3", "-k", "--xargs", "echo", ":::", "1", "2", "3", "4", "5"}, "1 2 3 4 5\n"},
+		{"-m with {} twice and -s", []string{"-j2", "-k", "-m", "-s", "20", "echo", "{}", "{}", ":::", "a", "b", "c", "d", "e", "f", "g"}, "a b c a b c\nd e f d e f\ng g\n"},
+		{"-X in a shell line", []string{"-j1", "-k", "-X", "echo x{}y | tr a-z A-Z", ":::", "a", "b c"}, "XAY XB CY\n"},
+		{"-X, two sources", []string{"-j1", "-k", "-X", "echo", "pic{}.jpg", ":::", "a", "b", ":::", "x", "y"}, "pica.jpg picx.jpg pica.jpg picy.jpg picb.jpg picx.jpg picb.jpg picy.jpg\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errs, code := runIn(t, "", tc.args...)
+			require.Equal(t, 0, code, "exit status; stderr %q", errs)
+			require.Equal(t, tc.want, out, "stdout of %q", tc.args)
+		})
+	}
+
+	// A value with a space stays one argument without a shell.
+	dir := t.TempDir()
+	_, errs, code := runIn(t, "", "-X", "touch", filepath.Join(dir, "{}.x"), ":::", "a b", "c")
+	require.Equal(t, 0, code, "touch with -X; stderr %q", errs)
+	require.FileExists(t, filepath.Join(dir, "a b.x"), "the file named by an input with a space, through -X")
+	require.FileExists(t, filepath.Join(dir, "c.x"), "the file named by the second input, through -X")
+}
+
+func TestManyArgumentsPerLineRefused(t *testing.T) {
+	dir := t.TempDir()
+	touch := filepath.Join(dir, "{}")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"an input too long for -s", []string{"-X", "-s", "12", "touch", touch, ":::", "a", "aaaaaaaaaaaaaaaaaaaaaaaa"}, "too long"},
+		{"a line too long for -s without -X", []string{"-s", "12", "touch", touch, ":::", "a", "aaaaaaaaaaaaaaaaaaaaaaaa"}, "too long"},
+		{"{n} with -X", []string{"-X", "touch", filepath.Join(dir, "{1}"), ":::", "a", "b"}, "{1}"},
+		{"a bad -s", []string{"-X", "-s", "x", "touch", touch, ":::", "a"}, "--max-chars"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs, code := runIn(t, "", tc.args...)
+			require.Equal(t, 255, code, "exit status; stderr %q", errs)
+			require.Contains(t, errs, tc.want, "stderr")
+			entries, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			require.Empty(t, entries, "files the jobs made; want none started")
+		})
+	}
 }

@@ -32,6 +32,9 @@ type options struct {
 	delimSet    bool
 	colsep      string
 	maxArgs     int
+	maxArgsSet  bool
+	multi       string // "X", "m" or "xargs": as many inputs on a line as fit
+	maxChars    int    // -s: the longest line; 0 when not given
 	dryRun      bool
 	ungroup     bool
 	link        bool
@@ -86,6 +89,7 @@ var valueFlags = map[string]string{
 	"--delay": "delay", "--limit-as": "limit-as", "--nice": "nice",
 	"--events": "events", "--load": "load", "--memfree": "memfree",
 	"-I": "replace",
+	"-s": "max-chars", "--max-chars": "max-chars",
 }
 
 var boolFlags = map[string]string{
@@ -96,13 +100,14 @@ var boolFlags = map[string]string{
 	"-u": "ungroup", "--ungroup": "ungroup", "--link": "link", "--xapply": "link",
 	"-v": "verbose", "--will-cite": "", "--no-notice": "", "--gnu": "",
 	"--plus": "plus",
+	"-X": "X", "-m": "m", "--xargs": "xargs",
 }
 
 // notBuilt are parallel's flags that this runner does not have; they get
 // a clear error instead of "unknown".
 var notBuilt = map[string]bool{
 	"--pipe": true, "-S": true, "--sshlogin": true,
-	"-X": true, "-m": true, "--xargs": true, "--line-buffer": true,
+	"--line-buffer": true,
 	"--results": true, "--files": true, "--group": false, "--shuf": true, "--tmux": true,
 	"--semaphore": true, "--sem": true, "--fifo": true, "--cat": true, "--header": true,
 	"--tagstring": true, "-q": true, "--quote": true,
@@ -210,6 +215,8 @@ func (o *options) setBool(key string) {
 		o.verbose = true
 	case "plus":
 		o.plus = true
+	case "X", "m", "xargs":
+		o.multi = key
 	}
 }
 
@@ -229,6 +236,17 @@ func (o *options) set(key, v string) error {
 		if err == nil && o.maxArgs < 1 {
 			err = fmt.Errorf("must be 1 or more")
 		}
+		o.maxArgsSet = true
+	case "max-chars":
+		var n uint64
+		n, err = parseSize(v)
+		switch {
+		case err == nil && n < 1:
+			err = fmt.Errorf("must be 1 or more")
+		case err == nil && n > maxLine:
+			err = fmt.Errorf("must be at most %d, the longest line a command can take", maxLine)
+		}
+		o.maxChars = int(n)
 	case "joblog":
 		o.joblog = v
 	case "timeout":

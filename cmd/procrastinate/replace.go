@@ -108,6 +108,7 @@ type template struct {
 	maxPos    int      // the largest n of {n}
 	usesSlot  bool
 	bareInput bool // no command: each input is a command line
+	context   bool // -X: a word that holds {} is repeated for each input
 	total     int  // the number of jobs, for {##} and {0#}
 	slots     int  // the number of slots, for {0%}
 }
@@ -147,7 +148,11 @@ func newTemplate(words []string, o *options) (*template, error) {
 			return nil, usagef("the replacement string %s does not name an input: they count from {1}", m)
 		}
 		t.maxPos = max(t.maxPos, p.pos)
+		if p.pos > 0 && o.multi != "" {
+			return nil, usagef("the replacement string %s cannot be used with -X, -m or --xargs, which put many inputs on one line: use {} and its kin", m)
+		}
 	}
+	t.context = o.multi == "X"
 	return t, nil
 }
 
@@ -190,10 +195,13 @@ func (t *template) value(m string, args []string, seq, slot int) []string {
 	case replSlot0:
 		return []string{zeroPad(slot, t.slots)}
 	}
-	if p.pos == 0 {
+	switch {
+	case p.pos == 0:
 		vals = args
-	} else {
+	case p.pos <= len(args):
 		vals = []string{args[p.pos-1]}
+	default:
+		vals = []string{""} // check refuses it before a job runs
 	}
 	out := make([]string, len(vals))
 	for i, v := range vals {
@@ -286,29 +294,73 @@ func dropExt(v string) string {
 // and its shell line, in which values are quoted (the joblog's and
 // --dry-run's form, and what sh -c runs).
 func (t *template) expand(args []string, seq, slot int) (argv []string, line string) {
+	line = t.lineOf(args, seq, slot)
 	if t.bareInput {
-		line = strings.Join(args, " ")
 		words := strings.Fields(line)
 		if strings.ContainsAny(line, shellSpecial) || len(words) == 0 || !isProgram(words[0]) {
 			return nil, line
 		}
 		return words, line
 	}
-	re := t.r.re
-	line = re.ReplaceAllStringFunc(t.line, func(s string) string {
-		vals := t.value(s, args, seq, slot)
+	if t.shell {
+		return nil, line
+	}
+	for _, w := range t.words {
+		if t.context && t.hasInput(w) {
+			for _, a := range args {
+				argv = append(argv, t.expandWord(w, []string{a}, seq, slot)...)
+			}
+			continue
+		}
+		argv = append(argv, t.expandWord(w, args, seq, slot)...)
+	}
+	return argv, line
+}
+
+// nonSpace finds the words of a line, for -X's context replace.
+var nonSpace = regexp.MustCompile(`\S+`)
+
+// lineOf is the job's shell line. With -X, a word that holds an input's
+// replacement string is repeated for each input, joined by spaces.
+func (t *template) lineOf(args []string, seq, slot int) string {
+	if t.bareInput {
+		return strings.Join(args, " ")
+	}
+	if !t.context {
+		return t.quoted(t.line, args, seq, slot)
+	}
+	return nonSpace.ReplaceAllStringFunc(t.line, func(w string) string {
+		if !t.hasInput(w) {
+			return t.quoted(w, args, seq, slot)
+		}
+		each := make([]string, len(args))
+		for i, a := range args {
+			each[i] = t.quoted(w, []string{a}, seq, slot)
+		}
+		return strings.Join(each, " ")
+	})
+}
+
+// quoted replaces the replacement strings of s with their values, each
+// quoted for the shell.
+func (t *template) quoted(s string, args []string, seq, slot int) string {
+	return t.r.re.ReplaceAllStringFunc(s, func(m string) string {
+		vals := t.value(m, args, seq, slot)
 		for i, v := range vals {
 			vals[i] = shellQuote(v)
 		}
 		return strings.Join(vals, " ")
 	})
-	if t.shell {
-		return nil, line
+}
+
+// hasInput reports whether w holds a replacement string of the inputs.
+func (t *template) hasInput(w string) bool {
+	for _, m := range t.r.re.FindAllString(w, -1) {
+		if t.r.parse(m).kind == replArg {
+			return true
+		}
 	}
-	for _, w := range t.words {
-		argv = append(argv, t.expandWord(w, args, seq, slot)...)
-	}
-	return argv, line
+	return false
 }
 
 // expandWord expands one word of the template into argv words, as the

@@ -21,7 +21,8 @@ import (
 // job is one run of the command.
 type job struct {
 	seq  int
-	args []string
+	recs [][]string // the input records it takes
+	args []string   // their values, one after the other
 }
 
 // done is a finished job.
@@ -92,17 +93,29 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 		if err != nil {
 			return 255, err
 		}
-		combos := combine(o, srcs)
-		if err := t.check(combos); err != nil {
+		recs := combine(o, srcs)
+		t.slots = o.jobs
+		if t.slots == 0 {
+			t.slots = max(1, min(len(recs), 1024))
+		}
+		grouped, err := group(o, t, recs, t.slots)
+		if err != nil {
 			return 255, err
 		}
-		t.total = len(combos)
-		for i, c := range combos {
+		all := make([][]string, len(grouped))
+		for i, g := range grouped {
+			all[i] = flatten(g)
+		}
+		if err := t.check(all); err != nil {
+			return 255, err
+		}
+		t.total = len(grouped)
+		for i, g := range grouped {
 			seq := i + 1
 			if e, ok := log[seq]; ok && (o.resume || (o.resumeFail && e.exitVal == 0 && e.signal == 0)) {
 				continue
 			}
-			jobs = append(jobs, job{seq: seq, args: c})
+			jobs = append(jobs, job{seq: seq, recs: g, args: all[i]})
 		}
 	}
 	slots := o.jobs
