@@ -99,8 +99,7 @@ var boolFlags = map[string]string{
 	"--resume-failed": "resume-failed", "--retry-failed": "retry-failed",
 	"-u": "ungroup", "--ungroup": "ungroup", "--link": "link", "--xapply": "link",
 	"-v": "verbose", "--will-cite": "", "--no-notice": "", "--gnu": "",
-	"--plus": "plus",
-	"-X": "X", "-m": "m", "--xargs": "xargs",
+	"--plus": "plus", "-X": "X", "-m": "m", "--xargs": "xargs",
 }
 
 // notBuilt are parallel's flags that this runner does not have; they get
@@ -108,7 +107,7 @@ var boolFlags = map[string]string{
 var notBuilt = map[string]bool{
 	"--pipe": true, "-S": true, "--sshlogin": true,
 	"--line-buffer": true,
-	"--results": true, "--files": true, "--group": false, "--shuf": true, "--tmux": true,
+	"--results":     true, "--files": true, "--group": false, "--shuf": true, "--tmux": true,
 	"--semaphore": true, "--sem": true, "--fifo": true, "--cat": true, "--header": true,
 	"--tagstring": true, "-q": true, "--quote": true,
 }
