@@ -68,6 +68,9 @@ func TestCompatibleWithGNUParallel(t *testing.T) {
 		{"-X in a shell line", "", []string{"-j1", "-k", "-X", "echo x{}y | tr a-z A-Z", ":::", "a", "b c"}, true},
 		{"-X, two sources", "", []string{"-j1", "-k", "-X", "--tag", "echo", "pic{}.jpg", ":::", "a", "b", ":::", "x", "y"}, true},
 		{"-X -s too long", "", []string{"-j1", "-k", "-X", "-s", "12", "echo", ":::", "a", "aaaaaaaaaaaaaaaaaaaaaaa"}, false},
+		{"--shuf", "", []string{"--shuf", "echo", "{}", ":::", "a", "b", "c", "d", "e"}, false},
+		{"--tagstring", "", []string{"-k", "-j1", "--tagstring", "{}-{#}-{%}-{.}", "sh -c 'echo x; echo y'", ":::", "a.b", "c d"}, true},
+		{"--tagstring over --tag", "", []string{"-k", "--tag", "--tagstring", "T{}", "echo", ":::", "a"}, true},
 		{"unknown option", "", []string{"--no-such-option", "echo", ":::", "a"}, false},
 		{"missing argument file", "", []string{"-a", filepath.Join(dir, "nope"), "echo"}, false},
 	} {

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -99,4 +103,36 @@ func TestManyArgumentsPerLineRefused(t *testing.T) {
 			require.Empty(t, entries, "files the jobs made; want none started")
 		})
 	}
+}
+
+func TestShuf(t *testing.T) {
+	var args, want []string
+	for i := 1; i <= 40; i++ {
+		args = append(args, strconv.Itoa(i))
+		want = append(want, fmt.Sprintf("%d", i))
+	}
+	out, errs, code := runIn(t, "", append([]string{"-j1", "-k", "--shuf", "echo", "{#}", "{}", ":::"}, args...)...)
+	require.Equal(t, 0, code, "exit status; stderr %q", errs)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	require.Len(t, lines, len(args), "lines of --shuf: one a job")
+	var seqs, vals []string
+	for _, l := range lines {
+		seq, val, ok := strings.Cut(l, " ")
+		require.True(t, ok, "a line of seq and input: %q", l)
+		seqs, vals = append(seqs, seq), append(vals, val)
+	}
+	require.Equal(t, want, seqs, "{#} under --shuf: the order the jobs run in")
+	require.NotEqual(t, want, vals, "the inputs under --shuf: in their order (1 chance in 40! that a shuffle leaves them so)")
+	sort.Slice(vals, func(i, j int) bool { a, _ := strconv.Atoi(vals[i]); b, _ := strconv.Atoi(vals[j]); return a < b })
+	require.Equal(t, want, vals, "the inputs under --shuf: each once")
+}
+
+func TestTagstring(t *testing.T) {
+	out, errs, code := runIn(t, "", "-j1", "-k", "--tagstring", "{}-{#}-{%}-{.}", "sh -c 'echo x; echo y'", ":::", "a.b", "c d")
+	require.Equal(t, 0, code, "exit status; stderr %q", errs)
+	require.Equal(t, "a.b-1-1-a\tx\na.b-1-1-a\ty\nc d-2-1-c d\tx\nc d-2-1-c d\ty\n", out, "stdout with --tagstring")
+
+	out, errs, code = runIn(t, "", "-k", "--tag", "--tagstring", "T{}", "echo", ":::", "a")
+	require.Equal(t, 0, code, "exit status; stderr %q", errs)
+	require.Equal(t, "Ta\ta\n", out, "stdout with --tag and --tagstring: the tagstring wins")
 }

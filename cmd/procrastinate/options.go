@@ -35,6 +35,8 @@ type options struct {
 	maxArgsSet  bool
 	multi       string // "X", "m" or "xargs": as many inputs on a line as fit
 	maxChars    int    // -s: the longest line; 0 when not given
+	shuf        bool   // --shuf: run the inputs in a random order
+	tagstring   string // --tagstring: the tag, with replacement strings
 	dryRun      bool
 	ungroup     bool
 	link        bool
@@ -89,7 +91,7 @@ var valueFlags = map[string]string{
 	"--delay": "delay", "--limit-as": "limit-as", "--nice": "nice",
 	"--events": "events", "--load": "load", "--memfree": "memfree",
 	"-I": "replace",
-	"-s": "max-chars", "--max-chars": "max-chars",
+	"-s": "max-chars", "--max-chars": "max-chars", "--tagstring": "tagstring",
 }
 
 var boolFlags = map[string]string{
@@ -99,7 +101,7 @@ var boolFlags = map[string]string{
 	"--resume-failed": "resume-failed", "--retry-failed": "retry-failed",
 	"-u": "ungroup", "--ungroup": "ungroup", "--link": "link", "--xapply": "link",
 	"-v": "verbose", "--will-cite": "", "--no-notice": "", "--gnu": "",
-	"--plus": "plus", "-X": "X", "-m": "m", "--xargs": "xargs",
+	"--plus": "plus", "--shuf": "shuf", "-X": "X", "-m": "m", "--xargs": "xargs",
 }
 
 // notBuilt are parallel's flags that this runner does not have; they get
@@ -107,9 +109,9 @@ var boolFlags = map[string]string{
 var notBuilt = map[string]bool{
 	"--pipe": true, "-S": true, "--sshlogin": true,
 	"--line-buffer": true,
-	"--results":     true, "--files": true, "--group": false, "--shuf": true, "--tmux": true,
+	"--results":     true, "--files": true, "--group": false, "--tmux": true,
 	"--semaphore": true, "--sem": true, "--fifo": true, "--cat": true, "--header": true,
-	"--tagstring": true, "-q": true, "--quote": true,
+	"-q": true, "--quote": true,
 }
 
 func parseArgs(args []string) (*options, error) {
@@ -216,6 +218,8 @@ func (o *options) setBool(key string) {
 		o.plus = true
 	case "X", "m", "xargs":
 		o.multi = key
+	case "shuf":
+		o.shuf = true
 	}
 }
 
@@ -274,6 +278,8 @@ func (o *options) set(key, v string) error {
 		o.nice, err = strconv.Atoi(v)
 	case "events":
 		o.events = v
+	case "tagstring":
+		o.tagstring = v
 	case "replace":
 		if v == "" {
 			err = fmt.Errorf("want a string to stand for the input")

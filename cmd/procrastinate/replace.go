@@ -353,6 +353,14 @@ func (t *template) quoted(s string, args []string, seq, slot int) string {
 	})
 }
 
+// text replaces the replacement strings of s with their values, as
+// they are (--tagstring).
+func (t *template) text(s string, args []string, seq, slot int) string {
+	return t.r.re.ReplaceAllStringFunc(s, func(m string) string {
+		return strings.Join(t.value(m, args, seq, slot), " ")
+	})
+}
+
 // hasInput reports whether w holds a replacement string of the inputs.
 func (t *template) hasInput(w string) bool {
 	for _, m := range t.r.re.FindAllString(w, -1) {

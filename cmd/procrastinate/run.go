@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"slices"
@@ -71,6 +72,11 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	if err != nil {
 		return 255, err
 	}
+	for _, m := range t.r.re.FindAllString(o.tagstring, -1) {
+		if k := t.r.parse(m).kind; k == replSlot || k == replSlot0 {
+			t.usesSlot = true
+		}
+	}
 	var jobs []job
 	var lines map[int]string // --retry-failed: the joblog's commands
 	log, err := readJoblog(o)
@@ -94,6 +100,9 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 			return 255, err
 		}
 		recs := combine(o, srcs)
+		if o.shuf {
+			rand.Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
+		}
 		t.slots = o.jobs
 		if t.slots == 0 {
 			t.slots = max(1, min(len(recs), 1024))
@@ -202,7 +211,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	r = &runner{o: o, out: out, stderr: stderr, jl: jl, ev: ev, total: len(jobs), pending: map[int]*done{}}
+	r = &runner{o: o, t: t, out: out, stderr: stderr, jl: jl, ev: ev, total: len(jobs), pending: map[int]*done{}}
 	if len(jobs) > 0 {
 		r.nextOut = jobs[0].seq
 	}
@@ -294,6 +303,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 // runner keeps the state of a run that the main loop does not.
 type runner struct {
 	o        *options
+	t        *template
 	out      *bufio.Writer
 	stderr   io.Writer
 	jl       io.Writer
@@ -387,7 +397,10 @@ func (r *runner) print(d *done) {
 		r.out.WriteString(d.line + "\n")
 	}
 	tag := ""
-	if r.o.tag {
+	switch {
+	case r.o.tagstring != "":
+		tag = r.t.text(r.o.tagstring, d.job.args, d.job.seq, d.slot) + "\t"
+	case r.o.tag:
 		tag = strings.Join(d.job.args, " ") + "\t"
 	}
 	emit(r.out, d.res.Stdout, d.res.StdoutFile, tag)
