@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -71,15 +72,27 @@ func TestCompatibleWithGNUParallel(t *testing.T) {
 		{"--shuf", "", []string{"--shuf", "echo", "{}", ":::", "a", "b", "c", "d", "e"}, false},
 		{"--tagstring", "", []string{"-k", "-j1", "--tagstring", "{}-{#}-{%}-{.}", "sh -c 'echo x; echo y'", ":::", "a.b", "c d"}, true},
 		{"--tagstring over --tag", "", []string{"-k", "--tag", "--tagstring", "T{}", "echo", ":::", "a"}, true},
+		{"--files", "", []string{"-k", "--files", "--tag", "echo out {}; echo err >&2", ":::", "a", "b"}, false},
+		{"--results", "", []string{"-k", "--results", "RESULTS", "echo out {}; echo err >&2; exit {#}", ":::", "a", "b/c", ""}, true},
+		{"--results, two sources", "", []string{"-k", "--results", "RESULTS", "echo {1}; echo {2} >&2", ":::", "a", "b", ":::", "x"}, true},
+		{"--results with a replacement string", "", []string{"-k", "--results", "RESULTS_{}", "echo", ":::", "a", "b"}, true},
+		{"--results --files", "", []string{"-k", "--results", "RESULTS", "--files", "echo", ":::", "a", "b"}, true},
 		{"unknown option", "", []string{"--no-such-option", "echo", ":::", "a"}, false},
 		{"missing argument file", "", []string{"-a", filepath.Join(dir, "nope"), "echo"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			theirLog, ourLog := filepath.Join(t.TempDir(), "theirs"), filepath.Join(t.TempDir(), "ours")
 			theirArgs, ourArgs := tc.args, tc.args
+			theirRes, ourRes := filepath.Join(t.TempDir(), "theirs"), filepath.Join(t.TempDir(), "ours")
+			if slices.Contains(tc.args, "--results") {
+				theirArgs, ourArgs = resultsIn(tc.args, theirRes), resultsIn(tc.args, ourRes)
+			}
+			if slices.Contains(tc.args, "--files") {
+				t.Setenv("TMPDIR", t.TempDir())
+			}
 			if tc.log {
-				theirArgs = append([]string{"--joblog", theirLog}, tc.args...)
-				ourArgs = append([]string{"--joblog", ourLog}, tc.args...)
+				theirArgs = append([]string{"--joblog", theirLog}, theirArgs...)
+				ourArgs = append([]string{"--joblog", ourLog}, ourArgs...)
 			}
 			c := exec.Command(gnu, append([]string{"--will-cite"}, theirArgs...)...)
 			c.Stdin = strings.NewReader(tc.stdin)
@@ -96,10 +109,23 @@ func TestCompatibleWithGNUParallel(t *testing.T) {
 			if theirCode == 255 {
 				return // a usage error: parallel prints its usage on stdout, we print the mistake on stderr
 			}
+			if slices.Contains(tc.args, "--files") && !slices.Contains(tc.args, "--results") {
+				require.Equal(t, filesOutput(t, string(theirOut)), filesOutput(t, ourOut), "the outputs --files names: GNU parallel's, and ours")
+				return
+			}
+			if slices.Contains(tc.args, "--results") {
+				theirOut = bytes.ReplaceAll(theirOut, []byte(theirRes), []byte("RESULTS"))
+				ourOut = strings.ReplaceAll(ourOut, ourRes, "RESULTS")
+			}
 			if tc.args[0] == "-k" || tc.args[0] == "--dry-run" || tc.args[1] == "-k" {
 				require.Equal(t, string(theirOut), ourOut, "stdout: GNU parallel's, and ours")
 			} else {
 				require.Equal(t, sortedLines(string(theirOut)), sortedLines(ourOut), "stdout's lines: GNU parallel's, and ours")
+			}
+			if slices.Contains(tc.args, "--results") {
+				theirs := tree(t, theirRes)
+				require.NotEmpty(t, theirs, "the files of GNU parallel's --results")
+				require.Equal(t, theirs, tree(t, ourRes), "the files of --results: GNU parallel's, and ours")
 			}
 			if tc.log {
 				require.Equal(t, joblogColumns(t, theirLog), joblogColumns(t, ourLog), "joblog: GNU parallel's, and ours (all but Starttime and JobRuntime)")
@@ -129,4 +155,41 @@ func joblogColumns(t *testing.T, path string) []string {
 	}
 	sort.Strings(rows[1:])
 	return rows
+}
+
+// resultsIn puts --results's RESULTS in dir.
+func resultsIn(args []string, dir string) []string {
+	out := slices.Clone(args)
+	for i, a := range out {
+		out[i] = strings.ReplaceAll(a, "RESULTS", dir)
+	}
+	return out
+}
+
+// tree is each file under dir, with its contents, by its path in dir.
+func tree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	parent := filepath.Dir(dir)
+	require.NoError(t, filepath.WalkDir(parent, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasPrefix(p, dir) {
+			return err
+		}
+		files[strings.TrimPrefix(p, dir)] = readFile(t, p)
+		return nil
+	}), "walking %s", parent)
+	return files
+}
+
+// filesOutput reads the files --files names, each after its tag, and
+// removes them.
+func filesOutput(t *testing.T, out string) []string {
+	t.Helper()
+	var got []string
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		tag, name, _ := strings.Cut(l, "\t")
+		got = append(got, tag+"\t"+readFile(t, name))
+		require.NoError(t, os.Remove(name))
+	}
+	return got
 }

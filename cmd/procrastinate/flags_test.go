@@ -136,3 +136,61 @@ func TestTagstring(t *testing.T) {
 	require.Equal(t, 0, code, "exit status; stderr %q", errs)
 	require.Equal(t, "Ta\ta\n", out, "stdout with --tag and --tagstring: the tagstring wins")
 }
+
+func TestResults(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "res")
+	out, errs, code := runIn(t, "", "-k", "--results", dir, "echo out {}; echo err {} >&2; exit {#}", ":::", "a", "b/c", "")
+	require.Equal(t, 3, code, "exit status: three jobs failed; stderr %q", errs)
+	require.Empty(t, out, "stdout with --results: the output goes to the files only")
+	require.Empty(t, errs, "stderr with --results: the output goes to the files only")
+	for _, tc := range []struct{ sub, seq, val string }{{"1/a", "1", "a"}, {`1/b\_c`, "2", "b/c"}, {"1", "3", ""}} {
+		d := filepath.Join(dir, tc.sub)
+		require.Equal(t, tc.seq, readFile(t, filepath.Join(d, "seq")), "%s/seq", d)
+		require.Equal(t, "out "+tc.val+"\n", readFile(t, filepath.Join(d, "stdout")), "%s/stdout", d)
+		require.Equal(t, "err "+tc.val+"\n", readFile(t, filepath.Join(d, "stderr")), "%s/stderr", d)
+	}
+
+	// Two sources, and an output past what is kept in memory.
+	dir = filepath.Join(t.TempDir(), "res")
+	_, errs, code = runIn(t, "", "--results", dir, "head -c {2} /dev/zero", ":::", "x", ":::", "3", "2000000")
+	require.Equal(t, 0, code, "exit status; stderr %q", errs)
+	require.Len(t, readFile(t, filepath.Join(dir, "1", "x", "2", "3", "stdout")), 3, "stdout of the small job")
+	require.Len(t, readFile(t, filepath.Join(dir, "1", "x", "2", "2000000", "stdout")), 2000000, "stdout of the large job")
+
+	// A name with a replacement string: a file, or a directory when it ends in /.
+	base := t.TempDir()
+	_, errs, code = runIn(t, "", "-k", "--results", filepath.Join(base, "my_{}"), "echo", ":::", "foo")
+	require.Equal(t, 0, code, "exit status; stderr %q", errs)
+	require.Equal(t, "foo\n", readFile(t, filepath.Join(base, "my_foo")), "my_foo: stdout")
+	require.Equal(t, "", readFile(t, filepath.Join(base, "my_foo.err")), "my_foo.err: stderr")
+	require.Equal(t, "1", readFile(t, filepath.Join(base, "my_foo.seq")), "my_foo.seq: seq")
+	_, errs, code = runIn(t, "", "-k", "--results", filepath.Join(base, "d_{.}")+"/", "echo", ":::", "bar.x")
+	require.Equal(t, 0, code, "exit status; stderr %q", errs)
+	require.Equal(t, "bar.x\n", readFile(t, filepath.Join(base, "d_bar", "stdout")), "d_bar/stdout")
+
+	_, errs, code = runIn(t, "", "--results", filepath.Join(base, "out.csv"), "echo", ":::", "a")
+	require.Equal(t, 255, code, "exit status of --results to a CSV file; stderr %q", errs)
+	require.Contains(t, errs, "out.csv", "stderr names the --results it refuses")
+}
+
+func TestFiles(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	out, errs, code := runIn(t, "", "-k", "--files", "--tag", "echo out {}; echo err >&2", ":::", "a", "b")
+	require.Equal(t, 0, code, "exit status; stderr %q", errs)
+	require.Empty(t, errs, "stderr with --files: parallel drops the jobs' stderr")
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	require.Len(t, lines, 2, "stdout with --files: a file name a job: %q", out)
+	for i, want := range []string{"a", "b"} {
+		tag, name, ok := strings.Cut(lines[i], "\t")
+		require.True(t, ok, "a tagged line: %q", lines[i])
+		require.Equal(t, want, tag, "the tag of line %d", i+1)
+		require.Equal(t, tmp, filepath.Dir(name), "the file of job %d is in TMPDIR", i+1)
+		require.Equal(t, "out "+want+"\n", readFile(t, name), "the file of job %d", i+1)
+	}
+
+	dir := filepath.Join(t.TempDir(), "res")
+	out, errs, code = runIn(t, "", "--results", dir, "--files", "echo", ":::", "a")
+	require.Equal(t, 0, code, "exit status; stderr %q", errs)
+	require.Equal(t, filepath.Join(dir, "1", "a", "stdout")+"\n", out, "stdout with --results and --files: the stdout file's name")
+}

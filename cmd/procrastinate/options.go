@@ -37,6 +37,8 @@ type options struct {
 	maxChars    int    // -s: the longest line; 0 when not given
 	shuf        bool   // --shuf: run the inputs in a random order
 	tagstring   string // --tagstring: the tag, with replacement strings
+	results     string // --results: where to save each job's output
+	files       bool   // --files: print the names of stdout's files
 	dryRun      bool
 	ungroup     bool
 	link        bool
@@ -92,6 +94,7 @@ var valueFlags = map[string]string{
 	"--events": "events", "--load": "load", "--memfree": "memfree",
 	"-I": "replace",
 	"-s": "max-chars", "--max-chars": "max-chars", "--tagstring": "tagstring",
+	"--results": "results", "--res": "results",
 }
 
 var boolFlags = map[string]string{
@@ -101,15 +104,14 @@ var boolFlags = map[string]string{
 	"--resume-failed": "resume-failed", "--retry-failed": "retry-failed",
 	"-u": "ungroup", "--ungroup": "ungroup", "--link": "link", "--xapply": "link",
 	"-v": "verbose", "--will-cite": "", "--no-notice": "", "--gnu": "",
-	"--plus": "plus", "--shuf": "shuf", "-X": "X", "-m": "m", "--xargs": "xargs",
+	"--plus": "plus", "--shuf": "shuf", "--files": "files", "--output-as-files": "files", "-X": "X", "-m": "m", "--xargs": "xargs",
 }
 
 // notBuilt are parallel's flags that this runner does not have; they get
 // a clear error instead of "unknown".
 var notBuilt = map[string]bool{
 	"--pipe": true, "-S": true, "--sshlogin": true,
-	"--line-buffer": true,
-	"--results":     true, "--files": true, "--group": false, "--tmux": true,
+	"--line-buffer": true, "--group": false, "--tmux": true,
 	"--semaphore": true, "--sem": true, "--fifo": true, "--cat": true, "--header": true,
 	"-q": true, "--quote": true,
 }
@@ -220,6 +222,8 @@ func (o *options) setBool(key string) {
 		o.multi = key
 	case "shuf":
 		o.shuf = true
+	case "files":
+		o.files = true
 	}
 }
 
@@ -280,6 +284,11 @@ func (o *options) set(key, v string) error {
 		o.events = v
 	case "tagstring":
 		o.tagstring = v
+	case "results":
+		if resultsTable(v) {
+			return usagef("--results %s: the CSV, TSV and JSON forms of --results are not built in this runner (see docs/commands.md); name a directory", v)
+		}
+		o.results = v
 	case "replace":
 		if v == "" {
 			err = fmt.Errorf("want a string to stand for the input")

@@ -151,7 +151,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 				c = command.Cmd{Path: argv[0], Args: argv[1:]}
 			}
 		}
-		if o.ungroup {
+		if o.ungroup && o.results == "" && !o.files {
 			c.Stdout = command.Output{Mode: command.Inherit}
 			c.Stderr = command.Output{Mode: command.Inherit}
 		} else {
@@ -181,6 +181,11 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	}
 
 	out := bufio.NewWriterSize(stdout, 64<<10)
+	if o.results != "" && !t.r.re.MatchString(o.results) {
+		if err := os.MkdirAll(o.results, 0o755); err != nil {
+			return 255, fmt.Errorf("cannot make the --results directory: %w", err)
+		}
+	}
 	jlFile, err := openJoblog(o)
 	if err != nil {
 		return 255, err
@@ -293,7 +298,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	}
 	p.stop()
 	prog.end(r)
-	err = errors.Join(out.Flush(), closeJoblog(jlFile))
+	err = errors.Join(r.outErr, out.Flush(), closeJoblog(jlFile))
 	if caught != nil {
 		return 128 + int(caught.(syscall.Signal)), err
 	}
@@ -321,6 +326,7 @@ type runner struct {
 	nextOut  int
 	pending  map[int]*done
 	cpu      time.Duration
+	outErr   error           // output that could not be saved (--results, --files)
 	runtimes []time.Duration // of the jobs that succeeded, sorted
 }
 
@@ -393,7 +399,7 @@ func outputSize(res command.Result) int64 {
 // print writes a job's output: its stdout, then its stderr, each tagged
 // with its inputs under --tag.
 func (r *runner) print(d *done) {
-	if r.o.verbose {
+	if r.o.verbose && r.o.results == "" {
 		r.out.WriteString(d.line + "\n")
 	}
 	tag := ""
@@ -402,6 +408,10 @@ func (r *runner) print(d *done) {
 		tag = r.t.text(r.o.tagstring, d.job.args, d.job.seq, d.slot) + "\t"
 	case r.o.tag:
 		tag = strings.Join(d.job.args, " ") + "\t"
+	}
+	if r.o.results != "" || r.o.files {
+		r.save(d, tag)
+		return
 	}
 	emit(r.out, d.res.Stdout, d.res.StdoutFile, tag)
 	if len(d.res.Stderr) > 0 || d.res.StderrFile != "" {
