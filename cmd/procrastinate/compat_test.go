@@ -77,6 +77,9 @@ func TestCompatibleWithGNUParallel(t *testing.T) {
 		{"--results, two sources", "", []string{"-k", "--results", "RESULTS", "echo {1}; echo {2} >&2", ":::", "a", "b", ":::", "x"}, true},
 		{"--results with a replacement string", "", []string{"-k", "--results", "RESULTS_{}", "echo", ":::", "a", "b"}, true},
 		{"--results --files", "", []string{"-k", "--results", "RESULTS", "--files", "echo", ":::", "a", "b"}, true},
+		{"--line-buffer -k", "", []string{"-k", "--line-buffer", "-j2", "echo {}1; echo {}e >&2; echo {}2", ":::", "a", "b", "c"}, false},
+		{"--line-buffer, a last line without newline", "", []string{"-k", "--lb", "--tag", `echo x; printf "y\nz"`, ":::", "1"}, false},
+		{"--line-buffer", "", []string{"--line-buffer", "--tagstring", "{#}", "echo {}1; echo {}2", ":::", "a", "b", "c"}, false},
 		{"unknown option", "", []string{"--no-such-option", "echo", ":::", "a"}, false},
 		{"missing argument file", "", []string{"-a", filepath.Join(dir, "nope"), "echo"}, false},
 	} {

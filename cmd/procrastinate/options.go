@@ -39,6 +39,7 @@ type options struct {
 	tagstring   string // --tagstring: the tag, with replacement strings
 	results     string // --results: where to save each job's output
 	files       bool   // --files: print the names of stdout's files
+	lineBuffer  bool   // --line-buffer: print whole lines as they come
 	dryRun      bool
 	ungroup     bool
 	link        bool
@@ -104,14 +105,15 @@ var boolFlags = map[string]string{
 	"--resume-failed": "resume-failed", "--retry-failed": "retry-failed",
 	"-u": "ungroup", "--ungroup": "ungroup", "--link": "link", "--xapply": "link",
 	"-v": "verbose", "--will-cite": "", "--no-notice": "", "--gnu": "",
-	"--plus": "plus", "--shuf": "shuf", "--files": "files", "--output-as-files": "files", "-X": "X", "-m": "m", "--xargs": "xargs",
+	"--plus": "plus", "--shuf": "shuf", "--files": "files", "--output-as-files": "files",
+	"--line-buffer": "line-buffer", "--lb": "line-buffer", "-X": "X", "-m": "m", "--xargs": "xargs",
 }
 
 // notBuilt are parallel's flags that this runner does not have; they get
 // a clear error instead of "unknown".
 var notBuilt = map[string]bool{
 	"--pipe": true, "-S": true, "--sshlogin": true,
-	"--line-buffer": true, "--group": false, "--tmux": true,
+	"--group": false, "--tmux": true,
 	"--semaphore": true, "--sem": true, "--fifo": true, "--cat": true, "--header": true,
 	"-q": true, "--quote": true,
 }
@@ -224,6 +226,8 @@ func (o *options) setBool(key string) {
 		o.shuf = true
 	case "files":
 		o.files = true
+	case "line-buffer":
+		o.lineBuffer = true
 	}
 }
 

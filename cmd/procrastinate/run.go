@@ -34,6 +34,9 @@ type done struct {
 	res   command.Result
 	err   error // not an exit status: the job could not run
 	start time.Time
+	// received is the size of the job's stdout under --line-buffer,
+	// which the runner reads as it comes rather than in res.
+	received int64
 }
 
 func (d *done) failed() bool { return d.err != nil || !d.res.Success() }
@@ -225,6 +228,21 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 		r.order[i] = j.seq
 	}
 	prog := newProgress(o, stderr, len(jobs))
+	var mux *lineMux
+	var lineDir string
+	if o.lineBuffer && !o.ungroup && o.results == "" && !o.files {
+		if lineDir, err = os.MkdirTemp("", "procrastinate-lines-"); err != nil {
+			p.kill()
+			p.stop()
+			return 255, fmt.Errorf("--line-buffer: cannot make a directory for the jobs' FIFOs: %w", err)
+		}
+		defer os.RemoveAll(lineDir)
+		mux = newLineMux(out, stderr, o.keepOrder, r.order)
+		r.lines = mux
+		if jl == out {
+			r.jl = mux
+		}
+	}
 
 	window := slots
 	free := make([]int, 0, slots)
@@ -266,13 +284,29 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 			c, line := cmdOf(j, slot)
 			d := &done{job: j, slot: slot, line: line, start: time.Now()}
 			lastStart = d.start
-			f := p.submit(c)
 			inflight++
+			var lj *lineJob
+			if mux != nil {
+				if o.verbose {
+					mux.lines(j.seq, false, []byte(line+"\n"))
+				}
+				if lj, d.err = mux.startLineJob(lineDir, j.seq, r.tagOf(d)); d.err != nil {
+					go func() { finished <- d }()
+					continue
+				}
+				c.Path, c.Args, c.Shell = lj.redirect(line), nil, true
+				c.Stdout, c.Stderr = command.Output{Mode: command.Discard}, command.Output{Mode: command.Discard}
+			}
+			f := p.submit(c)
 			go func() {
 				d.res, d.err = f.Value()
 				var ee *command.ExitError
 				if errors.As(d.err, &ee) {
 					d.res, d.err = ee.Result, nil
+				}
+				if lj != nil {
+					lj.end()
+					d.received = lj.received.Load()
 				}
 				finished <- d
 			}()
@@ -309,6 +343,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 type runner struct {
 	o        *options
 	t        *template
+	lines    *lineMux // --line-buffer; nil without it
 	out      *bufio.Writer
 	stderr   io.Writer
 	jl       io.Writer
@@ -362,12 +397,14 @@ func (r *runner) finish(d *done, p *pool) {
 			start = d.start
 		}
 		fmt.Fprintf(r.jl, "%d\t:\t%.3f\t%10.3f\t0\t%d\t%d\t%d\t%s\n", d.job.seq,
-			float64(start.UnixMicro())/1e6, d.res.Duration.Seconds(), outputSize(d.res), d.exitVal(), d.signal(), d.line)
+			float64(start.UnixMicro())/1e6, d.res.Duration.Seconds(), outputSize(d.res)+d.received, d.exitVal(), d.signal(), d.line)
 	}
 	if r.ev != nil && !killed {
 		writeEvent(r.ev, d)
 	}
-	if r.o.keepOrder {
+	if r.lines != nil {
+		r.lines.jobDone(d.job.seq)
+	} else if r.o.keepOrder {
 		r.pending[d.job.seq] = d
 		for r.outIdx < len(r.order) {
 			next, ok := r.pending[r.order[r.outIdx]]
@@ -402,13 +439,7 @@ func (r *runner) print(d *done) {
 	if r.o.verbose && r.o.results == "" {
 		r.out.WriteString(d.line + "\n")
 	}
-	tag := ""
-	switch {
-	case r.o.tagstring != "":
-		tag = r.t.text(r.o.tagstring, d.job.args, d.job.seq, d.slot) + "\t"
-	case r.o.tag:
-		tag = strings.Join(d.job.args, " ") + "\t"
-	}
+	tag := r.tagOf(d)
 	if r.o.results != "" || r.o.files {
 		r.save(d, tag)
 		return
@@ -423,6 +454,18 @@ func (r *runner) print(d *done) {
 	if r.o.ungroup {
 		_ = r.out.Flush()
 	}
+}
+
+// tagOf is the tag of a job's lines (--tag, --tagstring), tab included;
+// "" without one.
+func (r *runner) tagOf(d *done) string {
+	switch {
+	case r.o.tagstring != "":
+		return r.t.text(r.o.tagstring, d.job.args, d.job.seq, d.slot) + "\t"
+	case r.o.tag:
+		return strings.Join(d.job.args, " ") + "\t"
+	}
+	return ""
 }
 
 // emit writes mem, or the file that holds all of it, tagged, and removes
