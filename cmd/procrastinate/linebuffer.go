@@ -55,6 +55,13 @@ func (m *lineMux) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// add puts job seq last in the order of -k (a block of --pipe).
+func (m *lineMux) add(seq int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.order = append(m.order, seq)
+}
+
 // lines writes whole lines of job seq, or holds them until its turn.
 func (m *lineMux) lines(seq int, toErr bool, b []byte) {
 	m.mu.Lock()

@@ -40,6 +40,14 @@ type options struct {
 	results     string // --results: where to save each job's output
 	files       bool   // --files: print the names of stdout's files
 	lineBuffer  bool   // --line-buffer: print whole lines as they come
+	pipe        bool   // --pipe: the input in blocks on the jobs' stdin
+	block       int    // --block: the size of a block
+	recend      string // --recend: the end of a record
+	recstart    string // --recstart: the start of a record
+	recSet      bool   // --recend or --recstart given
+	records     int    // -N: records a block, with --pipe
+	header      string // --header, with --pipe
+	cat, fifo   bool   // --cat, --fifo: the block in a file, named by {}
 	dryRun      bool
 	ungroup     bool
 	link        bool
@@ -94,7 +102,8 @@ var valueFlags = map[string]string{
 	"--delay": "delay", "--limit-as": "limit-as", "--nice": "nice",
 	"--events": "events", "--load": "load", "--memfree": "memfree",
 	"-I": "replace",
-	"-s": "max-chars", "--max-chars": "max-chars", "--tagstring": "tagstring",
+	"-s": "max-chars", "--max-chars": "max-chars", "-N": "records",
+	"--block": "block", "--block-size": "block", "--recend": "recend", "--recstart": "recstart", "--header": "header", "--tagstring": "tagstring",
 	"--results": "results", "--res": "results",
 }
 
@@ -106,15 +115,16 @@ var boolFlags = map[string]string{
 	"-u": "ungroup", "--ungroup": "ungroup", "--link": "link", "--xapply": "link",
 	"-v": "verbose", "--will-cite": "", "--no-notice": "", "--gnu": "",
 	"--plus": "plus", "--shuf": "shuf", "--files": "files", "--output-as-files": "files",
-	"--line-buffer": "line-buffer", "--lb": "line-buffer", "-X": "X", "-m": "m", "--xargs": "xargs",
+	"--line-buffer": "line-buffer", "--lb": "line-buffer",
+	"--pipe": "pipe", "--spreadstdin": "pipe", "--cat": "cat", "--fifo": "fifo", "-X": "X", "-m": "m", "--xargs": "xargs",
 }
 
 // notBuilt are parallel's flags that this runner does not have; they get
 // a clear error instead of "unknown".
 var notBuilt = map[string]bool{
-	"--pipe": true, "-S": true, "--sshlogin": true,
+	"-S": true, "--sshlogin": true,
 	"--group": false, "--tmux": true,
-	"--semaphore": true, "--sem": true, "--fifo": true, "--cat": true, "--header": true,
+	"--semaphore": true, "--sem": true,
 	"-q": true, "--quote": true,
 }
 
@@ -186,10 +196,50 @@ func parseArgs(args []string) (*options, error) {
 	for _, f := range o.argFiles {
 		o.sources = append(o.sources, source{file: f})
 	}
+	if err := o.checkPipe(); err != nil {
+		return nil, err
+	}
 	if len(o.command) == 0 && len(o.sources) == 0 && !o.retryFailed {
 		return nil, usagef("no command given, and no input: usage: procrastinate [options] command [arguments] (::: arguments | :::: files)...")
 	}
 	return o, nil
+}
+
+// checkPipe refuses what --pipe cannot take, and what only --pipe takes.
+func (o *options) checkPipe() error {
+	if !o.pipe {
+		switch {
+		case o.records > 0:
+			return usagef("-N is built for --pipe only in this runner; use -n (see docs/commands.md)")
+		case o.header != "":
+			return usagef("--header is built for --pipe only in this runner (see docs/commands.md)")
+		}
+		return nil
+	}
+	if !o.recSet {
+		o.recend = "\n"
+	}
+	if o.block == 0 {
+		o.block = 1 << 20
+	}
+	files := 0
+	for _, s := range o.sources {
+		if s.args != nil {
+			return usagef("--pipe reads its input from stdin, -a FILE or :::: FILE, not from :::")
+		}
+		files++
+	}
+	switch {
+	case files > 1:
+		return usagef("--pipe reads one input: stdin, -a FILE or :::: FILE")
+	case o.bar || o.eta || o.shuf:
+		return usagef("--pipe cannot be used with --bar, --eta or --shuf: the number of blocks is not known before the input is read")
+	case o.multi != "":
+		return usagef("--pipe cannot be used with -X, -m or --xargs")
+	case o.retryFailed:
+		return usagef("--pipe cannot be used with --retry-failed: the blocks are not in the joblog")
+	}
+	return nil
 }
 
 func (o *options) setBool(key string) {
@@ -228,6 +278,12 @@ func (o *options) setBool(key string) {
 		o.files = true
 	case "line-buffer":
 		o.lineBuffer = true
+	case "pipe":
+		o.pipe = true
+	case "cat":
+		o.pipe, o.cat = true, true
+	case "fifo":
+		o.pipe, o.fifo = true, true
 	}
 }
 
@@ -288,6 +344,20 @@ func (o *options) set(key, v string) error {
 		o.events = v
 	case "tagstring":
 		o.tagstring = v
+	case "block":
+		o.block, err = parseUnits(v)
+	case "recend":
+		o.recend, o.recSet = unescape(v), true
+	case "recstart":
+		o.recstart, o.recSet = unescape(v), true
+	case "records":
+		o.records, err = strconv.Atoi(v)
+		if err == nil && o.records < 1 {
+			err = fmt.Errorf("must be 1 or more")
+		}
+	case "header":
+		_, _, err = parseHeader(v)
+		o.header = v
 	case "results":
 		if resultsTable(v) {
 			return usagef("--results %s: the CSV, TSV and JSON forms of --results are not built in this runner (see docs/commands.md); name a directory", v)

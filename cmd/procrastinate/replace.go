@@ -124,7 +124,9 @@ func newTemplate(words []string, o *options) (*template, error) {
 			return nil, usagef("the replacement string %s of --plus is not built in this runner (see docs/commands.md)", m)
 		}
 	}
-	if !t.r.re.MatchString(t.line) {
+	// --pipe gives each job a block on stdin, and no input to append;
+	// --cat and --fifo give the block's file as the input.
+	if !t.r.re.MatchString(t.line) && (!o.pipe || o.cat || o.fifo) {
 		t.line += " {}"
 		if t.r.i != "" {
 			t.line = strings.TrimSuffix(t.line, "{}") + t.r.i
@@ -148,6 +150,9 @@ func newTemplate(words []string, o *options) (*template, error) {
 			return nil, usagef("the replacement string %s does not name an input: they count from {1}", m)
 		}
 		t.maxPos = max(t.maxPos, p.pos)
+		if o.pipe && (p.kind == replTotal || p.kind == replSeq0) {
+			return nil, usagef("the replacement string %s cannot be used with --pipe: the number of blocks is not known before the input is read", m)
+		}
 		if p.pos > 0 && o.multi != "" {
 			return nil, usagef("the replacement string %s cannot be used with -X, -m or --xargs, which put many inputs on one line: use {} and its kin", m)
 		}

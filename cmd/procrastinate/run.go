@@ -21,9 +21,10 @@ import (
 
 // job is one run of the command.
 type job struct {
-	seq  int
-	recs [][]string // the input records it takes
-	args []string   // their values, one after the other
+	seq   int
+	recs  [][]string // the input records it takes
+	args  []string   // their values, one after the other
+	stdin []byte     // --pipe: its block
 }
 
 // done is a finished job.
@@ -37,6 +38,7 @@ type done struct {
 	// received is the size of the job's stdout under --line-buffer,
 	// which the runner reads as it comes rather than in res.
 	received int64
+	sent     int // the size of its block under --pipe, the joblog's Send
 }
 
 func (d *done) failed() bool { return d.err != nil || !d.res.Success() }
@@ -86,7 +88,26 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	if err != nil {
 		return 255, err
 	}
-	if o.retryFailed {
+	var sp *splitter // --pipe
+	resumed := func(seq int) bool {
+		e, ok := log[seq]
+		return ok && (o.resume || (o.resumeFail && e.exitVal == 0 && e.signal == 0))
+	}
+	if o.pipe {
+		in := stdin
+		if len(o.sources) == 1 {
+			f, err := os.Open(o.sources[0].file)
+			if err != nil {
+				return 255, usagef("cannot read the input file %s: %v", o.sources[0].file, err)
+			}
+			defer f.Close()
+			in = f
+		}
+		sp = &splitter{r: in, block: o.block, records: o.records, recend: []byte(o.recend), recstart: []byte(o.recstart)}
+		if o.header != "" {
+			sp.headerLines, sp.headerRE, _ = parseHeader(o.header)
+		}
+	} else if o.retryFailed {
 		if o.joblog == "" {
 			return 255, usagef("--retry-failed needs --joblog")
 		}
@@ -124,14 +145,17 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 		t.total = len(grouped)
 		for i, g := range grouped {
 			seq := i + 1
-			if e, ok := log[seq]; ok && (o.resume || (o.resumeFail && e.exitVal == 0 && e.signal == 0)) {
+			if resumed(seq) {
 				continue
 			}
 			jobs = append(jobs, job{seq: seq, recs: g, args: all[i]})
 		}
 	}
 	slots := o.jobs
-	if slots == 0 {
+	switch {
+	case slots == 0 && o.pipe:
+		slots = 1024
+	case slots == 0:
 		slots = max(1, min(len(jobs), 1024))
 	}
 	t.slots = slots
@@ -153,6 +177,9 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 			} else {
 				c = command.Cmd{Path: argv[0], Args: argv[1:]}
 			}
+		}
+		if o.pipe && !o.cat && !o.fifo {
+			c.Stdin = j.stdin
 		}
 		if o.ungroup && o.results == "" && !o.files {
 			c.Stdout = command.Output{Mode: command.Inherit}
@@ -176,6 +203,23 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	}
 	if o.dryRun {
 		w := bufio.NewWriter(stdout)
+		for seq := 1; sp != nil; seq++ {
+			b, err := sp.next()
+			for _, warn := range sp.warnings {
+				fmt.Fprintf(stderr, "procrastinate: warning: %s\n", warn)
+			}
+			sp.warnings = nil
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return 255, errors.Join(err, w.Flush())
+			}
+			if !resumed(seq) {
+				_, line := cmdOf(job{seq: seq, stdin: b}, 1+(seq-1)%slots)
+				fmt.Fprintln(w, line)
+			}
+		}
 		for _, j := range jobs {
 			_, line := cmdOf(j, 1+(j.seq-1)%slots)
 			fmt.Fprintln(w, line)
@@ -208,7 +252,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 		}
 		defer ev.Close()
 	}
-	if len(jobs) == 0 {
+	if len(jobs) == 0 && sp == nil {
 		return 0, errors.Join(out.Flush(), closeJoblog(jlFile))
 	}
 	p, err := startPool(slots)
@@ -228,6 +272,22 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 		r.order[i] = j.seq
 	}
 	prog := newProgress(o, stderr, len(jobs))
+	var fd *feed
+	var pipeDir string // --cat, --fifo: the blocks' files
+	if sp != nil {
+		if o.cat || o.fifo {
+			if pipeDir, err = os.MkdirTemp("", "procrastinate-pipe-"); err != nil {
+				p.kill()
+				p.stop()
+				return 255, fmt.Errorf("--cat, --fifo: cannot make a directory for the blocks: %w", err)
+			}
+			defer os.RemoveAll(pipeDir)
+		}
+		fd = startFeed(sp)
+		defer close(fd.stop)
+	}
+	more, nextSeq := fd != nil, 1 // --pipe: blocks still to come, and the next one's seq
+	var readErr error
 	var mux *lineMux
 	var lineDir string
 	if o.lineBuffer && !o.ungroup && o.results == "" && !o.files {
@@ -254,7 +314,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	var lastStart time.Time
 	var caught os.Signal
 	var recheck <-chan time.Time // while --load or --memfree holds jobs back
-	for (next < len(jobs) && !r.halting && caught == nil) || inflight > 0 {
+	for ((next < len(jobs) || more) && !r.halting && caught == nil) || inflight > 0 {
 		canStart := next < len(jobs) && inflight < window && !r.halting && caught == nil && (len(free) > 0 || !t.usesSlot)
 		recheck = nil
 		if canStart && !roomFor(o) {
@@ -281,8 +341,20 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 				slot = free[len(free)-1]
 				free = free[:len(free)-1]
 			}
+			var bf *blockFile
+			if pipeDir != "" {
+				var err error
+				if bf, err = newBlockFile(pipeDir, j.seq, j.stdin, o.fifo); err != nil {
+					inflight++
+					d := &done{job: j, slot: slot, line: t.line, start: time.Now(), err: err}
+					go func() { finished <- d }()
+					continue
+				}
+				j.args = []string{bf.path}
+			}
 			c, line := cmdOf(j, slot)
-			d := &done{job: j, slot: slot, line: line, start: time.Now()}
+			d := &done{job: j, slot: slot, line: line, start: time.Now(), sent: len(j.stdin)}
+			d.job.stdin, jobs[next-1].stdin = nil, nil // the command has it now
 			lastStart = d.start
 			inflight++
 			var lj *lineJob
@@ -308,10 +380,23 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 					lj.end()
 					d.received = lj.received.Load()
 				}
+				if bf != nil {
+					bf.remove()
+				}
 				finished <- d
 			}()
 			prog.update(r, inflight)
 			continue
+		}
+		var items <-chan feedItem // --pipe: the next block, when a job could take it
+		if more && next == len(jobs) && inflight < window && !r.halting && caught == nil {
+			items = fd.items
+		}
+		if mux == nil && len(finished) == 0 && out.Buffered() > 0 {
+			// Nothing to print now: what was printed goes out before the
+			// wait, so that it is seen while the run goes on. (Under
+			// --line-buffer, the lines' writer owns out and flushes it.)
+			_ = out.Flush()
 		}
 		select {
 		case d := <-finished:
@@ -328,11 +413,24 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 		case <-prog.tick():
 			prog.update(r, inflight)
 		case <-recheck:
+		case it, ok := <-items:
+			switch {
+			case !ok:
+				more, readErr = false, fd.err
+			case it.warn != "":
+				fmt.Fprintf(stderr, "procrastinate: warning: %s\n", it.warn)
+			case !resumed(nextSeq):
+				jobs = append(jobs, job{seq: nextSeq, stdin: it.block})
+				r.addJob(nextSeq)
+				nextSeq++
+			default:
+				nextSeq++
+			}
 		}
 	}
 	p.stop()
 	prog.end(r)
-	err = errors.Join(r.outErr, out.Flush(), closeJoblog(jlFile))
+	err = errors.Join(readErr, r.outErr, out.Flush(), closeJoblog(jlFile))
 	if caught != nil {
 		return 128 + int(caught.(syscall.Signal)), err
 	}
@@ -363,6 +461,16 @@ type runner struct {
 	cpu      time.Duration
 	outErr   error           // output that could not be saved (--results, --files)
 	runtimes []time.Duration // of the jobs that succeeded, sorted
+}
+
+// addJob counts a job that --pipe made of a block, in the order of the
+// output.
+func (r *runner) addJob(seq int) {
+	r.total++
+	r.order = append(r.order, seq)
+	if r.lines != nil {
+		r.lines.add(seq)
+	}
 }
 
 // medianRuntime is the median run time of the jobs that succeeded so
@@ -396,8 +504,8 @@ func (r *runner) finish(d *done, p *pool) {
 		if start.IsZero() {
 			start = d.start
 		}
-		fmt.Fprintf(r.jl, "%d\t:\t%.3f\t%10.3f\t0\t%d\t%d\t%d\t%s\n", d.job.seq,
-			float64(start.UnixMicro())/1e6, d.res.Duration.Seconds(), outputSize(d.res)+d.received, d.exitVal(), d.signal(), d.line)
+		fmt.Fprintf(r.jl, "%d\t:\t%.3f\t%10.3f\t%d\t%d\t%d\t%d\t%s\n", d.job.seq,
+			float64(start.UnixMicro())/1e6, d.res.Duration.Seconds(), d.sent, outputSize(d.res)+d.received, d.exitVal(), d.signal(), d.line)
 	}
 	if r.ev != nil && !killed {
 		writeEvent(r.ev, d)
