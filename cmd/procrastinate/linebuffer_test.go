@@ -102,7 +102,7 @@ func waitFor(t *testing.T, w *watched, code <-chan int, what string) {
 	case c := <-code:
 		t.Fatalf("the runner returned %d before %s; stdout %q", c, what, w.String())
 	case <-time.After(60 * time.Second):
-		t.Fatalf("no %s within 60 s; stdout so far %q", what, w.String())
+		t.Fatalf("%s did not come within 60 s; stdout so far %q", what, w.String())
 	}
 }
 
