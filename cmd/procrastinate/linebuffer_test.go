@@ -142,3 +142,15 @@ func TestLineBufferPartialLineAndStderr(t *testing.T) {
 	require.Equal(t, "1\tx\n1\ty\n1\tz", out, "stdout with --line-buffer: the last line without its newline, tagged")
 	require.Equal(t, "1\te\n", errs, "stderr with --line-buffer")
 }
+
+// TestOutputIsWrittenWhileJobsRun: a job's output is written out while
+// a later job still runs, not held until the end of the run.
+func TestOutputIsWrittenWhileJobsRun(t *testing.T) {
+	gate := gateFIFO(t)
+	out, errs := watch("a\n"), watch()
+	code := runWatched(t, out, errs, "-k", "-j2", "test {} = a || cat "+gate+"; echo {}", ":::", "a", "b")
+	waitFor(t, out, code, "job a's output while job b waits on its gate")
+	open(t, gate, code)
+	require.Equal(t, 0, <-code, "exit status; stderr %q", errs.String())
+	require.Equal(t, "a\nb\n", out.String(), "stdout")
+}
