@@ -41,6 +41,8 @@ func TestPipe(t *testing.T) {
 		{"--tag has no value", "1\n2\n", []string{"--pipe", "-k", "--tag", "-N1", "cat"}, "\t1\n\t2\n", ""},
 		{"a last record without its end", "aaa\nbbb", []string{"--pipe", "-k", "echo {#}:; cat"}, "1:\naaa\nbbb", ""},
 		{"no input, no job", "", []string{"--pipe", "-k", "echo ran"}, "", ""},
+		{"--line-buffer", "a\nb\n", []string{"--pipe", "-k", "--line-buffer", "-N1", "--tag", "cat"}, "\ta\n\tb\n", ""},
+		{"--line-buffer --cat", "a\nb\n", []string{"--pipe", "-k", "--line-buffer", "-N1", "--cat", "cat"}, "a\nb\n", ""},
 		{"--cat", seqLines(1, 5), []string{"--pipe", "-k", "-N2", "--cat", "wc -l < {}"}, "2\n2\n1\n", ""},
 		{"--fifo", seqLines(1, 5), []string{"--pipe", "-k", "-N2", "--fifo", "wc -l < {}"}, "2\n2\n1\n", ""},
 		{"--fifo that the job does not open", seqLines(1, 5), []string{"--pipe", "-k", "-N2", "--fifo", "sh -c 'echo x' {}"}, "x\nx\nx\n", ""},

@@ -363,6 +363,9 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 					mux.lines(j.seq, false, []byte(line+"\n"))
 				}
 				if lj, d.err = mux.startLineJob(lineDir, j.seq, r.tagOf(d)); d.err != nil {
+					if bf != nil {
+						bf.remove()
+					}
 					go func() { finished <- d }()
 					continue
 				}
