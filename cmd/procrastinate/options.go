@@ -126,6 +126,8 @@ var notBuilt = map[string]bool{
 	"--group": false, "--tmux": true,
 	"--semaphore": true, "--sem": true,
 	"-q": true, "--quote": true,
+	"--pipe-part": true, "--round-robin": true, "--regexp": true, "--rrs": true, "--remove-rec-sep": true,
+	"--block-timeout": true, "--bt": true,
 }
 
 func parseArgs(args []string) (*options, error) {
