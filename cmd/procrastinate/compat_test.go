@@ -88,7 +88,7 @@ func TestCompatibleWithGNUParallel(t *testing.T) {
 		{"--pipe --header :", "h\n1\n2\n3\n", []string{"-k", "--pipe", "--header", ":", "-N2", "echo ==; cat"}, true},
 		{"--pipe --cat", "1\n2\n3\n4\n5\n", []string{"-k", "--pipe", "-N2", "--cat", "wc -l < {}"}, false},
 		{"--pipe --fifo", "1\n2\n3\n4\n5\n", []string{"-k", "--pipe", "-N2", "--fifo", "wc -l < {}"}, false},
-		{"--pipe, failures", "1\n2\n3\n", []string{"--pipe", "-N1", "exit {#}"}, true},
+		{"--pipe, failures", "1\n2\n3\n", []string{"--pipe", "-N1", "cat >/dev/null; exit {#}"}, true},
 		{"unknown option", "", []string{"--no-such-option", "echo", ":::", "a"}, false},
 		{"missing argument file", "", []string{"-a", filepath.Join(dir, "nope"), "echo"}, false},
 	} {
