@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"io"
 	"os"
 	"regexp"
@@ -78,17 +77,16 @@ func splitRecords(data []byte, delim string) []string {
 	return vals
 }
 
-// combine makes the argument lists of the jobs: every combination of the
+// combine makes the records of the jobs: every combination of the
 // sources' records, the first source's varying slowest (or, with --link,
-// the n-th record of each, the shorter sources wrapping around), grouped
-// by -n.
+// the n-th record of each, the shorter sources wrapping around).
 func combine(o *options, srcs [][][]string) [][]string {
-	var combos [][]string
 	if o.link {
 		n := 0
 		for _, s := range srcs {
 			n = max(n, len(s))
 		}
+		var combos [][]string
 		for i := 0; i < n; i++ {
 			var c []string
 			for _, s := range srcs {
@@ -98,33 +96,88 @@ func combine(o *options, srcs [][][]string) [][]string {
 			}
 			combos = append(combos, c)
 		}
-	} else {
-		combos = [][]string{nil}
-		for _, s := range srcs {
-			var next [][]string
-			for _, c := range combos {
-				for _, r := range s {
-					next = append(next, append(c[:len(c):len(c)], r...))
-				}
-			}
-			combos = next
-		}
-		if len(srcs) == 0 || len(combos) == 1 && combos[0] == nil {
-			combos = nil
-		}
-	}
-	if o.maxArgs <= 1 {
 		return combos
 	}
-	var jobs [][]string
-	for i := 0; i < len(combos); i += o.maxArgs {
-		var j []string
-		for _, c := range combos[i:min(i+o.maxArgs, len(combos))] {
-			j = append(j, c...)
+	combos := [][]string{nil}
+	for _, s := range srcs {
+		var next [][]string
+		for _, c := range combos {
+			for _, r := range s {
+				next = append(next, append(c[:len(c):len(c)], r...))
+			}
 		}
-		jobs = append(jobs, j)
+		combos = next
 	}
-	return jobs
+	if len(srcs) == 0 || len(combos) == 1 && combos[0] == nil {
+		return nil
+	}
+	return combos
 }
 
-var _ = fmt.Sprint
+// maxLine is the longest line a command can take: the kernel's bound on
+// one argument (a shell line is one argument of sh -c), less its NUL.
+const maxLine = 128<<10 - 1
+
+// defaultMaxChars is -s when it is not given: room is left below maxLine
+// for what the runner adds to a command.
+const defaultMaxChars = maxLine - 4<<10
+
+// group makes the jobs: -n records each (one by default), or with -X, -m
+// and --xargs as many as fit in a line shorter than -s and, but for
+// --xargs, the last lines spread evenly over the slots, as parallel does.
+// A record that does not fit alone is an error.
+func group(o *options, t *template, recs [][]string, slots int) ([][][]string, error) {
+	maxChars := o.maxChars
+	if maxChars == 0 {
+		maxChars = defaultMaxChars
+	}
+	maxN := o.maxArgs
+	if o.multi != "" && !o.maxArgsSet {
+		maxN = len(recs)
+	}
+	spread := o.multi == "X" || o.multi == "m"
+	bounded := o.multi != "" || o.maxChars > 0
+	t.total = len(recs)
+	var jobs [][][]string
+	for i := 0; i < len(recs); {
+		seq := len(jobs) + 1
+		slot := 1 + (seq-1)%slots
+		job := recs[i : i+1]
+		n := 0
+		if bounded {
+			n = len(t.lineOf(flatten(job), seq, slot))
+			if n >= maxChars {
+				return nil, usagef("the command line is too long (%d >= %d, the bound of -s) for input %d: %.50q", n, maxChars, i+1, strings.Join(recs[i], " "))
+			}
+		}
+		j := i + 1
+		for ; j < len(recs) && j-i < maxN; j++ {
+			if bounded {
+				d := len(t.lineOf(flatten([][]string{recs[i], recs[j]}), seq, slot)) - len(t.lineOf(flatten(job[:1]), seq, slot))
+				if n+d >= maxChars {
+					break
+				}
+				n += d
+			}
+		}
+		if spread && j == len(recs) && j-i > 1 {
+			// The inputs left fit in this line: spread them over the
+			// slots, this line and the next ones alike.
+			spread = false
+			maxN = (j - i + slots - 1) / slots
+			j = i + maxN
+		}
+		jobs = append(jobs, recs[i:j])
+		i = j
+	}
+	return jobs, nil
+}
+
+// flatten is a job's inputs: its records' columns, one after the other.
+func flatten(recs [][]string) []string {
+	var args []string
+	for _, r := range recs {
+		args = append(args, r...)
+	}
+	return args
+}

@@ -32,6 +32,22 @@ type options struct {
 	delimSet    bool
 	colsep      string
 	maxArgs     int
+	maxArgsSet  bool
+	multi       string // "X", "m" or "xargs": as many inputs on a line as fit
+	maxChars    int    // -s: the longest line; 0 when not given
+	shuf        bool   // --shuf: run the inputs in a random order
+	tagstring   string // --tagstring: the tag, with replacement strings
+	results     string // --results: where to save each job's output
+	files       bool   // --files: print the names of stdout's files
+	lineBuffer  bool   // --line-buffer: print whole lines as they come
+	pipe        bool   // --pipe: the input in blocks on the jobs' stdin
+	block       int    // --block: the size of a block
+	recend      string // --recend: the end of a record
+	recstart    string // --recstart: the start of a record
+	recSet      bool   // --recend or --recstart given
+	records     int    // -N: records a block, with --pipe
+	header      string // --header, with --pipe
+	cat, fifo   bool   // --cat, --fifo: the block in a file, named by {}
 	dryRun      bool
 	ungroup     bool
 	link        bool
@@ -41,6 +57,8 @@ type options struct {
 	memfree     uint64  // --memfree: start no job while less memory than this is available
 	nice        int
 	events      string
+	replace     string // -I: the string that stands for {}
+	plus        bool   // --plus: more replacement strings
 	command     []string
 	sources     []source
 }
@@ -83,6 +101,10 @@ var valueFlags = map[string]string{
 	"--retries": "retries", "--halt": "halt", "--halt-on-error": "halt",
 	"--delay": "delay", "--limit-as": "limit-as", "--nice": "nice",
 	"--events": "events", "--load": "load", "--memfree": "memfree",
+	"-I": "replace",
+	"-s": "max-chars", "--max-chars": "max-chars", "-N": "records",
+	"--block": "block", "--block-size": "block", "--recend": "recend", "--recstart": "recstart", "--header": "header", "--tagstring": "tagstring",
+	"--results": "results", "--res": "results",
 }
 
 var boolFlags = map[string]string{
@@ -92,16 +114,20 @@ var boolFlags = map[string]string{
 	"--resume-failed": "resume-failed", "--retry-failed": "retry-failed",
 	"-u": "ungroup", "--ungroup": "ungroup", "--link": "link", "--xapply": "link",
 	"-v": "verbose", "--will-cite": "", "--no-notice": "", "--gnu": "",
+	"--plus": "plus", "--shuf": "shuf", "--files": "files", "--output-as-files": "files",
+	"--line-buffer": "line-buffer", "--lb": "line-buffer",
+	"--pipe": "pipe", "--spreadstdin": "pipe", "--cat": "cat", "--fifo": "fifo", "-X": "X", "-m": "m", "--xargs": "xargs",
 }
 
 // notBuilt are parallel's flags that this runner does not have; they get
 // a clear error instead of "unknown".
 var notBuilt = map[string]bool{
-	"--pipe": true, "-S": true, "--sshlogin": true,
-	"-X": true, "-m": true, "--xargs": true, "-I": true, "--plus": true, "--line-buffer": true,
-	"--results": true, "--files": true, "--group": false, "--shuf": true, "--tmux": true,
-	"--semaphore": true, "--sem": true, "--fifo": true, "--cat": true, "--header": true,
-	"--tagstring": true, "-q": true, "--quote": true,
+	"-S": true, "--sshlogin": true,
+	"--group": false, "--tmux": true,
+	"--semaphore": true, "--sem": true,
+	"-q": true, "--quote": true,
+	"--pipe-part": true, "--round-robin": true, "--regexp": true, "--rrs": true, "--remove-rec-sep": true,
+	"--block-timeout": true, "--bt": true,
 }
 
 func parseArgs(args []string) (*options, error) {
@@ -172,10 +198,50 @@ func parseArgs(args []string) (*options, error) {
 	for _, f := range o.argFiles {
 		o.sources = append(o.sources, source{file: f})
 	}
+	if err := o.checkPipe(); err != nil {
+		return nil, err
+	}
 	if len(o.command) == 0 && len(o.sources) == 0 && !o.retryFailed {
 		return nil, usagef("no command given, and no input: usage: procrastinate [options] command [arguments] (::: arguments | :::: files)...")
 	}
 	return o, nil
+}
+
+// checkPipe refuses what --pipe cannot take, and what only --pipe takes.
+func (o *options) checkPipe() error {
+	if !o.pipe {
+		switch {
+		case o.records > 0:
+			return usagef("-N is built for --pipe only in this runner; use -n (see docs/commands.md)")
+		case o.header != "":
+			return usagef("--header is built for --pipe only in this runner (see docs/commands.md)")
+		}
+		return nil
+	}
+	if !o.recSet {
+		o.recend = "\n"
+	}
+	if o.block == 0 {
+		o.block = 1 << 20
+	}
+	files := 0
+	for _, s := range o.sources {
+		if s.args != nil {
+			return usagef("--pipe reads its input from stdin, -a FILE or :::: FILE, not from :::")
+		}
+		files++
+	}
+	switch {
+	case files > 1:
+		return usagef("--pipe reads one input: stdin, -a FILE or :::: FILE")
+	case o.bar || o.eta || o.shuf:
+		return usagef("--pipe cannot be used with --bar, --eta or --shuf: the number of blocks is not known before the input is read")
+	case o.multi != "":
+		return usagef("--pipe cannot be used with -X, -m or --xargs")
+	case o.retryFailed:
+		return usagef("--pipe cannot be used with --retry-failed: the blocks are not in the joblog")
+	}
+	return nil
 }
 
 func (o *options) setBool(key string) {
@@ -204,6 +270,22 @@ func (o *options) setBool(key string) {
 		o.link = true
 	case "verbose":
 		o.verbose = true
+	case "plus":
+		o.plus = true
+	case "X", "m", "xargs":
+		o.multi = key
+	case "shuf":
+		o.shuf = true
+	case "files":
+		o.files = true
+	case "line-buffer":
+		o.lineBuffer = true
+	case "pipe":
+		o.pipe = true
+	case "cat":
+		o.pipe, o.cat = true, true
+	case "fifo":
+		o.pipe, o.fifo = true, true
 	}
 }
 
@@ -223,6 +305,17 @@ func (o *options) set(key, v string) error {
 		if err == nil && o.maxArgs < 1 {
 			err = fmt.Errorf("must be 1 or more")
 		}
+		o.maxArgsSet = true
+	case "max-chars":
+		var n uint64
+		n, err = parseSize(v)
+		switch {
+		case err == nil && n < 1:
+			err = fmt.Errorf("must be 1 or more")
+		case err == nil && n > maxLine:
+			err = fmt.Errorf("must be at most %d, the longest line a command can take", maxLine)
+		}
+		o.maxChars = int(n)
 	case "joblog":
 		o.joblog = v
 	case "timeout":
@@ -251,6 +344,32 @@ func (o *options) set(key, v string) error {
 		o.nice, err = strconv.Atoi(v)
 	case "events":
 		o.events = v
+	case "tagstring":
+		o.tagstring = v
+	case "block":
+		o.block, err = parseUnits(v)
+	case "recend":
+		o.recend, o.recSet = unescape(v), true
+	case "recstart":
+		o.recstart, o.recSet = unescape(v), true
+	case "records":
+		o.records, err = strconv.Atoi(v)
+		if err == nil && o.records < 1 {
+			err = fmt.Errorf("must be 1 or more")
+		}
+	case "header":
+		_, _, err = parseHeader(v)
+		o.header = v
+	case "results":
+		if resultsTable(v) {
+			return usagef("--results %s: the CSV, TSV and JSON forms of --results are not built in this runner (see docs/commands.md); name a directory", v)
+		}
+		o.results = v
+	case "replace":
+		if v == "" {
+			err = fmt.Errorf("want a string to stand for the input")
+		}
+		o.replace = v
 	case "load":
 		if strings.HasSuffix(v, "%") {
 			var p float64

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"slices"
@@ -20,8 +21,10 @@ import (
 
 // job is one run of the command.
 type job struct {
-	seq  int
-	args []string
+	seq   int
+	recs  [][]string // the input records it takes
+	args  []string   // their values, one after the other
+	stdin []byte     // --pipe: its block
 }
 
 // done is a finished job.
@@ -32,6 +35,10 @@ type done struct {
 	res   command.Result
 	err   error // not an exit status: the job could not run
 	start time.Time
+	// received is the size of the job's stdout under --line-buffer,
+	// which the runner reads as it comes rather than in res.
+	received int64
+	sent     int // the size of its block under --pipe, the joblog's Send
 }
 
 func (d *done) failed() bool { return d.err != nil || !d.res.Success() }
@@ -66,9 +73,14 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	if err != nil {
 		return 255, err
 	}
-	t, err := newTemplate(o.command)
+	t, err := newTemplate(o.command, o)
 	if err != nil {
 		return 255, err
+	}
+	for _, m := range t.r.re.FindAllString(o.tagstring, -1) {
+		if k := t.r.parse(m).kind; k == replSlot || k == replSlot0 {
+			t.usesSlot = true
+		}
 	}
 	var jobs []job
 	var lines map[int]string // --retry-failed: the joblog's commands
@@ -76,7 +88,26 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	if err != nil {
 		return 255, err
 	}
-	if o.retryFailed {
+	var sp *splitter // --pipe
+	resumed := func(seq int) bool {
+		e, ok := log[seq]
+		return ok && (o.resume || (o.resumeFail && e.exitVal == 0 && e.signal == 0))
+	}
+	if o.pipe {
+		in := stdin
+		if len(o.sources) == 1 {
+			f, err := os.Open(o.sources[0].file)
+			if err != nil {
+				return 255, usagef("cannot read the input file %s: %v", o.sources[0].file, err)
+			}
+			defer f.Close()
+			in = f
+		}
+		sp = &splitter{r: in, block: o.block, records: o.records, recend: []byte(o.recend), recstart: []byte(o.recstart)}
+		if o.header != "" {
+			sp.headerLines, sp.headerRE, _ = parseHeader(o.header)
+		}
+	} else if o.retryFailed {
 		if o.joblog == "" {
 			return 255, usagef("--retry-failed needs --joblog")
 		}
@@ -92,21 +123,44 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 		if err != nil {
 			return 255, err
 		}
-		combos := combine(o, srcs)
-		if err := t.check(combos); err != nil {
+		recs := combine(o, srcs)
+		if o.shuf {
+			rand.Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
+		}
+		t.slots = o.jobs
+		if t.slots == 0 {
+			t.slots = max(1, min(len(recs), 1024))
+		}
+		grouped, err := group(o, t, recs, t.slots)
+		if err != nil {
 			return 255, err
 		}
-		for i, c := range combos {
+		all := make([][]string, len(grouped))
+		for i, g := range grouped {
+			all[i] = flatten(g)
+		}
+		if err := t.check(all); err != nil {
+			return 255, err
+		}
+		t.total = len(grouped)
+		for i, g := range grouped {
 			seq := i + 1
-			if e, ok := log[seq]; ok && (o.resume || (o.resumeFail && e.exitVal == 0 && e.signal == 0)) {
+			if resumed(seq) {
 				continue
 			}
-			jobs = append(jobs, job{seq: seq, args: c})
+			jobs = append(jobs, job{seq: seq, recs: g, args: all[i]})
 		}
 	}
 	slots := o.jobs
-	if slots == 0 {
+	switch {
+	case slots == 0 && o.pipe:
+		slots = 1024
+	case slots == 0:
 		slots = max(1, min(len(jobs), 1024))
+	}
+	t.slots = slots
+	if t.total == 0 {
+		t.total = len(jobs)
 	}
 	var r *runner
 	cmdOf := func(j job, slot int) (command.Cmd, string) {
@@ -124,7 +178,10 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 				c = command.Cmd{Path: argv[0], Args: argv[1:]}
 			}
 		}
-		if o.ungroup {
+		if o.pipe && !o.cat && !o.fifo {
+			c.Stdin = j.stdin
+		}
+		if o.ungroup && o.results == "" && !o.files {
 			c.Stdout = command.Output{Mode: command.Inherit}
 			c.Stderr = command.Output{Mode: command.Inherit}
 		} else {
@@ -146,6 +203,23 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	}
 	if o.dryRun {
 		w := bufio.NewWriter(stdout)
+		for seq := 1; sp != nil; seq++ {
+			b, err := sp.next()
+			for _, warn := range sp.warnings {
+				fmt.Fprintf(stderr, "procrastinate: warning: %s\n", warn)
+			}
+			sp.warnings = nil
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return 255, errors.Join(err, w.Flush())
+			}
+			if !resumed(seq) {
+				_, line := cmdOf(job{seq: seq, stdin: b}, 1+(seq-1)%slots)
+				fmt.Fprintln(w, line)
+			}
+		}
 		for _, j := range jobs {
 			_, line := cmdOf(j, 1+(j.seq-1)%slots)
 			fmt.Fprintln(w, line)
@@ -154,6 +228,11 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	}
 
 	out := bufio.NewWriterSize(stdout, 64<<10)
+	if o.results != "" && !t.r.re.MatchString(o.results) {
+		if err := os.MkdirAll(o.results, 0o755); err != nil {
+			return 255, fmt.Errorf("cannot make the --results directory: %w", err)
+		}
+	}
 	jlFile, err := openJoblog(o)
 	if err != nil {
 		return 255, err
@@ -173,7 +252,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 		}
 		defer ev.Close()
 	}
-	if len(jobs) == 0 {
+	if len(jobs) == 0 && sp == nil {
 		return 0, errors.Join(out.Flush(), closeJoblog(jlFile))
 	}
 	p, err := startPool(slots)
@@ -184,7 +263,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	r = &runner{o: o, out: out, stderr: stderr, jl: jl, ev: ev, total: len(jobs), pending: map[int]*done{}}
+	r = &runner{o: o, t: t, out: out, stderr: stderr, jl: jl, ev: ev, total: len(jobs), pending: map[int]*done{}}
 	if len(jobs) > 0 {
 		r.nextOut = jobs[0].seq
 	}
@@ -193,6 +272,37 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 		r.order[i] = j.seq
 	}
 	prog := newProgress(o, stderr, len(jobs))
+	var fd *feed
+	var pipeDir string // --cat, --fifo: the blocks' files
+	if sp != nil {
+		if o.cat || o.fifo {
+			if pipeDir, err = os.MkdirTemp("", "procrastinate-pipe-"); err != nil {
+				p.kill()
+				p.stop()
+				return 255, fmt.Errorf("--cat, --fifo: cannot make a directory for the blocks: %w", err)
+			}
+			defer os.RemoveAll(pipeDir)
+		}
+		fd = startFeed(sp)
+		defer close(fd.stop)
+	}
+	more, nextSeq := fd != nil, 1 // --pipe: blocks still to come, and the next one's seq
+	var readErr error
+	var mux *lineMux
+	var lineDir string
+	if o.lineBuffer && !o.ungroup && o.results == "" && !o.files {
+		if lineDir, err = os.MkdirTemp("", "procrastinate-lines-"); err != nil {
+			p.kill()
+			p.stop()
+			return 255, fmt.Errorf("--line-buffer: cannot make a directory for the jobs' FIFOs: %w", err)
+		}
+		defer os.RemoveAll(lineDir)
+		mux = newLineMux(out, stderr, o.keepOrder, r.order)
+		r.lines = mux
+		if jl == out {
+			r.jl = mux
+		}
+	}
 
 	window := slots
 	free := make([]int, 0, slots)
@@ -204,7 +314,7 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 	var lastStart time.Time
 	var caught os.Signal
 	var recheck <-chan time.Time // while --load or --memfree holds jobs back
-	for (next < len(jobs) && !r.halting && caught == nil) || inflight > 0 {
+	for ((next < len(jobs) || more) && !r.halting && caught == nil) || inflight > 0 {
 		canStart := next < len(jobs) && inflight < window && !r.halting && caught == nil && (len(free) > 0 || !t.usesSlot)
 		recheck = nil
 		if canStart && !roomFor(o) {
@@ -231,21 +341,65 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 				slot = free[len(free)-1]
 				free = free[:len(free)-1]
 			}
+			var bf *blockFile
+			if pipeDir != "" {
+				var err error
+				if bf, err = newBlockFile(pipeDir, j.seq, j.stdin, o.fifo); err != nil {
+					inflight++
+					d := &done{job: j, slot: slot, line: t.line, start: time.Now(), err: err}
+					go func() { finished <- d }()
+					continue
+				}
+				j.args = []string{bf.path}
+			}
 			c, line := cmdOf(j, slot)
-			d := &done{job: j, slot: slot, line: line, start: time.Now()}
+			d := &done{job: j, slot: slot, line: line, start: time.Now(), sent: len(j.stdin)}
+			d.job.stdin, jobs[next-1].stdin = nil, nil // the command has it now
 			lastStart = d.start
-			f := p.submit(c)
 			inflight++
+			var lj *lineJob
+			if mux != nil {
+				if o.verbose {
+					mux.lines(j.seq, false, []byte(line+"\n"))
+				}
+				if lj, d.err = mux.startLineJob(lineDir, j.seq, r.tagOf(d)); d.err != nil {
+					if bf != nil {
+						bf.remove()
+					}
+					go func() { finished <- d }()
+					continue
+				}
+				c.Path, c.Args, c.Shell = lj.redirect(line), nil, true
+				c.Stdout, c.Stderr = command.Output{Mode: command.Discard}, command.Output{Mode: command.Discard}
+			}
+			f := p.submit(c)
 			go func() {
 				d.res, d.err = f.Value()
 				var ee *command.ExitError
 				if errors.As(d.err, &ee) {
 					d.res, d.err = ee.Result, nil
 				}
+				if lj != nil {
+					lj.end()
+					d.received = lj.received.Load()
+				}
+				if bf != nil {
+					bf.remove()
+				}
 				finished <- d
 			}()
 			prog.update(r, inflight)
 			continue
+		}
+		var items <-chan feedItem // --pipe: the next block, when a job could take it
+		if more && next == len(jobs) && inflight < window && !r.halting && caught == nil {
+			items = fd.items
+		}
+		if mux == nil && len(finished) == 0 && out.Buffered() > 0 {
+			// Nothing to print now: what was printed goes out before the
+			// wait, so that it is seen while the run goes on. (Under
+			// --line-buffer, the lines' writer owns out and flushes it.)
+			_ = out.Flush()
 		}
 		select {
 		case d := <-finished:
@@ -262,11 +416,24 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 		case <-prog.tick():
 			prog.update(r, inflight)
 		case <-recheck:
+		case it, ok := <-items:
+			switch {
+			case !ok:
+				more, readErr = false, fd.err
+			case it.warn != "":
+				fmt.Fprintf(stderr, "procrastinate: warning: %s\n", it.warn)
+			case !resumed(nextSeq):
+				jobs = append(jobs, job{seq: nextSeq, stdin: it.block})
+				r.addJob(nextSeq)
+				nextSeq++
+			default:
+				nextSeq++
+			}
 		}
 	}
 	p.stop()
 	prog.end(r)
-	err = errors.Join(out.Flush(), closeJoblog(jlFile))
+	err = errors.Join(readErr, r.outErr, out.Flush(), closeJoblog(jlFile))
 	if caught != nil {
 		return 128 + int(caught.(syscall.Signal)), err
 	}
@@ -276,6 +443,8 @@ func runAll(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, erro
 // runner keeps the state of a run that the main loop does not.
 type runner struct {
 	o        *options
+	t        *template
+	lines    *lineMux // --line-buffer; nil without it
 	out      *bufio.Writer
 	stderr   io.Writer
 	jl       io.Writer
@@ -293,7 +462,18 @@ type runner struct {
 	nextOut  int
 	pending  map[int]*done
 	cpu      time.Duration
+	outErr   error           // output that could not be saved (--results, --files)
 	runtimes []time.Duration // of the jobs that succeeded, sorted
+}
+
+// addJob counts a job that --pipe made of a block, in the order of the
+// output.
+func (r *runner) addJob(seq int) {
+	r.total++
+	r.order = append(r.order, seq)
+	if r.lines != nil {
+		r.lines.add(seq)
+	}
 }
 
 // medianRuntime is the median run time of the jobs that succeeded so
@@ -327,13 +507,15 @@ func (r *runner) finish(d *done, p *pool) {
 		if start.IsZero() {
 			start = d.start
 		}
-		fmt.Fprintf(r.jl, "%d\t:\t%.3f\t%10.3f\t0\t%d\t%d\t%d\t%s\n", d.job.seq,
-			float64(start.UnixMicro())/1e6, d.res.Duration.Seconds(), outputSize(d.res), d.exitVal(), d.signal(), d.line)
+		fmt.Fprintf(r.jl, "%d\t:\t%.3f\t%10.3f\t%d\t%d\t%d\t%d\t%s\n", d.job.seq,
+			float64(start.UnixMicro())/1e6, d.res.Duration.Seconds(), d.sent, outputSize(d.res)+d.received, d.exitVal(), d.signal(), d.line)
 	}
 	if r.ev != nil && !killed {
 		writeEvent(r.ev, d)
 	}
-	if r.o.keepOrder {
+	if r.lines != nil {
+		r.lines.jobDone(d.job.seq)
+	} else if r.o.keepOrder {
 		r.pending[d.job.seq] = d
 		for r.outIdx < len(r.order) {
 			next, ok := r.pending[r.order[r.outIdx]]
@@ -365,12 +547,13 @@ func outputSize(res command.Result) int64 {
 // print writes a job's output: its stdout, then its stderr, each tagged
 // with its inputs under --tag.
 func (r *runner) print(d *done) {
-	if r.o.verbose {
+	if r.o.verbose && r.o.results == "" {
 		r.out.WriteString(d.line + "\n")
 	}
-	tag := ""
-	if r.o.tag {
-		tag = strings.Join(d.job.args, " ") + "\t"
+	tag := r.tagOf(d)
+	if r.o.results != "" || r.o.files {
+		r.save(d, tag)
+		return
 	}
 	emit(r.out, d.res.Stdout, d.res.StdoutFile, tag)
 	if len(d.res.Stderr) > 0 || d.res.StderrFile != "" {
@@ -382,6 +565,18 @@ func (r *runner) print(d *done) {
 	if r.o.ungroup {
 		_ = r.out.Flush()
 	}
+}
+
+// tagOf is the tag of a job's lines (--tag, --tagstring), tab included;
+// "" without one.
+func (r *runner) tagOf(d *done) string {
+	switch {
+	case r.o.tagstring != "":
+		return r.t.text(r.o.tagstring, d.job.args, d.job.seq, d.slot) + "\t"
+	case r.o.tag:
+		return strings.Join(d.job.args, " ") + "\t"
+	}
+	return ""
 }
 
 // emit writes mem, or the file that holds all of it, tagged, and removes

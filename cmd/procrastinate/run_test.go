@@ -131,7 +131,8 @@ func TestBadInputStartsNothing(t *testing.T) {
 		want string
 	}{
 		{"unknown option", []string{"--bogus", "touch", touch, ":::", "a"}, "unknown option: --bogus"},
-		{"flag not built", []string{"--pipe", "touch", touch, ":::", "a"}, "--pipe of GNU parallel is not built"},
+		{"flag not built", []string{"--tmux", "touch", touch, ":::", "a"}, "--tmux of GNU parallel is not built"},
+		{"--pipe's flag not built", []string{"--pipe", "--rrs", "touch", touch}, "--rrs of GNU parallel is not built"},
 		{"missing value", []string{"touch", touch, ":::", "a", "-j"}, ""},
 		{"bad -j", []string{"-j", "x", "touch", touch, ":::", "a"}, "--jobs"},
 		{"bad --halt", []string{"--halt", "later", "touch", touch, ":::", "a"}, "--halt"},
