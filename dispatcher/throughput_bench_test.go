@@ -177,7 +177,7 @@ func BenchmarkParentMemoryPerChild(b *testing.B) {
 }
 
 // heldBySpares starts a dispatcher with n spares and returns the heap it
-// holds once they are idle and past their collection, then closes it.
+// holds once they are idle, then closes it.
 func heldBySpares(b *testing.B, n int) int64 {
 	b.Helper()
 	runtime.GC()
@@ -190,8 +190,7 @@ func heldBySpares(b *testing.B, n int) int64 {
 	}
 	defer d.Close()
 	waitIdle(b, p, n)
-	// Still for 5 ms: past a spare's start, and its collection 2 ms
-	// after.
+	// Still for 5 ms: past a spare's start.
 	waitStill(b, 10)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
