@@ -31,7 +31,6 @@ import (
 //	m.wake() error             Wakeup's part; any goroutine calls it
 //	m.wait() ([]event, error)  wait until a child's event, a wake or
 //	                           m.nextDeadline(); then clear m.woken
-//	m.unlink()                 the owner is about to wait busy (see SetIdle)
 //	m.watch(fd, id, role) error, m.unwatch(fd)
 //	                           report (or stop reporting) fd's readiness as
 //	                           an event of that role for the child with id
@@ -276,7 +275,7 @@ func (m *Manager) Step() error {
 	if err := m.check(); err != nil {
 		return err
 	}
-	m.flushDirty(!m.idle)
+	m.flushDirty()
 	events, err := m.wait()
 	if err != nil {
 		return err
