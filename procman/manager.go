@@ -63,7 +63,6 @@ type Manager struct {
 	stalled  int       // processes with an unfinished frame (stallAt set)
 	finished []*Process
 	dirty    []*Process // sent frames not yet written
-	scratch  [][]byte   // read buffers of finished children, for the next ones (keepScratch)
 }
 
 // managerState is where a Manager is in its life.
@@ -430,6 +429,5 @@ func (m *Manager) Teardown() error {
 	}
 	m.deliverFinished()
 	m.closeSys(true)
-	m.scratch = nil
 	return nil
 }
