@@ -58,7 +58,6 @@ func (d *Dispatcher) run(started chan<- error) {
 		}
 		d.yieldToCallers()
 		d.pm.SetDeadline(d.nextDeadline())
-		tune.SetIdle(d.pm, d.idle())
 		if err := d.pm.Step(); err != nil {
 			d.log.Error("process manager step failed; closing", "error", err)
 			d.mu.Lock()
@@ -68,25 +67,6 @@ func (d *Dispatcher) run(started chan<- error) {
 			_ = d.pm.Teardown()
 		}
 	}
-}
-
-// idle reports whether the dispatcher waits for new work and nothing else:
-// no job is unresolved, and every child alive is ready and has nothing in
-// flight (none is starting a task, answering, or on its way out). Its
-// Step then waits where a Schedule's Wakeup reaches it soonest (see
-// internal/tune.SetIdle).
-func (d *Dispatcher) idle() bool {
-	if d.unresolved > 0 {
-		return false
-	}
-	n := 0
-	for _, c := range d.ready {
-		if len(c.inflight) > 0 {
-			return false
-		}
-		n++
-	}
-	return n == d.pm.ProcessCount()
 }
 
 // yieldToCallers lets the callers of the futures resolved this round run

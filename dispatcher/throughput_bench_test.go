@@ -161,9 +161,8 @@ func BenchmarkAnswer64MiB(b *testing.B) {
 
 // BenchmarkParentMemoryPerChild reports the heap the parent holds for each
 // live, idle child: what 60 spares hold beyond what 10 hold, over 50, so
-// that what a dispatcher holds whatever its number of children (among it
-// the read buffers its manager keeps for the next children, 64 KiB each)
-// does not count. The timed part is heldBySpares for the 60.
+// that what a dispatcher holds whatever its number of children does not
+// count. The timed part is heldBySpares for the 60.
 func BenchmarkParentMemoryPerChild(b *testing.B) {
 	const few, many = 10, 60
 	for i := 0; i < b.N; i++ {
@@ -177,7 +176,7 @@ func BenchmarkParentMemoryPerChild(b *testing.B) {
 }
 
 // heldBySpares starts a dispatcher with n spares and returns the heap it
-// holds once they are idle and past their collection, then closes it.
+// holds once they are idle, then closes it.
 func heldBySpares(b *testing.B, n int) int64 {
 	b.Helper()
 	runtime.GC()
@@ -190,8 +189,7 @@ func heldBySpares(b *testing.B, n int) int64 {
 	}
 	defer d.Close()
 	waitIdle(b, p, n)
-	// Still for 5 ms: past a spare's start, and its collection 2 ms
-	// after.
+	// Still for 5 ms: past a spare's start.
 	waitStill(b, 10)
 	runtime.GC()
 	runtime.ReadMemStats(&after)

@@ -304,30 +304,6 @@ func step(size, limit int) (n, prev int) {
 	return n, prev
 }
 
-// Recycle gives the decoder buf, which another decoder's Release gave up,
-// for its small reads, so that it need not allocate and zero a buffer of
-// its own. It reports whether the decoder took it: only a decoder that has
-// no such buffer yet takes one, and only of the size it would make.
-func (d *frameDecoder) Recycle(buf []byte) bool {
-	if d.scratch != nil || len(buf) != scratchSize {
-		return false
-	}
-	d.scratch, d.start, d.end = buf, 0, 0
-	return true
-}
-
-// Release takes back the decoder's buffer for small reads, for another
-// decoder's Recycle, and returns it; nil if it has none. Whatever the
-// decoder held is dropped, an unfinished large payload too (payloads that
-// Next returned stay valid). A decoder used after Release makes a new
-// buffer.
-func (d *frameDecoder) Release() []byte {
-	buf := d.scratch
-	d.scratch, d.start, d.end = nil, 0, 0
-	d.big, d.bigSize = nil, 0
-	return buf
-}
-
 // Advance records that n bytes were read into the slice Buffer returned.
 func (d *frameDecoder) Advance(n int) {
 	if d.big != nil {

@@ -401,48 +401,6 @@ func TestAStopFrameSaysWhetherItIsAGoodbye(t *testing.T) {
 	require.False(t, isGoodbye([]byte{1, 1}))
 }
 
-// A decoder's read buffer can serve a second decoder after the first is
-// done with it: Release gives it up, Recycle takes it, and frames decode
-// from it as from a new one.
-func TestARecycledBufferDecodesLikeANewOne(t *testing.T) {
-	var first frameDecoder
-	require.Nil(t, first.Release(), "no buffer before the first read")
-	buf := first.Buffer()
-	n := copy(buf, appendFrame(nil, frameReply, []byte("one")))
-	first.Advance(n - 1) // the end of the frame never comes
-	mine := first.Release()
-	require.Len(t, mine, scratchSize)
-	require.Zero(t, first.Pending(), "Release drops what the buffer held")
-
-	var second frameDecoder
-	require.False(t, second.Recycle(mine[:100]), "a buffer of another size")
-	require.True(t, second.Recycle(mine))
-	require.False(t, second.Recycle(make([]byte, scratchSize)), "a decoder keeps the buffer it has")
-	buf = second.Buffer()
-	require.Same(t, &mine[0], &buf[0], "the second decoder reads into the first's buffer")
-	second.Advance(copy(buf, appendFrame(appendFrame(nil, frameReply, []byte("two")), frameNote, []byte("three"))))
-	for _, want := range []frame{{frameReply, []byte("two")}, {frameNote, []byte("three")}} {
-		k, p, ok, err := second.Next()
-		require.NoError(t, err)
-		require.True(t, ok)
-		require.Equal(t, want, frame{k, p})
-	}
-
-	// Payloads are copies: the buffer's next use does not change them.
-	second.Advance(copy(second.Buffer(), appendFrame(nil, frameReply, []byte("four"))))
-	k, p, ok, err := second.Next()
-	require.NoError(t, err)
-	require.True(t, ok)
-	mine2 := second.Release()
-	copy(mine2, bytes.Repeat([]byte{0xff}, 64))
-	require.Equal(t, frame{frameReply, []byte("four")}, frame{k, p})
-
-	// A decoder used after Release makes a buffer of its own.
-	buf = first.Buffer()
-	require.Len(t, buf, scratchSize)
-	require.NotSame(t, &mine[0], &buf[0])
-}
-
 func TestOnlyRepliesAndNotesAreNumbered(t *testing.T) {
 	for c := frameInvocation; c <= maxFrameClass; c++ {
 		want := c == frameReply || c == frameNote

@@ -31,7 +31,6 @@ import (
 //	m.wake() error             Wakeup's part; any goroutine calls it
 //	m.wait() ([]event, error)  wait until a child's event, a wake or
 //	                           m.nextDeadline(); then clear m.woken
-//	m.unlink()                 the owner is about to wait busy (see SetIdle)
 //	m.watch(fd, id, role) error, m.unwatch(fd)
 //	                           report (or stop reporting) fd's readiness as
 //	                           an event of that role for the child with id
@@ -56,7 +55,6 @@ type Manager struct {
 	state managerState
 	argv  []string
 	woken atomic.Bool // a Wakeup came since Step last returned: later ones need do nothing
-	idle  bool        // SetIdle's
 
 	nextID   uint32
 	procs    map[uint32]*Process
@@ -65,7 +63,6 @@ type Manager struct {
 	stalled  int       // processes with an unfinished frame (stallAt set)
 	finished []*Process
 	dirty    []*Process // sent frames not yet written
-	scratch  [][]byte   // read buffers of finished children, for the next ones (keepScratch)
 }
 
 // managerState is where a Manager is in its life.
@@ -179,23 +176,7 @@ func (m *Manager) Wakeup() error {
 	return nil
 }
 
-// setIdle tells the manager whether its owner is idle: nothing in flight
-// and no child on its way out, so that what the next Step most likely
-// waits for is a Wakeup, for new work. An idle manager's Step parks its
-// goroutine in the Go runtime's poller, where a Wakeup makes it runnable
-// on the waking goroutine's own P, with no system call, and it runs on
-// that thread as soon as the waker waits, sooner than a thread woken on
-// another CPU. A busy manager's Step blocks its thread in epoll_wait:
-// each child event then wakes that thread, where a park costs the
-// runtime's scheduler two wake-ups and a spinning thread. The manager's
-// epoll set is in the runtime's poller only while it parks, so in a
-// program whose other goroutines wait there (a network server) a busy
-// manager's events do not wake the poller's thread too. The default is
-// busy. Like Step, it belongs to the owner goroutine.
-func (m *Manager) setIdle(idle bool) { m.idle = idle }
-
 func init() {
-	tune.SetIdle = func(m any, idle bool) { m.(*Manager).setIdle(idle) }
 	tune.Flush = func(m any) { m.(*Manager).flushNow() }
 	tune.Queued = func(c any) bool { return c.(*Child).queued() > 0 }
 }
@@ -276,7 +257,7 @@ func (m *Manager) Step() error {
 	if err := m.check(); err != nil {
 		return err
 	}
-	m.flushDirty(!m.idle)
+	m.flushDirty()
 	events, err := m.wait()
 	if err != nil {
 		return err
@@ -448,6 +429,5 @@ func (m *Manager) Teardown() error {
 	}
 	m.deliverFinished()
 	m.closeSys(true)
-	m.scratch = nil
 	return nil
 }

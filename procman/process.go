@@ -121,28 +121,16 @@ func (p *Process) sendStop(goodbye bool) {
 
 // flushNow writes now what Send queued, as far as the pipes take it,
 // instead of at the start of the next Step: for a caller about to do
-// something slow (start a child) before it steps again. It is for an
-// owner whose work is now in flight, which will wait busy (see setIdle):
-// when it writes, the manager's epoll set leaves the runtime's poller at
-// once.
+// something slow (start a child) before it steps again.
 func (m *Manager) flushNow() {
 	m.enter()
 	defer m.leave()
-	m.flushDirty(true)
+	m.flushDirty()
 }
 
 // flushDirty writes what was sent since the last round, one writev per
-// child however many frames it was sent. With unlink, the manager's epoll
-// set leaves the runtime's poller first (see link), for an owner that is
-// about to wait busy: a child woken on this CPU by the write runs before
-// this goroutine waits again, and its answer would otherwise also wake
-// the poller's thread, an inter-processor interrupt that delays the
-// child's answer. An owner that stays idle keeps the set in the poller,
-// where its next wait needs it.
-func (m *Manager) flushDirty(unlink bool) {
-	if unlink && len(m.dirty) > 0 {
-		m.unlink()
-	}
+// child however many frames it was sent.
+func (m *Manager) flushDirty() {
 	for i, p := range m.dirty {
 		p.dirty = false
 		p.flush()

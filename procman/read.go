@@ -14,25 +14,15 @@ import (
 // epoll set, level-triggered, reports what comes later. That saves a
 // read(2) that would only say EAGAIN, a microsecond between a child's
 // answer and the caller's wake-up.
-//
-// The read buffer comes from the manager's kept ones when the decoder has
-// none, and goes back to them after a read that brought nothing for the
-// handler (a frame that the manager took itself, or dropped) and left no
-// partial frame: a child that waits for work holds no buffer. The manager keeps maxScratch
-// buffers at most: a read that finds none left makes a new one.
 func (p *Process) read(final bool) {
 	const share = 4 << 20
-	got, heard := 0, false
-	p.m.recycleScratch(&p.dec)
+	got := 0
 	defer func() {
 		switch {
 		case p.msgfd < 0:
 			// Closed: the end of the stream or a protocol error.
 		case p.dec.Pending() == 0:
 			p.setStall(time.Time{})
-			if !heard {
-				p.m.keepScratch(p.dec.Release())
-			}
 		case got > 0 && p.m.opts.frameWait > 0:
 			// Part of a frame, and more of it than before.
 			p.setStall(time.Now().Add(p.m.opts.frameWait))
@@ -75,7 +65,6 @@ func (p *Process) read(final bool) {
 				}
 				continue
 			}
-			heard = true
 			if k == frameReply {
 				p.m.callReply(p, kind, payload)
 			} else {
@@ -215,7 +204,6 @@ func (p *Process) finish(e *Exit) {
 	if n := p.dec.Pending(); n > 0 {
 		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("the child exited inside a frame, %d bytes into it: %w", n, io.ErrUnexpectedEOF)})
 	}
-	p.m.keepScratch(p.dec.Release())
 	p.closeMsg()
 	p.readStderr()
 	p.closeStderr()
@@ -250,28 +238,3 @@ func (p *Process) neverRead() bool {
 	n, err := pipeLen(p.invfd)
 	return err == nil && int64(n) == p.written
 }
-
-// keepScratch keeps buf, the read buffer of a finished or waiting child's
-// decoder, for another decoder (see recycleScratch), up to maxScratch of
-// them.
-func (m *Manager) keepScratch(buf []byte) {
-	if buf != nil && len(m.scratch) < maxScratch {
-		m.scratch = append(m.scratch, buf)
-	}
-}
-
-// recycleScratch gives dec a kept read buffer, if there is one. A child
-// per task would otherwise cost a new 64 KiB buffer each, zeroed on the
-// way from its answer to its caller: on fresh heap pages, a page fault for
-// every 4 KiB of it that the answer's read touched, between a warm
-// spare's answer and the manager's read of it.
-func (m *Manager) recycleScratch(dec *frameDecoder) {
-	if n := len(m.scratch); n > 0 && dec.Recycle(m.scratch[n-1]) {
-		m.scratch[n-1] = nil
-		m.scratch = m.scratch[:n-1]
-	}
-}
-
-// maxScratch is how many read buffers of finished children the manager
-// keeps for the next ones: 256 KiB at most.
-const maxScratch = 4

@@ -19,7 +19,6 @@ func (m *Manager) openSys() error                        { return ErrUnsupported
 func (m *Manager) closeSys(tornDown bool)                {}
 func (m *Manager) wake() error                           { return ErrNotSetUp }
 func (m *Manager) wait() ([]event, error)                { return nil, ErrUnsupported }
-func (m *Manager) unlink()                               {}
 func (m *Manager) watch(fd int, id uint32, r role) error { return ErrUnsupported }
 func (m *Manager) unwatch(fd int)                        {}
 func (m *Manager) start(p *Process, spec Spec) error {

@@ -102,9 +102,6 @@ func (m *Manager) wake() error {
 	return nil
 }
 
-// unlink: the portable backend's owner always waits the same way.
-func (m *Manager) unlink() {}
-
 // recheck is how long a wait lasts at most while a child whose message
 // pipe has ended has not been reaped: its SIGCHLD should come at once,
 // but a program may take it from the manager (signal.Reset, or

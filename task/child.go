@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -52,16 +51,9 @@ func serve(c *procman.Child) error {
 	term := &termCatcher{sigs: make(chan os.Signal, 1)}
 	defer signal.Stop(term.sigs)
 	var running atomic.Int32 // the running invocation's TermSignal; 0: none runs
-	var taken func()         // ends the warm-up of a spare
 	served := 0              // invocations taken
 	if !tune.Queued(c) {
 		warmUp() // a child with nothing to do yet: a spare, or a worker in waiting
-		taken = settleLater()
-		defer func() {
-			if taken != nil {
-				taken()
-			}
-		}()
 	}
 	go func() {
 		select {
@@ -86,10 +78,6 @@ func serve(c *procman.Child) error {
 		}
 		if err != nil {
 			return err
-		}
-		if taken != nil {
-			taken()
-			taken = nil
 		}
 		inv, err := wire.DecodeInvocation(p)
 		if err != nil {
@@ -292,43 +280,6 @@ func warmUp() {
 		_, _ = runEntry(context.Background(), inv, warmEntry, false, func(procman.Kind, []byte) {})
 	}
 }
-
-// settleLater runs a garbage collection in a spare that is still waiting
-// settleDelay after its warm-up, and returns the function that the spare
-// calls when its first invocation comes, which cancels it if it has not
-// started. The warm-up's spans belong to the mcache of the P it ran on,
-// and the first task may run on another P, which then starts spans of its
-// own, on fresh pages, each a page fault. After a collection the
-// warm-up's pages are free and faulted in, and the next span of any P
-// takes them. A collection costs a fresh Go process more CPU than those
-// faults: a spare taken within settleDelay
-// of its start, as in a busy pool, where CPU is short, does without it; a
-// spare left waiting longer is in an idle one, whose CPU is free.
-func settleLater() (taken func()) {
-	return settleWith(func(f func()) func() bool { return time.AfterFunc(settleDelay, f).Stop }, runtime.GC)
-}
-
-// settleWith arms a timer with after to run settle, unless taken is
-// called first. A timer that fires once taken was called runs nothing;
-// a collection already under way when the first invocation comes runs to
-// its end alongside the first task (it cannot be stopped): an invocation
-// that comes in the 0.4 ms after settleDelay pays for part of it.
-func settleWith(after func(f func()) (stop func() bool), settle func()) (taken func()) {
-	var done atomic.Bool
-	stop := after(func() {
-		if !done.Load() {
-			settle()
-		}
-	})
-	return func() {
-		done.Store(true)
-		stop()
-	}
-}
-
-// settleDelay is how long a spare waits for work before settleLater's
-// collection.
-const settleDelay = 2 * time.Millisecond
 
 // warmEntry is the no-op task that warmUp runs. It is not in the registry:
 // no invocation can name it.

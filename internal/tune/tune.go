@@ -6,10 +6,6 @@
 package tune
 
 var (
-	// SetIdle tells a *procman.Manager whether its owner is idle: an idle
-	// manager's Step parks its goroutine in the runtime's poller, a busy
-	// one's blocks its thread in epoll_wait. Owner goroutine only.
-	SetIdle func(m any, idle bool)
 	// Flush writes now what a *procman.Manager's Process.Send queued,
 	// for an owner about to do something slow before it steps again.
 	// Owner goroutine only.
