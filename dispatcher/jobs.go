@@ -15,15 +15,14 @@ type job struct {
 	seq      uint64
 	deadline time.Time // the earlier of the call's and its context's; zero: none
 
+	state     jobState
 	stopCtx   func() bool          // undoes context.AfterFunc
 	child     *child               // the child running it, or nil
 	cause     error                // why it is being stopped while it runs (a context's error)
 	deaths    []*result.ChildDeath // the tries that died, when it retries
 	timers    [jobTimers]*timer    // its timers in the heap, by kind; removed when it resolves
-	waiting   bool                 // waiting out a retry delay
 	refusedAt time.Time            // when the system first refused a child for it; zero: never
 	worker    bool                 // a server-mode worker: Join does not wait for it
-	done      bool                 // resolved
 	obs       jobObs               // what Stats and the events keep of it
 }
 
@@ -50,10 +49,6 @@ func (j *job) cancellable() bool {
 // watched.
 func (d *Dispatcher) admit(j *job) {
 	d.admitted(j)
-	d.unresolved++
-	if j.needsOwnChild() {
-		d.ownJobs++
-	}
 	if ctx := j.call.Context; ctx != nil {
 		if err := ctx.Err(); err != nil {
 			d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: err})
@@ -89,22 +84,17 @@ func (d *Dispatcher) post(x any) {
 // is resolved at once and never starts; a running one is stopped with the
 // termination sequence and resolved when its child answers or ends.
 func (d *Dispatcher) cancel(j *job, cause error) {
-	if j.done {
+	switch j.state {
+	case jobRunning:
+		j.cause = cause
+		d.moveJob(j, jobStopping)
+		j.child.terminate()
 		return
-	}
-	if c := j.child; c != nil {
-		if j.cause == nil {
-			j.cause = cause
-			c.terminate()
-		}
-		return
-	}
-	// Queued, or waiting out a retry delay.
-	if j.waiting {
-		j.waiting = false
-		d.waiting--
-	} else {
+	case jobQueued:
 		d.unqueue(j)
+	case jobWaiting:
+	default: // stopping, or done
+		return
 	}
 	d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: cause})
 }
@@ -132,11 +122,8 @@ func (d *Dispatcher) died(j *job, death *result.ChildDeath) {
 		if delay < 0 || (j.call.RetryDelay > 0 && delay < j.call.RetryDelay) {
 			delay = time.Hour // the shift overflowed
 		}
-		j.child = nil // dead: a cancel in the delay must find the job waiting, not running
-		j.waiting = true
-		d.waiting++
 		d.timers.add(&timer{at: time.Now().Add(delay), j: j, kind: timerRetry})
-		d.retried(j, death, delay)
+		d.retried(j, death, delay) // waiting: a cancel in the delay finds it so, not running
 		d.log.Debug("task's child died; retrying", "task", j.call.Task, "try", len(j.deaths), "delay", delay, "death", death.Error())
 		return
 	}
@@ -170,25 +157,22 @@ func (d *Dispatcher) cancelError(j *job, pid int, _ error) error {
 
 // retry puts a job whose retry delay is over back at the head of the queue.
 func (d *Dispatcher) retry(j *job) {
-	if j.done || !j.waiting {
+	if j.state != jobWaiting {
 		return
 	}
-	j.waiting = false
-	d.waiting--
 	if d.stop == killing {
 		d.resolve(j, nil, d.deathError(j, nil))
 		return
 	}
+	d.moveJob(j, jobQueued)
 	d.pending = append([]*job{j}, d.pending...)
 }
 
 // resolve settles a job with an answer or an error, and counts it for Join.
 func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
-	if j.done {
+	if j.state == jobDone {
 		return
 	}
-	j.done = true
-	j.child = nil
 	d.timers.removeJob(j)
 	if j.stopCtx != nil {
 		j.stopCtx()
@@ -200,12 +184,7 @@ func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
 		j.call.Resolve(payload)
 	}
 	d.woke = true
-	d.unresolved--
-	if j.needsOwnChild() {
-		d.ownJobs--
-	}
 	if j.worker {
-		d.workerJobs--
 		return
 	}
 	if len(d.joins) == 0 {
@@ -223,4 +202,20 @@ func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
 		}
 	}
 	d.joins = kept
+}
+
+// requeue puts the jobs of a dead child that never started (all of them
+// but skip) back at the head of the queue, in their order.
+func (d *Dispatcher) requeue(jobs []*job, skip *job) {
+	var back []*job
+	for _, j := range jobs {
+		if j == skip || j.state == jobDone {
+			continue
+		}
+		d.requeued(j)
+		back = append(back, j)
+	}
+	if len(back) > 0 {
+		d.pending = append(back, d.pending...)
+	}
 }

@@ -134,6 +134,7 @@ func (d *Dispatcher) intake() {
 	inbox := d.inbox
 	d.inbox = nil
 	d.mu.Unlock()
+	var audits []auditReq
 	for _, x := range inbox {
 		switch x := x.(type) {
 		case *job:
@@ -148,6 +149,8 @@ func (d *Dispatcher) intake() {
 			} else {
 				d.joins = append(d.joins, x)
 			}
+		case auditReq:
+			audits = append(audits, x)
 		case stopReq:
 			if x.mode > d.stop {
 				d.stop = x.mode
@@ -156,6 +159,10 @@ func (d *Dispatcher) intake() {
 				}
 			}
 		}
+	}
+	// After the whole inbox: a job taken in behind the request is queued by now.
+	for _, a := range audits {
+		a <- d.audit()
 	}
 }
 
@@ -185,8 +192,8 @@ func (d *Dispatcher) assign() {
 			continue
 		}
 		c.give(j)
-		if !c.canTake(j) || c.last {
-			d.unready(c)
+		if c.state == childReady && !c.canTake(j) {
+			d.moveChild(c, childBusy)
 		}
 	}
 	clear(d.pending[len(kept):])
@@ -201,8 +208,7 @@ func (d *Dispatcher) pick(j *job, now time.Time) *child {
 	for i := len(d.ready) - 1; i >= 0; i-- {
 		c := d.ready[i]
 		if len(c.inflight) == 0 && c.tooOld(now) {
-			d.unready(c)
-			c.last = true
+			d.moveChild(c, childRetiring)
 			c.p.CloseInput()
 			continue
 		}
@@ -242,18 +248,17 @@ func (d *Dispatcher) makeRoom() {
 // when n < 0), the least recently readied first, that there is no more
 // work for them.
 func (d *Dispatcher) retireIdle(n int) {
-	kept := d.ready[:0]
+	var idle []*child // collected first: moving one takes it off d.ready
 	for _, c := range d.ready {
 		if n != 0 && len(c.inflight) == 0 {
 			n--
-			c.ready, c.last = false, true
-			c.p.CloseInput()
-			continue
+			idle = append(idle, c)
 		}
-		kept = append(kept, c)
 	}
-	clear(d.ready[len(kept):])
-	d.ready = kept
+	for _, c := range idle {
+		d.moveChild(c, childRetiring)
+		c.p.CloseInput()
+	}
 }
 
 // kill fails the queue and ends the children: a stop frame first, which
@@ -307,13 +312,11 @@ func (d *Dispatcher) giveUpRetries() {
 	}
 	var waiting []*job // collected first: resolving one takes its timer out of the heap
 	for _, t := range d.timers {
-		if t.kind == timerRetry && t.j.waiting {
+		if t.kind == timerRetry && t.j.state == jobWaiting {
 			waiting = append(waiting, t.j)
 		}
 	}
 	for _, j := range waiting {
-		j.waiting = false
-		d.waiting--
 		d.resolve(j, nil, d.deathError(j, nil))
 	}
 }
@@ -357,10 +360,10 @@ func (d *Dispatcher) finish() {
 // period.
 func (d *Dispatcher) stopWorkers() {
 	for c := range d.workers {
-		if c.stopping {
+		if c.state >= childStopping {
 			continue
 		}
-		c.stopping, c.last = true, true
+		d.moveChild(c, childStopping)
 		if err := c.p.Stop(); err != nil {
 			d.log.Debug("sending a stop frame", "pid", c.p.Pid(), "error", err)
 		}
@@ -392,10 +395,11 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 		c.errw = &childStderr{c: c, sink: d.stderr}
 		spec.StderrCopy = c.errw
 	}
+	last := false
 	if j != nil {
 		spec.Name = j.call.Task
 		c.task = j.call.Task
-		spec.Invocation = c.invocation(j)
+		spec.Invocation, last = c.invocation(j)
 		if l := j.call.Process; l != nil {
 			spec.Dir, spec.Env = l.Dir, l.Env
 			spec.Rlimits, spec.Nice = rlimits(l), l.Nice
@@ -434,7 +438,6 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 	d.started()
 	c.p = p
 	d.childStarted(c)
-	c.noteCatcher()
 	if j != nil {
 		if !worker {
 			d.pending = d.pending[1:]
@@ -444,12 +447,16 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 		d.began(j, c)
 		c.watchActivity(j)
 	}
+	if last {
+		d.moveChild(c, childRetiring)
+	} else {
+		d.offer(c)
+	}
+	c.noteCatcher()
 	if worker {
 		c.worker = true
 		d.workers[c] = struct{}{}
-		return nil
 	}
-	d.makeReady(c)
 	return nil
 }
 
@@ -522,7 +529,7 @@ func (v poolView) SpawnCall(c *task.Call) error {
 	j.worker = true
 	d.workerJobs++
 	d.admit(j)
-	if j.done {
+	if j.state == jobDone {
 		return nil
 	}
 	d.unqueue(j)

@@ -93,11 +93,11 @@ func (h timerHeap) live() bool {
 	for _, t := range h {
 		switch t.kind {
 		case timerDeadline, timerActivity:
-			if !t.j.done {
+			if t.j.state != jobDone {
 				return true
 			}
 		case timerRetry:
-			if t.j.waiting {
+			if t.j.state == jobWaiting {
 				return true
 			}
 		case timerKill:
@@ -141,7 +141,7 @@ func (d *Dispatcher) fireTimers() {
 	for _, t := range d.timers.due(time.Now()) {
 		switch t.kind {
 		case timerDeadline:
-			if !t.j.done {
+			if t.j.state != jobDone {
 				d.cancel(t.j, context.DeadlineExceeded)
 			}
 		case timerRetry:
