@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -17,21 +18,24 @@ import (
 // child is one child process of the dispatcher. Its fields belong to the
 // manager goroutine.
 type child struct {
-	d         *Dispatcher
-	p         *procman.Process
-	state     childState
-	inflight  []*job    // sent and not answered, in order; the first is running
-	limit     int       // tasks it may be given; < 0: no limit
-	given     int       // tasks it was given
-	oldAt     time.Time // retire it once this passes; zero: never
-	retireOn  *job      // the job it was running when it said it exits after its answer; nil: it did not say so
-	retiring  bool      // it said it exits after its current answer
-	worker    bool      // runs a server-mode worker (in d.workers)
-	catches   bool      // an invocation told it to catch the termination signal
-	linger    bool      // its last invocation asked it to wait for the goodbye
-	lastBeat  time.Time // when it last sent a heartbeat, or was given its task
-	killTimer *timer    // the end of its grace period, in the timer heap; nil: none
-	inactive  bool      // it was killed for want of heartbeats
+	d        *Dispatcher
+	p        *procman.Process
+	state    childState
+	inflight []*job    // sent and not answered, in order; the first is running
+	limit    int       // tasks it may be given; < 0: no limit
+	given    int       // tasks it was given
+	oldAt    time.Time // retire it once this passes; zero: never
+	retireOn *job      // the job it was running when it said it exits after its answer; nil: it did not say so
+	retiring bool      // it said it exits after its current answer, over its memory limit
+	// stoppedCall says that it stopped its running job, which the
+	// dispatcher withdrew, and exits after its answer.
+	stoppedCall bool
+	worker      bool      // runs a server-mode worker (in d.workers)
+	catches     bool      // an invocation told it to catch the termination signal
+	linger      bool      // its last invocation asked it to wait for the goodbye
+	lastBeat    time.Time // when it last sent a heartbeat, or was given its task
+	killTimer   *timer    // the end of its grace period, in the timer heap; nil: none
+	inactive    bool      // it was killed for want of heartbeats
 	// sent holds the signals of its termination sequence that reached it.
 	sent []syscall.Signal
 	task string       // the task it was last given
@@ -107,18 +111,12 @@ func (c *child) noteCatcher() {
 	}
 }
 
-// canTake reports whether c may be given j now. A job that can be
-// cancelled runs alone in its child, so that the termination sequence that
-// stops it stops nothing else; other jobs are pipelined up to the policy's
-// depth.
-func (c *child) canTake(j *job) bool {
-	if c.state.takesNoMore() {
-		return false
-	}
-	if len(c.inflight) == 0 {
-		return true
-	}
-	return !j.cancellable() && !c.inflight[0].cancellable() && len(c.inflight) < c.d.depth
+// canTake reports whether c may be given another job now: jobs are
+// pipelined up to the policy's depth. A job that can be cancelled is
+// pipelined too: stopping it withdraws it from its child (see
+// Dispatcher.withdraw), which stops nothing else.
+func (c *child) canTake() bool {
+	return !c.state.takesNoMore() && len(c.inflight) < c.d.depth
 }
 
 // give sends j to c, a ready child.
@@ -130,8 +128,11 @@ func (c *child) give(j *job) {
 	j.child = c
 	c.task = j.call.Task
 	c.d.began(j, c)
-	c.watchActivity(j)
+	if len(c.inflight) == 1 {
+		c.watchActivity(j)
+	}
 	inv, last := c.invocation(j)
+	j.n = uint64(c.given)
 	if last {
 		c.d.moveChild(c, childRetiring)
 	}
@@ -140,6 +141,27 @@ func (c *child) give(j *job) {
 		// The child is gone or going; its exit resolves the job.
 		c.d.log.Debug("sending an invocation failed", "pid", c.p.Pid(), "error", err)
 	}
+}
+
+// starts follows j, which begins to run in c now that the job before it
+// answered: its activity check starts, and a job withdrawn while it
+// waited gets the grace period the child has to stop it, should the
+// child have begun it before it heard of the withdrawal.
+func (c *child) starts(j *job) {
+	c.watchActivity(j)
+	if j.state == jobStopping {
+		c.d.timers.add(&timer{at: time.Now().Add(c.d.grace), kind: timerCut, c: c, j: j})
+	}
+}
+
+// cutOverdue kills c when j, which the dispatcher withdrew while c ran
+// it, still runs in it at the end of the grace period.
+func (c *child) cutOverdue(j *job) {
+	if j.state != jobStopping || c.running() != j || c.p.State() != procman.StateRunning {
+		return
+	}
+	c.d.moveChild(c, childEnding)
+	c.signal(syscall.SIGKILL)
 }
 
 // watchActivity starts the activity check for j, if its call has one.
@@ -234,6 +256,13 @@ func (c *child) Reply(p *procman.Process, k procman.Kind, payload []byte) {
 		c.inflight[0] = nil
 		c.inflight = c.inflight[1:]
 		switch {
+		case j.state == jobDone:
+			// Withdrawn, and resolved when the child said it would not
+			// begin it: this is its skipped answer.
+		case k == wire.KindSkipped && j.cause == nil:
+			d.resolve(j, nil, &result.TaskError{Task: j.call.Task, Pid: p.Pid(), Message: "protocol error: the child skipped a call that was not withdrawn"})
+		case k == wire.KindSkipped:
+			d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: j.cause})
 		case j.cause == nil && k == wire.KindTaskFailed && !j.deadline.IsZero() && !time.Now().Before(j.deadline):
 			// The task saw its deadline in the child (its context carries
 			// it) and failed with it, just before our timer would fire.
@@ -247,6 +276,9 @@ func (c *child) Reply(p *procman.Process, k procman.Kind, payload []byte) {
 			d.resolve(j, nil, taskError(j, p.Pid(), payload))
 		}
 		tracepoint.Mark(tracepoint.Resolved)
+		if next := c.running(); next != nil && next.state != jobDone {
+			c.starts(next)
+		}
 		if c.linger && c.state.takesNoMore() && len(c.inflight) == 0 {
 			// The goodbye it waits for, said once the caller has run
 			// (see Dispatcher.yieldToCallers): said now, its write
@@ -272,11 +304,31 @@ func (c *child) Note(p *procman.Process, k procman.Kind, payload []byte) {
 		d.used(c, payload)
 	case wire.KindLog:
 		d.logged(c, payload)
-	case wire.KindRetiring:
-		c.retiring = true
+	case wire.KindRetiring, wire.KindStopped:
+		c.retiring = k == wire.KindRetiring
+		c.stoppedCall = k == wire.KindStopped
 		c.retireOn = c.running()
 		if !c.state.takesNoMore() {
 			d.moveChild(c, childRetiring)
+		}
+	case wire.KindWithdrawn:
+		d.skipped(c, payload)
+	}
+}
+
+// skipped takes c's word that it will not begin a job that the
+// dispatcher withdrew while it waited in c's pipeline: the job resolves
+// now, and its place in the pipeline is kept until its skipped answer.
+func (d *Dispatcher) skipped(c *child, payload []byte) {
+	n, k := binary.Uvarint(payload)
+	if k <= 0 || k != len(payload) {
+		d.log.Warn("protocol error: a withdrawal note that does not decode; ignored", "pid", c.p.Pid())
+		return
+	}
+	for _, j := range c.inflight[1:] {
+		if j.n == n && j.state == jobStopping {
+			d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: j.cause})
+			return
 		}
 	}
 }
@@ -302,8 +354,16 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	if len(c.inflight) == 0 {
 		return
 	}
-	inflight := c.inflight
+	var inflight []*job // without the withdrawn jobs resolved already
+	for _, j := range c.inflight {
+		if j.state != jobDone {
+			inflight = append(inflight, j)
+		}
+	}
 	c.inflight = nil
+	if len(inflight) == 0 {
+		return
+	}
 	// The jobs behind the first never started: they go back to the head
 	// of the queue. The first died with the child, unless the child
 	// retired cleanly after answering the job it said it retired on, in
@@ -311,7 +371,7 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	// retires and then exits without answering that job has died with
 	// it: were the job put back, it would run again, and again, for ever.
 	first := inflight[0]
-	if c.retiring && e.Success() && first != c.retireOn {
+	if c.retireOn != nil && e.Success() && first != c.retireOn {
 		first = nil
 	}
 	if first != nil && c.refusedThread(first, e) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/procrastinate-go/procrastinate/internal/tune"
 	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/task"
 )
@@ -16,6 +17,7 @@ type job struct {
 	deadline time.Time // the earlier of the call's and its context's; zero: none
 
 	state     jobState
+	n         uint64               // its invocation's number in its child, from 1
 	stopCtx   func() bool          // undoes context.AfterFunc
 	child     *child               // the child running it, or nil
 	cause     error                // why it is being stopped while it runs (a context's error)
@@ -39,8 +41,8 @@ func newJob(c *task.Call, seq uint64) *job {
 // needsOwnChild reports whether the job must run in a child started for it.
 func (j *job) needsOwnChild() bool { return j.call.Process != nil }
 
-// cancellable reports whether the job may be stopped while it runs: it then
-// runs alone in its child.
+// cancellable reports whether the job may be stopped while it runs: its
+// child then catches the termination signal.
 func (j *job) cancellable() bool {
 	return j.call.Context != nil || !j.deadline.IsZero() || j.call.ActivityTimeout > 0
 }
@@ -88,7 +90,11 @@ func (d *Dispatcher) cancel(j *job, cause error) {
 	case jobRunning:
 		j.cause = cause
 		d.moveJob(j, jobStopping)
-		j.child.terminate()
+		if c := j.child; len(c.inflight) == 1 {
+			c.terminate()
+		} else {
+			d.withdraw(c, j)
+		}
 		return
 	case jobQueued:
 		d.unqueue(j)
@@ -97,6 +103,25 @@ func (d *Dispatcher) cancel(j *job, cause error) {
 		return
 	}
 	d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: cause})
+}
+
+// withdraw stops j, sent to child c along with other jobs, and nothing
+// else. The dispatcher cannot tell whether c has begun j: its answer to
+// the job before may be on its way. So c decides, as it takes j: a job it
+// has not begun never runs, and its future resolves (see
+// Dispatcher.skipped); one that runs it stops itself, with the first step
+// of the termination sequence, and it takes nothing after it: the jobs
+// behind go back to the queue when it exits. Should a job that c runs
+// still run at the end of the grace period, c is killed (see
+// child.starts).
+func (d *Dispatcher) withdraw(c *child, j *job) {
+	if err := tune.Withdraw(c.p, j.n); err != nil {
+		// The child is gone or going; its exit resolves the job.
+		d.log.Debug("withdrawing a call", "pid", c.p.Pid(), "error", err)
+	}
+	if c.running() == j {
+		d.timers.add(&timer{at: time.Now().Add(d.grace), kind: timerCut, c: c, j: j})
+	}
 }
 
 // unqueue removes j from the queue.
@@ -205,11 +230,16 @@ func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
 }
 
 // requeue puts the jobs of a dead child that never started (all of them
-// but skip) back at the head of the queue, in their order.
+// but skip) back at the head of the queue, in their order. One that was
+// withdrawn resolves instead: it never started.
 func (d *Dispatcher) requeue(jobs []*job, skip *job) {
 	var back []*job
 	for _, j := range jobs {
-		if j == skip || j.state == jobDone {
+		switch {
+		case j == skip || j.state == jobDone:
+			continue
+		case j.state == jobStopping:
+			d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: j.cause})
 			continue
 		}
 		d.requeued(j)

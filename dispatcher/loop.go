@@ -168,9 +168,8 @@ func (d *Dispatcher) intake() {
 
 // assign hands queued jobs to ready children, most recently used first
 // (its pages are warm), and pipelined work to the child with the least in
-// flight. Jobs that need a child of their own stay queued for Spawn, and so
-// do cancellable jobs until a child is empty; children past their age are
-// retired.
+// flight. Jobs that need a child of their own stay queued for Spawn;
+// children past their age are retired.
 func (d *Dispatcher) assign() {
 	if len(d.ready) == 0 || len(d.pending) == 0 || d.stop == killing {
 		return
@@ -192,7 +191,7 @@ func (d *Dispatcher) assign() {
 			continue
 		}
 		c.give(j)
-		if c.state == childReady && !c.canTake(j) {
+		if c.state == childReady && !c.canTake() {
 			d.moveChild(c, childBusy)
 		}
 	}
@@ -212,7 +211,7 @@ func (d *Dispatcher) pick(j *job, now time.Time) *child {
 			c.p.CloseInput()
 			continue
 		}
-		if c.canTake(j) && (best == nil || len(c.inflight) < len(best.inflight)) {
+		if c.canTake() && (best == nil || len(c.inflight) < len(best.inflight)) {
 			best = c
 			if len(c.inflight) == 0 {
 				break
@@ -444,6 +443,7 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 		}
 		c.inflight = append(c.inflight, j)
 		j.child = c
+		j.n = 1
 		d.began(j, c)
 		c.watchActivity(j)
 	}

@@ -14,7 +14,7 @@ func (d *Dispatcher) offer(c *child) {
 		d.moveChild(c, childBusy)
 		return
 	}
-	if n := len(c.inflight); n > 0 && (c.inflight[0].cancellable() || n >= d.depth) {
+	if len(c.inflight) >= d.depth {
 		d.moveChild(c, childBusy)
 		return
 	}

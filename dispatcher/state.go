@@ -239,6 +239,9 @@ func (d *Dispatcher) audit() error {
 			bad("child %d is %v, and in the ready list: %v", c.pid(), c.state, inReady[c])
 		}
 		for _, j := range c.inflight {
+			if j.state == jobDone {
+				continue // withdrawn and resolved, its skipped answer to come
+			}
 			hold(j, countsRunning, "in a child's pipeline")
 			if j.child != c {
 				bad("job %d (%s) in child %d's pipeline names another child", j.seq, j.call.Task, c.pid())

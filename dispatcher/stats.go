@@ -457,7 +457,7 @@ func (d *Dispatcher) childExited(c *child, e *procman.Exit) {
 // exitReason says why c ended as e says.
 func (c *child) exitReason(e *procman.Exit) ExitReason {
 	switch {
-	case c.inactive || len(c.sent) > 0 || e.Err != nil || (c.d.killed && !e.Success()):
+	case c.inactive || c.stoppedCall || len(c.sent) > 0 || e.Err != nil || (c.d.killed && !e.Success()):
 		return ExitKilled
 	case !e.Success():
 		return ExitCrashed

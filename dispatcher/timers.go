@@ -29,6 +29,7 @@ const (
 	timerDeadline timerKind = iota // j's deadline
 	timerRetry                     // j may run again
 	timerActivity                  // time to check c's heartbeats for j
+	timerCut                       // the grace period of j, withdrawn while c ran it, is over
 	timerKill                      // c's grace period is over
 
 	jobTimers = timerKill // the kinds a job has, one timer of each at most: those before timerKill
@@ -92,7 +93,7 @@ func (h *timerHeap) removeJob(j *job) {
 func (h timerHeap) live() bool {
 	for _, t := range h {
 		switch t.kind {
-		case timerDeadline, timerActivity:
+		case timerDeadline, timerActivity, timerCut:
 			if t.j.state != jobDone {
 				return true
 			}
@@ -150,6 +151,8 @@ func (d *Dispatcher) fireTimers() {
 			t.c.kill()
 		case timerActivity:
 			t.c.checkActivity(t.j)
+		case timerCut:
+			t.c.cutOverdue(t.j)
 		}
 	}
 }
