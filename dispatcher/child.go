@@ -276,7 +276,8 @@ func (c *child) Reply(p *procman.Process, k procman.Kind, payload []byte) {
 			d.resolve(j, nil, taskError(j, p.Pid(), payload))
 		}
 		tracepoint.Mark(tracepoint.Resolved)
-		if next := c.running(); next != nil && next.state != jobDone {
+		if next := c.running(); next != nil && next.state != jobDone && j != c.retireOn {
+			// (After the answer it said it exits on, nothing starts.)
 			c.starts(next)
 		}
 		if c.linger && c.state.takesNoMore() && len(c.inflight) == 0 {
