@@ -33,18 +33,17 @@ var nop = task.Define("cluster_test.nop", func(ctx context.Context, _ int) (int,
 // benchmarks: two reused children with a pipeline, so that a call costs a
 // share of a pipe round trip and not a process start.
 func benchStrategy() strategy.Strategy {
-	return strategy.Throttled(2, strategy.Reuse(strategy.Unlimited), strategy.Pipeline(16))
+	return strategy.Throttled(workerChildren, strategy.Reuse(strategy.Unlimited), strategy.Pipeline(16))
 }
 
 // workerStrategy is the strategy of the workers' dispatchers: every call
 // that a worker runs can be stopped (by its caller, its lease or the
-// worker's shutdown), and the dispatcher runs such a call alone in its
-// child, so more children stand in for the pipeline.
-func workerStrategy() strategy.Strategy {
-	return strategy.Throttled(workerChildren, strategy.Reuse(strategy.Unlimited))
-}
+// worker's shutdown), and the dispatcher pipelines such calls like any
+// other, so it is the local dispatcher's.
+func workerStrategy() strategy.Strategy { return benchStrategy() }
 
-const workerChildren = 8
+// workerChildren is how many children a worker's strategy keeps.
+const workerChildren = 2
 
 // benchWorkers is how many workers serve the cluster in the benchmarks,
 // and how many consumers the raw loop has.

@@ -155,7 +155,7 @@ func MaxCallSize(n int) ServeOption {
 // worker cannot renew its lease (it finishes; another worker may run it
 // too, and the first result is stored), nor when the worker shuts down
 // (Serve waits for it and stores its answer). Without RunToEnd every call
-// can be stopped, and the dispatcher runs each alone in its child.
+// can be stopped; the dispatcher pipelines such calls too.
 func RunToEnd() ServeOption {
 	return serveOptionFunc(func(c *serveConfig) { c.runToEnd = true })
 }

@@ -64,11 +64,26 @@ func TestRandomMisbehaviourResolvesEveryFutureToItsOutcome(t *testing.T) {
 	}
 	t.Logf("%d tasks a pass; seed %d (replay with %s=%d)", n, seed, chaosEnvSeed, seed)
 	t.Run("fresh children", func(t *testing.T) {
-		runChaos(t, strategy.Throttled(4), n, seed)
+		runChaos(t, strategy.Throttled(4), n, seed, false)
 	})
 	t.Run("children reused 50 times", func(t *testing.T) {
-		runChaos(t, strategy.Throttled(4, strategy.Reuse(50)), n, seed+1)
+		runChaos(t, strategy.Throttled(4, strategy.Reuse(50)), n, seed+1, false)
 	})
+}
+
+// TestStatsCountersMatchStatesThroughChaos runs the chaos test's tasks,
+// pipelined in reused children beside children of their own, and after
+// every future resolves, and once all have, checks Stats' Queued and
+// Running and the dispatcher's own counts against the states of its jobs
+// and children.
+func TestStatsCountersMatchStatesThroughChaos(t *testing.T) {
+	n := 300
+	if testing.Short() {
+		n = 100
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("%d tasks; seed %d (the chaos test's %s replays its tasks)", n, seed, chaosEnvSeed)
+	runChaos(t, strategy.Throttled(4, strategy.Reuse(50), strategy.Pipeline(4)), n, seed, true)
 }
 
 // chaosOutcome is what one future resolved to.
@@ -77,7 +92,10 @@ type chaosOutcome struct {
 	err error
 }
 
-func runChaos(t *testing.T, s strategy.Strategy, n int, seed uint64) {
+// runChaos runs n tasks of random misbehaviour on a dispatcher with
+// strategy s. With audit, the dispatcher's counters are checked against
+// its states after each future resolves, and after Join.
+func runChaos(t *testing.T, s strategy.Strategy, n int, seed uint64, audit bool) {
 	checkLeaks(t)
 	snap := leakcheck.Take()
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
@@ -112,6 +130,8 @@ func runChaos(t *testing.T, s strategy.Strategy, n int, seed uint64) {
 	futures := make([]*result.Result[int], n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	var auditMu sync.Mutex
+	var audits []string
 	began := time.Now()
 	for range chaosInFlight {
 		wg.Go(func() {
@@ -132,6 +152,13 @@ func runChaos(t *testing.T, s strategy.Strategy, n int, seed uint64) {
 				case <-time.After(60 * time.Second):
 					outcomes[i].err = fmt.Errorf("chaos: task %d (%v) did not resolve in 60s", i, args[i].Act)
 				}
+				if audit {
+					if err := dispatcher.Audit(d); err != nil {
+						auditMu.Lock()
+						audits = append(audits, fmt.Sprintf("after task %d: %v", i, err))
+						auditMu.Unlock()
+					}
+				}
 			}
 		})
 	}
@@ -140,6 +167,14 @@ func runChaos(t *testing.T, s strategy.Strategy, n int, seed uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	require.NoError(t, d.Join(ctx), "Join after every future resolved")
+	if audit {
+		require.Empty(t, audits, "audits while the tasks ran: counters that disagree with the states")
+		require.NoError(t, dispatcher.Audit(d), "the audit after Join")
+		st := d.Stats()
+		require.Zero(t, st.Queued, "Queued after Join")
+		require.Zero(t, st.Running, "Running after Join")
+		require.Equal(t, int64(n), st.Done(), "calls done after Join")
+	}
 	shutdown(t, d, snap)
 
 	counts := map[string]int{}

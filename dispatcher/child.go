@@ -1,8 +1,8 @@
 package dispatcher
 
 import (
-	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -18,25 +18,25 @@ import (
 // child is one child process of the dispatcher. Its fields belong to the
 // manager goroutine.
 type child struct {
-	d         *Dispatcher
-	p         *procman.Process
-	inflight  []*job    // sent and not answered, in order; the first is running
-	limit     int       // tasks it may be given; < 0: no limit
-	given     int       // tasks it was given
-	oldAt     time.Time // retire it once this passes; zero: never
-	last      bool      // it takes no more work: its last invocation is sent, it retires, or it is being stopped
-	retiring  bool      // it said it exits after its current answer
-	retireOn  *job      // the job it was running when it said so
-	ready     bool      // in d.ready
-	worker    bool      // runs a server-mode worker (in d.workers)
-	stopping  bool      // it was sent a stop frame
-	catches   bool      // an invocation told it to catch the termination signal
-	linger    bool      // its last invocation asked it to wait for the goodbye
-	lastBeat  time.Time // when it last sent a heartbeat, or was given its task
-	killTimer *timer    // the end of its grace period, in the timer heap; nil: none
-	inactive  bool      // it was killed for want of heartbeats
-	ending    bool      // its termination sequence has begun
-	// sent holds the signals of that sequence that reached it.
+	d        *Dispatcher
+	p        *procman.Process
+	state    childState
+	inflight []*job    // sent and not answered, in order; the first is running
+	limit    int       // tasks it may be given; < 0: no limit
+	given    int       // tasks it was given
+	oldAt    time.Time // retire it once this passes; zero: never
+	retireOn *job      // the job it was running when it said it exits after its answer; nil: it did not say so
+	retiring bool      // it said it exits after its current answer, over its memory limit
+	// stoppedCall says that it stopped its running job, which the
+	// dispatcher withdrew, and exits after its answer.
+	stoppedCall bool
+	worker      bool      // runs a server-mode worker (in d.workers)
+	catches     bool      // an invocation told it to catch the termination signal
+	linger      bool      // its last invocation asked it to wait for the goodbye
+	lastBeat    time.Time // when it last sent a heartbeat, or was given its task
+	killTimer   *timer    // the end of its grace period, in the timer heap; nil: none
+	inactive    bool      // it was killed for want of heartbeats
+	// sent holds the signals of its termination sequence that reached it.
 	sent []syscall.Signal
 	task string       // the task it was last given
 	errw *childStderr // its captured stderr's way out; nil when not captured
@@ -67,14 +67,14 @@ func spread(f float64) float64 {
 	return 1 + f*(2*rand.Float64()-1)
 }
 
-// invocation encodes j for c, marking it Last when c is to serve no more.
-func (c *child) invocation(j *job) []byte {
+// invocation encodes j for c, marking it Last when c is to serve no more;
+// last says so.
+func (c *child) invocation(j *job) (payload []byte, last bool) {
 	c.given++
-	last := c.limit > 0 && c.given >= c.limit
-	if !c.oldAt.IsZero() && !time.Now().Before(c.oldAt) {
+	last = c.limit > 0 && c.given >= c.limit
+	if c.tooOld(time.Now()) {
 		last = true
 	}
-	c.last = last
 	inv := wire.Invocation{
 		Task:     j.call.Task,
 		Arg:      j.call.Arg,
@@ -86,7 +86,7 @@ func (c *child) invocation(j *job) []byte {
 		// reused child at its limit) is on the latency path: its exit
 		// waits until the parent has the answer. One started for a
 		// queued task exits at once; there, throughput is what counts.
-		Linger: last && c.p != nil,
+		Linger: last && c.state != childStarting,
 		Usage:  c.d.usage,
 	}
 	c.linger = inv.Linger
@@ -100,7 +100,7 @@ func (c *child) invocation(j *job) []byte {
 		inv.CatchTerm = true
 		c.catches = true
 	}
-	return wire.AppendInvocation(nil, &inv)
+	return wire.AppendInvocation(nil, &inv), last
 }
 
 // noteCatcher lists c, now that it has a process, among the children
@@ -111,18 +111,12 @@ func (c *child) noteCatcher() {
 	}
 }
 
-// canTake reports whether c may be given j now. A job that can be
-// cancelled runs alone in its child, so that the termination sequence that
-// stops it stops nothing else; other jobs are pipelined up to the policy's
-// depth.
-func (c *child) canTake(j *job) bool {
-	if c.last {
-		return false
-	}
-	if len(c.inflight) == 0 {
-		return true
-	}
-	return !j.cancellable() && !c.inflight[0].cancellable() && len(c.inflight) < c.d.depth
+// canTake reports whether c may be given another job now: jobs are
+// pipelined up to the policy's depth. A job that can be cancelled is
+// pipelined too: stopping it withdraws it from its child (see
+// Dispatcher.withdraw), which stops nothing else.
+func (c *child) canTake() bool {
+	return !c.state.takesNoMore() && len(c.inflight) < c.d.depth
 }
 
 // give sends j to c, a ready child.
@@ -134,13 +128,40 @@ func (c *child) give(j *job) {
 	j.child = c
 	c.task = j.call.Task
 	c.d.began(j, c)
-	c.watchActivity(j)
-	inv := c.invocation(j)
+	if len(c.inflight) == 1 {
+		c.watchActivity(j)
+	}
+	inv, last := c.invocation(j)
+	j.n = uint64(c.given)
+	if last {
+		c.d.moveChild(c, childRetiring)
+	}
 	c.noteCatcher()
 	if err := c.p.Send(inv); err != nil {
 		// The child is gone or going; its exit resolves the job.
 		c.d.log.Debug("sending an invocation failed", "pid", c.p.Pid(), "error", err)
 	}
+}
+
+// starts follows j, which begins to run in c now that the job before it
+// answered: its activity check starts, and a job withdrawn while it
+// waited gets the grace period the child has to stop it, should the
+// child have begun it before it heard of the withdrawal.
+func (c *child) starts(j *job) {
+	c.watchActivity(j)
+	if j.state == jobStopping {
+		c.d.timers.add(&timer{at: time.Now().Add(c.d.grace), kind: timerCut, c: c, j: j})
+	}
+}
+
+// cutOverdue kills c when j, which the dispatcher withdrew while c ran
+// it, still runs in it at the end of the grace period.
+func (c *child) cutOverdue(j *job) {
+	if j.state != jobStopping || c.running() != j || c.p.State() != procman.StateRunning {
+		return
+	}
+	c.d.moveChild(c, childEnding)
+	c.signal(syscall.SIGKILL)
 }
 
 // watchActivity starts the activity check for j, if its call has one.
@@ -154,7 +175,7 @@ func (c *child) watchActivity(j *job) {
 // checkActivity kills c when j, still running in it, has sent no heartbeat
 // for its activity timeout, and looks again later otherwise.
 func (c *child) checkActivity(j *job) {
-	if j.done || c.running() != j || c.p.State() != procman.StateRunning {
+	if j.state == jobDone || c.running() != j || c.p.State() != procman.StateRunning {
 		return
 	}
 	due := c.lastBeat.Add(j.call.ActivityTimeout)
@@ -163,9 +184,17 @@ func (c *child) checkActivity(j *job) {
 		return
 	}
 	c.d.log.Warn("a task sent no heartbeat in time; killing its child", "task", j.call.Task, "pid", c.p.Pid(), "activity timeout", j.call.ActivityTimeout)
-	c.inactive, c.last = true, true
-	c.d.unready(c)
+	c.inactive = true
+	c.d.moveChild(c, childEnding)
 	c.signal(syscall.SIGKILL)
+}
+
+// pid returns c's process id, or 0 while it is being started.
+func (c *child) pid() int {
+	if c.p == nil {
+		return 0
+	}
+	return c.p.Pid()
 }
 
 // running returns the job c is running, or nil.
@@ -184,12 +213,10 @@ func (c *child) tooOld(now time.Time) bool {
 // terminate starts the termination sequence on c: the first signal now,
 // SIGKILL when the grace period is over.
 func (c *child) terminate() {
-	if c.ending {
+	if c.state >= childEnding {
 		return
 	}
-	c.ending = true
-	c.last = true
-	c.d.unready(c)
+	c.d.moveChild(c, childEnding)
 	c.signal(c.d.termSig)
 	c.d.timers.add(&timer{at: time.Now().Add(c.d.grace), kind: timerKill, c: c})
 }
@@ -229,6 +256,13 @@ func (c *child) Reply(p *procman.Process, k procman.Kind, payload []byte) {
 		c.inflight[0] = nil
 		c.inflight = c.inflight[1:]
 		switch {
+		case j.state == jobDone:
+			// Withdrawn, and resolved when the child said it would not
+			// begin it: this is its skipped answer.
+		case k == wire.KindSkipped && j.cause == nil:
+			d.resolve(j, nil, &result.TaskError{Task: j.call.Task, Pid: p.Pid(), Message: "protocol error: the child skipped a call that was not withdrawn"})
+		case k == wire.KindSkipped:
+			d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: j.cause})
 		case j.cause == nil && k == wire.KindTaskFailed && !j.deadline.IsZero() && !time.Now().Before(j.deadline):
 			// The task saw its deadline in the child (its context carries
 			// it) and failed with it, just before our timer would fire.
@@ -242,13 +276,17 @@ func (c *child) Reply(p *procman.Process, k procman.Kind, payload []byte) {
 			d.resolve(j, nil, taskError(j, p.Pid(), payload))
 		}
 		tracepoint.Mark(tracepoint.Resolved)
-		if c.linger && c.last && len(c.inflight) == 0 {
+		if next := c.running(); next != nil && next.state != jobDone && j != c.retireOn {
+			// (After the answer it said it exits on, nothing starts.)
+			c.starts(next)
+		}
+		if c.linger && c.state.takesNoMore() && len(c.inflight) == 0 {
 			// The goodbye it waits for, said once the caller has run
 			// (see Dispatcher.yieldToCallers): said now, its write
 			// would wake the child on the caller's way.
 			d.goodbyes = append(d.goodbyes, c)
 		}
-		d.makeReady(c)
+		d.offer(c)
 	}
 }
 
@@ -267,10 +305,32 @@ func (c *child) Note(p *procman.Process, k procman.Kind, payload []byte) {
 		d.used(c, payload)
 	case wire.KindLog:
 		d.logged(c, payload)
-	case wire.KindRetiring:
-		c.last, c.retiring = true, true
+	case wire.KindRetiring, wire.KindStopped:
+		c.retiring = k == wire.KindRetiring
+		c.stoppedCall = k == wire.KindStopped
 		c.retireOn = c.running()
-		d.unready(c)
+		if !c.state.takesNoMore() {
+			d.moveChild(c, childRetiring)
+		}
+	case wire.KindWithdrawn:
+		d.skipped(c, payload)
+	}
+}
+
+// skipped takes c's word that it will not begin a job that the
+// dispatcher withdrew while it waited in c's pipeline: the job resolves
+// now, and its place in the pipeline is kept until its skipped answer.
+func (d *Dispatcher) skipped(c *child, payload []byte) {
+	n, k := binary.Uvarint(payload)
+	if k <= 0 || k != len(payload) {
+		d.log.Warn("protocol error: a withdrawal note that does not decode; ignored", "pid", c.p.Pid())
+		return
+	}
+	for _, j := range c.inflight[1:] {
+		if j.n == n && j.state == jobStopping {
+			d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: j.cause})
+			return
+		}
 	}
 }
 
@@ -285,21 +345,26 @@ func taskError(j *job, pid int, payload []byte) error {
 // Exited implements procman.Handler.
 func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	d := c.d
-	c.last = true
 	if c.errw != nil {
 		c.errw.end()
 	}
 	d.childExited(c, e)
-	d.unready(c)
+	d.moveChild(c, childGone)
 	d.timers.remove(c.killTimer)
 	c.killTimer = nil
-	delete(d.workers, c)
-	delete(d.catchers, c)
 	if len(c.inflight) == 0 {
 		return
 	}
-	inflight := c.inflight
+	var inflight []*job // without the withdrawn jobs resolved already
+	for _, j := range c.inflight {
+		if j.state != jobDone {
+			inflight = append(inflight, j)
+		}
+	}
 	c.inflight = nil
+	if len(inflight) == 0 {
+		return
+	}
 	// The jobs behind the first never started: they go back to the head
 	// of the queue. The first died with the child, unless the child
 	// retired cleanly after answering the job it said it retired on, in
@@ -307,7 +372,7 @@ func (c *child) Exited(p *procman.Process, e *procman.Exit) {
 	// retires and then exits without answering that job has died with
 	// it: were the job put back, it would run again, and again, for ever.
 	first := inflight[0]
-	if c.retiring && e.Success() && first != c.retireOn {
+	if c.retireOn != nil && e.Success() && first != c.retireOn {
 		first = nil
 	}
 	if first != nil && c.refusedThread(first, e) {
@@ -364,91 +429,4 @@ func (c *child) refusedThread(j *job, e *procman.Exit) bool {
 	}
 	d.log.Warn("a child died for want of a thread before it read its task; the task waits", "task", j.call.Task, "pid", e.Pid, "pause", time.Until(d.pausedUntil))
 	return true
-}
-
-// limitHit names the limit of j's call that its child ran into, where the
-// kernel or the Go runtime tells: for CPU time SIGXCPU, which procman.Child
-// reports on stderr before it kills the child, or SIGKILL at the hard
-// limit; for address space a failed mapping reported on stderr (see
-// outOfAddressSpace).
-func limitHit(j *job, e *procman.Exit) string {
-	l := j.call.Process
-	if l == nil {
-		return ""
-	}
-	switch {
-	case l.CPUTime > 0 && (e.Signal == sigXCPU || bytes.Contains(e.Stderr, []byte("(SIGXCPU)")) ||
-		(e.Signal == syscall.SIGKILL && e.UserTime+e.SystemTime >= l.CPUTime)):
-		return "CPU time (RLIMIT_CPU)"
-	case l.AddressSpace > 0 && e.Signal == 0 && outOfAddressSpace(e.Stderr):
-		return "address space (RLIMIT_AS)"
-	}
-	return ""
-}
-
-// outOfAddressSpace reports whether stderr holds one of the ways a Go
-// child dies when a mapping fails under RLIMIT_AS. The runtime says "out
-// of memory" only when it cannot get a heap span; for its own metadata it
-// says "cannot allocate memory", and at start "failed to reserve page
-// summary memory". A cgo binary may fail first to map a new thread's
-// stack ("pthread_create failed", then SIGABRT, which the runtime turns
-// into exit status 2), and under -race the race detector fails to map its
-// shadow memory ("ThreadSanitizer failed to allocate", exit status 66).
-func outOfAddressSpace(stderr []byte) bool {
-	for _, s := range []string{
-		"out of memory",
-		"cannot allocate memory",
-		"failed to reserve page summary memory",
-		"pthread_create failed",
-		"ThreadSanitizer failed to allocate",
-		"too many address space collisions", // a -race heap that cannot map where it must
-	} {
-		if bytes.Contains(stderr, []byte(s)) {
-			return true
-		}
-	}
-	return false
-}
-
-// makeReady lists c among the children that may take work, if it may.
-func (d *Dispatcher) makeReady(c *child) {
-	if c.ready || c.last || d.stop == killing || c.p == nil {
-		return
-	}
-	if len(c.inflight) > 0 && (c.inflight[0].cancellable() || len(c.inflight) >= d.depth) {
-		return
-	}
-	c.ready = true
-	d.ready = append(d.ready, c)
-}
-
-// unready takes c off the list of children that may take work.
-func (d *Dispatcher) unready(c *child) {
-	if !c.ready {
-		return
-	}
-	c.ready = false
-	for i, x := range d.ready {
-		if x == c {
-			d.ready = append(d.ready[:i], d.ready[i+1:]...)
-			return
-		}
-	}
-}
-
-// requeue puts the jobs of a dead child that never started (all of them
-// but skip) back at the head of the queue, in their order.
-func (d *Dispatcher) requeue(jobs []*job, skip *job) {
-	var back []*job
-	for _, j := range jobs {
-		if j == skip || j.done {
-			continue
-		}
-		j.child = nil
-		d.requeued(j)
-		back = append(back, j)
-	}
-	if len(back) > 0 {
-		d.pending = append(back, d.pending...)
-	}
 }

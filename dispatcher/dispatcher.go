@@ -199,14 +199,15 @@ type Dispatcher struct {
 	failErr  error // why the strategy gave up (Pool.Fail); nil until it does
 
 	mu      sync.Mutex
-	inbox   []any // *task.Call, *joinReq, stopReq
+	inbox   []any // *job, cancelReq, *joinReq, stopReq, auditReq
 	closing bool  // takes no more work
 	seq     uint64
 	done    chan struct{} // closed when the manager goroutine has ended
 
 	// Owned by the manager goroutine.
 	pending    []*job              // queued, in order
-	ready      []*child            // children that may take work
+	ready      []*child            // children that may take work, in the order they became ready
+	children   map[*child]struct{} // children started and not gone
 	workers    map[*child]struct{} // children running server-mode workers
 	catchers   map[*child]struct{} // children that catch the termination signal
 	depth      int                 // jobs a child may have in flight (strategy.Pipeline)
@@ -252,6 +253,10 @@ const (
 
 type stopReq struct{ mode stopMode }
 
+// auditReq asks the manager goroutine for its audit of its counters
+// against its states (see Dispatcher.audit); the package's tests send it.
+type auditReq chan<- error
+
 // cancelReq says that a job's context ended; it comes from the goroutine
 // that context.AfterFunc starts.
 type cancelReq struct {
@@ -295,6 +300,7 @@ func Start(s strategy.Strategy, opts ...Option) (*Dispatcher, error) {
 		termSig:  cfg.termSig,
 		tail:     cfg.stderrTail,
 		done:     make(chan struct{}),
+		children: make(map[*child]struct{}),
 		workers:  make(map[*child]struct{}),
 		catchers: make(map[*child]struct{}),
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/procrastinate-go/procrastinate/internal/tune"
 	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/task"
 )
@@ -15,15 +16,15 @@ type job struct {
 	seq      uint64
 	deadline time.Time // the earlier of the call's and its context's; zero: none
 
+	state     jobState
+	n         uint64               // its invocation's number in its child, from 1
 	stopCtx   func() bool          // undoes context.AfterFunc
 	child     *child               // the child running it, or nil
 	cause     error                // why it is being stopped while it runs (a context's error)
 	deaths    []*result.ChildDeath // the tries that died, when it retries
 	timers    [jobTimers]*timer    // its timers in the heap, by kind; removed when it resolves
-	waiting   bool                 // waiting out a retry delay
 	refusedAt time.Time            // when the system first refused a child for it; zero: never
 	worker    bool                 // a server-mode worker: Join does not wait for it
-	done      bool                 // resolved
 	obs       jobObs               // what Stats and the events keep of it
 }
 
@@ -40,8 +41,8 @@ func newJob(c *task.Call, seq uint64) *job {
 // needsOwnChild reports whether the job must run in a child started for it.
 func (j *job) needsOwnChild() bool { return j.call.Process != nil }
 
-// cancellable reports whether the job may be stopped while it runs: it then
-// runs alone in its child.
+// cancellable reports whether the job may be stopped while it runs: its
+// child then catches the termination signal.
 func (j *job) cancellable() bool {
 	return j.call.Context != nil || !j.deadline.IsZero() || j.call.ActivityTimeout > 0
 }
@@ -50,10 +51,6 @@ func (j *job) cancellable() bool {
 // watched.
 func (d *Dispatcher) admit(j *job) {
 	d.admitted(j)
-	d.unresolved++
-	if j.needsOwnChild() {
-		d.ownJobs++
-	}
 	if ctx := j.call.Context; ctx != nil {
 		if err := ctx.Err(); err != nil {
 			d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: err})
@@ -89,24 +86,42 @@ func (d *Dispatcher) post(x any) {
 // is resolved at once and never starts; a running one is stopped with the
 // termination sequence and resolved when its child answers or ends.
 func (d *Dispatcher) cancel(j *job, cause error) {
-	if j.done {
-		return
-	}
-	if c := j.child; c != nil {
-		if j.cause == nil {
-			j.cause = cause
+	switch j.state {
+	case jobRunning:
+		j.cause = cause
+		d.moveJob(j, jobStopping)
+		if c := j.child; len(c.inflight) == 1 {
 			c.terminate()
+		} else {
+			d.withdraw(c, j)
 		}
 		return
-	}
-	// Queued, or waiting out a retry delay.
-	if j.waiting {
-		j.waiting = false
-		d.waiting--
-	} else {
+	case jobQueued:
 		d.unqueue(j)
+	case jobWaiting:
+	default: // stopping, or done
+		return
 	}
 	d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: cause})
+}
+
+// withdraw stops j, sent to child c along with other jobs, and nothing
+// else. The dispatcher cannot tell whether c has begun j: its answer to
+// the job before may be on its way. So c decides, as it takes j: a job it
+// has not begun never runs, and its future resolves (see
+// Dispatcher.skipped); one that runs it stops itself, with the first step
+// of the termination sequence, and it takes nothing after it: the jobs
+// behind go back to the queue when it exits. Should a job that c runs
+// still run at the end of the grace period, c is killed (see
+// child.starts).
+func (d *Dispatcher) withdraw(c *child, j *job) {
+	if err := tune.Withdraw(c.p, j.n); err != nil {
+		// The child is gone or going; its exit resolves the job.
+		d.log.Debug("withdrawing a call", "pid", c.p.Pid(), "error", err)
+	}
+	if c.running() == j {
+		d.timers.add(&timer{at: time.Now().Add(d.grace), kind: timerCut, c: c, j: j})
+	}
 }
 
 // unqueue removes j from the queue.
@@ -132,11 +147,8 @@ func (d *Dispatcher) died(j *job, death *result.ChildDeath) {
 		if delay < 0 || (j.call.RetryDelay > 0 && delay < j.call.RetryDelay) {
 			delay = time.Hour // the shift overflowed
 		}
-		j.child = nil // dead: a cancel in the delay must find the job waiting, not running
-		j.waiting = true
-		d.waiting++
 		d.timers.add(&timer{at: time.Now().Add(delay), j: j, kind: timerRetry})
-		d.retried(j, death, delay)
+		d.retried(j, death, delay) // waiting: a cancel in the delay finds it so, not running
 		d.log.Debug("task's child died; retrying", "task", j.call.Task, "try", len(j.deaths), "delay", delay, "death", death.Error())
 		return
 	}
@@ -170,25 +182,22 @@ func (d *Dispatcher) cancelError(j *job, pid int, _ error) error {
 
 // retry puts a job whose retry delay is over back at the head of the queue.
 func (d *Dispatcher) retry(j *job) {
-	if j.done || !j.waiting {
+	if j.state != jobWaiting {
 		return
 	}
-	j.waiting = false
-	d.waiting--
 	if d.stop == killing {
 		d.resolve(j, nil, d.deathError(j, nil))
 		return
 	}
+	d.moveJob(j, jobQueued)
 	d.pending = append([]*job{j}, d.pending...)
 }
 
 // resolve settles a job with an answer or an error, and counts it for Join.
 func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
-	if j.done {
+	if j.state == jobDone {
 		return
 	}
-	j.done = true
-	j.child = nil
 	d.timers.removeJob(j)
 	if j.stopCtx != nil {
 		j.stopCtx()
@@ -200,12 +209,7 @@ func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
 		j.call.Resolve(payload)
 	}
 	d.woke = true
-	d.unresolved--
-	if j.needsOwnChild() {
-		d.ownJobs--
-	}
 	if j.worker {
-		d.workerJobs--
 		return
 	}
 	if len(d.joins) == 0 {
@@ -223,4 +227,25 @@ func (d *Dispatcher) resolve(j *job, payload []byte, err error) {
 		}
 	}
 	d.joins = kept
+}
+
+// requeue puts the jobs of a dead child that never started (all of them
+// but skip) back at the head of the queue, in their order. One that was
+// withdrawn resolves instead: it never started.
+func (d *Dispatcher) requeue(jobs []*job, skip *job) {
+	var back []*job
+	for _, j := range jobs {
+		switch {
+		case j == skip || j.state == jobDone:
+			continue
+		case j.state == jobStopping:
+			d.resolve(j, nil, &result.CancelError{Task: j.call.Task, Cause: j.cause})
+			continue
+		}
+		d.requeued(j)
+		back = append(back, j)
+	}
+	if len(back) > 0 {
+		d.pending = append(back, d.pending...)
+	}
 }

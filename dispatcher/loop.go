@@ -114,6 +114,7 @@ func (d *Dispatcher) intake() {
 	inbox := d.inbox
 	d.inbox = nil
 	d.mu.Unlock()
+	var audits []auditReq
 	for _, x := range inbox {
 		switch x := x.(type) {
 		case *job:
@@ -128,6 +129,8 @@ func (d *Dispatcher) intake() {
 			} else {
 				d.joins = append(d.joins, x)
 			}
+		case auditReq:
+			audits = append(audits, x)
 		case stopReq:
 			if x.mode > d.stop {
 				d.stop = x.mode
@@ -137,13 +140,16 @@ func (d *Dispatcher) intake() {
 			}
 		}
 	}
+	// After the whole inbox: a job taken in behind the request is queued by now.
+	for _, a := range audits {
+		a <- d.audit()
+	}
 }
 
 // assign hands queued jobs to ready children, most recently used first
 // (its pages are warm), and pipelined work to the child with the least in
-// flight. Jobs that need a child of their own stay queued for Spawn, and so
-// do cancellable jobs until a child is empty; children past their age are
-// retired.
+// flight. Jobs that need a child of their own stay queued for Spawn;
+// children past their age are retired.
 func (d *Dispatcher) assign() {
 	if len(d.ready) == 0 || len(d.pending) == 0 || d.stop == killing {
 		return
@@ -165,8 +171,8 @@ func (d *Dispatcher) assign() {
 			continue
 		}
 		c.give(j)
-		if !c.canTake(j) || c.last {
-			d.unready(c)
+		if c.state == childReady && !c.canTake() {
+			d.moveChild(c, childBusy)
 		}
 	}
 	clear(d.pending[len(kept):])
@@ -181,12 +187,11 @@ func (d *Dispatcher) pick(j *job, now time.Time) *child {
 	for i := len(d.ready) - 1; i >= 0; i-- {
 		c := d.ready[i]
 		if len(c.inflight) == 0 && c.tooOld(now) {
-			d.unready(c)
-			c.last = true
+			d.moveChild(c, childRetiring)
 			c.p.CloseInput()
 			continue
 		}
-		if c.canTake(j) && (best == nil || len(c.inflight) < len(best.inflight)) {
+		if c.canTake() && (best == nil || len(c.inflight) < len(best.inflight)) {
 			best = c
 			if len(c.inflight) == 0 {
 				break
@@ -222,18 +227,17 @@ func (d *Dispatcher) makeRoom() {
 // when n < 0), the least recently readied first, that there is no more
 // work for them.
 func (d *Dispatcher) retireIdle(n int) {
-	kept := d.ready[:0]
+	var idle []*child // collected first: moving one takes it off d.ready
 	for _, c := range d.ready {
 		if n != 0 && len(c.inflight) == 0 {
 			n--
-			c.ready, c.last = false, true
-			c.p.CloseInput()
-			continue
+			idle = append(idle, c)
 		}
-		kept = append(kept, c)
 	}
-	clear(d.ready[len(kept):])
-	d.ready = kept
+	for _, c := range idle {
+		d.moveChild(c, childRetiring)
+		c.p.CloseInput()
+	}
 }
 
 // kill fails the queue and ends the children: a stop frame first, which
@@ -287,13 +291,11 @@ func (d *Dispatcher) giveUpRetries() {
 	}
 	var waiting []*job // collected first: resolving one takes its timer out of the heap
 	for _, t := range d.timers {
-		if t.kind == timerRetry && t.j.waiting {
+		if t.kind == timerRetry && t.j.state == jobWaiting {
 			waiting = append(waiting, t.j)
 		}
 	}
 	for _, j := range waiting {
-		j.waiting = false
-		d.waiting--
 		d.resolve(j, nil, d.deathError(j, nil))
 	}
 }
@@ -337,10 +339,10 @@ func (d *Dispatcher) finish() {
 // period.
 func (d *Dispatcher) stopWorkers() {
 	for c := range d.workers {
-		if c.stopping {
+		if c.state >= childStopping {
 			continue
 		}
-		c.stopping, c.last = true, true
+		d.moveChild(c, childStopping)
 		if err := c.p.Stop(); err != nil {
 			d.log.Debug("sending a stop frame", "pid", c.p.Pid(), "error", err)
 		}
@@ -372,10 +374,11 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 		c.errw = &childStderr{c: c, sink: d.stderr}
 		spec.StderrCopy = c.errw
 	}
+	last := false
 	if j != nil {
 		spec.Name = j.call.Task
 		c.task = j.call.Task
-		spec.Invocation = c.invocation(j)
+		spec.Invocation, last = c.invocation(j)
 		if l := j.call.Process; l != nil {
 			spec.Dir, spec.Env = l.Dir, l.Env
 			spec.Rlimits, spec.Nice = rlimits(l), l.Nice
@@ -414,22 +417,26 @@ func (d *Dispatcher) start(j *job, worker bool) error {
 	d.started()
 	c.p = p
 	d.childStarted(c)
-	c.noteCatcher()
 	if j != nil {
 		if !worker {
 			d.pending = d.pending[1:]
 		}
 		c.inflight = append(c.inflight, j)
 		j.child = c
+		j.n = 1
 		d.began(j, c)
 		c.watchActivity(j)
 	}
+	if last {
+		d.moveChild(c, childRetiring)
+	} else {
+		d.offer(c)
+	}
+	c.noteCatcher()
 	if worker {
 		c.worker = true
 		d.workers[c] = struct{}{}
-		return nil
 	}
-	d.makeReady(c)
 	return nil
 }
 
@@ -502,7 +509,7 @@ func (v poolView) SpawnCall(c *task.Call) error {
 	j.worker = true
 	d.workerJobs++
 	d.admit(j)
-	if j.done {
+	if j.state == jobDone {
 		return nil
 	}
 	d.unqueue(j)

@@ -16,7 +16,7 @@ import (
 // signals; nothing here waits.
 func (d *Dispatcher) progressed(c *child, payload []byte) {
 	j := c.running()
-	if j == nil || j.done {
+	if j == nil || j.state == jobDone {
 		return
 	}
 	c.lastBeat = time.Now()
@@ -37,7 +37,7 @@ func (d *Dispatcher) progressed(c *child, payload []byte) {
 // before the call's answer.
 func (d *Dispatcher) used(c *child, payload []byte) {
 	j := c.running()
-	if j == nil || j.done {
+	if j == nil || j.state == jobDone {
 		return
 	}
 	u, err := wire.DecodeUsage(payload)
@@ -71,7 +71,7 @@ const (
 // and to the call's tail of records. The child bounds the rate.
 func (d *Dispatcher) logged(c *child, payload []byte) {
 	j := c.running()
-	if j == nil || j.done {
+	if j == nil || j.state == jobDone {
 		return
 	}
 	rec, err := wire.DecodeLogRecord(payload)

@@ -267,20 +267,9 @@ func (o *observer) task(name string) *taskCounters {
 	return c.(*taskCounters)
 }
 
-// jobState is where a job is, as the counters see it.
-type jobState uint8
-
-const (
-	jobNew jobState = iota
-	jobQueued
-	jobRunning
-	jobDone
-)
-
 // jobObs is what the counters and events keep of a job.
 type jobObs struct {
 	counters  *taskCounters
-	state     jobState
 	queuedAt  time.Time
 	startedAt time.Time
 	usage     result.Usage // what its last try cost, as its child said or its exit showed
@@ -339,9 +328,9 @@ func (d *Dispatcher) Stats() Stats {
 // under d.mu, or on the manager's for a worker), as queued.
 func (d *Dispatcher) submitted(j *job) {
 	c := d.obs.task(j.call.Task)
-	j.obs = jobObs{counters: c, state: jobQueued, queuedAt: time.Now()}
+	j.obs = jobObs{counters: c, queuedAt: time.Now()}
 	c.scheduled.Add(1)
-	c.queued.Add(1)
+	d.moveJob(j, jobSubmitted)
 }
 
 // refuse fails c, a call that Submit does not take in, and counts it.
@@ -352,8 +341,9 @@ func (d *Dispatcher) refuse(c *task.Call, err error) {
 	c.Fail(err)
 }
 
-// admitted says that j was queued.
+// admitted queues j, a call the manager takes in, and says so.
 func (d *Dispatcher) admitted(j *job) {
+	d.moveJob(j, jobQueued)
 	if d.obs.listening() {
 		d.emit(Event{Kind: TaskQueued, Task: j.call.Task, Call: j.seq, Attempt: len(j.deaths) + 1})
 	}
@@ -363,12 +353,8 @@ func (d *Dispatcher) admitted(j *job) {
 func (d *Dispatcher) began(j *job, c *child) {
 	now := time.Now()
 	wait := now.Sub(j.obs.queuedAt)
-	if j.obs.state == jobQueued {
-		j.obs.counters.queued.Add(-1)
-	}
-	j.obs.state = jobRunning
+	d.moveJob(j, jobRunning)
 	j.obs.startedAt = now
-	j.obs.counters.running.Add(1)
 	j.obs.counters.wait.observe(wait)
 	if d.obs.listening() {
 		d.emit(Event{Kind: TaskStarted, Task: j.call.Task, Call: j.seq, Attempt: len(j.deaths) + 1, Pid: c.p.Pid(), Wait: wait})
@@ -377,18 +363,14 @@ func (d *Dispatcher) began(j *job, c *child) {
 
 // requeued counts j, back in the queue without having run, as queued.
 func (d *Dispatcher) requeued(j *job) {
-	j.setProgress(0, 0)
-	if j.obs.state == jobRunning {
-		j.obs.counters.running.Add(-1)
-		j.obs.counters.queued.Add(1)
-	}
-	j.obs.state = jobQueued
+	d.moveJob(j, jobQueued)
 	j.obs.queuedAt = time.Now()
 }
 
-// retried counts j, whose child died, as queued for a retry after delay.
+// retried counts j, whose child died, as waiting for a retry after delay.
 func (d *Dispatcher) retried(j *job, death *result.ChildDeath, delay time.Duration) {
-	d.requeued(j)
+	d.moveJob(j, jobWaiting)
+	j.obs.queuedAt = time.Now()
 	j.obs.counters.retries.Add(1)
 	if d.obs.listening() {
 		d.emit(Event{Kind: TaskRetried, Task: j.call.Task, Call: j.seq, Attempt: len(j.deaths) + 1, Pid: death.Pid, Err: death, Delay: delay})
@@ -397,23 +379,22 @@ func (d *Dispatcher) retried(j *job, death *result.ChildDeath, delay time.Durati
 
 // ended counts j as done with err (nil: an answer).
 func (d *Dispatcher) ended(j *job, err error) {
+	if j.state == jobDone {
+		return
+	}
+	var run time.Duration
+	started := j.state == jobRunning || j.state == jobStopping
+	if started {
+		run = time.Since(j.obs.startedAt)
+	}
+	d.moveJob(j, jobDone)
 	c := j.obs.counters
 	if c == nil {
 		return // never counted as taken in
 	}
-	var run time.Duration
-	switch j.obs.state {
-	case jobDone:
-		return
-	case jobQueued:
-		c.queued.Add(-1)
-	case jobRunning:
-		c.running.Add(-1)
-		run = time.Since(j.obs.startedAt)
+	if started {
 		c.run.observe(run)
 	}
-	j.obs.state = jobDone
-	j.setProgress(0, 0)
 	o := outcomeOf(err)
 	c.completed[o].Add(1)
 	var usage *result.Usage
@@ -476,7 +457,7 @@ func (d *Dispatcher) childExited(c *child, e *procman.Exit) {
 // exitReason says why c ended as e says.
 func (c *child) exitReason(e *procman.Exit) ExitReason {
 	switch {
-	case c.inactive || len(c.sent) > 0 || e.Err != nil || (c.d.killed && !e.Success()):
+	case c.inactive || c.stoppedCall || len(c.sent) > 0 || e.Err != nil || (c.d.killed && !e.Success()):
 		return ExitKilled
 	case !e.Success():
 		return ExitCrashed

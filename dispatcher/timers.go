@@ -29,6 +29,7 @@ const (
 	timerDeadline timerKind = iota // j's deadline
 	timerRetry                     // j may run again
 	timerActivity                  // time to check c's heartbeats for j
+	timerCut                       // the grace period of j, withdrawn while c ran it, is over
 	timerKill                      // c's grace period is over
 
 	jobTimers = timerKill // the kinds a job has, one timer of each at most: those before timerKill
@@ -92,12 +93,12 @@ func (h *timerHeap) removeJob(j *job) {
 func (h timerHeap) live() bool {
 	for _, t := range h {
 		switch t.kind {
-		case timerDeadline, timerActivity:
-			if !t.j.done {
+		case timerDeadline, timerActivity, timerCut:
+			if t.j.state != jobDone {
 				return true
 			}
 		case timerRetry:
-			if t.j.waiting {
+			if t.j.state == jobWaiting {
 				return true
 			}
 		case timerKill:
@@ -141,7 +142,7 @@ func (d *Dispatcher) fireTimers() {
 	for _, t := range d.timers.due(time.Now()) {
 		switch t.kind {
 		case timerDeadline:
-			if !t.j.done {
+			if t.j.state != jobDone {
 				d.cancel(t.j, context.DeadlineExceeded)
 			}
 		case timerRetry:
@@ -150,6 +151,8 @@ func (d *Dispatcher) fireTimers() {
 			t.c.kill()
 		case timerActivity:
 			t.c.checkActivity(t.j)
+		case timerCut:
+			t.c.cutOverdue(t.j)
 		}
 	}
 }

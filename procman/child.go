@@ -30,7 +30,7 @@ import (
 // parent set it could keep the old level).
 const (
 	cookieKey   = childenv.Cookie
-	cookieValue = "procrastinate-go.v6"
+	cookieValue = "procrastinate-go.v7"
 	cpuLimitKey = childenv.CPULimit
 	niceKey     = childenv.Nice
 )
@@ -184,6 +184,10 @@ type Child struct {
 	told    atomic.Bool   // a goodbye came: the end of the pipes is not the parent's death
 	ctlEOF  atomic.Bool   // the control pipe has ended
 
+	withdrawMu    sync.Mutex
+	withdrawList  []uint64      // invocations the parent withdrew, not yet taken; under withdrawMu
+	withdrawReady chan struct{} // receives when withdrawList grows
+
 	out      *os.File
 	wmu      sync.Mutex
 	stop     chan struct{}
@@ -254,8 +258,10 @@ func newChildOn(in, out, ctl *os.File) (*Child, error) {
 		ctl:     ctl,
 		ctlDone: make(chan struct{}),
 		stop:    make(chan struct{}),
-		first:   true,
-		parent:  os.Getppid(),
+
+		withdrawReady: make(chan struct{}, 1),
+		first:         true,
+		parent:        os.Getppid(),
 	}
 	if pid := os.Getpid(); processGroup() == pid {
 		c.group = pid
@@ -307,11 +313,37 @@ func (c *Child) watchControl() {
 			c.controlBroke(fmt.Errorf("procman: unexpected %v frame on the control pipe", k))
 			return
 		}
+		if n, ok := withdrawn(payload); ok {
+			c.withdraw(n)
+			continue
+		}
 		if isGoodbye(payload) {
 			c.told.Store(true)
 		}
 		c.stopped.Do(func() { close(c.stop) })
 	}
+}
+
+// withdraw records that the parent withdrew invocation n (see
+// tune.Withdraw), for the code that serves.
+func (c *Child) withdraw(n uint64) {
+	c.withdrawMu.Lock()
+	c.withdrawList = append(c.withdrawList, n)
+	c.withdrawMu.Unlock()
+	select {
+	case c.withdrawReady <- struct{}{}:
+	default:
+	}
+}
+
+// takeWithdrawn returns the invocations the parent withdrew since the
+// last call.
+func (c *Child) takeWithdrawn() []uint64 {
+	c.withdrawMu.Lock()
+	defer c.withdrawMu.Unlock()
+	l := c.withdrawList
+	c.withdrawList = nil
+	return l
 }
 
 // controlBroke records why the control stream broke, where Next and Err

@@ -123,15 +123,15 @@ func TestChildStartedByHandExitsWithOneLine(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{"NoPipes", "procrastinate-go.v6", func() []*os.File { return nil }, 2, "not a pipe"},
-		{"FilesThatAreNotPipes", "procrastinate-go.v6", func() []*os.File { return []*os.File{devnull(), devnull(), devnull()} }, 2, "not a pipe"},
-		{"NoControlPipe", "procrastinate-go.v6", func() []*os.File { return pipes(nil)[:2] }, 2, "fd 5 is not a pipe"},
+		{"NoPipes", "procrastinate-go.v7", func() []*os.File { return nil }, 2, "not a pipe"},
+		{"FilesThatAreNotPipes", "procrastinate-go.v7", func() []*os.File { return []*os.File{devnull(), devnull(), devnull()} }, 2, "not a pipe"},
+		{"NoControlPipe", "procrastinate-go.v7", func() []*os.File { return pipes(nil)[:2] }, 2, "fd 5 is not a pipe"},
 		{"WrongCookie", "procrastinate-go.v0", func() []*os.File { return nil }, 2, `"procrastinate-go.v0"`},
-		{"GarbageInvocation", "procrastinate-go.v6", func() []*os.File { return pipes([]byte("garbage, not a frame")) }, 1, "unknown frame kind"},
+		{"GarbageInvocation", "procrastinate-go.v7", func() []*os.File { return pipes([]byte("garbage, not a frame")) }, 1, "unknown frame kind"},
 		// The pipe ends inside a frame: its parent died as it wrote. A
 		// child started by a Manager would kill its group; this one does
 		// not lead its group (it shares ours), so it exits.
-		{"TruncatedInvocation", "procrastinate-go.v6", func() []*os.File { return pipes(procman.AppendHeader(nil, procman.FrameInvocation, 100)) }, 3, "ended inside a frame; the parent is gone"},
+		{"TruncatedInvocation", "procrastinate-go.v7", func() []*os.File { return pipes(procman.AppendHeader(nil, procman.FrameInvocation, 100)) }, 3, "ended inside a frame; the parent is gone"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runByHand(t, tc.cookie, tc.extra())

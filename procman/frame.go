@@ -26,7 +26,7 @@ const (
 	frameInvocation frameClass = 1 // the caller's payload
 	frameReply      frameClass = 2 // numbered: ends the oldest invocation in flight
 	frameNote       frameClass = 3 // numbered: about the invocation that runs
-	frameStop       frameClass = 4 // finish; a goodbye's payload is one byte, 1
+	frameStop       frameClass = 4 // finish; a goodbye's payload is one byte, 1; a withdrawal's is 2 and a number
 	frameNoMain     frameClass = 5 // the child never called Serve; empty
 
 	// maxFrameClass is the last class: a header's class byte of 0, or
@@ -88,6 +88,25 @@ func appendStop(dst []byte, goodbye bool) []byte {
 
 // isGoodbye reports whether payload, a stop frame's, is a goodbye's.
 func isGoodbye(payload []byte) bool { return len(payload) == 1 && payload[0] == 1 }
+
+// appendWithdraw appends to dst a stop frame that withdraws invocation n
+// alone: its payload is 2, then n as a uvarint.
+func appendWithdraw(dst []byte, n uint64) []byte {
+	var p [1 + binary.MaxVarintLen64]byte
+	p[0] = 2
+	k := 1 + binary.PutUvarint(p[1:], n)
+	return appendFrame(dst, frameStop, p[:k])
+}
+
+// withdrawn returns the invocation that payload, a stop frame's, withdraws,
+// if it withdraws one.
+func withdrawn(payload []byte) (n uint64, ok bool) {
+	if len(payload) < 2 || payload[0] != 2 {
+		return 0, false
+	}
+	n, k := binary.Uvarint(payload[1:])
+	return n, k == len(payload)-1 && n > 0
+}
 
 // appendHeader appends the header of a frame of kind k with a payload of n
 // bytes to dst.

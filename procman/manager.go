@@ -179,6 +179,11 @@ func (m *Manager) Wakeup() error {
 func init() {
 	tune.Flush = func(m any) { m.(*Manager).flushNow() }
 	tune.Queued = func(c any) bool { return c.(*Child).queued() > 0 }
+	tune.Withdraw = func(p any, n uint64) error { return p.(*Process).withdraw(n) }
+	tune.Withdrawals = func(c any) (<-chan struct{}, func() []uint64) {
+		ch := c.(*Child)
+		return ch.withdrawReady, ch.takeWithdrawn
+	}
 }
 
 // SetDeadline makes Step return no later than t even when nothing happens;

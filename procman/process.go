@@ -1,6 +1,7 @@
 package procman
 
 import (
+	"encoding/binary"
 	"io"
 	"syscall"
 	"time"
@@ -89,6 +90,22 @@ func (p *Process) Stop() error {
 		return ErrInputClosed
 	}
 	p.sendStop(false)
+	return nil
+}
+
+// withdraw asks the child not to begin invocation n, or to stop it if it
+// has begun (see tune.Withdraw). Like a stop, it goes at once to the
+// control pipe, ahead of what Send still queues.
+func (p *Process) withdraw(n uint64) error {
+	p.m.enter()
+	defer p.m.leave()
+	if p.invfd < 0 || p.closeAfter {
+		return ErrInputClosed
+	}
+	frame := appendWithdraw(make([]byte, 0, headerSize+1+binary.MaxVarintLen64), n)
+	if _, err := writeFD(p.ctlfd, frame); err != nil && err != syscall.EAGAIN {
+		p.m.log.Debug("writing a withdrawal", "pid", p.pid, "error", err)
+	}
 	return nil
 }
 

@@ -113,7 +113,9 @@ func (f callOptionFunc) applyCall(c *Call) { f(c) }
 // either way the future resolves with a *result.CancelError that wraps
 // ctx.Err(). Inside the child, the task's own context ends on SIGTERM
 // (the dispatcher's termination signal, which the child catches for such
-// a call). A call with a context runs alone in its child.
+// a call). A call with a context is pipelined like any other
+// (strategy.Pipeline): stopping it stops nothing else, and when it waits
+// in a child behind another call, it never runs.
 func WithContext(ctx context.Context) CallOption {
 	return callOptionFunc(func(c *Call) { c.Context = ctx })
 }
@@ -137,8 +139,8 @@ func WithRetries(n int, delay time.Duration) CallOption {
 // WithActivityTimeout kills the call's child when the task sends no
 // [Heartbeat] for longer than d (the gem's activity check: a lazy worker
 // is a hung one). The future then resolves with a *result.ChildDeath
-// whose cause is dispatcher.ErrInactive. The call runs alone in its
-// child.
+// whose cause is dispatcher.ErrInactive. The time runs from the call's
+// start in its child, not from its place in a pipeline.
 func WithActivityTimeout(d time.Duration) CallOption {
 	return callOptionFunc(func(c *Call) { c.ActivityTimeout = d })
 }

@@ -2,6 +2,7 @@ package task
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -55,21 +56,43 @@ func serve(c *procman.Child) error {
 	if !tune.Queued(c) {
 		warmUp() // a child with nothing to do yet: a spare, or a worker in waiting
 	}
+	w := &withdrawals{skip: make(map[uint64]bool)}
+	withdrawn, take := tune.Withdrawals(c)
 	go func() {
-		select {
-		case <-term.sigs:
-		case <-c.Stopped():
-			if sig := int(running.Load()); sig > 0 && term.catch(sig) {
-				// Asked to stop while a task runs, by a parent that
-				// does not signal this child: what the task started
-				// gets the signal from here, the child itself through
-				// its new handler.
-				_ = osproc.SignalGroup(syscall.Signal(sig))
+		for {
+			select {
+			case <-term.sigs:
+			case <-c.Stopped():
+				if sig := int(running.Load()); sig > 0 && term.catch(sig) {
+					// Asked to stop while a task runs, by a parent that
+					// does not signal this child: what the task started
+					// gets the signal from here, the child itself through
+					// its new handler.
+					_ = osproc.SignalGroup(syscall.Signal(sig))
+				}
+			case <-withdrawn:
+				seq, later, cut := w.absorb(take())
+				for _, n := range later {
+					// The parent may resolve it now, without waiting
+					// for the task that runs.
+					_ = c.Note(seq, wire.KindWithdrawn, binary.AppendUvarint(nil, n))
+				}
+				if !cut {
+					continue
+				}
+				// The running invocation was withdrawn: the first step
+				// of the termination sequence, taken here, for the
+				// parent does not know whether it had begun.
+				if sig := int(running.Load()); sig > 0 {
+					term.catch(sig)
+					_ = osproc.SignalGroup(syscall.Signal(sig))
+				}
+			case <-root.Done():
+				return
 			}
-		case <-root.Done():
+			cancel() // an idle child returns from Next; a busy one's task sees its ctx end
 			return
 		}
-		cancel() // an idle child returns from Next; a busy one's task sees its ctx end
 	}()
 	for {
 		seq, p, err := c.Next(root)
@@ -82,6 +105,16 @@ func serve(c *procman.Child) error {
 		inv, err := wire.DecodeInvocation(p)
 		if err != nil {
 			return fmt.Errorf("the parent sent an invocation that does not decode (are parent and child the same build?): %w", err)
+		}
+		if w.begin(seq, take()) {
+			// Withdrawn before it began: it never runs.
+			if err := c.Reply(wire.KindSkipped, nil); err != nil {
+				return err
+			}
+			if inv.Last {
+				return finish(c, root, inv)
+			}
+			continue
 		}
 		if inv.CatchTerm {
 			term.catch(inv.TermSignal)
@@ -102,6 +135,7 @@ func serve(c *procman.Child) error {
 			c.Exit(1)
 		})
 		running.Store(0)
+		cut := w.end()
 		// What it cost, when the parent asked, goes before the answer, so
 		// that the future has it when it resolves.
 		if inv.Usage {
@@ -117,31 +151,102 @@ func serve(c *procman.Child) error {
 				return err
 			}
 		}
+		// So does the word that it stopped a withdrawn invocation: the
+		// invocations sent after it never begin.
+		if cut {
+			if err := c.Note(seq, wire.KindStopped, nil); err != nil {
+				return err
+			}
+		}
 		tracepoint.Mark(tracepoint.AnswerWrite)
 		if err := c.Reply(kind, out); err != nil {
 			return err
 		}
-		if inv.Last || retire || root.Err() != nil {
-			if inv.Last && inv.Linger {
-				// The parent says goodbye once it has taken the answer;
-				// the teardown waits for that (see wire.Invocation). It
-				// waits as an idle child waits for work, with no timer
-				// and no other goroutine to wake: the goodbye, a stop,
-				// or its parent's death ends the wait. It waits first
-				// and lowers its priority after: a child woken on the
-				// parent's CPU has the parent waiting behind it until it
-				// sleeps, and the system call would delay the answer.
-				_, p, err := c.Next(root)
-				lowerPriority()
-				if err == nil {
-					return fmt.Errorf("the parent sent an invocation (%d bytes) after the last one", len(p))
-				}
-			} else {
-				lowerPriority()
-			}
-			return c.Err()
+		if inv.Last || retire || cut || root.Err() != nil {
+			return finish(c, root, inv)
 		}
 	}
+}
+
+// finish ends a child's service after its last answer.
+func finish(c *procman.Child, root context.Context, inv *wire.Invocation) error {
+	if inv.Last && inv.Linger {
+		// The parent says goodbye once it has taken the answer; the
+		// teardown waits for that (see wire.Invocation). It waits as an
+		// idle child waits for work, with no timer and no other
+		// goroutine to wake: the goodbye, a stop, or its parent's death
+		// ends the wait. It waits first and lowers its priority after: a
+		// child woken on the parent's CPU has the parent waiting behind it
+		// until it sleeps, and the system call would delay the answer.
+		_, p, err := c.Next(root)
+		lowerPriority()
+		if err == nil {
+			return fmt.Errorf("the parent sent an invocation (%d bytes) after the last one", len(p))
+		}
+	} else {
+		lowerPriority()
+	}
+	return c.Err()
+}
+
+// withdrawals keeps what the parent withdrew (see tune.Withdraw) against
+// what the child began: an invocation withdrawn before it begins is
+// skipped; one withdrawn while it runs is stopped, and the child ends
+// after its answer; one withdrawn once answered is no concern. Its
+// methods are safe for concurrent use.
+type withdrawals struct {
+	mu      sync.Mutex
+	skip    map[uint64]bool // withdrawn and not begun
+	begun   uint64          // the last invocation begun or skipped
+	running uint64          // the invocation that runs; 0: none
+	cut     bool            // the running invocation was withdrawn
+}
+
+// absorb records the withdrawn invocations ns. It returns the invocation
+// that runs, the withdrawn ones that will not begin (to say so while one
+// runs), and whether the one that runs was withdrawn, the first time.
+func (w *withdrawals) absorb(ns []uint64) (running uint64, later []uint64, cut bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, n := range ns {
+		switch {
+		case n > w.begun:
+			if !w.skip[n] {
+				w.skip[n] = true
+				later = append(later, n)
+			}
+		case n == w.running && !w.cut:
+			w.cut, cut = true, true
+		}
+	}
+	if w.running == 0 {
+		later = nil
+	}
+	return w.running, later, cut
+}
+
+// begin records that invocation seq comes, after taking the withdrawals
+// ns, and reports whether it was withdrawn: then it is skipped.
+func (w *withdrawals) begin(seq uint64, ns []uint64) (skip bool) {
+	w.absorb(ns)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.begun = seq
+	if w.skip[seq] {
+		delete(w.skip, seq)
+		return true
+	}
+	w.running = seq
+	return false
+}
+
+// end records that the invocation that ran has its answer, and reports
+// whether it was withdrawn while it ran.
+func (w *withdrawals) end() (cut bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.running = 0
+	return w.cut
 }
 
 // lowerPriority is for a child whose answers are out: what is left is

@@ -13,6 +13,7 @@ import (
 const (
 	KindAnswer     procman.Kind = 1 // the task's encoded result
 	KindTaskFailed procman.Kind = 2 // an encoded [Failure]
+	KindSkipped    procman.Kind = 8 // the parent withdrew the invocation before it began; empty payload
 )
 
 // The kinds of note a child sends about the invocation that runs.
@@ -22,6 +23,13 @@ const (
 	KindRetiring  procman.Kind = 5 // the child takes no more work after this answer; empty payload
 	KindUsage     procman.Kind = 6 // an encoded [Usage]: what the task cost, just before its answer
 	KindLog       procman.Kind = 7 // an encoded [LogRecord]: a record the task logged
+	// KindWithdrawn says that the child will not begin a later
+	// invocation that the parent withdrew: its number, a uvarint.
+	KindWithdrawn procman.Kind = 9
+	// KindStopped says that the parent withdrew the invocation that
+	// runs, and the child stopped it: the child takes no more work after
+	// this answer. Empty payload.
+	KindStopped procman.Kind = 10
 )
 
 // KindName names a reply's or a note's kind, for logs.
@@ -41,6 +49,12 @@ func KindName(k procman.Kind) string {
 		return "usage"
 	case KindLog:
 		return "log"
+	case KindSkipped:
+		return "skipped"
+	case KindWithdrawn:
+		return "withdrawn"
+	case KindStopped:
+		return "stopped"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
