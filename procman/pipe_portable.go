@@ -19,28 +19,6 @@ func pipeHolds(fd int) bool {
 // write end, only Linux tells: the BSDs and macOS say 0.
 func pipeLen(fd int) (int, error) { return unix.IoctlGetInt(fd, fionread) }
 
-// readFD reads from the non-blocking fd, again when a signal interrupts
-// it; syscall.EAGAIN says that nothing waits.
-func readFD(fd int, buf []byte) (int, error) {
-	for {
-		n, err := unix.Read(fd, buf)
-		if err != unix.EINTR {
-			return n, err
-		}
-	}
-}
-
-// writeFD writes b to the non-blocking fd, again when a signal
-// interrupts it; syscall.EAGAIN says that the pipe is full.
-func writeFD(fd int, b []byte) (int, error) {
-	for {
-		n, err := unix.Write(fd, b)
-		if err != unix.EINTR {
-			return n, err
-		}
-	}
-}
-
 // closeFD closes fd.
 func closeFD(fd int) { unix.Close(fd) }
 
