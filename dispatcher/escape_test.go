@@ -53,12 +53,13 @@ func TestAChildThatLeavesItsGroupIsStopped(t *testing.T) {
 		g := newGate(t)
 		d := start(t, strategy.Throttled(1), dispatcher.WithGracePeriod(300*time.Millisecond))
 		killLoggedByHand(t, g)
-		r := leaveGroup.Schedule(d, g.arg(), task.WithTimeout(500*time.Millisecond))
-		g.waitStarted(t, 1)
+		r, _, _ := startedInTime(t, g, func(timeout time.Duration) *result.Result[int] {
+			return leaveGroup.Schedule(d, g.arg(), task.WithTimeout(timeout))
+		}, 500*time.Millisecond, 2*time.Second, 8*time.Second)
 		select {
 		case <-r.Done():
 		case <-time.After(10 * time.Second):
-			t.Fatal("the future of a task with a timeout of 500ms had not resolved 10s later; want it stopped after the grace period of 300ms")
+			t.Fatal("the future of a task with a timeout had not resolved 10s after it; want it stopped after the grace period of 300ms")
 		}
 		_, err := r.Value()
 		ce := requireCancel(t, err, leaveGroup.Name(), context.DeadlineExceeded, true)

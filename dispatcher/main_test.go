@@ -31,6 +31,7 @@ import (
 	"github.com/procrastinate-go/procrastinate/internal/seam"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
+	"github.com/procrastinate-go/procrastinate/result"
 	"github.com/procrastinate-go/procrastinate/strategy"
 	"github.com/procrastinate-go/procrastinate/task"
 )
@@ -289,6 +290,59 @@ func (g *gate) waitStarted(t *testing.T, n int) {
 	buf := make([]byte, n)
 	got, err := io.ReadFull(g.started, buf)
 	require.NoError(t, err, "waiting for %d tasks to start at the gate, %d did", n, got)
+}
+
+// startedInTime schedules a call with each timeout in turn until its task
+// starts at the gate before the call's deadline, and returns that call,
+// its timeout and when it was scheduled. On a loaded machine (the race
+// detector, other packages' tests beside this one) a child can take
+// longer to start than a short timeout: such a call ends before its task
+// reaches the gate, or its task reaches it late, and it proves nothing
+// about a running task's timeout. It is awaited and tried again with the
+// next, longer timeout.
+func startedInTime[T any](t *testing.T, g *gate, schedule func(timeout time.Duration) *result.Result[T], timeouts ...time.Duration) (*result.Result[T], time.Duration, time.Time) {
+	t.Helper()
+	for _, timeout := range timeouts {
+		began := time.Now()
+		r := schedule(timeout)
+		started := g.startedBefore(t, r.Done())
+		if started && time.Since(began) < timeout {
+			return r, timeout, began
+		}
+		_, err := awaitWithin(t, r, 30*time.Second, "a call with a timeout of %v", timeout)
+		t.Logf("a call with a timeout of %v did not start in time (started at the gate: %v; %v): trying a longer timeout", timeout, started, err)
+	}
+	t.Fatalf("no call with the timeouts %v started at the gate before its deadline", timeouts)
+	return nil, 0, time.Time{}
+}
+
+// startedBefore waits until one more task has started at the gate, and
+// reports true, or until done is closed first, and reports false.
+func (g *gate) startedBefore(t *testing.T, done <-chan struct{}) bool {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	b := make([]byte, 1)
+	for time.Now().Before(deadline) {
+		ended := false
+		select {
+		case <-done:
+			ended = true // one more read: the task may have passed the gate just before it ended
+		default:
+		}
+		require.NoError(t, g.started.SetReadDeadline(time.Now().Add(10*time.Millisecond)))
+		n, err := g.started.Read(b)
+		if n == 1 {
+			return true
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			require.NoError(t, err, "reading the gate")
+		}
+		if ended {
+			return false
+		}
+	}
+	t.Fatal("no task started at the gate, and the call did not end, within 20s")
+	return false
 }
 
 // open lets n tasks through the gate.
