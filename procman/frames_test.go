@@ -287,6 +287,22 @@ func TestAChildThatExitsBeforeReadingIsMarkedNeverRead(t *testing.T) {
 	}
 }
 
+// A child that exited before the manager wrote a byte of its invocation
+// read none of it: on a loaded machine the parent can lose the CPU
+// between starting a child and writing its first invocation, and a child
+// that fails at once is gone by then. Here the test waits for the exit
+// before it sends.
+func TestAChildGoneBeforeItsInvocationWasWrittenIsMarkedNeverRead(t *testing.T) {
+	leakcheck.Check(t)
+	m := newManager(t)
+	p, c := start(t, m, procman.Spec{Env: []string{envExitEarly + "=7"}})
+	waitExited(t, p.Pid())
+	require.NoError(t, p.Send(work("echo", "x", true)))
+	e := waitExit(t, m, c)
+	require.Equal(t, 7, e.ExitCode, "%v", e)
+	require.True(t, e.NeverRead, "Exit.NeverRead of a child gone before its invocation was written")
+}
+
 // Answers are bound to the invocations they answer: a child sends three
 // invocations' worth of answers in order, and the first task writes a
 // forged frame to the pipe before its own answer. The handler hears an

@@ -199,11 +199,12 @@ type Exit struct {
 	// Spec.StderrTail captured it.
 	Stderr []byte
 	// NeverRead is set when a child that failed (an exit status other
-	// than 0, or a signal) read nothing of what the manager had written
-	// to its invocation pipe: it never took its first invocation, so no
-	// task began in it. It is false when nothing was written, and when
-	// the manager had closed the pipe (Process.CloseInput) before the
-	// child ended.
+	// than 0, or a signal) read nothing of what it was sent (Send,
+	// Spec.Invocation), whether the manager had written it to the
+	// invocation pipe or the child was gone before it could: it never
+	// took its first invocation, so no task began in it. It is false when
+	// nothing was sent, and when the manager had closed the pipe
+	// (Process.CloseInput) before the child ended.
 	NeverRead bool
 	// Err is set when the manager itself ended the child: a *ProtocolError,
 	// or ErrHungUp. It wraps syscall.ECHILD when someone else took the

@@ -228,12 +228,15 @@ func (p *Process) finish(e *Exit) {
 }
 
 // neverRead reports whether the child, which has exited or closed its end
-// of the invocation pipe, read none of what was written to it: the pipe
-// still holds all of it. The pipe keeps what its reader left while the
-// manager's end is open.
+// of the invocation pipe, read none of what it was sent: nothing was
+// written before it went, or the pipe still holds all that was. The pipe
+// keeps what its reader left while the manager's end is open.
 func (p *Process) neverRead() bool {
-	if p.invfd < 0 || p.written == 0 {
+	if p.invfd < 0 {
 		return false
+	}
+	if p.written == 0 {
+		return len(p.out) > 0
 	}
 	n, err := pipeLen(p.invfd)
 	return err == nil && int64(n) == p.written
