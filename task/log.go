@@ -135,7 +135,7 @@ func (r *reporter) sendLogLocked(rec *wire.LogRecord) error {
 		r.logDropped = 0
 	}
 	r.buf = wire.AppendLogRecord(r.buf[:0], rec)
-	return r.c.Note(r.seq, wire.KindLog, r.buf)
+	return r.note(r.seq, wire.KindLog, r.buf)
 }
 
 // finishLogLocked says, at the call's end, how many records were dropped

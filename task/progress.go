@@ -43,14 +43,15 @@ var progressKey progressKeyType
 // notes bound to the call's invocation (see procman.Child.Note): its progress,
 // coalesced, and its log records (see Logger), within a rate.
 type reporter struct {
-	c   *procman.Child
-	seq uint64 // the invocation's number, which its notes carry
+	note func(seq uint64, kind procman.Kind, payload []byte) error // the child's Note
+	seq  uint64                                                    // the invocation's number, which its notes carry
 
 	mu       sync.Mutex
 	latest   wire.Progress
 	dirty    bool        // latest is not sent yet
 	lastSent time.Time   // zero: nothing sent yet
-	timer    *time.Timer // sends latest when its time comes; nil: not armed
+	timer    *time.Timer // sends latest when its time comes; nil until first armed
+	armed    bool        // timer is set to fire
 	closed   bool        // the call is over: reports are dropped
 	buf      []byte
 
@@ -68,7 +69,7 @@ func withReporter(ctx context.Context) (context.Context, *reporter) {
 	if !ok {
 		return ctx, nil
 	}
-	r := &reporter{c: inv.c, seq: inv.seq}
+	r := &reporter{note: inv.c.Note, seq: inv.seq}
 	return context.WithValue(ctx, progressKey, r), r
 }
 
@@ -85,31 +86,48 @@ func (r *reporter) report(done, total int64) error {
 	if r.lastSent.IsZero() || wait <= 0 {
 		return r.sendLocked()
 	}
-	if r.timer == nil {
-		r.timer = time.AfterFunc(wait, r.due)
+	if !r.armed {
+		r.arm(wait)
 	}
 	return nil
 }
 
-// due sends the latest report when the timer fires.
+// arm sets the timer to fire after wait.
+func (r *reporter) arm(wait time.Duration) {
+	r.armed = true
+	if r.timer == nil {
+		r.timer = time.AfterFunc(wait, r.due)
+		return
+	}
+	r.timer.Reset(wait)
+}
+
+// due sends the latest report when the timer fires, unless one went less
+// than progressEvery ago: a timer that fired while report sent, and
+// waited for the lock, must not send a second report right behind it.
 func (r *reporter) due() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.timer = nil
-	if !r.closed && r.dirty {
-		_ = r.sendLocked() // a broken pipe shows in the task's next Progress and in its answer
+	r.armed = false
+	if r.closed || !r.dirty {
+		return
 	}
+	if wait := progressEvery - time.Since(r.lastSent); wait > 0 {
+		r.arm(wait)
+		return
+	}
+	_ = r.sendLocked() // a broken pipe shows in the task's next Progress and in its answer
 }
 
 func (r *reporter) sendLocked() error {
-	if r.timer != nil {
+	if r.armed {
 		r.timer.Stop()
-		r.timer = nil
+		r.armed = false
 	}
 	r.buf = wire.AppendProgress(r.buf[:0], r.latest)
 	r.lastSent = time.Now()
 	r.dirty = false
-	return r.c.Note(r.seq, wire.KindProgress, r.buf)
+	return r.note(r.seq, wire.KindProgress, r.buf)
 }
 
 // finish sends the report not sent yet, if any, and drops every report
@@ -124,9 +142,9 @@ func (r *reporter) finish() {
 		_ = r.sendLocked()
 	}
 	r.finishLogLocked()
-	if r.timer != nil {
+	if r.armed {
 		r.timer.Stop()
-		r.timer = nil
+		r.armed = false
 	}
 	r.closed = true
 }
