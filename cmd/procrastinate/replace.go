@@ -286,10 +286,13 @@ func modify(v, mod string) string {
 // baseName is what follows the last slash, as parallel's s:.*/:: leaves it.
 func baseName(v string) string { return v[strings.LastIndexByte(v, '/')+1:] }
 
+// dropExt removes the extension, as parallel's s:\.[^/.]*$:: does: from
+// the last dot after the last slash, so that a dotfile's name goes whole
+// (".bashrc" becomes "") and a trailing dot goes alone.
 func dropExt(v string) string {
 	slash := strings.LastIndexByte(v, '/')
 	dot := strings.LastIndexByte(v, '.')
-	if dot > slash+1 {
+	if dot > slash {
 		return v[:dot]
 	}
 	return v
