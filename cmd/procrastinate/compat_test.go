@@ -43,6 +43,7 @@ func TestCompatibleWithGNUParallel(t *testing.T) {
 		{"halt soon on successes", "", []string{"-j1", "-k", "--halt", "soon,success=2", "echo", ":::", "a", "b", "c"}, true},
 		{"-n2", "", []string{"-k", "-n2", "echo", ":::", "a", "b", "c"}, true},
 		{"dry run", "", []string{"--dry-run", "-j1", "echo", "{.}", "{/}", "{//}", "{/.}", "{#}", "{%}", ":::", "/x/y.tar.gz", "z"}, false},
+		{"trailing and doubled slashes", "", []string{"-k", "-j1", "echo", "[{.}]", "[{/}]", "[{/.}]", "[{//}]", ":::", "dir/", "/a/b/", "/", "a//b", "x/.y/", "/top", "./x"}, false},
 		{"extensions of dotfiles", "", []string{"-k", "-j1", "echo", "{.}", "{/}", "{/.}", "{//}", ":::", ".bashrc", "dir/.bashrc", "a.", "/x/.y.z", "dir.x/file"}, false},
 		{"colsep from a file", "", []string{"-k", "--colsep", ",", "echo", "{2}-{1}", "::::", csv}, true},
 		{"-a", "", []string{"-k", "-a", csv, "echo"}, true},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os/exec"
-	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -243,14 +242,11 @@ func modify(v, mod string) string {
 	case ".":
 		return dropExt(v)
 	case "/":
-		return path.Base(v)
+		return baseName(v)
 	case "//":
-		if !strings.Contains(v, "/") {
-			return "."
-		}
-		return path.Dir(v)
+		return dirName(v)
 	case "/.":
-		return dropExt(path.Base(v))
+		return dropExt(baseName(v))
 	case "..":
 		return twoExt.ReplaceAllString(v, "")
 	case "...":
@@ -285,6 +281,24 @@ func modify(v, mod string) string {
 
 // baseName is what follows the last slash, as parallel's s:.*/:: leaves it.
 func baseName(v string) string { return v[strings.LastIndexByte(v, '/')+1:] }
+
+// dirName is the directory part, as Perl's dirname gives it to parallel:
+// trailing slashes go first ("dir/" is in "."), a name without a slash
+// is in ".", and what is left of slashes alone is "/".
+func dirName(v string) string {
+	t := strings.TrimRight(v, "/")
+	if t == "" && v != "" {
+		return "/"
+	}
+	i := strings.LastIndexByte(t, '/')
+	if i < 0 {
+		return "."
+	}
+	if d := strings.TrimRight(t[:i], "/"); d != "" {
+		return d
+	}
+	return "/"
+}
 
 // dropExt removes the extension, as parallel's s:\.[^/.]*$:: does: from
 // the last dot after the last slash, so that a dotfile's name goes whole
