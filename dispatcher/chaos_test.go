@@ -32,7 +32,7 @@ import (
 const (
 	chaosEnvN    = "PROCRASTINATE_CHAOS_N"
 	chaosEnvSeed = "PROCRASTINATE_CHAOS_SEED"
-	chaosDefault = 1000
+	chaosDefault = 500
 
 	chaosInFlight = 12                    // tasks scheduled and not yet resolved, at most
 	chaosTimeout  = 50 * time.Millisecond // the deadline of the tasks that hang
