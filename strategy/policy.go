@@ -33,10 +33,12 @@ type Policy struct {
 	Spares int
 	// Pipeline is how many tasks a reused child may be handed before it
 	// has answered the first (1 when 0): they wait in the child's pipe
-	// while it works, so it never waits on the parent. A task with a context or a
-	// timeout is never pipelined, so that stopping it stops nothing else.
-	// When a child dies, the task it was running takes the blame and the
-	// ones behind it go back to the queue.
+	// while it works, so it never waits on the parent. A call stopped by
+	// its context or timeout is withdrawn from its child: if it has not
+	// begun it never runs; if it runs, the child stops it, answers and
+	// exits, and the calls behind it go back to the queue. When a child
+	// dies, the task it was running takes the blame and the ones behind it
+	// go back to the queue.
 	Pipeline int
 }
 
