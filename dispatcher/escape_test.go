@@ -138,7 +138,10 @@ func TestADaemonEndsWithItsChild(t *testing.T) {
 	t.Run("Shutdown", func(t *testing.T) {
 		checkLeaks(t)
 		dir := t.TempDir()
-		d := start(t, strategy.Throttled(1))
+		// A reused child lives on after its answer, until Shutdown; a
+		// fresh one would end, and take the daemon with it, as soon as
+		// it has answered.
+		d := start(t, strategy.Throttled(1, strategy.Reuse(strategy.Unlimited)))
 		daemon, err := await(t, startDaemon.Schedule(d, daemonArg{Dir: dir}))
 		require.NoError(t, err)
 		t.Cleanup(func() {
