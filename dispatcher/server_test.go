@@ -321,10 +321,12 @@ func TestServerActivity_LazyWorkersAreReplaced(t *testing.T) {
 // without an activity timeout no worker is killed for being quiet.
 func TestServerActivity_BusyAndUncheckedWorkersAreLeftAlone(t *testing.T) {
 	checkLeaks(t)
+	// The activity clock runs from the spawn: the timeout leaves room for
+	// a slow start on a loaded machine, and is twenty times the beat.
 	const (
 		n        = 2
-		activity = 300 * time.Millisecond
-		watch    = 5 * activity
+		activity = time.Second
+		watch    = 3 * activity
 	)
 	busyDir, quietDir := t.TempDir(), t.TempDir()
 	busy := start(t, strategy.SpawnN(n, serverWorker, serverArg{Dir: busyDir, Mode: workerBusy, Beat: 50 * time.Millisecond},
@@ -333,7 +335,7 @@ func TestServerActivity_BusyAndUncheckedWorkersAreLeftAlone(t *testing.T) {
 
 	busyPids := waitStarts(t, busyDir, n)
 	quietPids := waitStarts(t, quietDir, n)
-	// Watching for something not to happen takes a while: five times the
+	// Watching for something not to happen takes a while: three times the
 	// activity timeout.
 	time.Sleep(watch)
 	require.Equal(t, busyPids, started(t, busyDir), "a busy worker was replaced")
