@@ -173,7 +173,9 @@ func TestADaemonEndsWithItsChild(t *testing.T) {
 		checkLeaks(t)
 		dir := t.TempDir()
 		d := start(t, strategy.Throttled(1), dispatcher.WithGracePeriod(200*time.Millisecond))
-		r := startDaemon.Schedule(d, daemonArg{Dir: dir, Block: true}, task.WithTimeout(time.Second))
+		// Three seconds: the daemon must start before the timeout passes,
+		// and a child can take a second to start on a loaded machine.
+		r := startDaemon.Schedule(d, daemonArg{Dir: dir, Block: true}, task.WithTimeout(3*time.Second))
 		daemon := reportedDaemon(t, dir)
 		_, err := await(t, r)
 		requireCancel(t, err, startDaemon.Name(), context.DeadlineExceeded, true)
