@@ -109,6 +109,9 @@ type serveConfig struct {
 	maxCall      int
 	fetchWait    time.Duration
 	runToEnd     bool
+	// wrapJS, when set, wraps the worker's JetStream context: tests hold
+	// back the server's confirmations with it.
+	wrapJS func(jetstream.JetStream) jetstream.JetStream
 }
 
 // Slots sets how many calls the worker runs at once: it takes a call from
