@@ -507,10 +507,10 @@ func (w *worker) answer(m jetstream.Msg, c *wireCall, payload []byte, err error)
 // already), and hands back the others. It ends when toStore is closed,
 // once the confirmer has ended.
 func (w *worker) storer() {
-	// At most twice as many results as slots wait for their confirmation,
-	// within the publishes that the worker's JetStream context lets wait
-	// (4 a slot).
-	published := make(chan *toStore, 2*w.sc.slots)
+	// At most as many results as there are slots, and two more, wait for
+	// their confirmation here, and at most one a slot in store: within the
+	// publishes that the worker's JetStream context lets wait (4 a slot).
+	published := make(chan *toStore, w.sc.slots)
 	confirmed := make(chan struct{})
 	go func() {
 		defer close(confirmed)
