@@ -138,7 +138,8 @@ func Serve(ctx context.Context, nc *nats.Conn, d *dispatcher.Dispatcher, opts ..
 
 // local is a worker's view of its dispatcher.
 type local struct {
-	d *dispatcher.Dispatcher
+	d    *dispatcher.Dispatcher
+	defs sync.Map // name -> *task.Def[[]byte, []byte] of each task known to be defined
 }
 
 func newLocal(d *dispatcher.Dispatcher) *local { return &local{d: d} }
@@ -154,9 +155,25 @@ func (probe) Submit(call *task.Call) { call.Fail(errDefined) }
 
 // known reports whether this program defines the task name: task.Raw
 // fails the call of a name that no task has before any scheduler sees it.
+// A task once defined stays defined, so a name found is not probed again.
 func (l *local) known(name string) bool {
-	_, err := task.Raw(name).Schedule(probe{}, nil).Value()
-	return errors.Is(err, errDefined)
+	if _, ok := l.defs.Load(name); ok {
+		return true
+	}
+	def := task.Raw(name)
+	if _, err := def.Schedule(probe{}, nil).Value(); !errors.Is(err, errDefined) {
+		return false
+	}
+	l.defs.Store(name, def)
+	return true
+}
+
+// def returns the handle of the task name, which known found defined.
+func (l *local) def(name string) *task.Def[[]byte, []byte] {
+	if d, ok := l.defs.Load(name); ok {
+		return d.(*task.Def[[]byte, []byte])
+	}
+	return task.Raw(name)
 }
 
 // ended is closed when the dispatcher has ended.
@@ -185,7 +202,7 @@ func (l *local) start(ctx context.Context, c *wireCall, progress func(wireProgre
 	if wl := c.Limits; wl != nil {
 		opts = append(opts, task.WithProcess(task.Process{AddressSpace: wl.AddressSpace, CPUTime: time.Duration(wl.CPUTimeNs), Nice: wl.Nice, Dir: wl.Dir, Env: wl.Env}))
 	}
-	r := task.Raw(c.Task).Schedule(l.d, c.Arg, opts...)
+	r := l.def(c.Task).Schedule(l.d, c.Arg, opts...)
 	if progress != nil {
 		r.OnProgress(func(p result.Progress) {
 			progress(wireProgress{Done: p.Done, Total: p.Total, Attempt: p.Attempt, SentNs: p.Sent.UnixNano()})

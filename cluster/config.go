@@ -109,10 +109,15 @@ type serveConfig struct {
 	maxCall      int
 	fetchWait    time.Duration
 	runToEnd     bool
+	// wrapJS, when set, wraps the worker's JetStream context: tests hold
+	// back the server's confirmations with it.
+	wrapJS func(jetstream.JetStream) jetstream.JetStream
 }
 
 // Slots sets how many calls the worker runs at once: it takes a call from
-// the stream only when one of its n slots is free. Give the number of
+// the stream only when one of its n slots is free. A slot is free again
+// once its call's answer is on its way to the results stream; the call is
+// acked when the server confirms the result is stored. Give the number of
 // tasks its dispatcher runs at once (n for strategy.Throttled(n), times
 // the Pipeline depth of reused children). The default is 3 times the
 // number of CPUs, the limit of strategy.Default().

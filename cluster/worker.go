@@ -54,15 +54,12 @@ type delivered struct {
 // toStore is the result of a call on its way to the results stream; the
 // call is acked once the server confirms it stored the result.
 type toStore struct {
-	m   jetstream.Msg
-	res *nats.Msg
-	paf jetstream.PubAckFuture
-	err error
+	m    jetstream.Msg
+	res  *nats.Msg
+	paf  jetstream.PubAckFuture
+	err  error
+	sent time.Time // when its result was published
 }
-
-// maxStoreBatch is the most results the storer publishes before it waits
-// for their confirmations.
-const maxStoreBatch = 256
 
 // stopReason says why a worker stopped a call of its own accord.
 type stopReason int
@@ -102,6 +99,9 @@ func serve(ctx context.Context, nc *nats.Conn, loc *local, opts []ServeOption) e
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*sc.slots))
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
+	}
+	if sc.wrapJS != nil {
+		js = sc.wrapJS(js)
 	}
 	cons, err := setUp(ctx, js, n, sc.cfg, false)
 	if err != nil {
@@ -238,9 +238,10 @@ func (w *worker) release(k int) {
 }
 
 // take starts the handling of one delivered call; it holds a slot until
-// the call is acked or handed back. An idle slot goroutine takes it, or a
-// new one; slot goroutines live until the worker stops, so that each
-// grows its stack once.
+// the call's answer is passed to the storer (whose queue holds as many
+// answers as there are slots), or the call is acked or handed back. An
+// idle slot goroutine takes it, or a new one; slot goroutines live until
+// the worker stops, so that each grows its stack once.
 func (w *worker) take(m jetstream.Msg, at time.Time) {
 	w.mu.Lock()
 	stopping := w.stopping || w.gone
@@ -263,9 +264,8 @@ func (w *worker) take(m jetstream.Msg, at time.Time) {
 func (w *worker) slot(d delivered) {
 	defer w.slots.Done()
 	for {
-		if !w.handle(d.m, d.at) {
-			w.release(1)
-		}
+		w.handle(d.m, d.at)
+		w.release(1)
 		var ok bool
 		if d, ok = <-w.calls; !ok {
 			return
@@ -273,43 +273,46 @@ func (w *worker) slot(d delivered) {
 	}
 }
 
-// handle decides what to do with a delivered call, and does it. It
-// reports whether the call's result went to the storer, which gives the
-// call's slot back; otherwise the caller does.
-func (w *worker) handle(m jetstream.Msg, at time.Time) bool {
+// handle decides what to do with a delivered call, and does it.
+func (w *worker) handle(m jetstream.Msg, at time.Time) {
 	md, err := m.Metadata()
 	if err != nil {
 		w.log.Warn("a message without JetStream metadata", "subject", m.Subject(), "error", err)
 		_ = m.Term()
-		return false
+		return
 	}
 	c, err := decodeCall(m.Headers(), m.Data(), w.sc.maxCall)
 	if err != nil {
-		return w.deadLetter(m, md, &c, err.Error(), ErrMalformedCall)
+		w.deadLetter(m, md, &c, err.Error(), ErrMalformedCall)
+		return
 	}
 	if int(md.NumDelivered) > c.MaxDeliver {
-		return w.deadLetter(m, md, &c, fmt.Sprintf("it was delivered %d times, more than the %d allowed (Config.MaxDeliver)", md.NumDelivered, c.MaxDeliver), ErrTooManyDeliveries)
+		w.deadLetter(m, md, &c, fmt.Sprintf("it was delivered %d times, more than the %d allowed (Config.MaxDeliver)", md.NumDelivered, c.MaxDeliver), ErrTooManyDeliveries)
+		return
 	}
 	if !w.loc.known(c.Task) {
 		if int(md.NumDelivered) >= c.MaxDeliver {
-			return w.deadLetter(m, md, &c, fmt.Sprintf("no worker that was offered it defines the task %q (offered %d times); define it with task.Define in the workers' program", c.Task, md.NumDelivered), ErrUnknownTask)
+			w.deadLetter(m, md, &c, fmt.Sprintf("no worker that was offered it defines the task %q (offered %d times); define it with task.Define in the workers' program", c.Task, md.NumDelivered), ErrUnknownTask)
+			return
 		}
 		w.log.Debug("handing back a call of a task this worker does not define", "task", c.Task, "id", c.ID)
 		_ = m.NakWithDelay(w.sc.unknownDelay)
-		return false
+		return
 	}
 	if w.wasCancelled(c.ID) {
-		return w.answer(m, &c, nil, w.loc.neverStarted(c.Task, context.Canceled))
+		w.answer(m, &c, nil, w.loc.neverStarted(c.Task, context.Canceled))
+		return
 	}
 	if !c.Deadline.IsZero() && !time.Now().Before(c.Deadline) {
-		return w.answer(m, &c, nil, w.loc.neverStarted(c.Task, context.DeadlineExceeded))
+		w.answer(m, &c, nil, w.loc.neverStarted(c.Task, context.DeadlineExceeded))
+		return
 	}
 	if md.NumDelivered > 1 || c.Key != "" {
 		if w.answered(m, &c) {
-			return false
+			return
 		}
 	}
-	return w.run(m, &c, at)
+	w.run(m, &c, at)
 }
 
 // answered reports whether the call has a stored result already (a
@@ -349,9 +352,8 @@ func (w *worker) copyTo(stored *jetstream.RawStreamMsg, subject string) *nats.Ms
 }
 
 // run runs the call on the local dispatcher, renewing its lease until it
-// answers, and passes the answer on. It reports whether the answer went to
-// the storer.
-func (w *worker) run(m jetstream.Msg, c *wireCall, at time.Time) bool {
+// answers, and passes the answer on.
+func (w *worker) run(m jetstream.Msg, c *wireCall, at time.Time) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := &running{cancel: cancel}
@@ -359,12 +361,13 @@ func (w *worker) run(m jetstream.Msg, c *wireCall, at time.Time) bool {
 	if w.stopping {
 		w.mu.Unlock()
 		_ = m.Nak()
-		return false
+		return
 	}
 	if _, ok := w.cancelled[c.ID]; ok {
 		// Its cancel came after handle looked.
 		w.mu.Unlock()
-		return w.answer(m, c, nil, w.loc.neverStarted(c.Task, context.Canceled))
+		w.answer(m, c, nil, w.loc.neverStarted(c.Task, context.Canceled))
+		return
 	}
 	w.running[c.ID] = r
 	w.mu.Unlock()
@@ -397,7 +400,7 @@ wait:
 				w.stop(r, leaseLost)
 				<-done
 				w.log.Warn("could not renew the lease of a call within the ack wait; stopped it, another worker runs it", "task", c.Task, "id", c.ID)
-				return false
+				return
 			}
 			t.Reset(every)
 		}
@@ -408,7 +411,7 @@ wait:
 	w.mu.Unlock()
 	switch {
 	case reason == leaseLost:
-		return false
+		return
 	case err != nil && w.loc.handBack(err):
 		// The dispatcher is going away: take no more calls, or they
 		// would come straight back here.
@@ -418,13 +421,13 @@ wait:
 		w.log.Debug("handing a call back: the dispatcher ended", "task", c.Task, "id", c.ID)
 		_ = m.Nak()
 		w.release(0)
-		return false
+		return
 	case reason == handBack && err != nil:
 		w.log.Debug("handing a call back", "task", c.Task, "id", c.ID)
 		_ = m.Nak()
-		return false
+		return
 	}
-	return w.answer(m, c, payload, err)
+	w.answer(m, c, payload, err)
 }
 
 // stop stops a running call for reason, unless it is being stopped already.
@@ -463,10 +466,9 @@ func (w *worker) renew(m jetstream.Msg, lease *time.Time) bool {
 }
 
 // answer stores the call's result (its payload, or err) and acks the
-// call. When the result cannot be stored the call is handed back. It
-// reports whether the result went to the storer, which acks the call (or
-// hands it back) and gives its slot back.
-func (w *worker) answer(m jetstream.Msg, c *wireCall, payload []byte, err error) bool {
+// call: the storer acks it once the server confirms the result is
+// stored. When the result cannot be stored the call is handed back.
+func (w *worker) answer(m jetstream.Msg, c *wireCall, payload []byte, err error) {
 	res := w.resultMsg(w.n.resultSubject(c.ID), c, payload, err)
 	if msgSize(res) > w.nc.MaxPayload() {
 		res = w.resultMsg(w.n.resultSubject(c.ID), c, nil, fmt.Errorf("cluster: task %q: the result is %d bytes, over the server's maximum message size of %d bytes (max_payload); raise max_payload in the server's configuration (embedded.MaxPayload for an embedded node), or return large data another way",
@@ -486,88 +488,67 @@ func (w *worker) answer(m jetstream.Msg, c *wireCall, payload []byte, err error)
 			if gerr != nil {
 				w.log.Warn("reading the result stored under a key", "key", c.Key, "error", gerr)
 				_ = m.NakWithDelay(time.Second)
-				return false
+				return
 			}
 			res = w.copyTo(stored, res.Subject)
 		default:
 			w.log.Warn("storing a result under its key; handing the call back", "task", c.Task, "key", c.Key, "error", perr)
 			_ = m.NakWithDelay(time.Second)
-			return false
+			return
 		}
 	}
 	w.toStore <- &toStore{m: m, res: res}
-	return true
 }
 
 // storer stores the results that answer gives it and acks their calls:
-// it publishes every result waiting, without waiting for each
-// confirmation in turn, then acks each call whose result the server
-// confirmed it stored (or held already), and hands back the others. It
-// ends when toStore is closed.
+// it publishes each result as it comes, without waiting for the server's
+// confirmation of the ones before, and hands it to the confirmer, which
+// acks each call whose result the server confirmed it stored (or held
+// already), and hands back the others. It ends when toStore is closed,
+// once the confirmer has ended.
 func (w *worker) storer() {
-	defer close(w.stored)
-	batch := make([]*toStore, 0, maxStoreBatch)
-	for {
-		a, ok := <-w.toStore
-		if !ok {
-			return
-		}
-		batch = append(batch[:0], a)
-	more:
-		for len(batch) < maxStoreBatch {
-			select {
-			case a, ok := <-w.toStore:
-				if !ok {
-					break more
-				}
-				batch = append(batch, a)
-			default:
-				break more
-			}
-		}
-		for _, a := range batch {
-			a.paf, a.err = w.js.PublishMsgAsync(a.res)
-		}
-		timeout := time.NewTimer(w.ackWait)
-		expired := false
-		for i, a := range batch {
-			if a.err == nil {
-				a.err = w.confirmed(a.paf, timeout.C, &expired)
-			}
-			if a.err != nil && !wrongLastSeq(a.err) {
-				w.log.Warn("storing a result; handing the call back", "subject", a.res.Subject, "error", a.err)
-				_ = a.m.NakWithDelay(time.Second)
-			} else {
-				_ = a.m.Ack()
-			}
-			batch[i] = nil
-			w.release(1)
-		}
-		timeout.Stop()
+	// At most as many results as there are slots, and two more, wait for
+	// their confirmation here, and at most one a slot in store: within the
+	// publishes that the worker's JetStream context lets wait (4 a slot).
+	published := make(chan *toStore, w.sc.slots)
+	confirmed := make(chan struct{})
+	go func() {
+		defer close(confirmed)
+		w.confirmer(published)
+	}()
+	for a := range w.toStore {
+		a.paf, a.err = w.js.PublishMsgAsync(a.res)
+		a.sent = time.Now()
+		published <- a
 	}
+	close(published)
+	<-confirmed
+	close(w.stored)
 }
 
-// confirmed waits for the server's answer to a publish, until expired is
-// closed, which it records.
-func (w *worker) confirmed(paf jetstream.PubAckFuture, expire <-chan time.Time, expired *bool) error {
-	if *expired {
-		select {
-		case <-paf.Ok():
-			return nil
-		case err := <-paf.Err():
-			return err
-		default:
-			return errStoreTimeout
+// confirmer acks the call of each published result, in turn, once the
+// server confirmed the result is stored, or hands it back when the server
+// refused it or did not answer within the ack wait since its publish. It
+// ends when published is closed.
+func (w *worker) confirmer(published <-chan *toStore) {
+	timeout := time.NewTimer(w.ackWait)
+	defer timeout.Stop()
+	for a := range published {
+		if a.err == nil {
+			timeout.Reset(time.Until(a.sent.Add(w.ackWait)))
+			select {
+			case <-a.paf.Ok():
+			case a.err = <-a.paf.Err():
+			case <-timeout.C:
+				a.err = errStoreTimeout
+			}
 		}
-	}
-	select {
-	case <-paf.Ok():
-		return nil
-	case err := <-paf.Err():
-		return err
-	case <-expire:
-		*expired = true
-		return errStoreTimeout
+		if a.err != nil && !wrongLastSeq(a.err) {
+			w.log.Warn("storing a result; handing the call back", "subject", a.res.Subject, "error", a.err)
+			_ = a.m.NakWithDelay(time.Second)
+		} else {
+			_ = a.m.Ack()
+		}
 	}
 }
 
@@ -629,9 +610,8 @@ func wrongLastSeq(err error) bool {
 }
 
 // deadLetter moves a call to the dead-letter stream and fails its future
-// with a *DeadLetterError, when the message names a call. It reports
-// whether that answer went to the storer.
-func (w *worker) deadLetter(m jetstream.Msg, md *jetstream.MsgMetadata, c *wireCall, reason string, cause error) bool {
+// with a *DeadLetterError, when the message names a call.
+func (w *worker) deadLetter(m jetstream.Msg, md *jetstream.MsgMetadata, c *wireCall, reason string, cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.ackWait)
 	defer cancel()
 	h := nats.Header{}
@@ -650,14 +630,14 @@ func (w *worker) deadLetter(m jetstream.Msg, md *jetstream.MsgMetadata, c *wireC
 	if _, err := w.js.PublishMsg(ctx, dead); err != nil {
 		w.log.Warn("moving a call to the dead letters; handing it back", "reason", reason, "error", err)
 		_ = m.NakWithDelay(time.Second)
-		return false
+		return
 	}
 	w.log.Warn("moved a call to the dead letters", "task", c.Task, "id", c.ID, "reason", reason)
 	if c.ID == "" {
 		_ = m.Ack() // no caller to tell
-		return false
+		return
 	}
-	return w.answer(m, c, nil, &DeadLetterError{Task: c.Task, ID: c.ID, Deliveries: int(md.NumDelivered), Reason: reason, Cause: cause})
+	w.answer(m, c, nil, &DeadLetterError{Task: c.Task, ID: c.ID, Deliveries: int(md.NumDelivered), Reason: reason, Cause: cause})
 }
 
 // onCancel stops a running call whose caller cancelled it, and answers
