@@ -14,6 +14,11 @@ const (
 	FrameInvocation = frameInvocation
 	FrameReply      = frameReply
 	FrameNote       = frameNote
+	FrameStop       = frameStop
+	FrameFile       = frameFile
+	FileNone        = fileNone
+	FileSent        = fileSent
+	FileMin         = fileMin
 )
 
 var (
@@ -21,6 +26,7 @@ var (
 	AppendFrame         = appendFrame
 	AppendNumberedFrame = appendNumberedFrame
 	AppendNumberedHead  = appendNumberedHeader
+	AppendFileHead      = appendFileHead
 	ReadFrame           = readFrame
 	CutNumber           = cutNumber
 	ErrNotAFrame        = errNotAFrame

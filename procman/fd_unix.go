@@ -2,7 +2,14 @@
 
 package procman
 
-import "golang.org/x/sys/unix"
+import (
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
 
 // readFD reads from the non-blocking fd, again when a signal interrupts
 // it; syscall.EAGAIN says that nothing waits.
@@ -24,4 +31,82 @@ func writeFD(fd int, b []byte) (int, error) {
 			return n, err
 		}
 	}
+}
+
+// takeFile receives the file a child sent on its file socket for a file
+// frame, reads size bytes from its start, and closes it. Only a regular
+// file is read: a read of anything else could wait for ever.
+func (p *Process) takeFile(size int) ([]byte, error) {
+	if p.filefd < 0 {
+		return nil, errors.New("no file came with it: this backend takes none")
+	}
+	fd, err := recvFD(p.filefd)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("the file that came with it: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("what came with it is not a regular file (mode %#o)", st.Mode)
+	}
+	buf := make([]byte, size)
+	for done := 0; done < size; {
+		n, err := unix.Pread(fd, buf[done:], int64(done))
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("reading the file that came with it: %w", err)
+		case n == 0:
+			return nil, fmt.Errorf("the file that came with it ended %d bytes into the payload: %w", done, io.ErrUnexpectedEOF)
+		}
+		done += n
+	}
+	return buf, nil
+}
+
+// recvFD receives one descriptor from the non-blocking socket sock, made
+// close-on-exec under the fork lock, so that no child started meanwhile
+// inherits it. A message with no descriptor, or with more than one, is an
+// error, and every descriptor it held is closed.
+func recvFD(sock int) (int, error) {
+	var data [1]byte
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	var n, oobn, flags int
+	var err error
+	for {
+		n, oobn, flags, _, err = unix.Recvmsg(sock, data[:], oob, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err == unix.EAGAIN {
+		return -1, errors.New("no file came with it")
+	}
+	if err != nil {
+		return -1, fmt.Errorf("receiving the file that came with it: %w", err)
+	}
+	var fds []int
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for _, m := range msgs {
+			if got, err := unix.ParseUnixRights(&m); err == nil {
+				fds = append(fds, got...)
+			}
+		}
+	}
+	for _, fd := range fds {
+		unix.CloseOnExec(fd)
+	}
+	if len(fds) != 1 || n != 1 || flags&unix.MSG_CTRUNC != 0 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return -1, fmt.Errorf("%d descriptors came with it; want 1", len(fds))
+	}
+	return fds[0], nil
 }

@@ -28,10 +28,11 @@ const (
 	frameNote       frameClass = 3 // numbered: about the invocation that runs
 	frameStop       frameClass = 4 // finish; a goodbye's payload is one byte, 1; a withdrawal's is 2 and a number
 	frameNoMain     frameClass = 5 // the child never called Serve; empty
+	frameFile       frameClass = 6 // a reply or a note whose payload is in a file: see appendFileHead
 
 	// maxFrameClass is the last class: a header's class byte of 0, or
 	// above it, says that what was read is not a frame.
-	maxFrameClass = frameNoMain
+	maxFrameClass = frameFile
 )
 
 // numbered reports whether a frame of class c belongs to one invocation
@@ -53,6 +54,8 @@ func (c frameClass) String() string {
 		return "stop"
 	case frameNoMain:
 		return "no-main"
+	case frameFile:
+		return "file"
 	}
 	return fmt.Sprintf("class(%d)", uint8(c))
 }
@@ -137,6 +140,57 @@ func appendNumberedHeader(dst []byte, c frameClass, n uint64, kind Kind, size in
 // appendNumberedFrame appends a whole numbered frame to dst.
 func appendNumberedFrame(dst []byte, c frameClass, n uint64, kind Kind, payload []byte) []byte {
 	return append(appendNumberedHeader(dst, c, n, kind, len(payload)), payload...)
+}
+
+// A file frame carries a reply or a note whose payload went to its parent
+// in a file (see fileMin): the child writes the payload to a file of its
+// own, unlinked, and sends the file's descriptor on its file socket. The
+// frame's payload is the class of the frame it stands for (reply or
+// note), the size of the caller's payload (a uvarint), the invocation's
+// number and the caller's kind as in a numbered frame, and last a mark:
+// fileSent when the descriptor went, fileNone when it did not, in which
+// case the frame it stands for follows, whole, on the pipe. The child
+// writes all but the mark before it writes the file, so that a child that
+// dies while it writes the file leaves a frame cut off, as a child that
+// dies while it writes a large payload to the pipe does.
+const (
+	fileNone byte = 0
+	fileSent byte = 1
+)
+
+// maxFileHead is the most bytes that appendFileHead appends.
+const maxFileHead = headerSize + 1 + 2*binary.MaxVarintLen64 + 1
+
+// appendFileHead appends to dst a file frame for a numbered frame of class
+// c for invocation n with the caller's kind and a payload of size bytes,
+// without its last byte, the mark.
+func appendFileHead(dst []byte, c frameClass, n uint64, kind Kind, size int) []byte {
+	dst = appendHeader(dst, frameFile, 1+uvarintLen(uint64(size))+uvarintLen(n)+1+1)
+	dst = append(dst, byte(c))
+	dst = binary.AppendUvarint(dst, uint64(size))
+	dst = binary.AppendUvarint(dst, n)
+	return append(dst, byte(kind))
+}
+
+// cutFile splits a file frame's payload into the class of the frame it
+// stands for, the size of the caller's payload, what a numbered frame's
+// payload begins with (the invocation's number and the caller's kind, for
+// cutNumber) and the mark.
+func cutFile(p []byte) (c frameClass, size uint64, numbered []byte, mark byte, err error) {
+	if len(p) < 2 {
+		return 0, 0, nil, 0, fmt.Errorf("%w: a file frame of %d bytes", errNotAFrame, len(p))
+	}
+	c, mark = frameClass(p[0]), p[len(p)-1]
+	size, k := binary.Uvarint(p[1:])
+	switch {
+	case !c.numbered():
+		return 0, 0, nil, 0, fmt.Errorf("%w: a file frame for a %v frame", errNotAFrame, c)
+	case k <= 0 || 1+k >= len(p)-1:
+		return 0, 0, nil, 0, fmt.Errorf("%w: a file frame without a valid size: payload % x", errNotAFrame, p)
+	case mark != fileNone && mark != fileSent:
+		return 0, 0, nil, 0, fmt.Errorf("%w: a file frame whose mark is %d", errNotAFrame, mark)
+	}
+	return c, size, p[1+k : len(p)-1], mark, nil
 }
 
 // errBadNumber is the error of cutNumber for a numbered frame's payload

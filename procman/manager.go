@@ -233,7 +233,7 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	}
 	p := &Process{
 		m: m, id: m.nextID + 1, name: spec.Name, h: h,
-		msgfd: -1, invfd: -1, ctlfd: -1, errfd: -1,
+		msgfd: -1, invfd: -1, ctlfd: -1, errfd: -1, filefd: -1,
 		tailMax: spec.StderrTail, errCopy: spec.StderrCopy,
 	}
 	if err := m.start(p, spec); err != nil {

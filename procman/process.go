@@ -22,6 +22,7 @@ type Process struct {
 	errfd   int // read end of the stderr pipe, when captured; else -1
 	invfd   int // write end of the invocation pipe; -1 once closed
 	ctlfd   int // write end of the control pipe, closed with invfd
+	filefd  int // the manager's end of the file socket (see frameFile), closed with msgfd; -1: none
 	state   State
 	started time.Time
 	dec     frameDecoder

@@ -54,11 +54,17 @@ func (p *Process) read(final bool) {
 				p.noMain()
 				continue
 			}
-			if !k.numbered() {
+			var kind Kind
+			switch {
+			case k == frameFile:
+				k, kind, payload, ok = p.fileFrame(payload)
+				got += len(payload)
+			case k.numbered():
+				kind, payload, ok = p.checkNumber(k, payload)
+			default:
 				p.protocolError(fmt.Errorf("the child sent a %v frame, which only a parent sends", k))
 				return
 			}
-			kind, payload, ok := p.checkNumber(k, payload)
 			if !ok {
 				if p.msgfd < 0 {
 					return // a protocol error
@@ -108,6 +114,38 @@ func (p *Process) checkNumber(k frameClass, payload []byte) (Kind, []byte, bool)
 		p.answered++
 	}
 	return kind, rest, true
+}
+
+// fileFrame takes the payload of a file frame's (see appendFileHead) from
+// the file that came on the file socket, and checks the frame as a reply
+// or a note of that size is checked: against the payload limit, and
+// against the invocation in flight (see checkNumber). It returns the
+// class of the frame it stands for, the caller's kind, the payload and
+// true when the frame is to be delivered.
+func (p *Process) fileFrame(payload []byte) (frameClass, Kind, []byte, bool) {
+	c, size, numbered, mark, err := cutFile(payload)
+	if err != nil {
+		p.protocolError(fmt.Errorf("%v frame: %w", frameFile, err))
+		return 0, 0, nil, false
+	}
+	limit := p.dec.Limit
+	if limit <= 0 {
+		limit = defaultMaxPayload
+	}
+	if size > uint64(limit) || uint64(len(numbered))+size > uint64(limit) {
+		p.protocolError(&frameTooLargeError{Size: uint64(len(numbered)) + size, Limit: limit})
+		return 0, 0, nil, false
+	}
+	if mark == fileNone {
+		return 0, 0, nil, false // the frame follows on the pipe
+	}
+	data, err := p.takeFile(int(size))
+	if err != nil {
+		p.protocolError(fmt.Errorf("%v frame of %d bytes: %w", c, size, err))
+		return 0, 0, nil, false
+	}
+	kind, _, ok := p.checkNumber(c, numbered)
+	return c, kind, data, ok
 }
 
 // noMain handles a child's word that it never called Serve (see
@@ -166,6 +204,12 @@ func (p *Process) closeMsg() {
 		p.m.unwatch(p.msgfd)
 		closeFD(p.msgfd)
 		p.msgfd = -1
+	}
+	if p.filefd >= 0 {
+		// Whatever it still holds goes with it: files sent for frames
+		// never read.
+		closeFD(p.filefd)
+		p.filefd = -1
 	}
 }
 
