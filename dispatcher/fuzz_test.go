@@ -110,9 +110,7 @@ type streamWant struct {
 // manager's limit and delivered until an error; a reply or a note
 // delivered when it is for invocation 1, the only one the child was sent,
 // and a protocol error otherwise; a parent's frame from the child is a
-// protocol error; a file frame is passed over when it says that its file
-// was not sent, and is a protocol error otherwise, since the child sends
-// none) and the dispatcher's handling of each (the first reply
+// protocol error) and the dispatcher's handling of each (the first reply
 // resolves the future, notes change nothing).
 func modelChildStream(stream []byte, limit int) streamWant {
 	r := bytes.NewReader(stream)
@@ -126,15 +124,6 @@ func modelChildStream(stream []byte, limit int) streamWant {
 		}
 		switch c {
 		case frametest.NoMain:
-			continue
-		case frametest.File:
-			// The child sends no file: a file frame that says it did
-			// not is passed over, and one that says it did breaks the
-			// stream.
-			_, size, numbered, mark, ok := frametest.CutFile(p)
-			if !ok || size > uint64(limit) || uint64(len(numbered))+size > uint64(limit) || mark == frametest.FileSent {
-				return streamWant{kind: "death", protocol: true}
-			}
 			continue
 		case frametest.Reply, frametest.Note:
 		default:

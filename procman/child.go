@@ -690,8 +690,8 @@ func (c *Child) write(fc frameClass, n uint64, kind Kind, payload []byte) error 
 // writeFile writes one numbered frame of class fc for invocation n by way
 // of a file (see frameFile): the payload goes to a file that no name
 // reaches, whose descriptor goes on the file socket. Where the file
-// cannot be made, written or sent, the frame goes by the pipe. The caller
-// holds wmu.
+// cannot be made or sent, or written to the end, the frame goes by the
+// pipe. The caller holds wmu.
 func (c *Child) writeFile(w io.Writer, fc frameClass, n uint64, kind Kind, payload []byte) error {
 	f, err := os.CreateTemp("", "procrastinate-payload-*")
 	if err != nil {
@@ -699,18 +699,27 @@ func (c *Child) writeFile(w io.Writer, fc frameClass, n uint64, kind Kind, paylo
 	}
 	_ = os.Remove(f.Name())
 	defer f.Close()
+	if sendFD(c.filefd, int(f.Fd())) != nil {
+		return writeNumberedFrame(w, fc, n, kind, payload)
+	}
 	var h [maxFileHead]byte
-	if _, err := w.Write(appendFileHead(h[:0], fc, n, kind, len(payload))); err != nil {
+	if _, err := w.Write(appendFileFrame(h[:0], fc, n, kind, len(payload))); err != nil {
 		return err
 	}
-	mark := fileNone
-	if _, err := f.Write(payload); err == nil && sendFD(c.filefd, int(f.Fd())) == nil {
-		mark = fileSent
+	for done := 0; done < len(payload); {
+		end := min(done+fileChunk, len(payload))
+		if _, err := f.Write(payload[done:end]); err != nil {
+			end = 0 // give up: the frame goes by the pipe
+		}
+		if _, err := w.Write(appendFilePart(h[:0], end)); err != nil {
+			return err
+		}
+		if end == 0 {
+			return writeNumberedFrame(w, fc, n, kind, payload)
+		}
+		done = end
 	}
-	if _, err := w.Write([]byte{mark}); err != nil || mark == fileSent {
-		return err
-	}
-	return writeNumberedFrame(w, fc, n, kind, payload)
+	return nil
 }
 
 // settle waits until the parent has read a payload lent to the pipe (see

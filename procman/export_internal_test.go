@@ -16,8 +16,7 @@ const (
 	FrameNote       = frameNote
 	FrameStop       = frameStop
 	FrameFile       = frameFile
-	FileNone        = fileNone
-	FileSent        = fileSent
+	FrameFilePart   = frameFilePart
 	FileMin         = fileMin
 )
 
@@ -26,7 +25,8 @@ var (
 	AppendFrame         = appendFrame
 	AppendNumberedFrame = appendNumberedFrame
 	AppendNumberedHead  = appendNumberedHeader
-	AppendFileHead      = appendFileHead
+	AppendFileFrame     = appendFileFrame
+	AppendFilePart      = appendFilePart
 	ReadFrame           = readFrame
 	CutNumber           = cutNumber
 	ErrNotAFrame        = errNotAFrame

@@ -5,7 +5,6 @@ package procman
 import (
 	"errors"
 	"fmt"
-	"io"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -34,38 +33,43 @@ func writeFD(fd int, b []byte) (int, error) {
 }
 
 // takeFile receives the file a child sent on its file socket for a file
-// frame, reads size bytes from its start, and closes it. Only a regular
-// file is read: a read of anything else could wait for ever.
-func (p *Process) takeFile(size int) ([]byte, error) {
+// frame. Only a regular file is taken: a read of anything else could wait
+// for ever.
+func (p *Process) takeFile() (int, error) {
 	if p.filefd < 0 {
-		return nil, errors.New("no file came with it: this backend takes none")
+		return -1, errors.New("no file came with it: this backend takes none")
 	}
 	fd, err := recvFD(p.filefd)
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
-	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("the file that came with it: %w", err)
+		unix.Close(fd)
+		return -1, fmt.Errorf("the file that came with it: %w", err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("what came with it is not a regular file (mode %#o)", st.Mode)
+		unix.Close(fd)
+		return -1, fmt.Errorf("what came with it is not a regular file (mode %#o)", st.Mode)
 	}
-	buf := make([]byte, size)
-	for done := 0; done < size; {
-		n, err := unix.Pread(fd, buf[done:], int64(done))
+	return fd, nil
+}
+
+// preadFull reads len(b) bytes at off from the file fd.
+func preadFull(fd int, b []byte, off int64) error {
+	for done := 0; done < len(b); {
+		n, err := unix.Pread(fd, b[done:], off+int64(done))
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err != nil:
-			return nil, fmt.Errorf("reading the file that came with it: %w", err)
+			return err
 		case n == 0:
-			return nil, fmt.Errorf("the file that came with it ended %d bytes into the payload: %w", done, io.ErrUnexpectedEOF)
+			return errFileEnded
 		}
 		done += n
 	}
-	return buf, nil
+	return nil
 }
 
 // recvFD receives one descriptor from the non-blocking socket sock, made

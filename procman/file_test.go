@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -98,50 +99,38 @@ func rawFileWork(t *testing.T, r rawFile) []byte {
 	return work("raw-file", string(arg), true)
 }
 
-// fileHead is the start of a file frame for answer 1 of size bytes,
-// without its mark.
-func fileHead(size int) []byte {
-	return procman.AppendFileHead(nil, procman.FrameReply, 1, wire.KindAnswer, size)
+// fileFrame is a file frame for answer 1 of size bytes, followed by
+// file-part frames that say the file holds it up to each of ends.
+func fileFrame(size int, ends ...int) []byte {
+	b := procman.AppendFileFrame(nil, procman.FrameReply, 1, wire.KindAnswer, size)
+	for _, end := range ends {
+		b = procman.AppendFilePart(b, end)
+	}
+	return b
 }
 
-// A file frame that a child does not finish, or that breaks the protocol,
-// fails the child as a frame on the pipe would; one that says its file
-// did not come is passed over, and the frame after it delivered. The same
-// on both backends.
+// A file frame is checked as the frame it stands for would be, and one
+// that breaks the protocol fails the child, the same on both backends.
 func TestAFileFrameIsCheckedAsTheFrameItStandsFor(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		r     rawFile
-		check func(t *testing.T, p *procman.Process, c *child)
+		check func(t *testing.T, c *child)
 	}{
-		{"CutOffByTheExit", rawFile{Stream: fileHead(100)}, func(t *testing.T, p *procman.Process, c *child) {
-			requireProtocolError(t, p, c)
-			require.ErrorIs(t, c.exit.Err, io.ErrUnexpectedEOF, "the frame's cut-off is the error")
-			require.Zero(t, c.exit.ExitCode, "it exited on its own: %v", c.exit)
-		}},
-		{"SentWithoutItsFile", rawFile{Stream: append(fileHead(100), procman.FileSent), Block: true}, func(t *testing.T, p *procman.Process, c *child) {
-			requireProtocolError(t, p, c)
+		{"WithoutItsFile", rawFile{Stream: fileFrame(100), Block: true}, func(t *testing.T, c *child) {
 			require.ErrorContains(t, c.exit.Err, "no file came with it")
-			require.Equal(t, syscall.SIGKILL, c.exit.Signal, "the manager kills it: %v", c.exit)
 		}},
-		{"WithABadMark", rawFile{Stream: append(fileHead(100), 7), Block: true}, func(t *testing.T, p *procman.Process, c *child) {
-			requireProtocolError(t, p, c)
+		{"ForAStopFrame", rawFile{Stream: procman.AppendFileFrame(nil, procman.FrameStop, 1, wire.KindAnswer, 100), Block: true}, func(t *testing.T, c *child) {
 			require.ErrorIs(t, c.exit.Err, procman.ErrNotAFrame)
 		}},
-		{"ForAStopFrame", rawFile{Stream: append(procman.AppendFileHead(nil, procman.FrameStop, 1, wire.KindAnswer, 100), procman.FileSent), Block: true}, func(t *testing.T, p *procman.Process, c *child) {
-			requireProtocolError(t, p, c)
-			require.ErrorIs(t, c.exit.Err, procman.ErrNotAFrame)
-		}},
-		{"OverTheLimit", rawFile{Stream: append(fileHead(4096), procman.FileNone), Block: true}, func(t *testing.T, p *procman.Process, c *child) {
-			requireProtocolError(t, p, c)
+		{"OverTheLimit", rawFile{Stream: fileFrame(4096), Block: true}, func(t *testing.T, c *child) {
 			var tl *procman.FrameTooLargeError
 			require.ErrorAs(t, c.exit.Err, &tl)
 			require.Equal(t, uint64(4096+2), tl.Size, "the payload, its invocation's number (one byte) and its kind")
 			require.Equal(t, 1024, tl.Limit)
 		}},
-		{"WithoutItsFileThenByThePipe", rawFile{Stream: procman.AppendNumberedFrame(append(fileHead(11), procman.FileNone), procman.FrameReply, 1, wire.KindAnswer, []byte("by the pipe"))}, func(t *testing.T, p *procman.Process, c *child) {
-			require.True(t, c.exit.Success(), "%v", c.exit)
-			require.Equal(t, [][]byte{[]byte("by the pipe")}, c.answers(), "the answer that came by the pipe, once")
+		{"APartWithoutAFileFrame", rawFile{Stream: procman.AppendFilePart(nil, 10), Block: true}, func(t *testing.T, c *child) {
+			require.ErrorContains(t, c.exit.Err, "a file-part frame without a file frame")
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,50 +138,88 @@ func TestAFileFrameIsCheckedAsTheFrameItStandsFor(t *testing.T) {
 			m := newManager(t, procman.WithMaxPayload(1024))
 			p, c := start(t, m, procman.Spec{Invocation: rawFileWork(t, tc.r)})
 			waitExit(t, m, c)
-			tc.check(t, p, c)
+			requireProtocolError(t, p, c)
+			require.Equal(t, syscall.SIGKILL, c.exit.Signal, "the manager kills it: %v", c.exit)
+			tc.check(t, c)
 		})
 	}
 }
 
 // On the portable backend the payload of a file frame is read from the
-// file that came on the file socket; a file that does not hold it, or
-// anything but one file, fails the child. The Linux backend takes no
-// file: a file frame that says one came fails the child there.
+// file that came on the file socket, part by part. A child that dies or
+// stalls before the last part fails as one that does so inside a frame on
+// the pipe; a file that does not hold what its frame says, or anything
+// but one file, fails it too. The Linux backend takes no file: a file
+// frame fails the child there.
 func TestAFileFrameTakesItsPayloadFromItsFile(t *testing.T) {
+	digits := []byte("0123456789")
 	for _, tc := range []struct {
-		name     string
-		r        rawFile
-		portable string // the error on the portable backend; "": none, the answer is "0123456789"
+		name  string
+		r     rawFile
+		check func(t *testing.T, p *procman.Process, c *child)
 	}{
-		{"WithItsFile", rawFile{Send: "file", File: []byte("0123456789"), Stream: append(fileHead(10), procman.FileSent)}, ""},
-		{"WithAShorterFile", rawFile{Send: "file", File: []byte("0123456789"), Stream: append(fileHead(100), procman.FileSent), Block: true}, "ended 10 bytes into the payload"},
-		{"WithAPipe", rawFile{Send: "pipe", Stream: append(fileHead(10), procman.FileSent), Block: true}, "is not a regular file"},
-		{"WithTwoFiles", rawFile{Send: "two", File: []byte("0123456789"), Stream: append(fileHead(10), procman.FileSent), Block: true}, "2 descriptors came with it; want 1"},
+		{"WithItsFile", rawFile{Send: "file", File: digits, Stream: fileFrame(10, 4, 10)}, func(t *testing.T, p *procman.Process, c *child) {
+			require.True(t, c.exit.Success(), "%v", c.exit)
+			require.Equal(t, [][]byte{digits}, c.answers())
+		}},
+		{"CutOffByTheExit", rawFile{Send: "file", File: digits, Stream: fileFrame(10, 4)}, func(t *testing.T, p *procman.Process, c *child) {
+			requireProtocolError(t, p, c)
+			require.ErrorIs(t, c.exit.Err, io.ErrUnexpectedEOF, "the frame's cut-off is the error")
+			require.Zero(t, c.exit.ExitCode, "it exited on its own: %v", c.exit)
+		}},
+		{"Stalled", rawFile{Send: "file", File: digits, Stream: fileFrame(10, 4), Block: true}, func(t *testing.T, p *procman.Process, c *child) {
+			requireProtocolError(t, p, c)
+			require.ErrorContains(t, c.exit.Err, "a frame stopped 9 bytes into it: nothing more of it came for 100ms")
+			require.Equal(t, syscall.SIGKILL, c.exit.Signal, "%v", c.exit)
+		}},
+		{"GivenUpThenByThePipe", rawFile{Send: "file", File: digits, Stream: procman.AppendNumberedFrame(fileFrame(10, 4, 0), procman.FrameReply, 1, wire.KindAnswer, []byte("by the pipe"))}, func(t *testing.T, p *procman.Process, c *child) {
+			require.True(t, c.exit.Success(), "%v", c.exit)
+			require.Equal(t, [][]byte{[]byte("by the pipe")}, c.answers(), "the answer that came by the pipe, once")
+		}},
+		{"WithAShorterFile", rawFile{Send: "file", File: digits, Stream: fileFrame(100, 100), Block: true}, func(t *testing.T, p *procman.Process, c *child) {
+			requireProtocolError(t, p, c)
+			require.ErrorIs(t, c.exit.Err, io.ErrUnexpectedEOF)
+			require.ErrorContains(t, c.exit.Err, "the file ended before what its frame said it held")
+		}},
+		{"APartBackwards", rawFile{Send: "file", File: digits, Stream: fileFrame(10, 6, 4), Block: true}, func(t *testing.T, p *procman.Process, c *child) {
+			requireProtocolError(t, p, c)
+			require.ErrorContains(t, c.exit.Err, "says its file holds 4 bytes of 10, after 6")
+		}},
+		{"APartPastTheEnd", rawFile{Send: "file", File: digits, Stream: fileFrame(10, 11), Block: true}, func(t *testing.T, p *procman.Process, c *child) {
+			requireProtocolError(t, p, c)
+			require.ErrorContains(t, c.exit.Err, "says its file holds 11 bytes of 10, after 0")
+		}},
+		{"AnotherFrameInside", rawFile{Send: "file", File: digits, Stream: procman.AppendNumberedFrame(fileFrame(10, 4), procman.FrameReply, 1, wire.KindAnswer, []byte("x")), Block: true}, func(t *testing.T, p *procman.Process, c *child) {
+			requireProtocolError(t, p, c)
+			require.ErrorContains(t, c.exit.Err, "a reply frame inside a file frame")
+		}},
+		{"WithAPipe", rawFile{Send: "pipe", Stream: fileFrame(10, 10), Block: true}, func(t *testing.T, p *procman.Process, c *child) {
+			requireProtocolError(t, p, c)
+			require.ErrorContains(t, c.exit.Err, "is not a regular file")
+		}},
+		{"WithTwoFiles", rawFile{Send: "two", File: digits, Stream: fileFrame(10, 10), Block: true}, func(t *testing.T, p *procman.Process, c *child) {
+			requireProtocolError(t, p, c)
+			require.ErrorContains(t, c.exit.Err, "2 descriptors came with it; want 1")
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if !testio.PortableBackend && tc.r.Send != "file" {
+			if !testio.PortableBackend && tc.name != "WithItsFile" {
 				t.Skip("the Linux backend gives its children no file socket to send on")
 			}
 			leakcheck.Check(t)
-			m := newManager(t)
+			m := newManager(t, procman.WithFrameWait(100*time.Millisecond))
 			r := tc.r
 			if !testio.PortableBackend {
-				r.Send = "" // the child has no fd 6 here
+				r.Send, r.Block = "", true // the child has no fd 6 here
 			}
 			p, c := start(t, m, procman.Spec{Invocation: rawFileWork(t, r)})
 			waitExit(t, m, c)
-			switch {
-			case !testio.PortableBackend:
+			if !testio.PortableBackend {
 				requireProtocolError(t, p, c)
 				require.ErrorContains(t, c.exit.Err, "this backend takes none")
-			case tc.portable == "":
-				require.True(t, c.exit.Success(), "%v", c.exit)
-				require.Equal(t, [][]byte{[]byte("0123456789")}, c.answers())
-			default:
-				requireProtocolError(t, p, c)
-				require.ErrorContains(t, c.exit.Err, tc.portable)
-				require.Equal(t, syscall.SIGKILL, c.exit.Signal, "the manager kills it: %v", c.exit)
+				return
 			}
+			tc.check(t, p, c)
 		})
 	}
 }
@@ -221,7 +248,7 @@ func TestLargeNoteAndReplyArriveWholeInOrder(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
 			m := newManager(t)
-			n := 2 << 20
+			n := 5 << 20 // two parts, from a file
 			if procman.FileMin < n {
 				n = max(procman.FileMin, 1)
 			}

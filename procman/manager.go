@@ -329,7 +329,7 @@ func (m *Manager) killOverdue() {
 				p.setStall(now.Add(m.opts.frameWait))
 				continue
 			}
-			n := p.dec.Pending()
+			n := p.pending()
 			p.setStall(time.Time{})
 			m.log.Warn("protocol error: child left a frame unfinished; killing it", "pid", p.pid, "bytes", n)
 			p.protocolError(fmt.Errorf("a frame stopped %d bytes into it: nothing more of it came for %v", n, m.opts.frameWait))

@@ -21,7 +21,7 @@ func (p *Process) read(final bool) {
 		switch {
 		case p.msgfd < 0:
 			// Closed: the end of the stream or a protocol error.
-		case p.dec.Pending() == 0:
+		case p.pending() == 0:
 			p.setStall(time.Time{})
 		case got > 0 && p.m.opts.frameWait > 0:
 			// Part of a frame, and more of it than before.
@@ -56,9 +56,16 @@ func (p *Process) read(final bool) {
 			}
 			var kind Kind
 			switch {
+			case p.file != nil && k != frameFilePart:
+				p.protocolError(fmt.Errorf("a %v frame inside a file frame", k))
+				return
 			case k == frameFile:
-				k, kind, payload, ok = p.fileFrame(payload)
-				got += len(payload)
+				p.fileFrame(payload)
+				continue
+			case k == frameFilePart:
+				var n int
+				k, kind, payload, n, ok = p.filePart(payload)
+				got += n
 			case k.numbered():
 				kind, payload, ok = p.checkNumber(k, payload)
 			default:
@@ -116,38 +123,6 @@ func (p *Process) checkNumber(k frameClass, payload []byte) (Kind, []byte, bool)
 	return kind, rest, true
 }
 
-// fileFrame takes the payload of a file frame's (see appendFileHead) from
-// the file that came on the file socket, and checks the frame as a reply
-// or a note of that size is checked: against the payload limit, and
-// against the invocation in flight (see checkNumber). It returns the
-// class of the frame it stands for, the caller's kind, the payload and
-// true when the frame is to be delivered.
-func (p *Process) fileFrame(payload []byte) (frameClass, Kind, []byte, bool) {
-	c, size, numbered, mark, err := cutFile(payload)
-	if err != nil {
-		p.protocolError(fmt.Errorf("%v frame: %w", frameFile, err))
-		return 0, 0, nil, false
-	}
-	limit := p.dec.Limit
-	if limit <= 0 {
-		limit = defaultMaxPayload
-	}
-	if size > uint64(limit) || uint64(len(numbered))+size > uint64(limit) {
-		p.protocolError(&frameTooLargeError{Size: uint64(len(numbered)) + size, Limit: limit})
-		return 0, 0, nil, false
-	}
-	if mark == fileNone {
-		return 0, 0, nil, false // the frame follows on the pipe
-	}
-	data, err := p.takeFile(int(size))
-	if err != nil {
-		p.protocolError(fmt.Errorf("%v frame of %d bytes: %w", c, size, err))
-		return 0, 0, nil, false
-	}
-	kind, _, ok := p.checkNumber(c, numbered)
-	return c, kind, data, ok
-}
-
 // noMain handles a child's word that it never called Serve (see
 // ErrNoMain): it will take no task, and ErrNoMain is its exit's cause.
 // Its own code may still say why on its stderr and exit; it is killed if
@@ -171,8 +146,9 @@ func (p *Process) killLater() {
 // hangup handles the end of the message pipe (err is a read error, or nil
 // at end of file).
 func (p *Process) hangup(err error) {
+	n := p.pending()
 	p.closeMsg()
-	if n := p.dec.Pending(); n > 0 {
+	if n > 0 {
 		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("the stream ended inside a frame, %d bytes into it: %w", n, io.ErrUnexpectedEOF)})
 	} else if err != nil {
 		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("reading the message pipe: %w", err)})
@@ -211,6 +187,7 @@ func (p *Process) closeMsg() {
 		closeFD(p.filefd)
 		p.filefd = -1
 	}
+	p.dropFile()
 }
 
 // reaped finishes a child whose exit status e the backend took.
@@ -245,7 +222,7 @@ func (p *Process) finish(e *Exit) {
 	// Every byte the child wrote is in the pipe now: read to the end (or
 	// to EAGAIN, when something it started still holds the pipe open).
 	p.read(true)
-	if n := p.dec.Pending(); n > 0 {
+	if n := p.pending(); n > 0 {
 		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("the child exited inside a frame, %d bytes into it: %w", n, io.ErrUnexpectedEOF)})
 	}
 	p.closeMsg()

@@ -37,7 +37,8 @@ func writeFD(fd int, b []byte) (int, error)      { return 0, ErrUnsupported }
 func writevFD(fd int, iov [][]byte) (int, error) { return 0, ErrUnsupported }
 func closeFD(fd int)                             {}
 
-func (p *Process) takeFile(size int) ([]byte, error) { return nil, ErrUnsupported }
+func (p *Process) takeFile() (int, error)         { return -1, ErrUnsupported }
+func preadFull(fd int, b []byte, off int64) error { return ErrUnsupported }
 
 // fileMin is never reached here: no payload goes by way of a file.
 const fileMin = math.MaxInt

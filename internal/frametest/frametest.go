@@ -25,15 +25,9 @@ const (
 	Note       byte = 3
 	Stop       byte = 4
 	NoMain     byte = 5
-	File       byte = 6    // a reply or a note whose payload went in a file: see CutFile
-	MaxClass        = File // a class byte of 0 or above it is not a frame
-)
-
-// The marks that end a file frame: its file was sent, or none was and
-// the frame it stands for follows on the pipe.
-const (
-	FileNone byte = 0
-	FileSent byte = 1
+	File       byte = 6        // a reply or a note whose payload comes in a file
+	FilePart   byte = 7        // how much of a file frame's payload its file holds
+	MaxClass        = FilePart // a class byte of 0 or above it is not a frame
 )
 
 // Header appends the header of a frame of class c with a payload of n
@@ -95,29 +89,20 @@ func CutNumber(p []byte) (n uint64, kind procman.Kind, rest []byte, ok bool) {
 	return n, procman.Kind(p[size]), p[size+1:], true
 }
 
-// FileHead appends to dst a file frame for a reply or a note (class c)
-// for invocation n with kind and a payload of size bytes, without its
-// last byte, the mark: the class, the size (a uvarint), the number (a
-// uvarint) and the kind.
-func FileHead(dst []byte, c byte, n uint64, kind procman.Kind, size int) []byte {
+// FileFrame appends to dst a file frame for a reply or a note (class c)
+// for invocation n with kind and a payload of size bytes: the class, the
+// size (a uvarint), the number (a uvarint) and the kind. Its payload is to
+// come in a file, which no test child outside procman sends: the manager
+// takes any file frame from such a child for a protocol error.
+func FileFrame(dst []byte, c byte, n uint64, kind procman.Kind, size int) []byte {
 	body := append([]byte{c}, binary.AppendUvarint(nil, uint64(size))...)
 	body = binary.AppendUvarint(body, n)
 	body = append(body, byte(kind))
-	return append(Header(dst, File, len(body)+1), body...)
+	return Frame(dst, File, body)
 }
 
-// CutFile splits a file frame's payload as the manager does: the class
-// of the frame it stands for, the payload's size, the number and kind
-// (for CutNumber) and the mark; ok is false when the manager takes it for
-// garbage.
-func CutFile(p []byte) (c byte, size uint64, numbered []byte, mark byte, ok bool) {
-	if len(p) < 2 {
-		return 0, 0, nil, 0, false
-	}
-	c, mark = p[0], p[len(p)-1]
-	size, k := binary.Uvarint(p[1:])
-	if (c != Reply && c != Note) || k <= 0 || 1+k >= len(p)-1 || (mark != FileNone && mark != FileSent) {
-		return 0, 0, nil, 0, false
-	}
-	return c, size, p[1+k : len(p)-1], mark, true
+// Part appends to dst a file-part frame that says a file frame's file
+// holds its payload up to end.
+func Part(dst []byte, end int) []byte {
+	return Frame(dst, FilePart, binary.AppendUvarint(nil, uint64(end)))
 }
