@@ -691,7 +691,9 @@ func (c *Child) write(fc frameClass, n uint64, kind Kind, payload []byte) error 
 // of a file (see frameFile): the payload goes to a file that no name
 // reaches, whose descriptor goes on the file socket. Where the file
 // cannot be made or sent, or written to the end, the frame goes by the
-// pipe. The caller holds wmu.
+// pipe. The file is unlinked as soon as it is made: a child killed in
+// between, a few microseconds, leaves it, empty, in the temporary
+// directory. The caller holds wmu.
 func (c *Child) writeFile(w io.Writer, fc frameClass, n uint64, kind Kind, payload []byte) error {
 	f, err := os.CreateTemp("", "procrastinate-payload-*")
 	if err != nil {

@@ -60,7 +60,9 @@ func (p *Process) read(final bool) {
 				p.protocolError(fmt.Errorf("a %v frame inside a file frame", k))
 				return
 			case k == frameFile:
-				p.fileFrame(payload)
+				if p.fileFrame(payload); p.msgfd < 0 {
+					return // a protocol error
+				}
 				continue
 			case k == frameFilePart:
 				var n int
