@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -40,6 +41,7 @@ const (
 	invocationFD = 3
 	messageFD    = 4
 	controlFD    = 5
+	fileFD       = 6 // the file socket, where large payloads go by file (see frameFile); not on every backend
 )
 
 // Serve is the child's entry. In a process that was not started by a
@@ -200,6 +202,7 @@ type Child struct {
 	outConn  syscall.RawConn // out's, for vmsplice; nil: plain writes only
 	outW     io.Writer       // writes to out; nil: out itself
 	lent     []byte          // a payload whose pages the pipe may still hold; guarded by wmu
+	filefd   int             // the file socket; -1: none, every payload goes by the pipe
 }
 
 func newChild() (*Child, error) {
@@ -210,6 +213,13 @@ func newChild() (*Child, error) {
 		}
 		// What the task starts must not inherit the protocol pipes.
 		closeOnExec(fd)
+	}
+	files := fileMin < math.MaxInt && isSocket(fileFD) // this backend sends files
+	if files {
+		closeOnExec(fileFD)
+		if err := setNonblock(fileFD); err != nil {
+			return nil, fmt.Errorf("setting fd %d non-blocking: %w", fileFD, err)
+		}
 	}
 	closeInherited()
 	// Non-blocking, the pipes are waited on by the runtime's poller: a
@@ -222,6 +232,9 @@ func newChild() (*Child, error) {
 	c, err := newChildOn(os.NewFile(invocationFD, "invocations"), os.NewFile(messageFD, "messages"), os.NewFile(controlFD, "control"))
 	if err != nil {
 		return nil, err
+	}
+	if files {
+		c.filefd = fileFD
 	}
 	becomeSubreaper()
 	go c.watchParent()
@@ -262,6 +275,7 @@ func newChildOn(in, out, ctl *os.File) (*Child, error) {
 		withdrawReady: make(chan struct{}, 1),
 		first:         true,
 		parent:        os.Getppid(),
+		filefd:        -1,
 	}
 	if pid := os.Getpid(); processGroup() == pid {
 		c.group = pid
@@ -648,6 +662,9 @@ func (c *Child) write(fc frameClass, n uint64, kind Kind, payload []byte) error 
 	if w == nil {
 		w = c.out
 	}
+	if len(payload) >= fileMin && c.filefd >= 0 {
+		return c.writeFile(w, fc, n, kind, payload)
+	}
 	if len(payload) < spliceMin || c.outConn == nil {
 		return writeNumberedFrame(w, fc, n, kind, payload)
 	}
@@ -668,6 +685,43 @@ func (c *Child) write(fc frameClass, n uint64, kind Kind, payload []byte) error 
 		_, err = w.Write(payload[sent:])
 	}
 	return err
+}
+
+// writeFile writes one numbered frame of class fc for invocation n by way
+// of a file (see frameFile): the payload goes to a file that no name
+// reaches, whose descriptor goes on the file socket. Where the file
+// cannot be made or sent, or written to the end, the frame goes by the
+// pipe. The file is unlinked as soon as it is made: a child killed in
+// between, a few microseconds, leaves it, empty, in the temporary
+// directory. The caller holds wmu.
+func (c *Child) writeFile(w io.Writer, fc frameClass, n uint64, kind Kind, payload []byte) error {
+	f, err := os.CreateTemp("", "procrastinate-payload-*")
+	if err != nil {
+		return writeNumberedFrame(w, fc, n, kind, payload)
+	}
+	_ = os.Remove(f.Name())
+	defer f.Close()
+	if sendFD(c.filefd, int(f.Fd())) != nil {
+		return writeNumberedFrame(w, fc, n, kind, payload)
+	}
+	var h [maxFileHead]byte
+	if _, err := w.Write(appendFileFrame(h[:0], fc, n, kind, len(payload))); err != nil {
+		return err
+	}
+	for done := 0; done < len(payload); {
+		end := min(done+fileChunk, len(payload))
+		if _, err := f.Write(payload[done:end]); err != nil {
+			end = 0 // give up: the frame goes by the pipe
+		}
+		if _, err := w.Write(appendFilePart(h[:0], end)); err != nil {
+			return err
+		}
+		if end == 0 {
+			return writeNumberedFrame(w, fc, n, kind, payload)
+		}
+		done = end
+	}
+	return nil
 }
 
 // settle waits until the parent has read a payload lent to the pipe (see

@@ -16,6 +16,8 @@ const sigXCPU = syscall.Signal(24)
 
 func isPipe(fd int) bool                                { return false }
 func closeOnExec(fd int)                                {}
+func isSocket(fd int) bool                              { return false }
+func sendFD(sock, fd int) error                         { return errNoChildren }
 func setNonblock(fd int) error                          { return errNoChildren }
 func processGroup() int                                 { return 0 }
 func killGroup(pgid int, sig syscall.Signal) error      { return errNoChildren }

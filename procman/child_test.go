@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
+	"github.com/procrastinate-go/procrastinate/internal/testio"
 	"github.com/procrastinate-go/procrastinate/internal/wire"
 	"github.com/procrastinate-go/procrastinate/procman"
 )
@@ -220,7 +221,8 @@ func TestCloseInputWhileBusyMakesTheChildKillItself(t *testing.T) {
 	require.NoError(t, e.Err, "the child killed itself; the manager did not")
 }
 
-// A child holds fds 0, 1, 2 and its three pipes. The Go runtime (1.25 and
+// A child holds fds 0, 1, 2 and its three pipes, and on the portable
+// backend its file socket (fd 6). The Go runtime (1.25 and
 // later) opens the cgroup files it reads the CPU limit from, close-on-exec,
 // and keeps them, and its poller, which waits on the pipes, holds an epoll
 // fd and an eventfd; those are the only others allowed. Whatever the test
@@ -252,6 +254,9 @@ func TestChildHoldsOnlyItsProtocolFDs(t *testing.T) {
 		case fd >= 3 && fd <= 5:
 			require.True(t, strings.HasPrefix(f[1], "pipe:"), "fd %d is %s; want a pipe", fd, f[1])
 			require.Equal(t, "true", f[2], "fd %d is close-on-exec, so that what the task starts does not get it", fd)
+		case fd == 6 && testio.PortableBackend:
+			require.True(t, strings.HasPrefix(f[1], "socket:"), "fd 6 is %s; want the file socket", f[1])
+			require.Equal(t, "true", f[2], "fd 6 is close-on-exec, so that what the task starts does not get it")
 		default:
 			runtimes := strings.HasPrefix(f[1], "/sys/fs/cgroup/") || // the CPU limit
 				f[1] == "anon_inode:[eventpoll]" || f[1] == "anon_inode:[eventfd]" // the poller that waits on the pipes
@@ -260,7 +265,11 @@ func TestChildHoldsOnlyItsProtocolFDs(t *testing.T) {
 		}
 		got[fd] = f[1]
 	}
-	for fd := range 6 {
+	want := 6
+	if testio.PortableBackend {
+		want = 7 // and the file socket
+	}
+	for fd := range want {
 		require.Contains(t, got, fd)
 	}
 }

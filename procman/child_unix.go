@@ -20,6 +20,23 @@ func isPipe(fd int) bool {
 	return syscall.Fstat(fd, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFIFO
 }
 
+// isSocket reports whether fd is open on a socket.
+func isSocket(fd int) bool {
+	var st syscall.Stat_t
+	return syscall.Fstat(fd, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFSOCK
+}
+
+// sendFD sends fd on the non-blocking socket sock, in a datagram of one
+// byte.
+func sendFD(sock, fd int) error {
+	for {
+		err := unix.Sendmsg(sock, []byte{0}, unix.UnixRights(fd), nil, 0)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
 // closeOnExec marks fd close-on-exec.
 func closeOnExec(fd int) { syscall.CloseOnExec(fd) }
 

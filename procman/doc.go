@@ -56,8 +56,11 @@
 // on POSIX primitives instead: it learns of exits by SIGCHLD and reaps
 // each of its children with wait4 on the child's own pid, watches its
 // pipes through the Go runtime's poller, and a Wakeup is a channel send.
-// What it gives up (descendants that left a child's process group, a
-// parent-death signal on macOS) is listed in docs/procman.md.
+// A reply or a note of 1 MiB or more goes there in a temporary file,
+// unlinked at once, whose descriptor the child sends on a socket (fd 6)
+// that it holds beside its pipes. What the backend gives up (descendants
+// that left a child's process group, a parent-death signal on macOS) is
+// listed in docs/procman.md.
 //
 // A child moves through the states of [State]: new, running, stopped (its
 // exit was seen), removable (its pipe was read to the end and its handler

@@ -14,6 +14,10 @@ const (
 	FrameInvocation = frameInvocation
 	FrameReply      = frameReply
 	FrameNote       = frameNote
+	FrameStop       = frameStop
+	FrameFile       = frameFile
+	FrameFilePart   = frameFilePart
+	FileMin         = fileMin
 )
 
 var (
@@ -21,6 +25,8 @@ var (
 	AppendFrame         = appendFrame
 	AppendNumberedFrame = appendNumberedFrame
 	AppendNumberedHead  = appendNumberedHeader
+	AppendFileFrame     = appendFileFrame
+	AppendFilePart      = appendFilePart
 	ReadFrame           = readFrame
 	CutNumber           = cutNumber
 	ErrNotAFrame        = errNotAFrame

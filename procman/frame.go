@@ -28,10 +28,12 @@ const (
 	frameNote       frameClass = 3 // numbered: about the invocation that runs
 	frameStop       frameClass = 4 // finish; a goodbye's payload is one byte, 1; a withdrawal's is 2 and a number
 	frameNoMain     frameClass = 5 // the child never called Serve; empty
+	frameFile       frameClass = 6 // a reply or a note whose payload comes in a file: see appendFileFrame
+	frameFilePart   frameClass = 7 // how much of a file frame's payload its file holds
 
 	// maxFrameClass is the last class: a header's class byte of 0, or
 	// above it, says that what was read is not a frame.
-	maxFrameClass = frameNoMain
+	maxFrameClass = frameFilePart
 )
 
 // numbered reports whether a frame of class c belongs to one invocation
@@ -53,6 +55,10 @@ func (c frameClass) String() string {
 		return "stop"
 	case frameNoMain:
 		return "no-main"
+	case frameFile:
+		return "file"
+	case frameFilePart:
+		return "file-part"
 	}
 	return fmt.Sprintf("class(%d)", uint8(c))
 }
@@ -137,6 +143,74 @@ func appendNumberedHeader(dst []byte, c frameClass, n uint64, kind Kind, size in
 // appendNumberedFrame appends a whole numbered frame to dst.
 func appendNumberedFrame(dst []byte, c frameClass, n uint64, kind Kind, payload []byte) []byte {
 	return append(appendNumberedHeader(dst, c, n, kind, len(payload)), payload...)
+}
+
+// A payload of fileMin bytes or more may go to the parent in a file, on
+// backends that give their children a file socket. The child makes a file
+// that no name reaches, sends its descriptor on the file socket, and then
+// writes a file frame: the class of the frame it stands for (reply or
+// note), the payload's size (a uvarint), the invocation's number and the
+// caller's kind as in a numbered frame. It then writes the payload to the
+// file a part at a time, each part followed by a file-part frame whose
+// payload (a uvarint) says how far the file holds it, so that the parent
+// reads a part while the child writes the next. The frame is whole once a
+// file-part frame reaches the payload's size. Until then it is a frame
+// begun and not finished: a child that dies, or stalls, while it writes
+// the file is treated as one that does so while it writes to the pipe. A
+// file-part frame that says 0 gives up: the frame follows, whole, on the
+// pipe.
+//
+// maxFileHead is the most bytes that appendFileFrame appends.
+const maxFileHead = headerSize + 1 + 2*binary.MaxVarintLen64 + 1
+
+// fileChunk is the size of the parts a file's payload is written in.
+const fileChunk = 4 << 20
+
+// appendFileFrame appends to dst a file frame for a numbered frame of
+// class c for invocation n with the caller's kind and a payload of size
+// bytes.
+func appendFileFrame(dst []byte, c frameClass, n uint64, kind Kind, size int) []byte {
+	dst = appendHeader(dst, frameFile, 1+uvarintLen(uint64(size))+uvarintLen(n)+1)
+	dst = append(dst, byte(c))
+	dst = binary.AppendUvarint(dst, uint64(size))
+	dst = binary.AppendUvarint(dst, n)
+	return append(dst, byte(kind))
+}
+
+// appendFilePart appends to dst a file-part frame that says the file holds
+// the payload up to end (0: the child gave up).
+func appendFilePart(dst []byte, end int) []byte {
+	var p [binary.MaxVarintLen64]byte
+	return appendFrame(dst, frameFilePart, binary.AppendUvarint(p[:0], uint64(end)))
+}
+
+// cutFile splits a file frame's payload into the class of the frame it
+// stands for, the payload's size, and what a numbered frame's payload
+// begins with (the invocation's number and the caller's kind, for
+// cutNumber).
+func cutFile(p []byte) (c frameClass, size uint64, numbered []byte, err error) {
+	if len(p) < 1 {
+		return 0, 0, nil, fmt.Errorf("%w: an empty file frame", errNotAFrame)
+	}
+	c = frameClass(p[0])
+	size, k := binary.Uvarint(p[1:])
+	switch {
+	case !c.numbered():
+		return 0, 0, nil, fmt.Errorf("%w: a file frame for a %v frame", errNotAFrame, c)
+	case k <= 0 || 1+k >= len(p):
+		return 0, 0, nil, fmt.Errorf("%w: a file frame without a valid size: payload % x", errNotAFrame, p)
+	}
+	return c, size, p[1+k:], nil
+}
+
+// cutFilePart returns how far a file-part frame's payload says the file
+// holds its payload.
+func cutFilePart(p []byte) (uint64, error) {
+	end, k := binary.Uvarint(p)
+	if k <= 0 || k != len(p) {
+		return 0, fmt.Errorf("%w: a file-part frame whose payload is % x", errNotAFrame, p)
+	}
+	return end, nil
 }
 
 // errBadNumber is the error of cutNumber for a numbered frame's payload

@@ -233,7 +233,7 @@ func (m *Manager) CreateProcess(spec Spec, h Handler) (*Process, error) {
 	}
 	p := &Process{
 		m: m, id: m.nextID + 1, name: spec.Name, h: h,
-		msgfd: -1, invfd: -1, ctlfd: -1, errfd: -1,
+		msgfd: -1, invfd: -1, ctlfd: -1, errfd: -1, filefd: -1,
 		tailMax: spec.StderrTail, errCopy: spec.StderrCopy,
 	}
 	if err := m.start(p, spec); err != nil {
@@ -329,7 +329,7 @@ func (m *Manager) killOverdue() {
 				p.setStall(now.Add(m.opts.frameWait))
 				continue
 			}
-			n := p.dec.Pending()
+			n := p.pending()
 			p.setStall(time.Time{})
 			m.log.Warn("protocol error: child left a frame unfinished; killing it", "pid", p.pid, "bytes", n)
 			p.protocolError(fmt.Errorf("a frame stopped %d bytes into it: nothing more of it came for %v", n, m.opts.frameWait))

@@ -4,6 +4,7 @@ package procman
 
 import (
 	"errors"
+	"math"
 	"runtime"
 	"syscall"
 	"time"
@@ -76,6 +77,10 @@ func writeSpliced(conn syscall.RawConn, payload []byte) (int, error) {
 	}
 	return done, werr
 }
+
+// fileMin is never reached here: a large payload goes by vmsplice, and
+// no child gets a file socket.
+const fileMin = math.MaxInt
 
 // vmsplice is unix.Vmsplice; tests put a refusing one in its place.
 var vmsplice = unix.Vmsplice

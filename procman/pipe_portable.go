@@ -22,6 +22,13 @@ func pipeLen(fd int) (int, error) { return unix.IoctlGetInt(fd, fionread) }
 // closeFD closes fd.
 func closeFD(fd int) { unix.Close(fd) }
 
+// fileMin is the payload size from which a child's frame goes to its
+// parent in a file (see frameFile): the child writes the payload to a
+// file of its own and sends the parent its descriptor, and the parent
+// reads it whole. Through the pipe, which holds 64 KiB here, such a
+// payload would cost both processes a wake-up for every 64 KiB.
+const fileMin = 1 << 20
+
 // spliceMin is never reached by the portable backend: vmsplice is
 // Linux's, and every payload is written.
 const spliceMin = int(^uint(0) >> 1)

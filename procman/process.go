@@ -18,10 +18,12 @@ type Process struct {
 	name    string
 	h       Handler
 	pid     int
-	msgfd   int // read end of the message pipe; -1 once at EOF
-	errfd   int // read end of the stderr pipe, when captured; else -1
-	invfd   int // write end of the invocation pipe; -1 once closed
-	ctlfd   int // write end of the control pipe, closed with invfd
+	msgfd   int        // read end of the message pipe; -1 once at EOF
+	errfd   int        // read end of the stderr pipe, when captured; else -1
+	invfd   int        // write end of the invocation pipe; -1 once closed
+	ctlfd   int        // write end of the control pipe, closed with invfd
+	filefd  int        // the manager's end of the file socket (see frameFile), closed with msgfd; -1: none
+	file    *fileFrame // the file frame being read; nil: none is
 	state   State
 	started time.Time
 	dec     frameDecoder

@@ -21,7 +21,7 @@ func (p *Process) read(final bool) {
 		switch {
 		case p.msgfd < 0:
 			// Closed: the end of the stream or a protocol error.
-		case p.dec.Pending() == 0:
+		case p.pending() == 0:
 			p.setStall(time.Time{})
 		case got > 0 && p.m.opts.frameWait > 0:
 			// Part of a frame, and more of it than before.
@@ -54,11 +54,26 @@ func (p *Process) read(final bool) {
 				p.noMain()
 				continue
 			}
-			if !k.numbered() {
+			var kind Kind
+			switch {
+			case p.file != nil && k != frameFilePart:
+				p.protocolError(fmt.Errorf("a %v frame inside a file frame", k))
+				return
+			case k == frameFile:
+				if p.fileFrame(payload); p.msgfd < 0 {
+					return // a protocol error
+				}
+				continue
+			case k == frameFilePart:
+				var n int
+				k, kind, payload, n, ok = p.filePart(payload)
+				got += n
+			case k.numbered():
+				kind, payload, ok = p.checkNumber(k, payload)
+			default:
 				p.protocolError(fmt.Errorf("the child sent a %v frame, which only a parent sends", k))
 				return
 			}
-			kind, payload, ok := p.checkNumber(k, payload)
 			if !ok {
 				if p.msgfd < 0 {
 					return // a protocol error
@@ -133,8 +148,9 @@ func (p *Process) killLater() {
 // hangup handles the end of the message pipe (err is a read error, or nil
 // at end of file).
 func (p *Process) hangup(err error) {
+	n := p.pending()
 	p.closeMsg()
-	if n := p.dec.Pending(); n > 0 {
+	if n > 0 {
 		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("the stream ended inside a frame, %d bytes into it: %w", n, io.ErrUnexpectedEOF)})
 	} else if err != nil {
 		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("reading the message pipe: %w", err)})
@@ -167,6 +183,13 @@ func (p *Process) closeMsg() {
 		closeFD(p.msgfd)
 		p.msgfd = -1
 	}
+	if p.filefd >= 0 {
+		// Whatever it still holds goes with it: files sent for frames
+		// never read.
+		closeFD(p.filefd)
+		p.filefd = -1
+	}
+	p.dropFile()
 }
 
 // reaped finishes a child whose exit status e the backend took.
@@ -201,7 +224,7 @@ func (p *Process) finish(e *Exit) {
 	// Every byte the child wrote is in the pipe now: read to the end (or
 	// to EAGAIN, when something it started still holds the pipe open).
 	p.read(true)
-	if n := p.dec.Pending(); n > 0 {
+	if n := p.pending(); n > 0 {
 		p.recordError(&ProtocolError{Pid: p.pid, Err: fmt.Errorf("the child exited inside a frame, %d bytes into it: %w", n, io.ErrUnexpectedEOF)})
 	}
 	p.closeMsg()

@@ -24,11 +24,11 @@ func (m *Manager) start(p *Process, spec Spec) error {
 	if err := checkLimits(spec.Rlimits); err != nil {
 		return &StartError{Path: m.opts.path, Err: err}
 	}
-	var fds [8]int
+	var fds [10]int
 	for i := range fds {
 		fds[i] = -1
 	}
-	inv, msg, ctl, errp := fds[0:2], fds[2:4], fds[4:6], fds[6:8]
+	inv, msg, ctl, errp, file := fds[0:2], fds[2:4], fds[4:6], fds[6:8], fds[8:10]
 	closeAll := func() {
 		for _, fd := range fds {
 			if fd >= 0 {
@@ -52,8 +52,12 @@ func (m *Manager) start(p *Process, spec Spec) error {
 			return &StartError{Path: m.opts.path, Err: fmt.Errorf("creating the %s pipe: %w", pp.name, err)}
 		}
 	}
+	if err := socketpairCloexec(file); err != nil {
+		closeAll()
+		return &StartError{Path: m.opts.path, Err: fmt.Errorf("creating the file socket: %w", err)}
+	}
 	// The parent's ends never block; the child's ends do.
-	for _, fd := range []int{inv[1], msg[0], ctl[1], errp[0]} {
+	for _, fd := range []int{inv[1], msg[0], ctl[1], errp[0], file[0]} {
 		if fd >= 0 {
 			_ = unix.SetNonblock(fd, true)
 		}
@@ -75,12 +79,12 @@ func (m *Manager) start(p *Process, spec Spec) error {
 	attr := &syscall.ProcAttr{
 		Dir:   spec.Dir,
 		Env:   env,
-		Files: []uintptr{uintptr(m.devnull), stdout, stderr, uintptr(inv[0]), uintptr(msg[1]), uintptr(ctl[0])},
+		Files: []uintptr{uintptr(m.devnull), stdout, stderr, uintptr(inv[0]), uintptr(msg[1]), uintptr(ctl[0]), uintptr(file[1])},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
 	start := time.Now()
 	pid, _, err := syscall.StartProcess(m.opts.path, m.argv, attr)
-	for _, fd := range []*int{&inv[0], &msg[1], &ctl[0], &errp[1]} {
+	for _, fd := range []*int{&inv[0], &msg[1], &ctl[0], &errp[1], &file[1]} {
 		if *fd >= 0 {
 			unix.Close(*fd) // the child's ends
 			*fd = -1
@@ -112,7 +116,7 @@ func (m *Manager) start(p *Process, spec Spec) error {
 		}
 	}
 	p.pid, p.started = pid, start
-	p.msgfd, p.invfd, p.ctlfd, p.errfd = msg[0], inv[1], ctl[1], errp[0]
+	p.msgfd, p.invfd, p.ctlfd, p.errfd, p.filefd = msg[0], inv[1], ctl[1], errp[0], file[0]
 	if err := m.watch(p.msgfd, p.id, roleMsg); err != nil {
 		m.log.Error("watching a child's message pipe", "pid", pid, "error", err)
 	}
@@ -150,6 +154,23 @@ func pipeCloexec(p []int) error {
 		p[0], p[1] = -1, -1
 		return err
 	}
+	syscall.CloseOnExec(p[0])
+	syscall.CloseOnExec(p[1])
+	return nil
+}
+
+// socketpairCloexec makes the file socket (see frameFile), a pair of
+// datagram sockets whose ends are both close-on-exec: each datagram the
+// child sends carries one descriptor, and the parent takes one for each
+// file frame.
+func socketpairCloexec(p []int) error {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_DGRAM, 0)
+	if err != nil {
+		return err
+	}
+	p[0], p[1] = fds[0], fds[1]
 	syscall.CloseOnExec(p[0])
 	syscall.CloseOnExec(p[1])
 	return nil

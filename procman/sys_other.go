@@ -4,6 +4,7 @@ package procman
 
 import (
 	"errors"
+	"math"
 	"syscall"
 )
 
@@ -35,8 +36,15 @@ func readFD(fd int, buf []byte) (int, error)     { return 0, ErrUnsupported }
 func writeFD(fd int, b []byte) (int, error)      { return 0, ErrUnsupported }
 func writevFD(fd int, iov [][]byte) (int, error) { return 0, ErrUnsupported }
 func closeFD(fd int)                             {}
-func pipeLen(fd int) (int, error)                { return 0, ErrUnsupported }
-func pipeHolds(fd int) bool                      { return false }
+
+func (p *Process) takeFile() (int, error)         { return -1, ErrUnsupported }
+func preadFull(fd int, b []byte, off int64) error { return ErrUnsupported }
+
+// fileMin is never reached here: no payload goes by way of a file.
+const fileMin = math.MaxInt
+
+func pipeLen(fd int) (int, error) { return 0, ErrUnsupported }
+func pipeHolds(fd int) bool       { return false }
 
 // spliceMin is never reached off Linux: no payload is spliced.
 const spliceMin = int(^uint(0) >> 1)

@@ -25,7 +25,9 @@ const (
 	Note       byte = 3
 	Stop       byte = 4
 	NoMain     byte = 5
-	MaxClass        = NoMain // a class byte of 0 or above it is not a frame
+	File       byte = 6        // a reply or a note whose payload comes in a file
+	FilePart   byte = 7        // how much of a file frame's payload its file holds
+	MaxClass        = FilePart // a class byte of 0 or above it is not a frame
 )
 
 // Header appends the header of a frame of class c with a payload of n
@@ -85,4 +87,22 @@ func CutNumber(p []byte) (n uint64, kind procman.Kind, rest []byte, ok bool) {
 		return 0, 0, nil, false
 	}
 	return n, procman.Kind(p[size]), p[size+1:], true
+}
+
+// FileFrame appends to dst a file frame for a reply or a note (class c)
+// for invocation n with kind and a payload of size bytes: the class, the
+// size (a uvarint), the number (a uvarint) and the kind. Its payload is to
+// come in a file, which no test child outside procman sends: the manager
+// takes any file frame from such a child for a protocol error.
+func FileFrame(dst []byte, c byte, n uint64, kind procman.Kind, size int) []byte {
+	body := append([]byte{c}, binary.AppendUvarint(nil, uint64(size))...)
+	body = binary.AppendUvarint(body, n)
+	body = append(body, byte(kind))
+	return Frame(dst, File, body)
+}
+
+// Part appends to dst a file-part frame that says a file frame's file
+// holds its payload up to end.
+func Part(dst []byte, end int) []byte {
+	return Frame(dst, FilePart, binary.AppendUvarint(nil, uint64(end)))
 }
