@@ -3,9 +3,11 @@
 package procman
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,10 +16,15 @@ import (
 )
 
 // sysManager is the Linux backend's part of a Manager: an epoll set that
-// holds every child's pidfd and pipes and a wakeup eventfd.
+// holds every child's pidfd and pipes and a wakeup eventfd. The set is
+// itself waited on through the runtime's poller (epfile), so that the
+// owner goroutine parks while it waits instead of holding a thread in
+// epoll_wait.
 type sysManager struct {
 	epfd    int
-	devnull int // the children's stdin
+	epfile  *os.File        // epfd, non-blocking, in the runtime's poller; nil before Setup
+	epconn  syscall.RawConn // epfile's
+	devnull int             // the children's stdin
 
 	wakeMu     sync.RWMutex // guards evfd and wakeClosed against Setup, Teardown and the owner
 	evfd       int          // -1 before Setup and after Teardown
@@ -34,6 +41,14 @@ func (s *sysManager) init() { s.epfd, s.evfd, s.devnull = -1, -1, -1 }
 func (m *Manager) openSys() (err error) {
 	if m.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return fmt.Errorf("procman: epoll_create1: %w", err)
+	}
+	if err = unix.SetNonblock(m.epfd, true); err != nil {
+		return fmt.Errorf("procman: setting the epoll set non-blocking: %w", err)
+	}
+	// From here on the file owns epfd: closeSys closes it through the file.
+	m.epfile = os.NewFile(uintptr(m.epfd), "epoll")
+	if m.epconn, err = m.epfile.SyscallConn(); err != nil {
+		return fmt.Errorf("procman: the epoll set: %w", err)
 	}
 	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
@@ -64,6 +79,10 @@ func (m *Manager) closeSys(tornDown bool) {
 	}
 	m.wakeClosed = tornDown
 	m.wakeMu.Unlock()
+	if m.epfile != nil {
+		_ = m.epfile.Close()
+		m.epfile, m.epconn, m.epfd = nil, nil, -1
+	}
 	for _, fd := range []*int{&m.epfd, &m.devnull} {
 		if *fd >= 0 {
 			unix.Close(*fd)
@@ -110,8 +129,8 @@ func (m *Manager) unwatch(fd int) {
 	_ = unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 }
 
-// wait waits in epoll_wait until an event, a Wakeup, or the earliest
-// deadline, and returns the children's events. It takes the wakeup that
+// wait waits until an event, a Wakeup, or the earliest deadline, and
+// returns the children's events. It takes the wakeup that
 // ended the wait, if one did (see takeWakeup). A Wakeup sets woken, then
 // writes evfd: a wait that began before the write sees evfd readable, and
 // one that begins after it sees woken and does not sleep.
@@ -121,7 +140,7 @@ func (m *Manager) wait() ([]event, error) {
 	if m.woken.Load() {
 		n, err = m.epollNow()
 	} else {
-		n, err = m.epollWait(m.timeout)
+		n, err = m.epollPark()
 	}
 	tracepoint.Mark(tracepoint.ManagerAwake)
 	m.takeWakeup(m.events[:n])
@@ -154,30 +173,10 @@ func (m *Manager) takeWakeup(events []unix.EpollEvent) {
 	m.woken.Store(false)
 }
 
-// timeout is epoll_wait's timeout for the earliest deadline, in whole
-// milliseconds rounded up; -1 when there is none.
-func (m *Manager) timeout() int {
-	t := m.nextDeadline()
-	if t.IsZero() {
-		return -1
-	}
-	d := time.Until(t)
-	if d <= 0 {
-		return 0
-	}
-	return int((d + time.Millisecond - 1) / time.Millisecond)
-}
-
 // epollNow takes the events that are ready, without waiting.
 func (m *Manager) epollNow() (int, error) {
-	return m.epollWait(func() int { return 0 })
-}
-
-// epollWait takes the events of epfd into m.events, waiting as long as
-// timeout says, which is asked again after a signal interrupts the wait.
-func (m *Manager) epollWait(timeout func() int) (int, error) {
 	for {
-		n, err := unix.EpollWait(m.epfd, m.events, timeout())
+		n, err := unix.EpollWait(m.epfd, m.events, 0)
 		if err == unix.EINTR {
 			continue
 		}
@@ -186,4 +185,32 @@ func (m *Manager) epollWait(timeout func() int) (int, error) {
 		}
 		return n, nil
 	}
+}
+
+// epollPark takes the events of epfd into m.events, waiting until there
+// are some or the earliest deadline passes. The owner goroutine parks in
+// the runtime's poller, as one that reads a socket does: no thread sleeps
+// in epoll_wait for it, and when it wakes it runs on whichever thread has
+// a P, instead of a thread that must win a P back after a system call.
+func (m *Manager) epollPark() (int, error) {
+	if t := m.nextDeadline(); t.IsZero() {
+		_ = m.epfile.SetReadDeadline(time.Time{})
+	} else if err := m.epfile.SetReadDeadline(t); err != nil {
+		return 0, fmt.Errorf("procman: setting the epoll set's deadline: %w", err)
+	}
+	var n int
+	var werr error
+	err := m.epconn.Read(func(fd uintptr) bool {
+		n, werr = unix.EpollWait(int(fd), m.events, 0)
+		return werr != unix.EINTR && (n > 0 || werr != nil)
+	})
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("procman: waiting on the epoll set: %w", err)
+	case werr != nil:
+		return 0, fmt.Errorf("procman: epoll_wait: %w", werr)
+	}
+	return n, nil
 }

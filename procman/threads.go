@@ -21,8 +21,8 @@ const threadMargin = 4
 
 // addManager counts a manager that is set up and makes the reserve of
 // threads fit: one for each P (runtime.GOMAXPROCS), one for each manager
-// (its goroutine waits in epoll_wait, or forks, in a system call, while
-// its P runs others) and threadMargin.
+// (its goroutine forks in a system call while its P runs others) and
+// threadMargin.
 //
 // Children take pids, and in a pids cgroup or under RLIMIT_NPROC each of
 // their threads takes one too; a parent whose children have taken the last
