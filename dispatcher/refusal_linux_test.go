@@ -79,6 +79,10 @@ func refusalHelper(mode string) error {
 	opts = append(opts, dispatcher.WithStderr(nil)) // a child's crash is in its ChildDeath
 	// What the dispatcher did, for the test's failure message.
 	opts = append(opts, dispatcher.WithLogger(hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr})))
+	// A minute, not the default 10 s: on a loaded machine the children
+	// that fill the cgroup can take longer than that to end and free
+	// their pids, and the test is about every task getting its value.
+	opts = append(opts, dispatcher.WithStartRetry(time.Minute))
 	var s strategy.Strategy = strategy.Simple()
 	var refused chan struct{}
 	if strings.HasPrefix(mode, "nofile") {
