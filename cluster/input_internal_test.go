@@ -24,22 +24,31 @@ var internalSquare = task.Define("cluster.internal-square", func(ctx context.Con
 	return n * n, nil
 })
 
+// startInternal starts an embedded node, a client on it and a dispatcher
+// of one child for a worker to serve, each ended when the test ends (the
+// dispatcher first, the node last), and returns the node's connection,
+// the client and the dispatcher.
+func startInternal(t *testing.T) (*nats.Conn, *Client, *dispatcher.Dispatcher) {
+	t.Helper()
+	node, err := embedded.Start(context.Background(), t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(node.Shutdown)
+	c, err := New(context.Background(), node.Conn(), Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	d, err := dispatcher.Start(strategy.Throttled(1))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+	return node.Conn(), c, d
+}
+
 // A malformed message on the calls stream fails its call with a clear
 // error (or, when it names no call, only goes to the dead letters), and
 // the worker goes on serving.
 func TestMalformedCalls(t *testing.T) {
 	leakcheck.Check(t)
-	node, err := embedded.Start(context.Background(), t.TempDir())
-	require.NoError(t, err)
-	defer node.Shutdown()
-	nc := node.Conn()
+	nc, c, d := startInternal(t)
 	ctx := context.Background()
-	c, err := New(ctx, nc, Config{})
-	require.NoError(t, err)
-	defer c.Close()
-	d, err := dispatcher.Start(strategy.Throttled(1))
-	require.NoError(t, err)
-	defer d.Shutdown(ctx)
 	sctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() { served <- Serve(sctx, nc, d, MaxCallSize(1024), WorkerName("w")) }()

@@ -9,11 +9,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/procrastinate-go/procrastinate/cluster/embedded"
-	"github.com/procrastinate-go/procrastinate/dispatcher"
 	"github.com/procrastinate-go/procrastinate/internal/leakcheck"
 	"github.com/procrastinate-go/procrastinate/result"
-	"github.com/procrastinate-go/procrastinate/strategy"
 )
 
 // heldConfirmations is a JetStream context whose asynchronous publishes
@@ -56,17 +53,8 @@ func (p heldPAF) Err() <-chan error            { return p.err }
 // server confirms its result.
 func TestSlotFreeWhileResultIsStored(t *testing.T) {
 	leakcheck.Check(t)
-	node, err := embedded.Start(context.Background(), t.TempDir())
-	require.NoError(t, err)
-	defer node.Shutdown()
-	nc := node.Conn()
+	nc, c, d := startInternal(t)
 	ctx := context.Background()
-	c, err := New(ctx, nc, Config{})
-	require.NoError(t, err)
-	defer c.Close()
-	d, err := dispatcher.Start(strategy.Throttled(1))
-	require.NoError(t, err)
-	defer d.Shutdown(ctx)
 
 	gate := make(chan struct{})
 	opened := false
