@@ -51,6 +51,7 @@ type Client struct {
 	bg        sync.WaitGroup // cancel procedures
 
 	progressSub *nats.Subscription // the workers' progress reports of this client's calls
+	answerSub   *nats.Subscription // the answers that workers send this client directly
 }
 
 // outCall is one call as the Client takes it from task.Def.Schedule: what
@@ -156,6 +157,11 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Client, error) {
 	if c.progressSub, err = nc.Subscribe(n.progressSubject(c.id+".*"), c.progressed); err != nil {
 		c.results.Stop()
 		return nil, fmt.Errorf("cluster: subscribing to progress reports: %w", err)
+	}
+	if c.answerSub, err = nc.Subscribe(n.answerSubject(c.id+".*"), c.delivered); err != nil {
+		_ = c.progressSub.Unsubscribe()
+		c.results.Stop()
+		return nil, fmt.Errorf("cluster: subscribing to answers: %w", err)
 	}
 	c.status = nc.StatusChanged(nats.CONNECTED)
 	go c.publisher()
@@ -431,22 +437,40 @@ func (c *Client) publishFailed(_ jetstream.JetStream, m *nats.Msg, err error) {
 
 // result is called for each result that a worker stored for this client.
 func (c *Client) result(m jetstream.Msg) {
-	num := m.Subject()[strings.LastIndexByte(m.Subject(), '.')+1:]
+	c.take(m.Subject(), m.Headers(), m.Data())
+}
+
+// delivered is called for each answer that a worker sends this client
+// directly. The reply tells the worker that its answer arrived, so that it
+// acks the call without storing the answer; an answer that finds no
+// client here gets no reply, and the worker stores it in the results
+// stream instead.
+func (c *Client) delivered(m *nats.Msg) {
+	if m.Reply != "" {
+		_ = m.Respond(nil)
+	}
+	c.take(m.Subject, m.Header, m.Data)
+}
+
+// take resolves the call that a result on subject answers, unless it is
+// resolved already.
+func (c *Client) take(subject string, h nats.Header, data []byte) {
+	num := subject[strings.LastIndexByte(subject, '.')+1:]
 	n, err := strconv.ParseUint(num, 10, 64)
 	if err != nil {
-		c.log.Warn("a result on a subject that is not a call's", "subject", m.Subject())
+		c.log.Warn("a result on a subject that is not a call's", "subject", subject)
 		return
 	}
 	c.mu.Lock()
 	e := c.pending[n]
 	if e == nil {
 		c.mu.Unlock()
-		return // resolved already: a result stored after the call failed here
+		return // resolved already: a second answer, or one after the call failed here
 	}
 	delete(c.pending, n)
 	c.mu.Unlock()
-	payload, err := decodeResult(m.Headers(), m.Data())
-	e.call.takeEnd(m.Headers())
+	payload, err := decodeResult(h, data)
+	e.call.takeEnd(h)
 	c.resolve(e, payload, err)
 }
 
@@ -663,6 +687,7 @@ func (c *Client) Close() error {
 	close(c.stop)
 	<-c.done
 	_ = c.progressSub.Unsubscribe()
+	_ = c.answerSub.Unsubscribe()
 	c.nc.RemoveStatusListener(c.status)
 	<-c.watched
 	c.mu.Lock()

@@ -109,15 +109,13 @@ type serveConfig struct {
 	maxCall      int
 	fetchWait    time.Duration
 	runToEnd     bool
-	// wrapJS, when set, wraps the worker's JetStream context: tests hold
-	// back the server's confirmations with it.
-	wrapJS func(jetstream.JetStream) jetstream.JetStream
 }
 
 // Slots sets how many calls the worker runs at once: it takes a call from
 // the stream only when one of its n slots is free. A slot is free again
-// once its call's answer is on its way to the results stream; the call is
-// acked when the server confirms the result is stored. Give the number of
+// once its call's answer is on its way to the caller; the call is acked
+// when the caller confirms it has the answer, or the server that it
+// stored it. Give the number of
 // tasks its dispatcher runs at once (n for strategy.Throttled(n), times
 // the Pipeline depth of reused children). The default is 3 times the
 // number of CPUs, the limit of strategy.Default().
@@ -158,8 +156,9 @@ func MaxCallSize(n int) ServeOption {
 // them to reused children (strategy.Pipeline), which makes short calls
 // several times cheaper. In exchange such a call is not stopped when the
 // worker cannot renew its lease (it finishes; another worker may run it
-// too, and the first result is stored), nor when the worker shuts down
-// (Serve waits for it and stores its answer). Without RunToEnd every call
+// too, and the first answer to reach the caller resolves its future),
+// nor when the worker shuts down (Serve waits for it and sends its
+// answer). Without RunToEnd every call
 // can be stopped; the dispatcher pipelines such calls too.
 func RunToEnd() ServeOption {
 	return serveOptionFunc(func(c *serveConfig) { c.runToEnd = true })

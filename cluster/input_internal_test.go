@@ -24,16 +24,16 @@ var internalSquare = task.Define("cluster.internal-square", func(ctx context.Con
 	return n * n, nil
 })
 
-// startInternal starts an embedded node, a client on it and a dispatcher
-// of one child for a worker to serve, each ended when the test ends (the
+// startInternal starts an embedded node, a client on it with cfg and a
+// dispatcher of one child for a worker to serve, each ended when the test ends (the
 // dispatcher first, the node last), and returns the node's connection,
 // the client and the dispatcher.
-func startInternal(t *testing.T) (*nats.Conn, *Client, *dispatcher.Dispatcher) {
+func startInternal(t *testing.T, cfg Config) (*nats.Conn, *Client, *dispatcher.Dispatcher) {
 	t.Helper()
 	node, err := embedded.Start(context.Background(), t.TempDir())
 	require.NoError(t, err)
 	t.Cleanup(node.Shutdown)
-	c, err := New(context.Background(), node.Conn(), Config{})
+	c, err := New(context.Background(), node.Conn(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	d, err := dispatcher.Start(strategy.Throttled(1))
@@ -47,7 +47,7 @@ func startInternal(t *testing.T) (*nats.Conn, *Client, *dispatcher.Dispatcher) {
 // the worker goes on serving.
 func TestMalformedCalls(t *testing.T) {
 	leakcheck.Check(t)
-	nc, c, d := startInternal(t)
+	nc, c, d := startInternal(t, Config{})
 	ctx := context.Background()
 	sctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)

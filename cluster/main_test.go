@@ -98,6 +98,14 @@ var (
 		}
 		return strconv.Itoa(os.Getpid()), nil
 	})
+	// holdWho waits at the gate like hold, and answers with the name of
+	// the worker process whose child ran it.
+	holdWho = task.Define("cluster_test.hold-who", func(ctx context.Context, a holdArg) (string, error) {
+		if err := passGate(ctx, a); err != nil {
+			return "", err
+		}
+		return os.Getenv(envWorkerName), nil
+	})
 	// bigAnswer answers with n bytes.
 	bigAnswer = task.Define("cluster_test.big-answer", func(ctx context.Context, n int) ([]byte, error) {
 		return make([]byte, n), nil

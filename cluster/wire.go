@@ -40,6 +40,10 @@ const (
 	// fail when its subject already holds a message: the first result of
 	// a call is stored, a later one is refused.
 	hdrExpectLastSubjectSeq = "Nats-Expected-Last-Subject-Sequence"
+	// hdrNATSStatus is the header of a message that the server itself
+	// sends: "503" to the reply subject of a message that no subscriber
+	// took.
+	hdrNATSStatus = "Status"
 )
 
 // names holds the subjects and stream names under one prefix.
@@ -50,6 +54,7 @@ type names struct {
 	dead     string // subject of the dead letters
 	cancel   string // core subject of cancel requests
 	progress string // core subject prefix of progress reports: progress.<id>
+	answers  string // core subject prefix of answers sent to their caller: answers.<id>
 
 	callStream, resultStream, deadStream string
 	consumer                             string
@@ -77,6 +82,7 @@ func newNames(prefix string) (names, error) {
 		dead:         prefix + ".dead",
 		cancel:       prefix + ".cancel",
 		progress:     prefix + ".progress",
+		answers:      prefix + ".answers",
 		callStream:   up + "_CALLS",
 		resultStream: up + "_RESULTS",
 		deadStream:   up + "_DEAD",
@@ -86,6 +92,10 @@ func newNames(prefix string) (names, error) {
 
 // resultSubject is where the result of the call with id goes.
 func (n names) resultSubject(id string) string { return n.results + ".c." + id }
+
+// answerSubject is where a worker sends the result of the call with id
+// to its caller, outside any stream.
+func (n names) answerSubject(id string) string { return n.answers + "." + id }
 
 // progressSubject is where the progress reports of the call with id go,
 // on core NATS: a report lost is replaced by the next.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/nats-io/nats.go"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -94,4 +96,14 @@ func TestWireLogIsBounded(t *testing.T) {
 		require.Len(t, l, maxLogLine, "a line kept of 1000 bytes and more")
 	}
 	require.Nil(t, decodeLog(`["not closed"`), "a header that does not read")
+}
+
+// storeExtra counts exactly the bytes that forStore adds to a result, so
+// that the size check of an answer holds for its stored form too.
+func TestStoreExtraCountsWhatForStoreAdds(t *testing.T) {
+	c := &wireCall{ID: "client.42", Task: "pkg.some-task"}
+	m := &nats.Msg{Subject: "s", Header: nats.Header{hdrWorker: []string{"w"}, hdrStatus: []string{statusOK}}, Data: []byte("answer")}
+	before := msgSize(m)
+	forStore(m.Header, c.ID, c.Task)
+	require.Equal(t, before+storeExtra(c), msgSize(m), "the size of a stored result: its size as sent plus storeExtra")
 }

@@ -43,6 +43,7 @@ type worker struct {
 	calls    chan delivered // to an idle slot goroutine; unbuffered
 	toStore  chan *toStore  // to the storer
 	stored   chan struct{}  // closed when the storer has ended
+	replies  *replies       // the callers' replies to answers sent them directly
 }
 
 // delivered is a call as the consumer delivered it.
@@ -51,14 +52,19 @@ type delivered struct {
 	at time.Time
 }
 
-// toStore is the result of a call on its way to the results stream; the
-// call is acked once the server confirms it stored the result.
+// toStore is the result of a call on its way to its caller, or to the
+// results stream when the caller does not confirm it; the call is acked
+// once the caller or the server confirms the result.
 type toStore struct {
-	m    jetstream.Msg
-	res  *nats.Msg
-	paf  jetstream.PubAckFuture
-	err  error
-	sent time.Time // when its result was published
+	m     jetstream.Msg
+	res   *nats.Msg // on the call's result subject
+	id    string    // the call's id
+	task  string    // the call's task
+	reply <-chan *nats.Msg
+	token uint64
+	paf   jetstream.PubAckFuture
+	err   error
+	sent  time.Time // when its result was sent
 }
 
 // stopReason says why a worker stopped a call of its own accord.
@@ -100,9 +106,6 @@ func serve(ctx context.Context, nc *nats.Conn, loc *local, opts []ServeOption) e
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	if sc.wrapJS != nil {
-		js = sc.wrapJS(js)
-	}
 	cons, err := setUp(ctx, js, n, sc.cfg, false)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -135,8 +138,12 @@ func serve(ctx context.Context, nc *nats.Conn, loc *local, opts []ServeOption) e
 		toStore:   make(chan *toStore, sc.slots),
 		stored:    make(chan struct{}),
 	}
+	if w.replies, err = newReplies(nc); err != nil {
+		return err
+	}
 	sub, err := nc.Subscribe(n.cancel, w.onCancel)
 	if err != nil {
+		w.replies.close()
 		return fmt.Errorf("cluster: listening for cancels: %w", err)
 	}
 	go w.storer()
@@ -144,6 +151,7 @@ func serve(ctx context.Context, nc *nats.Conn, loc *local, opts []ServeOption) e
 	err = w.fetch(ctx)
 	w.shutdown()
 	_ = sub.Unsubscribe()
+	w.replies.close()
 	return err
 }
 
@@ -470,11 +478,12 @@ func (w *worker) renew(m jetstream.Msg, lease *time.Time) bool {
 // stored. When the result cannot be stored the call is handed back.
 func (w *worker) answer(m jetstream.Msg, c *wireCall, payload []byte, err error) {
 	res := w.resultMsg(w.n.resultSubject(c.ID), c, payload, err)
-	if msgSize(res) > w.nc.MaxPayload() {
+	if size := msgSize(res) + storeExtra(c); size > w.nc.MaxPayload() {
 		res = w.resultMsg(w.n.resultSubject(c.ID), c, nil, fmt.Errorf("cluster: task %q: the result is %d bytes, over the server's maximum message size of %d bytes (max_payload); raise max_payload in the server's configuration (embedded.MaxPayload for an embedded node), or return large data another way",
-			c.Task, msgSize(res), w.nc.MaxPayload()))
+			c.Task, size, w.nc.MaxPayload()))
 	}
 	if c.Key != "" {
+		forStore(res.Header, c.ID, c.Task)
 		ctx, cancel := context.WithTimeout(context.Background(), w.ackWait)
 		defer cancel()
 		keyed := &nats.Msg{Subject: w.n.keySubject(c.Key), Header: res.Header, Data: res.Data}
@@ -497,15 +506,16 @@ func (w *worker) answer(m jetstream.Msg, c *wireCall, payload []byte, err error)
 			return
 		}
 	}
-	w.toStore <- &toStore{m: m, res: res}
+	w.toStore <- &toStore{m: m, res: res, id: c.ID, task: c.Task}
 }
 
-// storer stores the results that answer gives it and acks their calls:
-// it publishes each result as it comes, without waiting for the server's
+// storer sends the results that answer gives it to their callers and acks
+// their calls: it sends each result as it comes, without waiting for the
 // confirmation of the ones before, and hands it to the confirmer, which
-// acks each call whose result the server confirmed it stored (or held
-// already), and hands back the others. It ends when toStore is closed,
-// once the confirmer has ended.
+// acks each call whose caller confirmed it has the result, or else whose
+// result the server confirmed it stored (or held already), and hands back
+// the others. It ends when toStore is closed, once the confirmer has
+// ended.
 func (w *worker) storer() {
 	// At most as many results as there are slots, and two more, wait for
 	// their confirmation here, and at most one a slot in store: within the
@@ -517,8 +527,13 @@ func (w *worker) storer() {
 		w.confirmer(published)
 	}()
 	for a := range w.toStore {
-		a.paf, a.err = w.js.PublishMsgAsync(a.res)
+		direct := &nats.Msg{Subject: w.n.answerSubject(a.id), Header: a.res.Header, Data: a.res.Data}
+		direct.Reply, a.reply, a.token = w.replies.await()
 		a.sent = time.Now()
+		if err := w.nc.PublishMsg(direct); err != nil {
+			w.replies.forget(a.token)
+			a.reply = nil
+		}
 		published <- a
 	}
 	close(published)
@@ -526,14 +541,32 @@ func (w *worker) storer() {
 	close(w.stored)
 }
 
-// confirmer acks the call of each published result, in turn, once the
-// server confirmed the result is stored, or hands it back when the server
-// refused it or did not answer within the ack wait since its publish. It
-// ends when published is closed.
+// confirmer acks the call of each result, in turn, once its caller
+// confirmed that it has the result. A result that the caller does not
+// confirm within a quarter of the ack wait (the caller is gone, or cut
+// off) is stored in the results stream, where the caller finds it when it
+// comes back, and its call acked once the server confirms; a call whose
+// result the server refused, or did not confirm within the ack wait since
+// the result was sent, is handed back. It ends when published is closed.
 func (w *worker) confirmer(published <-chan *toStore) {
 	timeout := time.NewTimer(w.ackWait)
 	defer timeout.Stop()
 	for a := range published {
+		if a.reply != nil {
+			timeout.Reset(time.Until(a.sent.Add(w.ackWait / 4)))
+			var r *nats.Msg
+			select {
+			case r = <-a.reply:
+			case <-timeout.C:
+			}
+			w.replies.forget(a.token)
+			if r != nil && r.Header.Get(hdrNATSStatus) == "" {
+				_ = a.m.Ack()
+				continue
+			}
+		}
+		forStore(a.res.Header, a.id, a.task)
+		a.paf, a.err = w.js.PublishMsgAsync(a.res)
 		if a.err == nil {
 			timeout.Reset(time.Until(a.sent.Add(w.ackWait)))
 			select {
@@ -576,14 +609,10 @@ func (w *worker) store(ctx context.Context, m jetstream.Msg, res *nats.Msg) bool
 	return true
 }
 
-// resultMsg makes the result message of c on subject.
+// resultMsg makes the result message of c on subject, as it goes to the
+// caller; forStore adds what a stored one carries.
 func (w *worker) resultMsg(subject string, c *wireCall, payload []byte, err error) *nats.Msg {
-	h := nats.Header{
-		hdrWorker:               []string{w.sc.name},
-		hdrID:                   []string{c.ID},
-		hdrTask:                 []string{c.Task},
-		hdrExpectLastSubjectSeq: []string{"0"},
-	}
+	h := nats.Header{hdrWorker: []string{w.sc.name}}
 	if c.usage != nil {
 		h[hdrUsage] = []string{c.usage.encode()}
 	}
@@ -600,6 +629,21 @@ func (w *worker) resultMsg(subject string, c *wireCall, payload []byte, err erro
 		data, _ = json.Marshal(&wireError{Kind: kindPlain, Message: err.Error()})
 	}
 	return &nats.Msg{Subject: subject, Header: h, Data: data}
+}
+
+// forStore adds to the header h of a result the headers that it carries
+// in the results stream: the call's id and task, for those who read the
+// stream, and the expectation that makes a second result of the call
+// fail to be stored.
+func forStore(h nats.Header, id, task string) {
+	h[hdrID] = []string{id}
+	h[hdrTask] = []string{task}
+	h[hdrExpectLastSubjectSeq] = []string{"0"}
+}
+
+// storeExtra is how many bytes forStore adds to a result of c.
+func storeExtra(c *wireCall) int64 {
+	return int64(len(hdrID+hdrTask+hdrExpectLastSubjectSeq) + 3*len(": \r\n") + len(c.ID) + len(c.Task) + 1)
 }
 
 // wrongLastSeq reports whether err is JetStream's refusal of a publish
