@@ -26,8 +26,7 @@ import (
 )
 
 // The chaos test's knobs. PROCRASTINATE_CHAOS_N sets the number of tasks
-// of each pass; the default, 1000 a pass and 2000 in all, keeps the test
-// near 20 seconds under -race on two cores. PROCRASTINATE_CHAOS_SEED
+// of each pass: 500 by default, 200 with -short. PROCRASTINATE_CHAOS_SEED
 // replays a run whose seed a failure logged.
 const (
 	chaosEnvN    = "PROCRASTINATE_CHAOS_N"
@@ -44,8 +43,10 @@ const (
 // panic, exit, kill themselves, hang past their deadline, write garbage,
 // close their pipe and keep running, or exit without a word, side by
 // side. Every future must resolve, once, to the kind of outcome its child
-// chose, and nothing may be left behind. It runs twice: with a fresh
-// child for every task, and with children that serve up to 50.
+// chose, and nothing may be left behind. It runs twice, side by side,
+// each pass on a dispatcher of its own: with a fresh child for every
+// task, and with children that serve up to 50. The leak check covers
+// both passes, once both have ended.
 func TestRandomMisbehaviourResolvesEveryFutureToItsOutcome(t *testing.T) {
 	n := chaosDefault
 	if testing.Short() {
@@ -63,11 +64,14 @@ func TestRandomMisbehaviourResolvesEveryFutureToItsOutcome(t *testing.T) {
 		require.NoError(t, err, chaosEnvSeed)
 	}
 	t.Logf("%d tasks a pass; seed %d (replay with %s=%d)", n, seed, chaosEnvSeed, seed)
+	checkLeaks(t)
 	t.Run("fresh children", func(t *testing.T) {
-		runChaos(t, strategy.Throttled(4), n, seed, false)
+		t.Parallel()
+		runChaos(t, strategy.Throttled(4), n, seed, false, false)
 	})
 	t.Run("children reused 50 times", func(t *testing.T) {
-		runChaos(t, strategy.Throttled(4, strategy.Reuse(50)), n, seed+1, false)
+		t.Parallel()
+		runChaos(t, strategy.Throttled(4, strategy.Reuse(50)), n, seed+1, false, false)
 	})
 }
 
@@ -83,7 +87,7 @@ func TestStatsCountersMatchStatesThroughChaos(t *testing.T) {
 	}
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("%d tasks; seed %d (the chaos test's %s replays its tasks)", n, seed, chaosEnvSeed)
-	runChaos(t, strategy.Throttled(4, strategy.Reuse(50), strategy.Pipeline(4)), n, seed, true)
+	runChaos(t, strategy.Throttled(4, strategy.Reuse(50), strategy.Pipeline(4)), n, seed, true, true)
 }
 
 // chaosOutcome is what one future resolved to.
@@ -94,10 +98,15 @@ type chaosOutcome struct {
 
 // runChaos runs n tasks of random misbehaviour on a dispatcher with
 // strategy s. With audit, the dispatcher's counters are checked against
-// its states after each future resolves, and after Join.
-func runChaos(t *testing.T, s strategy.Strategy, n int, seed uint64, audit bool) {
-	checkLeaks(t)
-	snap := leakcheck.Take()
+// its states after each future resolves, and after Join. With alone (no
+// other test runs beside it), it checks that nothing is left behind, and
+// that Shutdown left nothing at all.
+func runChaos(t *testing.T, s strategy.Strategy, n int, seed uint64, audit, alone bool) {
+	var snap *leakcheck.Snapshot
+	if alone {
+		checkLeaks(t)
+		snap = leakcheck.Take()
+	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	args := make([]chaosArg, n)
 	for i := range args {
