@@ -173,3 +173,30 @@ func FuzzDecodeCall(f *testing.F) {
 		require.Equal(t, c, again, "decodeCall(encode(c))")
 	})
 }
+
+// A malformed answer on a client's answer subject never crashes the
+// client: one that names no call of the client is dropped, and one that
+// names a waiting call without a status it knows fails that call with an
+// error that says so. The client replies to each, so that no worker
+// stores it again.
+func TestMalformedAnswers(t *testing.T) {
+	leakcheck.Check(t)
+	nc, c, _ := startInternal(t, Config{})
+	r := internalSquare.Schedule(c, 3) // no worker serves: it waits
+
+	for _, subject := range []string{
+		"procrastinate.answers." + c.id + ".not-a-number",
+		"procrastinate.answers." + c.id + ".999999",
+	} {
+		_, err := nc.Request(subject, []byte("garbage"), 10*time.Second)
+		require.NoError(t, err, "the client's reply to an answer on %s", subject)
+		require.False(t, r.Ready(), "the call resolved by an answer on %s, which is not its", subject)
+	}
+
+	_, err := nc.Request("procrastinate.answers."+c.id+".1", []byte("garbage"), 10*time.Second)
+	require.NoError(t, err, "the client's reply to an answer without headers")
+	_, err = r.Value()
+	var we *WorkerError
+	require.ErrorAs(t, err, &we)
+	require.ErrorContains(t, err, `a result with the status ""`)
+}
