@@ -323,6 +323,7 @@ portable_run() { # BACKEND
 	portable_bench "$1" '^BenchmarkReusedPipelined$' "$(n 100000 2000)x"
 	portable_bench "$1" '^BenchmarkLatencySpare$/^idle=1ms$' "$(n 100 10)x"
 	portable_bench "$1" '^BenchmarkAnswer64MiB$' "$(n 10 2)x"
+	portable_bench "$1" '^BenchmarkAnswer64MiBFilled$' "$(n 10 2)x"
 	if [[ $quick == 1 ]]; then
 		portable_bench "$1" '^BenchmarkIdleCPU$' 1x
 	else
