@@ -158,8 +158,8 @@ func (d *Dispatcher) assign() {
 	kept := d.pending[:0]
 	for i, j := range d.pending {
 		if len(d.ready) == 0 {
-			kept = append(kept, d.pending[i:]...)
-			break
+			d.pending = joinQueue(d.pending, len(kept), i)
+			return
 		}
 		if j.needsOwnChild() {
 			kept = append(kept, j)
@@ -177,6 +177,18 @@ func (d *Dispatcher) assign() {
 	}
 	clear(d.pending[len(kept):])
 	d.pending = kept
+}
+
+// joinQueue returns the queue q once a pass over its first i jobs has
+// kept k of them, in order, at its front: the k kept jobs, then q[i:].
+// It moves the k kept jobs next to q[i:] rather than q[i:] next to them,
+// so that a pass that stops early (no child is ready) costs what it took
+// from the queue, not the length of the queue; the slots it leaves are
+// cleared for the collector, and reused when the queue next grows.
+func joinQueue(q []*job, k, i int) []*job {
+	copy(q[i-k:i], q[:k])
+	clear(q[:i-k])
+	return q[i-k:]
 }
 
 // pick chooses the ready child for j: among those that can take it, the
