@@ -473,9 +473,10 @@ func (w *worker) renew(m jetstream.Msg, lease *time.Time) bool {
 	}
 }
 
-// answer stores the call's result (its payload, or err) and acks the
-// call: the storer acks it once the server confirms the result is
-// stored. When the result cannot be stored the call is handed back.
+// answer passes the call's result (its payload, or err) to the storer,
+// which sends it to the caller and acks the call once the caller, or the
+// server that stored it, confirms it. A call with a key has its result
+// stored under the key first; when that fails the call is handed back.
 func (w *worker) answer(m jetstream.Msg, c *wireCall, payload []byte, err error) {
 	res := w.resultMsg(w.n.resultSubject(c.ID), c, payload, err)
 	if size := msgSize(res) + storeExtra(c); size > w.nc.MaxPayload() {
@@ -517,9 +518,9 @@ func (w *worker) answer(m jetstream.Msg, c *wireCall, payload []byte, err error)
 // the others. It ends when toStore is closed, once the confirmer has
 // ended.
 func (w *worker) storer() {
-	// At most as many results as there are slots, and two more, wait for
-	// their confirmation here, and at most one a slot in store: within the
-	// publishes that the worker's JetStream context lets wait (4 a slot).
+	// At most as many results as there are slots, and two more, wait here
+	// for their confirmation; the confirmer stores one at a time, within
+	// the publishes that the worker's JetStream context lets wait.
 	published := make(chan *toStore, w.sc.slots)
 	confirmed := make(chan struct{})
 	go func() {
